@@ -1,0 +1,224 @@
+package leaktest
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"iter"
+	"net/netip"
+
+	"github.com/leakproof/leakproof/internal/sockowner"
+)
+
+// Socket is a TCP socket held by this process, as /proc/self/net/tcp or
+// /proc/self/net/tcp6 describes it.
+type Socket struct {
+	Inode  uint64         // the inode in the "socket:[inode]" target of its descriptor
+	Local  netip.AddrPort // normalised: IPv4-mapped IPv6 addresses are unmapped
+	Remote netip.AddrPort // normalised like Local; 0.0.0.0:0 or [::]:0 while listening
+	State  TCPState
+}
+
+// String formats s as "local -> remote STATE".
+func (s Socket) String() string {
+	return fmt.Sprintf("%v -> %v %v", s.Local, s.Remote, s.State)
+}
+
+// counted reports whether s counts as a connection: listeners and sockets
+// in TIME_WAIT do not.
+func (s Socket) counted() bool {
+	return s.State != TCPListen && s.State != TCPTimeWait
+}
+
+// TCPState is the state of a TCP socket, numbered as the Linux kernel numbers
+// it in /proc/net/tcp.
+type TCPState uint8
+
+// The TCP states, with the kernel's numbers.
+const (
+	TCPEstablished TCPState = 0x01 // ESTABLISHED
+	TCPSynSent     TCPState = 0x02 // SYN_SENT
+	TCPSynRecv     TCPState = 0x03 // SYN_RECV
+	TCPFinWait1    TCPState = 0x04 // FIN_WAIT1
+	TCPFinWait2    TCPState = 0x05 // FIN_WAIT2
+	TCPTimeWait    TCPState = 0x06 // TIME_WAIT
+	TCPClose       TCPState = 0x07 // CLOSE
+	TCPCloseWait   TCPState = 0x08 // CLOSE_WAIT: the peer closed, this process has not
+	TCPLastAck     TCPState = 0x09 // LAST_ACK
+	TCPListen      TCPState = 0x0A // LISTEN
+	TCPClosing     TCPState = 0x0B // CLOSING
+	TCPNewSynRecv  TCPState = 0x0C // NEW_SYN_RECV
+)
+
+var stateNames = [...]string{
+	TCPEstablished: "ESTABLISHED",
+	TCPSynSent:     "SYN_SENT",
+	TCPSynRecv:     "SYN_RECV",
+	TCPFinWait1:    "FIN_WAIT1",
+	TCPFinWait2:    "FIN_WAIT2",
+	TCPTimeWait:    "TIME_WAIT",
+	TCPClose:       "CLOSE",
+	TCPCloseWait:   "CLOSE_WAIT",
+	TCPLastAck:     "LAST_ACK",
+	TCPListen:      "LISTEN",
+	TCPClosing:     "CLOSING",
+	TCPNewSynRecv:  "NEW_SYN_RECV",
+}
+
+// String returns the kernel's name for s, such as "ESTABLISHED".
+func (s TCPState) String() string {
+	if int(s) < len(stateNames) && stateNames[s] != "" {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("TCPState(0x%02X)", uint8(s))
+}
+
+// parseNetTCP yields the sockets in the contents of /proc/net/tcp or
+// /proc/net/tcp6. Lines it cannot parse, the header among them, are skipped.
+//
+// The kernel prints an IPv4 address as one 32-bit word and an IPv6 address as
+// four, each word with %08X of its value in host byte order: on a
+// little-endian host 127.0.0.1 reads 0100007F, and ::1 reads
+// 00000000000000000000000001000000. order is the host's byte order
+// (binary.NativeEndian for the running kernel's files). Ports are printed as
+// plain numbers.
+func parseNetTCP(data []byte, order binary.ByteOrder) iter.Seq[Socket] {
+	return func(yield func(Socket) bool) {
+		rest := data
+		for len(rest) > 0 {
+			line := rest
+			if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+				line, rest = rest[:i], rest[i+1:]
+			} else {
+				rest = nil
+			}
+			if s, ok := parseNetTCPLine(line, order); ok && !yield(s) {
+				return
+			}
+		}
+	}
+}
+
+// A line reads, with the fields this parser uses numbered:
+//
+//	sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+//	0:  0100007F:C383 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 40001 ...
+//	[0] [1]           [2]           [3] [4]              [5]         [6]       [7]         [8] [9]
+func parseNetTCPLine(line []byte, order binary.ByteOrder) (Socket, bool) {
+	var f [10][]byte
+	if splitFields(line, f[:]) < len(f) {
+		return Socket{}, false
+	}
+	if sl := f[0]; len(sl) < 2 || sl[len(sl)-1] != ':' {
+		return Socket{}, false // the header, or not a socket line
+	}
+	local, ok1 := parseAddrPort(f[1], order)
+	remote, ok2 := parseAddrPort(f[2], order)
+	state, ok3 := parseHex(f[3])
+	inode, ok4 := parseDec(f[9])
+	// Both addresses come from one table, so they have the same width.
+	if !ok1 || !ok2 || !ok3 || !ok4 || len(f[3]) != 2 || len(f[1]) != len(f[2]) {
+		return Socket{}, false
+	}
+	return Socket{Inode: inode, Local: local, Remote: remote, State: TCPState(state)}, true
+}
+
+// splitFields stores the first len(out) space-separated fields of line in
+// out and returns how many it found.
+func splitFields(line []byte, out [][]byte) int {
+	n := 0
+	for i := 0; i < len(line) && n < len(out); {
+		for i < len(line) && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r') {
+			i++
+		}
+		start := i
+		for i < len(line) && line[i] != ' ' && line[i] != '\t' && line[i] != '\r' {
+			i++
+		}
+		if i > start {
+			out[n] = line[start:i]
+			n++
+		}
+	}
+	return n
+}
+
+// parseAddrPort parses "0100007F:C383" (IPv4) or 32 hex digits, a colon and
+// four hex digits (IPv6) into a normalised address.
+func parseAddrPort(b []byte, order binary.ByteOrder) (netip.AddrPort, bool) {
+	i := bytes.IndexByte(b, ':')
+	if i < 0 || len(b)-i-1 != 4 {
+		return netip.AddrPort{}, false
+	}
+	hexIP := b[:i]
+	port, ok := parseHex(b[i+1:])
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	var addr netip.Addr
+	switch len(hexIP) {
+	case 8:
+		w, ok := parseHex(hexIP)
+		if !ok {
+			return netip.AddrPort{}, false
+		}
+		var a [4]byte
+		order.PutUint32(a[:], uint32(w))
+		addr = netip.AddrFrom4(a)
+	case 32:
+		var a [16]byte
+		for k := range 4 {
+			w, ok := parseHex(hexIP[8*k : 8*k+8])
+			if !ok {
+				return netip.AddrPort{}, false
+			}
+			order.PutUint32(a[4*k:], uint32(w))
+		}
+		addr = netip.AddrFrom16(a)
+	default:
+		return netip.AddrPort{}, false
+	}
+	return sockowner.Normalize(netip.AddrPortFrom(addr, uint16(port))), true
+}
+
+// parseHex parses up to 16 hex digits without allocating.
+func parseHex(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 16 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		var d byte
+		switch {
+		case '0' <= c && c <= '9':
+			d = c - '0'
+		case 'A' <= c && c <= 'F':
+			d = c - 'A' + 10
+		case 'a' <= c && c <= 'f':
+			d = c - 'a' + 10
+		default:
+			return 0, false
+		}
+		v = v<<4 | uint64(d)
+	}
+	return v, true
+}
+
+// parseDec parses a decimal uint64 without allocating.
+func parseDec(b []byte) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if v > (^uint64(0)-d)/10 {
+			return 0, false
+		}
+		v = v*10 + d
+	}
+	return v, true
+}
