@@ -131,6 +131,9 @@ func poll(base *Snapshot, o *opts, backends []netip.AddrPort) *leaks {
 					b.fds[ino] = append(b.fds[ino], fd)
 				}
 			}
+			for _, list := range b.fds {
+				slices.Sort(list)
+			}
 			l.backends = append(l.backends, b)
 		}
 	}
@@ -147,12 +150,7 @@ func (l *leaks) messages(deadline time.Duration) []string {
 		var b strings.Builder
 		fmt.Fprintf(&b, "leaktest: %d file descriptor(s) leaked: still open after %v, not open at the baseline:", len(l.fds), deadline)
 		for _, f := range l.fds {
-			fmt.Fprintf(&b, "\n\tfd %d -> %s", f.fd, f.target)
-			if ino, ok := socketInode(f.target); ok {
-				if s, ok := l.sockets[ino]; ok {
-					fmt.Fprintf(&b, " tcp %v%s", s, owner(s))
-				}
-			}
+			b.WriteString(l.describe(f.fd, f.target))
 		}
 		msgs = append(msgs, b.String())
 	}
@@ -167,7 +165,9 @@ func (l *leaks) messages(deadline time.Duration) []string {
 		}
 		slices.SortFunc(socks, func(a, b Socket) int { return a.Local.Compare(b.Local) })
 		for _, s := range socks {
-			fmt.Fprintf(&b, "\n\ttcp %v (fd %v)%s", s, fdList(bc.fds[s.Inode]), owner(s))
+			for _, fd := range bc.fds[s.Inode] {
+				b.WriteString(l.describe(fd, fmt.Sprintf("socket:[%d]", s.Inode)))
+			}
 		}
 		msgs = append(msgs, b.String())
 	}
@@ -186,11 +186,14 @@ func owner(s Socket) string {
 	return fmt.Sprintf(", owned by subchannel %d (key %q, manager %d, target %q)", o.Subchannel, o.Key, o.Manager, o.Target)
 }
 
-func fdList(fds []int) string {
-	slices.Sort(fds)
-	s := make([]string, len(fds))
-	for i, fd := range fds {
-		s[i] = fmt.Sprint(fd)
+// describe renders one descriptor as a report line: a file's path, or a
+// socket's addresses, state and owner.
+func (l *leaks) describe(fd int, target string) string {
+	line := fmt.Sprintf("\n\tfd %d -> %s", fd, target)
+	if ino, ok := socketInode(target); ok {
+		if s, ok := l.sockets[ino]; ok {
+			line += fmt.Sprintf(" tcp %v%s", s, owner(s))
+		}
 	}
-	return strings.Join(s, ", ")
+	return line
 }

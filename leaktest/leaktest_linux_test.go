@@ -1,0 +1,268 @@
+package leaktest_test
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/leakproof/leakproof/internal/sockowner"
+	"github.com/leakproof/leakproof/leaktest"
+)
+
+func TestCheckReportsLeakedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "leaked.txt")
+	rt := &recordingT{}
+	verify := leaktest.Check(rt, leaktest.Deadline(failDeadline))
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	verify()
+	rt.wantError(t, "1 file descriptor(s) leaked", fmt.Sprintf("fd %d -> %s", f.Fd(), path))
+}
+
+func TestCheckPassesWhenFileClosedWhilePolling(t *testing.T) {
+	rt := &recordingT{}
+	verify := leaktest.Check(rt, leaktest.Deadline(passDeadline))
+	f, err := os.Create(filepath.Join(t.TempDir(), "closed.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(releaseAfter, func() { f.Close() })
+	verify()
+	rt.wantNoError(t)
+}
+
+func TestCheckReportsReusedDescriptorNumber(t *testing.T) {
+	dir := t.TempDir()
+	before, err := os.Create(filepath.Join(dir, "before.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := leaktest.Take()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := before.Fd()
+	before.Close()
+	after, err := os.Create(filepath.Join(dir, "after.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer after.Close()
+	if after.Fd() != fd {
+		t.Fatalf("the kernel gave fd %d, not the freed fd %d; the test needs the number reused", after.Fd(), fd)
+	}
+	rt := &recordingT{}
+	leaktest.VerifyNone(rt, base, leaktest.Deadline(failDeadline))
+	rt.wantError(t, fmt.Sprintf("fd %d -> %s", fd, filepath.Join(dir, "after.txt")))
+}
+
+func TestCheckReportsLeakedConnection(t *testing.T) {
+	lis := listen(t)
+	addr := lis.Addr().String()
+	rt := &recordingT{}
+	verify := leaktest.Check(rt, leaktest.Deadline(failDeadline), leaktest.Backends(addr))
+	client, server := connect(t, lis)
+	defer client.Close()
+	defer server.Close()
+	verify()
+
+	errs := rt.errors()
+	if len(errs) != 2 {
+		t.Fatalf("got %d errors, want one for descriptors and one for the backend:\n%s", len(errs), strings.Join(errs, "\n---\n"))
+	}
+	t.Logf("the reports, as a user sees them:\n%s", strings.Join(errs, "\n"))
+	conn := fmt.Sprintf("%v -> %v ESTABLISHED", client.LocalAddr(), addr)
+	for _, want := range []string{"2 file descriptor(s) leaked", conn, fmt.Sprintf("%v -> %v ESTABLISHED", addr, client.LocalAddr())} {
+		if !strings.Contains(errs[0], want) {
+			t.Errorf("descriptor report does not mention %q:\n%s", want, errs[0])
+		}
+	}
+	for _, want := range []string{fmt.Sprintf("1 socket(s) to backend %s", addr), "want 0 (the baseline)", conn} {
+		if !strings.Contains(errs[1], want) {
+			t.Errorf("backend report does not mention %q:\n%s", want, errs[1])
+		}
+	}
+}
+
+func TestCheckReportsCloseWait(t *testing.T) {
+	lis := listen(t)
+	rt := &recordingT{}
+	verify := leaktest.Check(rt, leaktest.Deadline(failDeadline), leaktest.Backends(lis.Addr().String()))
+	client, server := connect(t, lis)
+	defer client.Close()
+	server.Close() // the backend hangs up; the client never closes its end
+	verify()
+	errs := rt.errors()
+	want := fmt.Sprintf("%v -> %v CLOSE_WAIT", client.LocalAddr(), lis.Addr())
+	if len(errs) != 2 || !strings.Contains(errs[0], want) || !strings.Contains(errs[1], want) {
+		t.Errorf("want two errors naming %q, got:\n%s", want, strings.Join(errs, "\n---\n"))
+	}
+}
+
+func TestCheckPassesWhenConnectionClosedWhilePolling(t *testing.T) {
+	lis := listen(t)
+	rt := &recordingT{}
+	verify := leaktest.Check(rt, leaktest.Deadline(passDeadline), leaktest.Backends(lis.Addr().String()))
+	client, server := connect(t, lis)
+	time.AfterFunc(releaseAfter, func() {
+		client.Close()
+		server.Close()
+	})
+	verify()
+	rt.wantNoError(t)
+}
+
+func TestBackendCountSurvivesIgnoredDescriptors(t *testing.T) {
+	lis := listen(t)
+	rt := &recordingT{}
+	verify := leaktest.Check(rt, leaktest.Deadline(failDeadline), leaktest.Backends(lis.Addr().String()),
+		leaktest.IgnoreFD(func(target string) bool { return strings.HasPrefix(target, "socket:") }))
+	client, server := connect(t, lis)
+	defer client.Close()
+	defer server.Close()
+	verify()
+	rt.wantError(t, fmt.Sprintf("1 socket(s) to backend %v", lis.Addr()))
+}
+
+func TestIgnoreFD(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kept-open.log")
+	rt := &recordingT{}
+	verify := leaktest.Check(rt, leaktest.Deadline(failDeadline), leaktest.IgnoreFD(func(target string) bool { return target == path }))
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	verify()
+	rt.wantNoError(t)
+}
+
+func TestReportNamesOwningSubchannel(t *testing.T) {
+	lis := listen(t)
+	addr := lis.Addr().String()
+	rt := &recordingT{}
+	verify := leaktest.Check(rt, leaktest.Deadline(failDeadline), leaktest.Backends(addr))
+	client, server := connect(t, lis)
+	defer client.Close()
+	defer server.Close()
+	// This registration stands in for the socket-tracking dialer in package
+	// subconn, which registers every connection a subchannel opens.
+	unregister := sockowner.Register(client.LocalAddr(), client.RemoteAddr(), sockowner.Owner{
+		Manager: 3, Target: "passthrough:///leaktest", Subchannel: 42, Key: addr,
+	})
+	defer unregister()
+	verify()
+
+	owner := fmt.Sprintf(`owned by subchannel 42 (key %q, manager 3, target "passthrough:///leaktest")`, addr)
+	errs := rt.errors()
+	if len(errs) != 2 {
+		t.Fatalf("got %d errors, want 2:\n%s", len(errs), strings.Join(errs, "\n---\n"))
+	}
+	for _, e := range errs {
+		if !strings.Contains(e, fmt.Sprintf("%v -> %v ESTABLISHED%s", client.LocalAddr(), addr, ", "+owner)) {
+			t.Errorf("report does not name the owner of the client socket:\n%s", e)
+		}
+	}
+	// The server's end of the connection has no owner.
+	if strings.Count(errs[0], "owned by") != 1 {
+		t.Errorf("want exactly one owned socket in:\n%s", errs[0])
+	}
+}
+
+func TestSocketsTo(t *testing.T) {
+	lis := listen(t)
+	addr := lis.Addr().String()
+	count := func() int {
+		t.Helper()
+		n, err := leaktest.SocketsTo(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("SocketsTo(%s) = %d before dialing, want 0 (the listener is not a connection to it)", addr, n)
+	}
+	c1, s1 := connect(t, lis)
+	if n := count(); n != 1 {
+		t.Errorf("SocketsTo(%s) = %d with one connection open, want 1", addr, n)
+	}
+	c2, s2 := connect(t, lis)
+	if n := count(); n != 2 {
+		t.Errorf("SocketsTo(%s) = %d with two connections open, want 2", addr, n)
+	}
+	c1.Close()
+	s1.Close()
+	if n := count(); n != 1 {
+		t.Errorf("SocketsTo(%s) = %d after closing one, want 1", addr, n)
+	}
+	c2.Close()
+	s2.Close()
+	if n := count(); n != 0 {
+		t.Errorf("SocketsTo(%s) = %d after closing both, want 0", addr, n)
+	}
+}
+
+// TestSnapshotMatchesTheKernel checks the parser against the running kernel:
+// a real connection's addresses, as net.Conn reports them, must come out of
+// /proc/self/net/tcp unchanged.
+func TestSnapshotMatchesTheKernel(t *testing.T) {
+	lis := listen(t)
+	client, server := connect(t, lis)
+	defer client.Close()
+	defer server.Close()
+	snap, err := leaktest.Take()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byEnds := map[[2]netip.AddrPort]leaktest.Socket{}
+	for _, s := range snap.Sockets {
+		byEnds[[2]netip.AddrPort{s.Local, s.Remote}] = s
+	}
+	ap := func(a net.Addr) netip.AddrPort { return a.(*net.TCPAddr).AddrPort() }
+	for _, want := range []struct {
+		local, remote netip.AddrPort
+		state         leaktest.TCPState
+	}{
+		{ap(lis.Addr()), netip.MustParseAddrPort("0.0.0.0:0"), leaktest.TCPListen},
+		{ap(client.LocalAddr()), ap(client.RemoteAddr()), leaktest.TCPEstablished},
+		{ap(server.LocalAddr()), ap(server.RemoteAddr()), leaktest.TCPEstablished},
+	} {
+		s, ok := byEnds[[2]netip.AddrPort{want.local, want.remote}]
+		if !ok {
+			t.Errorf("no socket %v -> %v in the snapshot: %v", want.local, want.remote, snap.Sockets)
+			continue
+		}
+		if s.State != want.state {
+			t.Errorf("socket %v: state %v, want %v", s, s.State, want.state)
+		}
+		if target := fmt.Sprintf("socket:[%d]", s.Inode); !hasTarget(snap.FDs, target) {
+			t.Errorf("socket %v: no descriptor points to %s", s, target)
+		}
+	}
+
+	list, err := leaktest.Sockets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != len(snap.Sockets) {
+		t.Errorf("Sockets() returned %d sockets, the snapshot holds %d", len(list), len(snap.Sockets))
+	}
+}
+
+func hasTarget(fds map[int]string, target string) bool {
+	for _, t := range fds {
+		if t == target {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,11 @@
+package leaktest_test
+
+import (
+	"testing"
+
+	"github.com/leakproof/leakproof/leaktest"
+)
+
+// The package checks itself: every test, example and benchmark here must
+// leave goroutines and descriptors as it found them.
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }

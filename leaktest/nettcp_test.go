@@ -1,0 +1,194 @@
+package leaktest
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func parseFile(t *testing.T, name string) []Socket {
+	t.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fixtures were printed by a little-endian kernel.
+	return slices.Collect(parseNetTCP(data, binary.LittleEndian))
+}
+
+func sock(inode uint64, local, remote string, state TCPState) Socket {
+	return Socket{Inode: inode, Local: netip.MustParseAddrPort(local), Remote: netip.MustParseAddrPort(remote), State: state}
+}
+
+func TestParseNetTCPv4(t *testing.T) {
+	got := parseFile(t, "testdata/tcp")
+	want := []Socket{
+		sock(40001, "127.0.0.1:50051", "0.0.0.0:0", TCPListen),
+		sock(40002, "127.0.0.1:41394", "127.0.0.1:50051", TCPEstablished),
+		sock(40003, "127.0.0.1:50051", "127.0.0.1:41394", TCPEstablished),
+		sock(0, "127.0.0.1:41396", "127.0.0.1:50051", TCPTimeWait),
+		sock(40005, "10.0.2.15:54321", "192.168.1.20:443", TCPCloseWait),
+		sock(40006, "127.0.0.1:41398", "127.0.0.1:50051", TCPSynSent),
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("parse testdata/tcp:\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestParseNetTCPv6(t *testing.T) {
+	got := parseFile(t, "testdata/tcp6")
+	want := []Socket{
+		sock(50001, "[::]:50051", "[::]:0", TCPListen),
+		sock(50002, "[::1]:45506", "[::1]:50051", TCPEstablished),
+		// v4-mapped addresses come out as IPv4, as sockowner and net.Conn see them.
+		sock(50003, "127.0.0.1:50051", "127.0.0.1:45508", TCPEstablished),
+		// Each 32-bit group is a little-endian word: a parser that reverses
+		// all 16 bytes, or none, gets this one wrong.
+		sock(50004, "[2001:db8:85a3::8a2e:370:7334]:443", "[2001:db8::1]:54321", TCPFinWait1),
+		sock(0, "127.0.0.1:45510", "127.0.0.1:50051", TCPTimeWait),
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("parse testdata/tcp6:\n got %v\nwant %v", got, want)
+	}
+	for _, s := range got {
+		if s.Local.Addr().Is4In6() || s.Remote.Addr().Is4In6() {
+			t.Errorf("%v: v4-mapped address not unmapped", s)
+		}
+	}
+}
+
+func TestParseNetTCPBigEndianHost(t *testing.T) {
+	// A big-endian kernel prints the same words in network order.
+	data := []byte("   0: 7F000001:C383 7F000001:A1B2 01 00000000:00000000 00:00000000 00000000  1000        0 7 1\n" +
+		"   1: 20010DB885A3000000008A2E03707334:01BB 20010DB8000000000000000000000001:D431 01 00000000:00000000 00:00000000 00000000  1000        0 8 1\n")
+	got := slices.Collect(parseNetTCP(data, binary.BigEndian))
+	want := []Socket{
+		sock(7, "127.0.0.1:50051", "127.0.0.1:41394", TCPEstablished),
+		sock(8, "[2001:db8:85a3::8a2e:370:7334]:443", "[2001:db8::1]:54321", TCPEstablished),
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
+}
+
+func TestParseNetTCPSkipsMalformedLines(t *testing.T) {
+	got := parseFile(t, "testdata/tcp_malformed")
+	// Only the two well-formed lines survive, the last one without a newline.
+	want := []Socket{
+		sock(40003, "127.0.0.1:50051", "127.0.0.1:41394", TCPEstablished),
+		sock(40004, "127.0.0.1:41396", "127.0.0.1:50051", TCPEstablished),
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("parse testdata/tcp_malformed:\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestParseNetTCPStopsWhenAsked(t *testing.T) {
+	n := 0
+	for range parseNetTCP(mustRead(t, "testdata/tcp"), binary.LittleEndian) {
+		n++
+		break
+	}
+	if n != 1 {
+		t.Errorf("ranged over %d sockets after break, want 1", n)
+	}
+}
+
+func mustRead(t *testing.T, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestTCPStateString(t *testing.T) {
+	for s, want := range map[TCPState]string{
+		TCPEstablished: "ESTABLISHED",
+		TCPCloseWait:   "CLOSE_WAIT",
+		TCPListen:      "LISTEN",
+		TCPNewSynRecv:  "NEW_SYN_RECV",
+		0:              "TCPState(0x00)",
+		0x42:           "TCPState(0x42)",
+	} {
+		if got := s.String(); got != want {
+			t.Errorf("TCPState(%d).String() = %q, want %q", uint8(s), got, want)
+		}
+	}
+}
+
+// formatLine prints s the way the kernel does on a host with byte order
+// order.
+func formatLine(s Socket, order binary.ByteOrder) string {
+	addr := func(ap netip.AddrPort, v6 bool) string {
+		a := ap.Addr()
+		if v6 {
+			a = netip.AddrFrom16(a.As16())
+		}
+		raw := a.AsSlice()
+		var b strings.Builder
+		for i := 0; i < len(raw); i += 4 {
+			fmt.Fprintf(&b, "%08X", order.Uint32(raw[i:]))
+		}
+		fmt.Fprintf(&b, ":%04X", ap.Port())
+		return b.String()
+	}
+	v6 := !s.Local.Addr().Is4() || !s.Remote.Addr().Is4()
+	return fmt.Sprintf("%4d: %s %s %02X 00000000:00000000 00:00000000 00000000  1000        0 %d 1 0000000000000000 100 0 0 10 0\n",
+		0, addr(s.Local, v6), addr(s.Remote, v6), uint8(s.State), s.Inode)
+}
+
+func FuzzParseNetTCP(f *testing.F) {
+	for _, name := range []string{"testdata/tcp", "testdata/tcp6", "testdata/tcp_malformed"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, order := range []binary.ByteOrder{binary.LittleEndian, binary.BigEndian} {
+			for s := range parseNetTCP(data, order) {
+				if !s.Local.IsValid() || !s.Remote.IsValid() {
+					t.Fatalf("invalid address in %+v", s)
+				}
+				if s.Local.Addr().Is4In6() || s.Remote.Addr().Is4In6() || s.Local.Addr().Zone() != "" {
+					t.Fatalf("address not normalised in %+v", s)
+				}
+				// What was parsed prints back to a line that parses the same.
+				again := slices.Collect(parseNetTCP([]byte(formatLine(s, order)), order))
+				if len(again) != 1 || again[0] != s {
+					t.Fatalf("%+v printed as %q parses as %+v", s, formatLine(s, order), again)
+				}
+			}
+		}
+	})
+}
+
+func FuzzNetTCPAddressRoundTrip(f *testing.F) {
+	f.Add([]byte{127, 0, 0, 1}, []byte{127, 0, 0, 1}, uint16(50051), uint16(41394), uint8(1), uint64(40002))
+	f.Add(netip.MustParseAddr("2001:db8:85a3::8a2e:370:7334").AsSlice(), netip.MustParseAddr("::1").AsSlice(), uint16(443), uint16(1), uint8(4), uint64(1))
+	f.Add(netip.MustParseAddr("::ffff:127.0.0.1").AsSlice(), netip.MustParseAddr("::ffff:10.0.0.1").AsSlice(), uint16(0), uint16(65535), uint8(10), uint64(1<<63))
+	f.Fuzz(func(t *testing.T, local, remote []byte, lport, rport uint16, state uint8, inode uint64) {
+		l, ok1 := netip.AddrFromSlice(local)
+		r, ok2 := netip.AddrFromSlice(remote)
+		if !ok1 || !ok2 || l.Is4() != r.Is4() {
+			return
+		}
+		want := Socket{Inode: inode, Local: netip.AddrPortFrom(l.Unmap(), lport), Remote: netip.AddrPortFrom(r.Unmap(), rport), State: TCPState(state)}
+		for _, order := range []binary.ByteOrder{binary.LittleEndian, binary.BigEndian} {
+			// Print the raw (possibly v4-mapped) addresses, as tcp6 does.
+			raw := Socket{Inode: inode, Local: netip.AddrPortFrom(l, lport), Remote: netip.AddrPortFrom(r, rport), State: TCPState(state)}
+			line := formatLine(raw, order)
+			got := slices.Collect(parseNetTCP([]byte(line), order))
+			if len(got) != 1 || got[0] != want {
+				t.Fatalf("%q parsed as %v, want %v", line, got, want)
+			}
+		}
+	})
+}
