@@ -50,7 +50,7 @@ func VerifyNone(t TestingT, base *Snapshot, options ...Option) {
 		t.Errorf("%v", err)
 	}
 	if base.err != nil && (len(backends) > 0 || !errors.Is(base.err, errors.ErrUnsupported)) {
-		t.Errorf("leaktest: descriptors and sockets not checked: %v", base.err)
+		t.Errorf("%v", base.err)
 	}
 	l := find(base, o, backends)
 	for _, msg := range l.messages(o.deadline) {
@@ -144,7 +144,7 @@ func poll(base *Snapshot, o *opts, backends []netip.AddrPort) *leaks {
 func (l *leaks) messages(deadline time.Duration) []string {
 	var msgs []string
 	if l.err != nil {
-		msgs = append(msgs, fmt.Sprintf("leaktest: descriptors and sockets not checked: %v", l.err))
+		msgs = append(msgs, l.err.Error())
 	}
 	if len(l.fds) > 0 {
 		var b strings.Builder
