@@ -1,0 +1,258 @@
+package subconn
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// A TraceError is a line of a JSON-lines trace that could not be read.
+type TraceError struct {
+	Line int   // 1-based
+	Err  error // what was wrong
+}
+
+func (e *TraceError) Error() string { return fmt.Sprintf("trace line %d: %v", e.Line, e.Err) }
+
+func (e *TraceError) Unwrap() error { return e.Err }
+
+// maxTraceLine bounds one line of a trace; longer lines are an error.
+const maxTraceLine = 1 << 20
+
+// ReadTrace reads a JSON-lines trace (the format of Event). Blank lines are
+// skipped. A malformed or truncated line is a *TraceError naming its line.
+func ReadTrace(r io.Reader) ([]Event, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64*1024), maxTraceLine)
+	var out []Event
+	line := 0
+	for sc.Scan() {
+		line++
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		var e Event
+		if err := json.Unmarshal(b, &e); err != nil {
+			return out, &TraceError{Line: line, Err: err}
+		}
+		if e.Kind == "" || e.Seq == 0 {
+			return out, &TraceError{Line: line, Err: errors.New(`not a trace event: "seq" and "event" are required`)}
+		}
+		out = append(out, e)
+	}
+	if err := sc.Err(); err != nil {
+		return out, &TraceError{Line: line + 1, Err: err}
+	}
+	return out, nil
+}
+
+// ProblemKind classifies a Problem.
+type ProblemKind string
+
+// The problems CheckTrace reports.
+const (
+	ProblemLeak       ProblemKind = "leak"        // a subchannel that should have been destroyed was not
+	ProblemHolderLeak ProblemKind = "holder_leak" // a holder never released; the manager forced it at Close
+	ProblemUnbalanced ProblemKind = "unbalanced"  // an unref without a ref, or counts that do not add up
+	ProblemInvalid    ProblemKind = "invalid"     // events out of lifecycle order (e.g. a second Shutdown)
+)
+
+// A Problem is a leak or inconsistency found in a trace, with the events
+// that show it.
+type Problem struct {
+	Kind       ProblemKind `json:"kind"`
+	Manager    uint64      `json:"manager"`
+	Subchannel uint64      `json:"subchannel"`
+	Key        string      `json:"key"`
+	Message    string      `json:"message"`
+	Events     []Event     `json:"events"`
+}
+
+func (p Problem) String() string {
+	return fmt.Sprintf("%s: subchannel #%d %s (manager %d): %s", p.Kind, p.Subchannel, p.Key, p.Manager, p.Message)
+}
+
+// A Report is the result of checking a trace.
+type Report struct {
+	Events      int       `json:"events"`
+	Subchannels int       `json:"subchannels"` // subchannels seen
+	Destroyed   int       `json:"destroyed"`
+	Live        int       `json:"live"` // held by an open manager at the end: not a leak
+	Problems    []Problem `json:"problems"`
+}
+
+// Clean reports whether the trace shows no problem.
+func (r Report) Clean() bool { return len(r.Problems) == 0 }
+
+// evidenceCap bounds the events kept per subchannel as evidence.
+const evidenceCap = 24
+
+type scReplay struct {
+	id, manager   uint64
+	key           string
+	created       bool
+	refs          int
+	holders       map[string]int
+	shutdowns     int
+	destroyed     bool
+	sockets       map[uint64]Event // open sockets by id
+	history       []Event          // lifecycle events, capped
+	sawRefs       bool
+	reportedAfter bool
+}
+
+func (s *scReplay) note(e Event) {
+	if len(s.history) == evidenceCap {
+		// Keep the first events (create, first refs) and the latest.
+		copy(s.history[evidenceCap/2:], s.history[evidenceCap/2+1:])
+		s.history = s.history[:evidenceCap-1]
+	}
+	s.history = append(s.history, e)
+}
+
+// CheckTrace replays a trace and names every leaked subchannel and every
+// unbalanced reference, with the events that show it. A subchannel is leaked
+// if it has no destroy after its last reference was dropped, after Shutdown,
+// or after its manager closed. Subchannels still held by a manager that had
+// not closed when the trace ends are live, not leaked. A trace that starts
+// mid-life (no create) is checked from its first event.
+func CheckTrace(events []Event) Report {
+	events = slices.Clone(events)
+	sort.SliceStable(events, func(i, j int) bool { return events[i].Seq < events[j].Seq })
+	rep := Report{Events: len(events)}
+	scs := map[uint64]*scReplay{}
+	var order []uint64
+	closedManagers := map[uint64]bool{}
+	problem := func(s *scReplay, kind ProblemKind, format string, args ...any) {
+		rep.Problems = append(rep.Problems, Problem{
+			Kind: kind, Manager: s.manager, Subchannel: s.id, Key: s.key,
+			Message: fmt.Sprintf(format, args...), Events: slices.Clone(s.history),
+		})
+	}
+	for _, e := range events {
+		switch e.Kind {
+		case KindManagerClose:
+			closedManagers[e.Manager] = true
+			continue
+		case KindManagerOpen:
+			continue
+		}
+		if e.Subchannel == 0 {
+			continue
+		}
+		s := scs[e.Subchannel]
+		if s == nil {
+			s = &scReplay{id: e.Subchannel, manager: e.Manager, key: e.Key, holders: map[string]int{}, sockets: map[uint64]Event{}, refs: e.RefsBefore}
+			scs[e.Subchannel] = s
+			order = append(order, e.Subchannel)
+		}
+		switch e.Kind {
+		case KindState, KindConnect:
+			// Not lifecycle evidence; too frequent to keep.
+		default:
+			s.note(e)
+		}
+		if s.destroyed {
+			if !s.reportedAfter {
+				s.reportedAfter = true
+				problem(s, ProblemInvalid, "event %q (seq %d) after destroy", e.Kind, e.Seq)
+			}
+			continue
+		}
+		switch e.Kind {
+		case KindCreate:
+			s.created = true
+			s.refs = 0
+		case KindRef:
+			if e.RefsBefore != s.refs {
+				problem(s, ProblemUnbalanced, "ref by %q says refs %d->%d, but the trace counts %d (seq %d)", e.Holder, e.RefsBefore, e.RefsAfter, s.refs, e.Seq)
+			}
+			s.refs++
+			s.sawRefs = true
+			s.holders[e.Holder]++
+		case KindUnref, KindLeak:
+			switch {
+			case s.refs <= 0:
+				problem(s, ProblemUnbalanced, "unref by %q without a reference (seq %d)", e.Holder, e.Seq)
+			case s.created && s.holders[e.Holder] <= 0:
+				problem(s, ProblemUnbalanced, "unref by %q, which held no reference (seq %d)", e.Holder, e.Seq)
+			}
+			if s.refs > 0 {
+				s.refs--
+			}
+			if s.holders[e.Holder] > 0 {
+				s.holders[e.Holder]--
+			}
+			s.sawRefs = true
+			if e.Kind == KindLeak {
+				problem(s, ProblemHolderLeak, "holder %q never released its reference; the manager dropped it at Close (seq %d)", e.Holder, e.Seq)
+			}
+		case KindShutdown:
+			s.shutdowns++
+			if s.shutdowns > 1 {
+				problem(s, ProblemInvalid, "Shutdown recorded %d times (seq %d)", s.shutdowns, e.Seq)
+			}
+			if s.refs != 0 {
+				problem(s, ProblemUnbalanced, "Shutdown with %d reference(s) still counted (seq %d)", s.refs, e.Seq)
+			}
+		case KindSocketOpen:
+			if e.Socket != nil {
+				s.sockets[e.Socket.ID] = e
+			}
+		case KindSocketClose:
+			if e.Socket != nil {
+				delete(s.sockets, e.Socket.ID)
+			}
+		case KindDestroy:
+			s.destroyed = true
+			rep.Destroyed++
+			if s.shutdowns == 0 && s.created {
+				problem(s, ProblemInvalid, "destroy without Shutdown (seq %d)", e.Seq)
+			}
+			if len(s.sockets) > 0 {
+				problem(s, ProblemLeak, "destroy with %d socket(s) still open: %s", len(s.sockets), socketList(s.sockets))
+			}
+		}
+	}
+	rep.Subchannels = len(scs)
+	for _, id := range order {
+		s := scs[id]
+		if s.destroyed {
+			continue
+		}
+		switch {
+		case s.shutdowns > 0 && len(s.sockets) > 0:
+			problem(s, ProblemLeak, "shut down but never destroyed: %d socket(s) still open: %s", len(s.sockets), socketList(s.sockets))
+		case s.shutdowns > 0:
+			problem(s, ProblemLeak, "shut down but never destroyed")
+		case s.sawRefs && s.refs == 0:
+			problem(s, ProblemLeak, "every reference released but Shutdown never called")
+		case closedManagers[s.manager]:
+			problem(s, ProblemLeak, "manager %d closed but the subchannel was never shut down (refs %d)", s.manager, s.refs)
+		default:
+			rep.Live++
+		}
+	}
+	return rep
+}
+
+func socketList(m map[uint64]Event) string {
+	ids := make([]uint64, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	parts := make([]string, 0, len(ids))
+	for _, id := range ids {
+		s := m[id].Socket
+		parts = append(parts, fmt.Sprintf("socket %d %s->%s", s.ID, s.Local, s.Remote))
+	}
+	return strings.Join(parts, ", ")
+}

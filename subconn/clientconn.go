@@ -1,0 +1,90 @@
+package subconn
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/resolver"
+)
+
+// ClientConn is a balancer.ClientConn for a child policy (grpc's pickfirst,
+// endpointsharding's children, your own) that routes its subchannels through
+// a Manager: NewSubConn acquires from the manager for this holder (so
+// children that ask for the same backend share one subchannel), the returned
+// SubConn's Shutdown releases it, and pickers passed to UpdateState are
+// wrapped to hand grpc the real SubConns. Everything else goes to the parent.
+type ClientConn struct {
+	balancer.ClientConn // the parent
+
+	m      *Manager
+	holder atomic.Pointer[string]
+}
+
+// ClientConn returns a child ClientConn on parent whose subchannels m owns,
+// held under the name holder.
+func (m *Manager) ClientConn(parent balancer.ClientConn, holder string) *ClientConn {
+	c := &ClientConn{ClientConn: parent, m: m}
+	c.holder.Store(&holder)
+	return c
+}
+
+// SetHolder renames the holder for SubConns created from now on (for
+// children whose identity is known only after they are built).
+func (c *ClientConn) SetHolder(holder string) { c.holder.Store(&holder) }
+
+// Holder returns the current holder name.
+func (c *ClientConn) Holder() string { return *c.holder.Load() }
+
+// NewSubConn acquires the subchannel for the one address in addrs. A SubConn
+// with several addresses is refused: grpc deprecated them, and a shared
+// subchannel is one backend.
+func (c *ClientConn) NewSubConn(addrs []resolver.Address, opts balancer.NewSubConnOptions) (balancer.SubConn, error) {
+	if len(addrs) != 1 {
+		return nil, fmt.Errorf("subconn: NewSubConn for %q needs exactly one address, got %d", c.Holder(), len(addrs))
+	}
+	h, err := c.m.acquire(addrs[0], c.Holder(), acquireOpts{listener: opts.StateListener, nsOpts: opts})
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// RemoveSubConn releases sc.
+//
+// Deprecated: call Shutdown on the SubConn, as grpc requires.
+func (c *ClientConn) RemoveSubConn(sc balancer.SubConn) { sc.Shutdown() }
+
+// UpdateAddresses forwards to sc.UpdateAddresses.
+//
+// Deprecated: grpc deprecates it.
+func (c *ClientConn) UpdateAddresses(sc balancer.SubConn, addrs []resolver.Address) {
+	sc.UpdateAddresses(addrs)
+}
+
+// UpdateState passes the state on with a picker that returns real SubConns.
+func (c *ClientConn) UpdateState(s balancer.State) {
+	c.ClientConn.UpdateState(balancer.State{ConnectivityState: s.ConnectivityState, Picker: UnwrapPicker(s.Picker)})
+}
+
+// UnwrapPicker returns a picker that picks with p and replaces a *SubConn in
+// the result with the real SubConn. It adds no allocation to Pick.
+func UnwrapPicker(p balancer.Picker) balancer.Picker {
+	if p == nil {
+		return nil
+	}
+	if _, ok := p.(unwrapPicker); ok {
+		return p
+	}
+	return unwrapPicker{p}
+}
+
+type unwrapPicker struct{ p balancer.Picker }
+
+func (u unwrapPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
+	res, err := u.p.Pick(info)
+	if h, ok := res.SubConn.(*SubConn); ok {
+		res.SubConn = h.SubConn
+	}
+	return res, err
+}

@@ -1,0 +1,288 @@
+package subconn
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/leakproof/leakproof/internal/sockowner"
+	"google.golang.org/grpc/credentials"
+)
+
+// DialFunc is the signature grpc.WithContextDialer takes.
+type DialFunc func(ctx context.Context, addr string) (net.Conn, error)
+
+// Dialer returns a dial function for grpc.WithContextDialer that gives every
+// socket an owner: the leakproof subchannel that asked grpc for it (read from
+// the address attributes grpc passes to dialers). Each socket's open and close
+// are reported to that subchannel, so the manager knows exactly which sockets
+// it owns, tells a GOAWAY from a socket closed or reset by the peer, waits for
+// every socket before writing destroy, and force-closes sockets still
+// draining after the drain timeout.
+//
+// base dials the socket; nil dials TCP like grpc's default dialer (OS TCP
+// keepalive settings). Sockets of subchannels not created by a leakproof
+// manager are dialed by base and not wrapped.
+//
+// Two things grpc does with its own dialer are skipped with any custom
+// dialer, this one included: HTTP CONNECT proxies from the environment, and
+// TCP_USER_TIMEOUT for keepalive (grpc sets it only on a *net.TCPConn).
+func Dialer(base DialFunc) DialFunc {
+	if base == nil {
+		base = defaultDial
+	}
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		r := recordFromContext(ctx)
+		if r == nil {
+			return base(ctx, addr)
+		}
+		r.dialStart()
+		conn, err := base(ctx, addr)
+		return r.dialDone(conn, err)
+	}
+}
+
+func recordFromContext(ctx context.Context) *record {
+	info := credentials.ClientHandshakeInfoFromContext(ctx)
+	if info.Attributes == nil {
+		return nil
+	}
+	r, _ := info.Attributes.Value(ownerKey{}).(*record)
+	return r
+}
+
+var tcpDialer = &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
+
+// defaultDial dials like grpc does for a custom-dialer address: "unix:path"
+// and "unix://path" are Unix sockets, anything else is TCP host:port.
+func defaultDial(ctx context.Context, addr string) (net.Conn, error) {
+	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+		return tcpDialer.DialContext(ctx, "unix", path)
+	}
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		return tcpDialer.DialContext(ctx, "unix", path)
+	}
+	return tcpDialer.DialContext(ctx, "tcp", addr)
+}
+
+// Read error classes, recorded by the reader goroutine.
+const (
+	readOK = iota
+	readEOF
+	readReset
+	readOther
+)
+
+// trackedConn is a socket owned by a subchannel.
+type trackedConn struct {
+	net.Conn
+
+	// Initialized at creation, read-only after.
+	rec           *record
+	id            uint64
+	local, remote string
+	opened        time.Time
+	unregister    func()
+
+	sniff    h2Sniffer // touched only by the (single) reader
+	goaway   atomic.Bool
+	goawayCd atomic.Uint32 // GOAWAY error code, when seen
+	readErr  atomic.Int32
+	readMsg  atomic.Pointer[string]
+	forced   atomic.Bool
+	closed   atomic.Bool
+	once     sync.Once
+}
+
+func newTrackedConn(conn net.Conn, r *record) *trackedConn {
+	c := &trackedConn{Conn: conn, rec: r, id: nextSocketID.Add(1), opened: time.Now()}
+	if a := conn.LocalAddr(); a != nil {
+		c.local = a.String()
+	}
+	if a := conn.RemoteAddr(); a != nil {
+		c.remote = a.String()
+	}
+	c.unregister = sockowner.Register(conn.LocalAddr(), conn.RemoteAddr(), sockowner.Owner{
+		Manager: r.m.id, Target: r.m.target, Subchannel: r.id, Key: r.key,
+	})
+	return c
+}
+
+func (c *trackedConn) ref() *SocketRef {
+	return &SocketRef{ID: c.id, Local: c.local, Remote: c.remote}
+}
+
+// Read passes through, watching plaintext HTTP/2 frame headers for GOAWAY
+// and classifying read errors.
+func (c *trackedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 && !c.sniff.off {
+		if code, ok := c.sniff.feed(b[:n]); ok {
+			c.goawayCd.Store(code)
+			c.goaway.Store(true)
+		}
+	}
+	if err != nil && c.readErr.Load() == readOK && !c.closed.Load() {
+		kind := int32(readOther)
+		switch {
+		case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):
+			kind = readOK // the client is closing it
+		case errors.Is(err, io.EOF):
+			kind = readEOF
+		case errors.Is(err, syscall.ECONNRESET):
+			kind = readReset
+		}
+		if kind != readOK {
+			msg := err.Error()
+			c.readMsg.Store(&msg)
+			c.readErr.CompareAndSwap(readOK, kind)
+		}
+	}
+	return n, err
+}
+
+// Close closes the socket and reports it to the owning subchannel once.
+func (c *trackedConn) Close() error {
+	c.closed.Store(true)
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.unregister()
+		c.rec.socketClosed(c, c.closeReason())
+	})
+	return err
+}
+
+// forceClose closes a socket still open after the drain timeout.
+func (c *trackedConn) forceClose() {
+	c.forced.Store(true)
+	c.Close()
+}
+
+// SyscallConn exposes the raw socket, for grpc's channelz socket options.
+func (c *trackedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("subconn: connection does not expose a raw socket")
+}
+
+// closeReason says why the socket closed, for socket_close events.
+func (c *trackedConn) closeReason() string {
+	switch {
+	case c.forced.Load():
+		return "force-closed after the drain timeout"
+	case c.goaway.Load():
+		return fmt.Sprintf("closed after GOAWAY (code %s)", h2ErrCode(c.goawayCd.Load()))
+	}
+	switch c.readErr.Load() {
+	case readEOF:
+		return "closed by peer (EOF)"
+	case readReset:
+		return "reset by peer (RST)"
+	case readOther:
+		return "closed after read error: " + *c.readMsg.Load()
+	}
+	return "closed by client"
+}
+
+// lossCause classifies the loss of the connection on this socket.
+func (c *trackedConn) lossCause() (Kind, string) {
+	if c.goaway.Load() {
+		return KindGoAway, fmt.Sprintf("%s: server sent GOAWAY (code %s)", CauseGoAway, h2ErrCode(c.goawayCd.Load()))
+	}
+	switch c.readErr.Load() {
+	case readEOF:
+		return KindConnLost, CauseEOF + ": socket closed by peer (EOF)"
+	case readReset:
+		return KindConnLost, CauseReset + ": connection reset by peer (RST)"
+	case readOther:
+		return KindConnLost, CauseReadErr + ": " + *c.readMsg.Load()
+	}
+	if c.closed.Load() {
+		return KindConnLost, CauseLocal + ": socket closed by the client (keepalive timeout or transport error)"
+	}
+	return KindGoAway, causeInfer + ": transport draining with its socket still open (GOAWAY; frames not visible under TLS)"
+}
+
+// h2Sniffer follows HTTP/2 frame boundaries in the server-to-client byte
+// stream and reports GOAWAY frames. It turns itself off if the stream does
+// not start with a SETTINGS frame (TLS, or not HTTP/2). It costs a few
+// comparisons per frame.
+type h2Sniffer struct {
+	off    bool
+	frames int
+	hdr    [9]byte
+	hn     int    // header bytes collected
+	skip   uint32 // payload bytes left in the current frame
+	ga     []byte // collected GOAWAY payload prefix (error code)
+	inGA   bool
+}
+
+const (
+	h2FrameSettings = 0x4
+	h2FrameGoAway   = 0x7
+)
+
+// feed consumes bytes read from the server. It returns the error code of a
+// GOAWAY frame once its first 8 payload bytes have been seen.
+func (s *h2Sniffer) feed(p []byte) (code uint32, goaway bool) {
+	for len(p) > 0 && !s.off {
+		if s.skip > 0 {
+			k := min(uint32(len(p)), s.skip)
+			if s.inGA && len(s.ga) < 8 {
+				need := min(8-len(s.ga), int(k))
+				s.ga = append(s.ga, p[:need]...)
+				if len(s.ga) == 8 {
+					code, goaway = binary.BigEndian.Uint32(s.ga[4:8]), true
+					s.inGA = false
+				}
+			}
+			s.skip -= k
+			p = p[k:]
+			continue
+		}
+		k := copy(s.hdr[s.hn:], p)
+		s.hn += k
+		p = p[k:]
+		if s.hn < 9 {
+			return code, goaway
+		}
+		s.hn = 0
+		length := uint32(s.hdr[0])<<16 | uint32(s.hdr[1])<<8 | uint32(s.hdr[2])
+		typ := s.hdr[3]
+		if s.frames == 0 && typ != h2FrameSettings {
+			s.off = true // not plaintext HTTP/2 from a server
+			return code, goaway
+		}
+		s.frames++
+		s.skip = length
+		if typ == h2FrameGoAway {
+			if length < 8 {
+				code, goaway = 0, true
+			} else {
+				s.inGA, s.ga = true, s.ga[:0]
+			}
+		}
+	}
+	return code, goaway
+}
+
+// h2ErrCode names an HTTP/2 error code.
+func h2ErrCode(c uint32) string {
+	names := [...]string{"NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR",
+		"SETTINGS_TIMEOUT", "STREAM_CLOSED", "FRAME_SIZE_ERROR", "REFUSED_STREAM", "CANCEL",
+		"COMPRESSION_ERROR", "CONNECT_ERROR", "ENHANCE_YOUR_CALM", "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED"}
+	if int(c) < len(names) {
+		return names[c]
+	}
+	return fmt.Sprintf("0x%x", c)
+}

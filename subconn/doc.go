@@ -1,0 +1,72 @@
+// Package subconn lets a grpc-go load balancer create every SubConn through a
+// Manager, so that no subchannel outlives its last holder.
+//
+// Build one Manager per balancer (NewManager in Build, Close in Close) and get
+// subchannels from it instead of from balancer.ClientConn:
+//
+//   - Acquire returns a *SubConn handle for a backend key (Addr, ServerName,
+//     Attributes). A second Acquire of the same key shares the same real
+//     subchannel and counts 1→2. Release counts down; at zero the manager
+//     calls Shutdown on the real SubConn exactly once.
+//   - A Set keeps one holder's handles in step with an address list (Sync),
+//     acquiring what is new and releasing what is gone.
+//   - Manager.ClientConn wraps a balancer.ClientConn for a child policy such
+//     as grpc's pickfirst: its NewSubConn acquires, its SubConns' Shutdown
+//     releases, and its pickers hand grpc the real SubConns. The leakproof
+//     policies are grpc's pickfirst and endpointsharding on such a
+//     ClientConn.
+//
+// A picker must return the real SubConn (Unwrap): grpc re-picks forever on a
+// SubConn it did not create.
+//
+// # State updates
+//
+// The manager registers one StateListener per real SubConn and fans its
+// updates out to every holder. A holder that acquires a subchannel which is
+// already connecting, ready or in backoff is first told that state. Updates
+// run one at a time, in order, never with the manager's lock held, sometimes
+// on grpc's serializer and sometimes on a short-lived goroutine of the
+// manager's: a balancer that receives them must guard its state with a mutex
+// (as grpc's own pickfirst does). After a holder releases, it gets exactly
+// one final SHUTDOWN update. Updates for a SubConn that has been shut down
+// are dropped. Health listeners (RegisterHealthListener) are fanned out the
+// same way: one real listener per READY period, the latest health state
+// replayed to holders that register later.
+//
+// When a READY subchannel goes IDLE the connection was lost. The manager
+// records why — a GOAWAY, the peer closing or resetting the socket, the
+// client closing it — and, if a holder asked for it (WithAutoReconnect),
+// calls Connect on the same subchannel. It never creates a second
+// subchannel for a key that has one: an Acquire that races with the Shutdown
+// of the same key waits for Shutdown to return.
+//
+// # Sockets
+//
+// Dialer, installed with grpc.WithContextDialer, reads the owning subchannel
+// from the address attributes grpc passes to dialers and reports each
+// socket's open and close to it. With it, the manager knows which sockets
+// each subchannel owns (including sockets still draining streams after a
+// GOAWAY or a Shutdown), tells the causes of a lost connection apart, writes
+// destroy only when every socket is closed, and force-closes sockets still
+// open DefaultDrainTimeout after Shutdown (WithDrainTimeout). Without it
+// everything else works; destroy is written at Shutdown.
+//
+// # The refcount trace
+//
+// Every step is an Event: create, ref, unref, connect, state, goaway,
+// conn_lost, shutdown, socket_open, socket_close, drain_timeout, destroy,
+// and leak (a reference Close had to drop). A subchannel's life:
+//
+//	create ─ ref 0→1 ─ connect ─ CONNECTING ─ READY ─┬─ goaway / conn_lost → IDLE ─ connect …
+//	                                                  └─ (holders release) unref 1→0
+//	shutdown (exactly once) ─ socket_close for every socket it owned ─ destroy
+//
+// destroy is written only when the count is zero, Shutdown was called and
+// every owned socket is closed. Each manager keeps its latest events in a
+// ring (WithTraceRing, Manager.Trace); Subscribe and NewTraceWriter stream
+// the events of every manager in the process. When the ring size is zero and
+// nobody subscribes, no event is built at all. The JSON-lines format is
+// Event's JSON encoding, one object per line; ReadTrace reads it and
+// CheckTrace replays it and names every leaked subchannel and unbalanced
+// reference.
+package subconn

@@ -1,0 +1,132 @@
+package subconn
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/resolver"
+)
+
+// A SubConn is one holder's reference to a shared subchannel. It embeds the
+// real balancer.SubConn, so it can be used wherever grpc expects one, except
+// in a PickResult: a picker must return Unwrap() (grpc re-picks forever on a
+// SubConn it did not create). ClientConn's pickers do that for you.
+type SubConn struct {
+	balancer.SubConn // the real SubConn, shared by every holder of this key
+
+	// Initialized at Acquire, read-only after.
+	rec           *record
+	holder        string
+	listener      func(balancer.SubConnState)
+	autoReconnect bool
+
+	released atomic.Bool
+
+	// Guarded by the manager's mu.
+	queued      connectivity.State // last state queued for listener
+	health      func(balancer.SubConnState)
+	healthEpoch int
+}
+
+// Unwrap returns the real SubConn: what a picker must return to grpc.
+func (h *SubConn) Unwrap() balancer.SubConn { return h.SubConn }
+
+// Unwrap returns the real SubConn behind sc if sc is a *SubConn, and sc
+// otherwise.
+func Unwrap(sc balancer.SubConn) balancer.SubConn {
+	if h, ok := sc.(*SubConn); ok {
+		return h.SubConn
+	}
+	return sc
+}
+
+// ID returns the subchannel's process-wide id, as traces print it.
+func (h *SubConn) ID() uint64 { return h.rec.id }
+
+// Key returns the backend key, as traces print it.
+func (h *SubConn) Key() string { return h.rec.key }
+
+// Address returns the backend address this subchannel connects to.
+func (h *SubConn) Address() resolver.Address { return h.rec.addr }
+
+// Holder returns the holder name given to Acquire.
+func (h *SubConn) Holder() string { return h.holder }
+
+// Manager returns the manager that owns the subchannel.
+func (h *SubConn) Manager() *Manager { return h.rec.m }
+
+// State returns the subchannel's current connectivity state.
+func (h *SubConn) State() connectivity.State {
+	m := h.rec.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return h.rec.state
+}
+
+// Released reports whether this handle has been released.
+func (h *SubConn) Released() bool { return h.released.Load() }
+
+func (h *SubConn) String() string {
+	return fmt.Sprintf("subconn #%d %s (holder %q)", h.rec.id, h.rec.key, h.holder)
+}
+
+// Connect starts connecting the shared subchannel if it is IDLE. If it is
+// already connecting, ready or in backoff, Connect does nothing and the
+// holder's listener reports the state.
+func (h *SubConn) Connect() { h.rec.m.connect(h) }
+
+// Release drops this holder's reference; reason is recorded in the trace.
+// When the last reference goes, the manager calls Shutdown on the real
+// SubConn, exactly once. A second Release returns an error wrapping
+// ErrReleased and changes nothing.
+func (h *SubConn) Release(reason string) error { return h.rec.m.release(h, reason) }
+
+// Shutdown releases this holder's reference (balancer.SubConn's contract);
+// a second call is logged and ignored.
+func (h *SubConn) Shutdown() {
+	if err := h.Release("Shutdown"); err != nil {
+		logger.Warningf("%v", err)
+	}
+}
+
+// RegisterHealthListener registers this holder's health listener for the
+// current READY period. The manager registers one listener on the real
+// SubConn and fans its updates out to every holder, replaying the latest to
+// holders that register later. A nil listener drops this holder's listener
+// only.
+func (h *SubConn) RegisterHealthListener(l func(balancer.SubConnState)) {
+	h.rec.m.registerHealthListener(h, l)
+}
+
+// UpdateAddresses is not supported on a shared subchannel: every holder of a
+// key connects to that key. An update to the same key is a no-op; anything
+// else is logged and ignored (release this SubConn and acquire the new
+// address instead).
+//
+// Deprecated: grpc deprecates SubConn.UpdateAddresses.
+func (h *SubConn) UpdateAddresses(addrs []resolver.Address) {
+	if len(addrs) == 1 {
+		ka := keyAddr(addrs[0])
+		if ka.Addr == h.rec.addr.Addr && ka.ServerName == h.rec.addr.ServerName && ka.Attributes.Equal(h.rec.addr.Attributes) {
+			return
+		}
+	}
+	logger.Errorf("subconn: UpdateAddresses(%v) on %v ignored: release it and acquire the new address", addrs, h)
+}
+
+// deliverHealth returns a queued callback delivering st to h's health
+// listener if it is still registered for epoch.
+func (h *SubConn) deliverHealth(st balancer.SubConnState, epoch int) func() {
+	return func() {
+		m := h.rec.m
+		m.mu.Lock()
+		l := h.health
+		ok := !h.released.Load() && h.healthEpoch == epoch && h.rec.health.epoch == epoch
+		m.mu.Unlock()
+		if ok && l != nil {
+			l(st)
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package subconn
+
+import (
+	"slices"
+	"sync"
+	"time"
+)
+
+// The process-wide registry of managers: a manager appears when built and
+// disappears once it is closed and every one of its subchannels is destroyed
+// (so a closed manager whose sockets are still draining stays visible).
+var registry struct {
+	mu       sync.Mutex
+	managers map[uint64]*Manager
+}
+
+func register(m *Manager) {
+	registry.mu.Lock()
+	if registry.managers == nil {
+		registry.managers = make(map[uint64]*Manager)
+	}
+	registry.managers[m.id] = m
+	registry.mu.Unlock()
+}
+
+func unregister(m *Manager) {
+	registry.mu.Lock()
+	delete(registry.managers, m.id)
+	registry.mu.Unlock()
+}
+
+// Managers returns every manager in the process that is open or still has
+// subchannels draining, ordered by id.
+func Managers() []*Manager {
+	registry.mu.Lock()
+	out := make([]*Manager, 0, len(registry.managers))
+	for _, m := range registry.managers {
+		out = append(out, m)
+	}
+	registry.mu.Unlock()
+	slices.SortFunc(out, func(a, b *Manager) int { return compareUint(a.id, b.id) })
+	return out
+}
+
+func compareUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// SubchannelInfo describes one subchannel that has not been destroyed.
+type SubchannelInfo struct {
+	ID              uint64       `json:"id"`
+	Manager         uint64       `json:"manager"`
+	Target          string       `json:"target"`
+	Key             string       `json:"key"`
+	State           string       `json:"state"`
+	Refs            int          `json:"refs"`
+	Holders         []string     `json:"holders"` // one entry per reference
+	Sockets         []SocketInfo `json:"sockets"`
+	Dialing         int          `json:"dialing,omitempty"`
+	Created         time.Time    `json:"created"`
+	Age             Duration     `json:"age"`
+	Shutdown        bool         `json:"shutdown"`
+	ShutdownAt      time.Time    `json:"shutdown_at,omitzero"`
+	ConnectionsLost int          `json:"connections_lost"`
+	LastLoss        string       `json:"last_loss,omitempty"`
+}
+
+// SocketInfo describes one socket a subchannel owns.
+type SocketInfo struct {
+	ID     uint64    `json:"id"`
+	Local  string    `json:"local"`
+	Remote string    `json:"remote"`
+	Opened time.Time `json:"opened"`
+	GoAway bool      `json:"goaway,omitempty"` // the server sent GOAWAY on it
+}
+
+// Duration is a time.Duration that marshals to JSON as a string ("1.5s").
+type Duration time.Duration
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
+
+// Snapshot describes every subchannel of the manager that has not been
+// destroyed: held ones, and shut-down ones whose sockets are still open.
+// Ordered by id.
+func (m *Manager) Snapshot() []SubchannelInfo {
+	now := time.Now()
+	m.mu.Lock()
+	out := make([]SubchannelInfo, 0, len(m.all))
+	for _, r := range m.all {
+		si := SubchannelInfo{
+			ID:              r.id,
+			Manager:         m.id,
+			Target:          m.target,
+			Key:             r.key,
+			State:           r.state.String(),
+			Refs:            r.refs,
+			Holders:         make([]string, 0, len(r.holders)),
+			Sockets:         make([]SocketInfo, 0, len(r.sockets)),
+			Dialing:         r.dialing,
+			Created:         r.created,
+			Age:             Duration(now.Sub(r.created)),
+			Shutdown:        r.shutdown,
+			ShutdownAt:      r.shutdownAt,
+			ConnectionsLost: r.lost,
+			LastLoss:        r.lastLoss,
+		}
+		for _, h := range r.holders {
+			si.Holders = append(si.Holders, h.holder)
+		}
+		for _, c := range r.sockets {
+			si.Sockets = append(si.Sockets, SocketInfo{ID: c.id, Local: c.local, Remote: c.remote, Opened: c.opened, GoAway: c.goaway.Load()})
+		}
+		out = append(out, si)
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b SubchannelInfo) int { return compareUint(a.ID, b.ID) })
+	return out
+}
+
+// Closed reports whether Close has been called.
+func (m *Manager) Closed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
+}

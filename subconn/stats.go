@@ -1,0 +1,39 @@
+package subconn
+
+import "strings"
+
+// Stats counts what a manager has done since it was built.
+type Stats struct {
+	Created         uint64            // subchannels created (NewSubConn)
+	Shutdowns       uint64            // Shutdown calls (one per subchannel)
+	Destroyed       uint64            // subchannels fully released (destroy)
+	Refs            uint64            // references taken
+	Unrefs          uint64            // references dropped (including leaks)
+	Leaks           uint64            // references force-dropped by Close
+	SocketsOpened   uint64            // sockets opened through Dialer
+	SocketsClosed   uint64            // sockets closed
+	DrainTimeouts   uint64            // subchannels whose sockets were force-closed
+	ConnectionsLost map[string]uint64 // READY→IDLE transitions by cause (Cause*)
+}
+
+func (s *Stats) countLoss(reason string) {
+	cause, _, _ := strings.Cut(reason, ":")
+	if s.ConnectionsLost == nil {
+		s.ConnectionsLost = make(map[string]uint64)
+	}
+	s.ConnectionsLost[cause]++
+}
+
+// Stats returns a copy of the manager's counters.
+func (m *Manager) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.stats
+	if s.ConnectionsLost != nil {
+		s.ConnectionsLost = make(map[string]uint64, len(m.stats.ConnectionsLost))
+		for k, v := range m.stats.ConnectionsLost {
+			s.ConnectionsLost[k] = v
+		}
+	}
+	return s
+}
