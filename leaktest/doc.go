@@ -1,6 +1,7 @@
 // Package leaktest fails a test that leaves goroutines, file descriptors or
-// sockets to a backend open: start a test with
-// defer leaktest.Check(t, leaktest.Backends(addr))().
+// sockets to a backend open; start each test with
+//
+//	defer leaktest.Check(t, leaktest.Backends(backendAddr))()
 //
 // Check takes a baseline when it is called and returns a function that,
 // when the test ends, polls until everything is back at that baseline or a
@@ -32,7 +33,8 @@
 // goroutines and descriptors from another's: do not use Check in tests that
 // call t.Parallel; use VerifyTestMain for those.
 //
-// Descriptors and sockets are read from /proc and are checked on Linux only;
-// elsewhere Check and VerifyNone check goroutines alone, and the functions
-// that need /proc return an error wrapping errors.ErrUnsupported.
+// Descriptors and sockets are read from /proc and are checked on Linux only.
+// Elsewhere Check and VerifyNone check goroutines alone (and report an error
+// if Backends were asked for), and Take, SocketsTo and Sockets return an
+// error wrapping errors.ErrUnsupported.
 package leaktest
