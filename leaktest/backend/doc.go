@@ -1,0 +1,24 @@
+// Package backend starts real gRPC servers on 127.0.0.1 that serve
+// leakproof.echo.v1.EchoService and grpc.health.v1.Health: call Start, dial
+// Addr, and Close when done.
+//
+// A Backend can be made to misbehave the ways deployed servers do, so that
+// tests, examples and the soak runner can provoke every fault in leakproof's
+// catalogue over a real loopback network:
+//
+//   - GOAWAY storms: the Keepalive option (MaxConnectionAge of tens of
+//     milliseconds), or SetKeepalive on a running backend.
+//   - Abrupt close: ResetConns sends a TCP RST on every open connection, and
+//     the ResetAfter option resets each accepted connection after a delay.
+//   - Restarts: Stop and GracefulStop, then Restart on the same port.
+//   - Connection-limit freezes: ConnLimit serves the first k connections and
+//     holds further ones open without ever speaking HTTP/2; Frozen holds all.
+//   - TLS handshake failures: TLS serves a certificate from an in-memory CA;
+//     a client that trusts another CA fails the handshake.
+//
+// Stats reports what the server saw (connections accepted and open, RPCs
+// served) so a test can cross-check the client side.
+//
+// A Backend listens only on 127.0.0.1. Its API takes no *testing.T: it is
+// used from tests and from the soak command alike.
+package backend

@@ -1,0 +1,98 @@
+package backend
+
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+)
+
+// An Option configures a Backend at Start.
+type Option func(*options)
+
+type options struct {
+	name       string
+	port       int
+	keepalive  keepalive.ServerParameters
+	resetAfter time.Duration
+	connLimit  int // served connections open at once; unlimited if < 0
+	ca         *CA
+	serverOpts []grpc.ServerOption
+}
+
+func defaultOptions() options {
+	return options{connLimit: -1}
+}
+
+func (o *options) validate() error {
+	if o.port < 0 || o.port > 65535 {
+		return fmt.Errorf("backend: port %d out of range", o.port)
+	}
+	if o.resetAfter < 0 {
+		return fmt.Errorf("backend: negative ResetAfter %v", o.resetAfter)
+	}
+	return nil
+}
+
+// Name sets the name the backend reports in every response. The default is
+// its address.
+func Name(name string) Option {
+	return func(o *options) { o.name = name }
+}
+
+// Port makes the backend listen on 127.0.0.1:port instead of a port the
+// kernel picks. Restart always reuses the port the backend first got.
+func Port(port int) Option {
+	return func(o *options) { o.port = port }
+}
+
+// Keepalive sets the server's keepalive parameters. A MaxConnectionAge of
+// tens of milliseconds makes the server send GOAWAY on every connection that
+// often — a GOAWAY storm; MaxConnectionAgeGrace bounds how long a connection
+// may drain after it.
+func Keepalive(kp keepalive.ServerParameters) Option {
+	return func(o *options) { o.keepalive = kp }
+}
+
+// ResetAfter resets (TCP RST) every accepted connection d after it was
+// accepted, whatever it is doing then. Zero, the default, never does.
+func ResetAfter(d time.Duration) Option {
+	return func(o *options) { o.resetAfter = d }
+}
+
+// ConnLimit makes the backend behave like a server at its connection limit
+// (gunicorn's gthread worker at worker_connections): while k connections are
+// being served, every further connection is accepted at the TCP level and
+// then held open without a single HTTP/2 byte — no settings, no GOAWAY, no
+// close — until the backend stops or that connection is reset. A held
+// connection is never served later, even when a slot frees up. ConnLimit(0)
+// is Frozen. A negative k means no limit, the default.
+func ConnLimit(k int) Option {
+	return func(o *options) {
+		if k < 0 {
+			k = -1
+		}
+		o.connLimit = k
+	}
+}
+
+// Frozen makes a backend that accepts TCP connections and never speaks
+// HTTP/2 on any of them: a client's connection attempt can only time out.
+func Frozen() Option {
+	return ConnLimit(0)
+}
+
+// TLS serves with a certificate for 127.0.0.1 issued by ca. Clients that use
+// ca.ClientCredentials complete the handshake; clients that trust any other
+// CA fail it.
+func TLS(ca *CA) Option {
+	return func(o *options) { o.ca = ca }
+}
+
+// ServerOptions adds options to the grpc.Server, for example a stats
+// handler. Creds and KeepaliveParams are set by TLS and Keepalive; adding
+// them here too is undefined.
+func ServerOptions(opts ...grpc.ServerOption) Option {
+	return func(o *options) { o.serverOpts = append(o.serverOpts, opts...) }
+}
