@@ -420,8 +420,7 @@ const file_leakproof_echo_v1_echo_proto_rawDesc = "" +
 	"\x04Echo\x12\x1e.leakproof.echo.v1.EchoRequest\x1a\x1f.leakproof.echo.v1.EchoResponse\x12]\n" +
 	"\n" +
 	"EchoStream\x12$.leakproof.echo.v1.EchoStreamRequest\x1a%.leakproof.echo.v1.EchoStreamResponse(\x010\x01\x12I\n" +
-	"\x04Hold\x12\x1e.leakproof.echo.v1.HoldRequest\x1a\x1f.leakproof.echo.v1.HoldResponse0\x01B\xc9\x01\n" +
-	"\x15com.leakproof.echo.v1B\tEchoProtoP\x01Z=github.com/leakproof/leakproof/proto/leakproof/echo/v1;echov1\xa2\x02\x03LEX\xaa\x02\x11Leakproof.Echo.V1\xca\x02\x12Leakproof\\Echo_\\V1\xe2\x02\x1eLeakproof\\Echo_\\V1\\GPBMetadata\xea\x02\x13Leakproof::Echo::V1b\x06proto3"
+	"\x04Hold\x12\x1e.leakproof.echo.v1.HoldRequest\x1a\x1f.leakproof.echo.v1.HoldResponse0\x01B?Z=github.com/leakproof/leakproof/proto/leakproof/echo/v1;echov1b\x06proto3"
 
 var (
 	file_leakproof_echo_v1_echo_proto_rawDescOnce sync.Once
