@@ -88,7 +88,7 @@ func readSockets(inodes map[uint64]struct{}) (map[uint64]Socket, error) {
 			return nil, fmt.Errorf("leaktest: read TCP sockets: %w", err)
 		}
 		for s := range parseNetTCP(data, binary.NativeEndian) {
-			if _, ok := inodes[s.Inode]; ok && s.Inode != 0 {
+			if _, ok := inodes[s.Inode]; ok {
 				socks[s.Inode] = s
 			}
 		}
