@@ -172,7 +172,7 @@ func (b *Backend) ResetConns() int {
 func (b *Backend) Stop() {
 	b.opMu.Lock()
 	defer b.opMu.Unlock()
-	b.stopOpLocked()
+	b.stopOpLocked(true)
 }
 
 // GracefulStop stops accepting, sends GOAWAY on every connection and waits
@@ -202,15 +202,16 @@ func (b *Backend) GracefulStop() {
 }
 
 // Restart stops the backend hard if it is serving, then serves again on the
-// same address. A port still held by the kernel is retried for a few
-// seconds.
+// same address. Connections still draining after a GracefulStop go on
+// draining beside the new server, as in a rolling restart. A port still held
+// by the kernel is retried for a few seconds.
 func (b *Backend) Restart() error {
 	b.opMu.Lock()
 	defer b.opMu.Unlock()
 	if b.isClosed() {
 		return ErrClosed
 	}
-	b.stopOpLocked()
+	b.stopOpLocked(false)
 	return b.startOpLocked()
 }
 
@@ -231,7 +232,7 @@ func (b *Backend) SetKeepalive(kp keepalive.ServerParameters) error {
 	if !serving {
 		return nil
 	}
-	b.stopOpLocked()
+	b.stopOpLocked(false)
 	return b.startOpLocked()
 }
 
@@ -240,7 +241,7 @@ func (b *Backend) SetKeepalive(kp keepalive.ServerParameters) error {
 func (b *Backend) Close() {
 	b.opMu.Lock()
 	defer b.opMu.Unlock()
-	b.stopOpLocked()
+	b.stopOpLocked(true)
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
@@ -252,17 +253,19 @@ func (b *Backend) isClosed() bool {
 	return b.closed
 }
 
-// stopOpLocked stops the serving run and every draining one, hard, and
-// waits for them. Caller must hold b.opMu.
-func (b *Backend) stopOpLocked() {
+// stopOpLocked stops the serving run hard, and with draining also every run
+// inside GracefulStop, and waits for them. Caller must hold b.opMu.
+func (b *Backend) stopOpLocked(draining bool) {
 	b.mu.Lock()
 	runs := make([]*run, 0, 1+len(b.draining))
 	if b.cur != nil {
 		runs = append(runs, b.cur)
 		b.cur = nil
 	}
-	for r := range b.draining {
-		runs = append(runs, r)
+	if draining {
+		for r := range b.draining {
+			runs = append(runs, r)
+		}
 	}
 	b.mu.Unlock()
 	for _, r := range runs {

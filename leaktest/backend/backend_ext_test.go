@@ -648,3 +648,50 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	cc2.Close()
 	goleak.VerifyNone(t)
 }
+
+func TestRestartWhileDraining(t *testing.T) {
+	b := start(t)
+	_, client := dial(t, b.Addr())
+	holdCtx, cancelHold := context.WithCancel(testContext(t, defaultTestTimeout))
+	defer cancelHold()
+	hold := openHold(t, holdCtx, client, b)
+
+	stopped := make(chan struct{})
+	go func() {
+		b.GracefulStop()
+		close(stopped)
+	}()
+	// The drain has begun once the listener is closed.
+	waitFor(t, "GracefulStop to close the listener", func() bool {
+		c, err := net.DialTimeout("tcp4", b.Addr(), shortTimeout)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	if err := b.Restart(); err != nil {
+		t.Fatalf("Restart during GracefulStop: %v", err)
+	}
+	_, fresh := dial(t, b.Addr())
+	mustEcho(t, fresh, b)
+
+	// The old connection is still draining beside the new server.
+	if done, err := recvErr(t, hold, shortTimeout); done {
+		t.Fatalf("Hold ended by a Restart during GracefulStop: %v", err)
+	}
+	// Probe connections from the wait above may still be closing.
+	waitFor(t, "one draining and one new connection", func() bool { return b.Stats().Open == 2 })
+	select {
+	case <-stopped:
+		t.Fatal("GracefulStop returned while its Hold stream was open")
+	default:
+	}
+
+	cancelHold()
+	select {
+	case <-stopped:
+	case <-time.After(defaultTestTimeout):
+		t.Fatal("GracefulStop did not return after the stream ended")
+	}
+	mustEcho(t, fresh, b)
+}
