@@ -1,9 +1,11 @@
 package leaktest
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"iter"
 	"net/netip"
 
@@ -83,6 +85,7 @@ func (s TCPState) String() string {
 // (binary.NativeEndian for the running kernel's files). Ports are printed as
 // plain numbers.
 func parseNetTCP(data []byte, order binary.ByteOrder) iter.Seq[Socket] {
+	little := isLittle(order)
 	return func(yield func(Socket) bool) {
 		rest := data
 		for len(rest) > 0 {
@@ -92,11 +95,25 @@ func parseNetTCP(data []byte, order binary.ByteOrder) iter.Seq[Socket] {
 			} else {
 				rest = nil
 			}
-			if s, ok := parseNetTCPLine(line, order); ok && !yield(s) {
+			if s, ok := parseNetTCPLine(line, little); ok && !yield(s) {
 				return
 			}
 		}
 	}
+}
+
+// scanNetTCP is parseNetTCP over a reader, for the kernel's files: it stops
+// reading as soon as yield returns false.
+func scanNetTCP(r io.Reader, order binary.ByteOrder, yield func(Socket) bool) error {
+	little := isLittle(order)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if s, ok := parseNetTCPLine(sc.Bytes(), little); ok && !yield(s) {
+			return nil
+		}
+	}
+	return sc.Err()
 }
 
 // A line reads, with the fields this parser uses numbered:
@@ -104,7 +121,7 @@ func parseNetTCP(data []byte, order binary.ByteOrder) iter.Seq[Socket] {
 //	sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
 //	0:  0100007F:C383 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 40001 ...
 //	[0] [1]           [2]           [3] [4]              [5]         [6]       [7]         [8] [9]
-func parseNetTCPLine(line []byte, order binary.ByteOrder) (Socket, bool) {
+func parseNetTCPLine(line []byte, little bool) (Socket, bool) {
 	var f [10][]byte
 	if splitFields(line, f[:]) < len(f) {
 		return Socket{}, false
@@ -112,8 +129,8 @@ func parseNetTCPLine(line []byte, order binary.ByteOrder) (Socket, bool) {
 	if sl := f[0]; len(sl) < 2 || sl[len(sl)-1] != ':' {
 		return Socket{}, false // the header, or not a socket line
 	}
-	local, ok1 := parseAddrPort(f[1], order)
-	remote, ok2 := parseAddrPort(f[2], order)
+	local, ok1 := parseAddrPort(f[1], little)
+	remote, ok2 := parseAddrPort(f[2], little)
 	state, ok3 := parseHex(f[3])
 	inode, ok4 := parseDec(f[9])
 	// Both addresses come from one table, so they have the same width.
@@ -143,40 +160,43 @@ func splitFields(line []byte, out [][]byte) int {
 	return n
 }
 
+// isLittle reports whether order is little-endian. The parser works on a
+// bool rather than calling order for every word, which would make each
+// address escape to the heap.
+func isLittle(order binary.ByteOrder) bool {
+	return order.Uint16([]byte{1, 0}) == 1
+}
+
 // parseAddrPort parses "0100007F:C383" (IPv4) or 32 hex digits, a colon and
-// four hex digits (IPv6) into a normalised address.
-func parseAddrPort(b []byte, order binary.ByteOrder) (netip.AddrPort, bool) {
+// four hex digits (IPv6) into a normalised address. Each group of 8 digits is
+// a 32-bit word printed in the host's byte order.
+func parseAddrPort(b []byte, little bool) (netip.AddrPort, bool) {
 	i := bytes.IndexByte(b, ':')
 	if i < 0 || len(b)-i-1 != 4 {
 		return netip.AddrPort{}, false
 	}
 	hexIP := b[:i]
 	port, ok := parseHex(b[i+1:])
-	if !ok {
+	if !ok || len(hexIP) != 8 && len(hexIP) != 32 {
 		return netip.AddrPort{}, false
 	}
-	var addr netip.Addr
-	switch len(hexIP) {
-	case 8:
-		w, ok := parseHex(hexIP)
+	var a [16]byte
+	for k := 0; k < len(hexIP)/8; k++ {
+		w, ok := parseHex(hexIP[8*k : 8*k+8])
 		if !ok {
 			return netip.AddrPort{}, false
 		}
-		var a [4]byte
-		order.PutUint32(a[:], uint32(w))
-		addr = netip.AddrFrom4(a)
-	case 32:
-		var a [16]byte
-		for k := range 4 {
-			w, ok := parseHex(hexIP[8*k : 8*k+8])
-			if !ok {
-				return netip.AddrPort{}, false
-			}
-			order.PutUint32(a[4*k:], uint32(w))
+		if little {
+			a[4*k], a[4*k+1], a[4*k+2], a[4*k+3] = byte(w), byte(w>>8), byte(w>>16), byte(w>>24)
+		} else {
+			a[4*k], a[4*k+1], a[4*k+2], a[4*k+3] = byte(w>>24), byte(w>>16), byte(w>>8), byte(w)
 		}
+	}
+	var addr netip.Addr
+	if len(hexIP) == 8 {
+		addr = netip.AddrFrom4([4]byte(a[:4]))
+	} else {
 		addr = netip.AddrFrom16(a)
-	default:
-		return netip.AddrPort{}, false
 	}
 	return sockowner.Normalize(netip.AddrPortFrom(addr, uint16(port))), true
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
 )
 
 // pollerOnce starts the runtime's network poller, which keeps an epoll
@@ -57,14 +58,22 @@ func readFDs() (map[int]string, error) {
 		return nil, fmt.Errorf("leaktest: list file descriptors: %w", err)
 	}
 	fds := make(map[int]string, len(names))
+	buf := make([]byte, 512)
 	for _, name := range names {
 		fd, err := strconv.Atoi(name)
 		if err != nil || fd == self {
 			continue
 		}
-		target, err := os.Readlink("/proc/self/fd/" + name)
+		path := "/proc/self/fd/" + name
+		n, err := syscall.Readlink(path, buf)
 		if err != nil {
 			continue // closed since the listing
+		}
+		target := string(buf[:n])
+		if n == len(buf) { // perhaps cut short: a long path
+			if target, err = os.Readlink(path); err != nil {
+				continue
+			}
 		}
 		fds[fd] = target
 	}
@@ -73,24 +82,32 @@ func readFDs() (map[int]string, error) {
 
 // readSockets returns the TCP sockets among inodes. The tables list every
 // socket in the network namespace, so they are joined on the inodes this
-// process holds.
+// process holds. The kernel writes the tables as they are read, and walking
+// its hash tables costs milliseconds even when they are nearly empty, so
+// reading stops once every inode is found: tcp6 is not read at all when the
+// process holds IPv4 sockets only.
 func readSockets(inodes map[uint64]struct{}) (map[uint64]Socket, error) {
 	socks := make(map[uint64]Socket, len(inodes))
-	if len(inodes) == 0 {
-		return socks, nil
-	}
 	for _, name := range [...]string{"/proc/self/net/tcp", "/proc/self/net/tcp6"} {
-		data, err := os.ReadFile(name)
+		if len(socks) == len(inodes) {
+			break
+		}
+		f, err := os.Open(name)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // no IPv6 in this kernel
 		}
 		if err != nil {
 			return nil, fmt.Errorf("leaktest: read TCP sockets: %w", err)
 		}
-		for s := range parseNetTCP(data, binary.NativeEndian) {
+		err = scanNetTCP(f, binary.NativeEndian, func(s Socket) bool {
 			if _, ok := inodes[s.Inode]; ok {
 				socks[s.Inode] = s
 			}
+			return len(socks) < len(inodes)
+		})
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("leaktest: read %s: %w", name, err)
 		}
 	}
 	return socks, nil
