@@ -1,13 +1,17 @@
 package leaktest
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func parseFile(t *testing.T, name string) []Socket {
@@ -95,6 +99,23 @@ func TestParseNetTCPStopsWhenAsked(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("ranged over %d sockets after break, want 1", n)
+	}
+}
+
+// The kernel writes its tables as they are read: once every socket is
+// found, scanNetTCP must not read on.
+func TestScanNetTCPStopsReading(t *testing.T) {
+	errUnread := errors.New("read past the sockets that were wanted")
+	src := func() io.Reader {
+		return io.MultiReader(bytes.NewReader(mustRead(t, "testdata/tcp")), iotest.ErrReader(errUnread))
+	}
+	n := 0
+	if err := scanNetTCP(src(), binary.LittleEndian, func(Socket) bool { n++; return n < 2 }); err != nil || n != 2 {
+		t.Errorf("stopping after 2 sockets: got %d sockets and error %v, want 2 and nil", n, err)
+	}
+	n = 0
+	if err := scanNetTCP(src(), binary.LittleEndian, func(Socket) bool { n++; return true }); !errors.Is(err, errUnread) || n != 6 {
+		t.Errorf("reading on: got %d sockets and error %v, want 6 and the reader's error", n, err)
 	}
 }
 
