@@ -96,7 +96,7 @@ type trackedConn struct {
 	sniff    h2Sniffer // touched only by the (single) reader
 	goaway   atomic.Bool
 	goawayCd atomic.Uint32 // GOAWAY error code, when seen
-	readErr  atomic.Int32
+	readErr  atomic.Int32  // how the peer ended it, from read or write errors
 	readMsg  atomic.Pointer[string]
 	forced   atomic.Bool
 	closed   atomic.Bool
@@ -131,23 +131,41 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 			c.goaway.Store(true)
 		}
 	}
-	if err != nil && c.readErr.Load() == readOK && !c.closed.Load() {
-		kind := int32(readOther)
-		switch {
-		case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):
-			kind = readOK // the client is closing it
-		case errors.Is(err, io.EOF):
-			kind = readEOF
-		case errors.Is(err, syscall.ECONNRESET):
-			kind = readReset
-		}
-		if kind != readOK {
-			msg := err.Error()
-			c.readMsg.Store(&msg)
-			c.readErr.CompareAndSwap(readOK, kind)
-		}
+	if err != nil {
+		c.noteIOError(err)
 	}
 	return n, err
+}
+
+// Write passes through, classifying write errors: after a reset the kernel
+// reports ECONNRESET once, to whichever of the reader and the writer asks
+// first, and the other then sees EOF or EPIPE.
+func (c *trackedConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if err != nil {
+		c.noteIOError(err)
+	}
+	return n, err
+}
+
+// noteIOError records the first I/O error that says how the peer ended the
+// connection.
+func (c *trackedConn) noteIOError(err error) {
+	if c.readErr.Load() != readOK || c.closed.Load() {
+		return
+	}
+	kind := int32(readOther)
+	switch {
+	case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):
+		return // the client is closing it
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		kind = readReset
+	case errors.Is(err, io.EOF):
+		kind = readEOF
+	}
+	msg := err.Error()
+	c.readMsg.Store(&msg)
+	c.readErr.CompareAndSwap(readOK, kind)
 }
 
 // Close closes the socket and reports it to the owning subchannel once.

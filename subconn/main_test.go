@@ -3,7 +3,7 @@ package subconn
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/leakproof/leakproof/leaktest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }

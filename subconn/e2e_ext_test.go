@@ -1,0 +1,242 @@
+package subconn_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/leakproof/leakproof/balancer/pickfirst"
+	"github.com/leakproof/leakproof/balancer/roundrobin"
+	"github.com/leakproof/leakproof/internal/e2e"
+	"github.com/leakproof/leakproof/leaktest"
+	"github.com/leakproof/leakproof/leaktest/backend"
+	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
+	"github.com/leakproof/leakproof/subconn"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+)
+
+// eventsWith returns the events of kind whose reason starts with prefix.
+func eventsWith(ev []subconn.Event, kind subconn.Kind, prefix string) []subconn.Event {
+	var out []subconn.Event
+	for _, e := range ev {
+		if e.Kind == kind && strings.HasPrefix(e.Reason, prefix) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func count(ev []subconn.Event, kind subconn.Kind) int {
+	return len(eventsWith(ev, kind, ""))
+}
+
+func TestGoAwayIsTracedAndTheSameSubchannelReconnects(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	bs := e2e.StartBackends(t, 1, backend.Keepalive(keepalive.ServerParameters{
+		MaxConnectionAge:      150 * time.Millisecond,
+		MaxConnectionAgeGrace: 50 * time.Millisecond,
+	}))
+	c := e2e.Dial(t, e2e.ServiceConfig(pickfirst.Name, ""), e2e.AddrState(bs[0].Addr()), e2e.Options{})
+
+	ev := c.Trace.WaitFor(t, "two GOAWAYs", func(ev []subconn.Event) bool {
+		if _, err := c.EchoOK(context.Background()); err != nil {
+			t.Fatalf("RPC failed during GOAWAYs: %v", err)
+		}
+		return len(eventsWith(ev, subconn.KindGoAway, subconn.CauseGoAway+": server sent GOAWAY")) >= 2
+	})
+	if n := count(ev, subconn.KindCreate); n != 1 {
+		t.Fatalf("%d subchannels created for one backend across GOAWAYs, want 1 (reconnect the same one)\n%s", n, e2e.Format(ev))
+	}
+	if n := count(ev, subconn.KindConnect); n < 2 {
+		t.Fatalf("%d connects, want the first and one after each GOAWAY but the last", n)
+	}
+	if st := bs[0].Stats(); st.Accepted < 3 {
+		t.Fatalf("backend accepted %d connections, want >= 3", st.Accepted)
+	}
+	c.CC.Close()
+	c.Trace.CheckClean(t)
+}
+
+func TestAbruptCloseAndStopAreTracedAsConnectionLoss(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	bs := e2e.StartBackends(t, 1)
+	c := e2e.Dial(t, e2e.ServiceConfig(roundrobin.Name, ""), e2e.AddrState(bs[0].Addr()), e2e.Options{})
+	c.WaitServed(bs[0].Addr())
+
+	if n := bs[0].ResetConns(); n != 1 {
+		t.Fatalf("reset %d connections, want 1", n)
+	}
+	c.Trace.WaitFor(t, "conn_lost after RST", func(ev []subconn.Event) bool {
+		return len(eventsWith(ev, subconn.KindConnLost, subconn.CauseReset)) == 1
+	})
+	c.WaitServed(bs[0].Addr()) // round_robin reconnects by itself
+
+	// A stopped server closes its sockets: a FIN, or an RST if unread data
+	// was left in its receive buffer. Either way the peer ended it.
+	bs[0].Stop()
+	c.Trace.WaitFor(t, "conn_lost after Stop", func(ev []subconn.Event) bool {
+		return len(eventsWith(ev, subconn.KindConnLost, subconn.CauseEOF))+len(eventsWith(ev, subconn.KindConnLost, subconn.CauseReset)) == 2
+	})
+	if err := bs[0].Restart(); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitServed(bs[0].Addr())
+
+	ev := c.Trace.Events()
+	if n := count(ev, subconn.KindCreate); n != 1 {
+		t.Fatalf("%d subchannels created across RST and restart, want 1\n%s", n, e2e.Format(ev))
+	}
+	for _, e := range eventsWith(ev, subconn.KindSocketClose, "") {
+		if e.Socket == nil || e.Socket.Remote != bs[0].Addr() {
+			t.Errorf("socket_close without the backend's address: %v", e)
+		}
+	}
+	c.CC.Close()
+	c.Trace.CheckClean(t)
+	e2e.WaitSockets(t, bs[0].Addr(), 0, e2e.LongTimeout)
+}
+
+// TestDrainTimeoutForceClosesAStreamThatNeverEnds removes a backend while a
+// stream on it is open. grpc closes the socket only when the stream ends;
+// the manager force-closes it after the drain timeout and then destroys the
+// subchannel.
+func TestDrainTimeoutForceClosesAStreamThatNeverEnds(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	bs := e2e.StartBackends(t, 2)
+	a, b := bs[0].Addr(), bs[1].Addr()
+	c := e2e.Dial(t, e2e.ServiceConfig(pickfirst.Name, `{"drainTimeout":"400ms"}`), e2e.AddrState(a), e2e.Options{})
+	c.WaitServed(a)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hold, err := c.Echo.Hold(ctx, &echov1.HoldRequest{Label: "forever"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hold.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	removed := time.Now()
+	c.R.UpdateState(e2e.AddrState(b))
+	c.Trace.WaitFor(t, "shutdown of the removed backend", func(ev []subconn.Event) bool {
+		for _, e := range ev {
+			if e.Kind == subconn.KindShutdown && e.Key == a {
+				return true
+			}
+		}
+		return false
+	})
+	if n := e2e.Sockets(t, a); n != 1 {
+		t.Fatalf("%d sockets to the removed backend while its stream is open, want 1 (draining)", n)
+	}
+	if n := c.Trace.Count(subconn.KindDestroy, a); n != 0 {
+		t.Fatal("destroy written while a socket is still open")
+	}
+	info := subconn.Managers()
+	var draining bool
+	for _, m := range info {
+		for _, s := range m.Snapshot() {
+			if s.Key == a && s.Shutdown && len(s.Sockets) == 1 {
+				draining = true
+			}
+		}
+	}
+	if !draining {
+		t.Fatal("snapshot does not show the shut-down subchannel with its draining socket")
+	}
+
+	ev := c.Trace.WaitFor(t, "destroy after the drain timeout", func(ev []subconn.Event) bool {
+		return c.Trace.Count(subconn.KindDestroy, a) == 1
+	})
+	if took := time.Since(removed); took < 400*time.Millisecond {
+		t.Fatalf("socket closed after %v, before the drain timeout", took)
+	}
+	if n := len(eventsWith(ev, subconn.KindDrainTimeout, "1 socket(s)")); n != 1 {
+		t.Fatalf("%d drain_timeout events, want 1\n%s", n, e2e.Format(ev))
+	}
+	if n := len(eventsWith(ev, subconn.KindSocketClose, "force-closed")); n != 1 {
+		t.Fatalf("%d force-closed sockets, want 1", n)
+	}
+	e2e.WaitSockets(t, a, 0, time.Second)
+	if _, err := hold.Recv(); status.Code(err) != codes.Unavailable {
+		t.Fatalf("held stream after force-close: %v, want UNAVAILABLE", err)
+	}
+	c.CC.Close()
+	c.Trace.CheckClean(t)
+}
+
+func TestConnectAndHandshakeFailuresAreTold(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	// A port nobody listens on.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+
+	goodCA, err := backend.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCA, err := backend.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := e2e.StartBackends(t, 1, backend.TLS(goodCA))
+	tlsAddr := bs[0].Addr()
+
+	c := e2e.Dial(t, e2e.ServiceConfig(roundrobin.Name, ""), e2e.EndpointState([]string{closed}, []string{tlsAddr}),
+		e2e.Options{DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(otherCA.ClientCredentials())}})
+	ev := c.Trace.WaitFor(t, "TRANSIENT_FAILURE on both", func(ev []subconn.Event) bool {
+		return len(eventsWith(ev, subconn.KindState, "from CONNECTING: connect failed")) > 0 &&
+			len(eventsWith(ev, subconn.KindState, "from CONNECTING: handshake failed")) > 0
+	})
+	for _, e := range eventsWith(ev, subconn.KindState, "from CONNECTING: handshake failed") {
+		if e.Key != tlsAddr {
+			t.Errorf("handshake failure on %s, want only %s", e.Key, tlsAddr)
+		}
+	}
+	for _, e := range eventsWith(ev, subconn.KindState, "from CONNECTING: connect failed") {
+		if e.Key != closed {
+			t.Errorf("connect failure on %s, want only %s", e.Key, closed)
+		}
+	}
+	// The rejected TLS sockets are closed.
+	c.CC.Close()
+	c.Trace.CheckClean(t)
+	e2e.WaitSockets(t, tlsAddr, 0, e2e.LongTimeout)
+}
+
+// TestCleanRunHasADestroyForEveryCreate churns a round_robin channel over
+// duplicate and overlapping endpoints and checks the whole trace.
+func TestCleanRunHasADestroyForEveryCreate(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	bs := e2e.StartBackends(t, 3)
+	a, b, cAddr := bs[0].Addr(), bs[1].Addr(), bs[2].Addr()
+	c := e2e.Dial(t, e2e.ServiceConfig(roundrobin.Name, ""), e2e.EndpointState([]string{a}, []string{a, b}, []string{b, cAddr}), e2e.Options{})
+	c.WaitServed(a, b)
+	for i := range 10 {
+		if i%2 == 0 {
+			c.R.UpdateState(e2e.AddrState(cAddr))
+		} else {
+			c.R.UpdateState(e2e.EndpointState([]string{a}, []string{a, b}, []string{cAddr}))
+		}
+		if _, err := c.EchoOK(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.CC.Close()
+	rep := c.Trace.CheckClean(t)
+	if rep.Subchannels < 3 {
+		t.Fatalf("only %d subchannels in the trace", rep.Subchannels)
+	}
+	for _, addr := range []string{a, b, cAddr} {
+		e2e.WaitSockets(t, addr, 0, e2e.LongTimeout)
+	}
+}
