@@ -1,0 +1,105 @@
+// Package pickfirst registers leakproof_pick_first: grpc-go's pick_first,
+// with every subchannel owned by a subconn.Manager. Import it and name the
+// policy in your service config:
+//
+//	{"loadBalancingConfig": [{"leakproof_pick_first": {}}]}
+//
+// The policy is grpc-go's own pick_first (addresses tried in order or
+// shuffled, Happy Eyeballs, sticky TRANSIENT_FAILURE, IDLE after a lost
+// connection and reconnect on the next pick, health listener) running on a
+// manager's ClientConn: every subchannel it creates is reference counted and
+// shut down exactly once, its sockets are tracked when the channel dials
+// through subconn.Dialer, and every step is in the refcount trace.
+//
+// Config (all optional; unknown fields are an error):
+//
+//	shuffleAddressList  bool    shuffle the address list, as grpc's pick_first
+//	drainTimeout        string  Go duration, (0, 24h]; default 30s (subconn.DefaultDrainTimeout)
+//	traceRingSize       int     events kept for the admin service, [0, 1048576]; default 512
+package pickfirst
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/leakproof/leakproof/internal/policy"
+	"github.com/leakproof/leakproof/subconn"
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/grpclog"
+	"google.golang.org/grpc/serviceconfig"
+)
+
+// Name is the policy's name in service configs.
+const Name = "leakproof_pick_first"
+
+var logger = grpclog.Component("leakproof-pick-first")
+
+func init() { balancer.Register(builder{name: Name}) }
+
+// ReplaceGRPCPolicy registers this policy under grpc's own name,
+// "pick_first", as well. grpc uses pick_first for every channel whose
+// service config names no policy, so this makes every such channel in the
+// process leakproof without touching its config. Consequences: other
+// policies that build pick_first children by name (grpc's own round_robin,
+// weighted_round_robin, ring_hash and xDS policies) get this policy as their
+// children, each child with its own manager; and the replacement cannot be
+// undone. Call it from an init function or from main before any ClientConn
+// is created: grpc's balancer registry is not safe for concurrent use.
+func ReplaceGRPCPolicy() { balancer.Register(builder{name: "pick_first"}) }
+
+type builder struct{ name string }
+
+func (b builder) Name() string { return b.name }
+
+func (b builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
+	m := subconn.NewManager(cc)
+	pf := &pickFirst{m: m, name: b.name}
+	pf.Balancer = policy.GRPCPickFirst.Build(m.ClientConn(&fixedPickerCC{ClientConn: cc}, "pick_first"), opts)
+	return pf
+}
+
+func (b builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfig, error) {
+	return policy.ParseConfig(b.name, js, true)
+}
+
+// pickFirst is grpc's pick_first on a manager.
+type pickFirst struct {
+	balancer.Balancer // grpc's pick_first
+	m                 *subconn.Manager
+	name              string
+}
+
+func (b *pickFirst) UpdateClientConnState(s balancer.ClientConnState) error {
+	cfg, err := policy.ConfigOf(b.name, s.BalancerConfig)
+	if err != nil {
+		return err
+	}
+	cfg.Apply(b.m)
+	child, err := policy.PickFirstChildConfig(cfg.ShuffleAddressList)
+	if err != nil {
+		return fmt.Errorf("%s: %v", b.name, err)
+	}
+	s.BalancerConfig = child
+	return b.Balancer.UpdateClientConnState(s)
+}
+
+func (b *pickFirst) Close() {
+	b.Balancer.Close()
+	if err := b.m.Close(); err != nil {
+		logger.Errorf("%s: %v", b.name, err)
+	}
+}
+
+// fixedPickerCC turns pick_first's READY picker into one that returns the
+// real SubConn directly, so a pick costs what grpc's own does.
+type fixedPickerCC struct{ balancer.ClientConn }
+
+func (c *fixedPickerCC) UpdateState(s balancer.State) {
+	if s.ConnectivityState == connectivity.Ready {
+		if sc, ok := policy.ReadySubConn(s.Picker); ok {
+			s.Picker = policy.NewFixedPicker(sc)
+		}
+	}
+	c.ClientConn.UpdateState(s)
+}

@@ -1,0 +1,165 @@
+// Package roundrobin registers leakproof_round_robin: grpc-go's round_robin,
+// with one subchannel per backend shared by every endpoint that names it.
+// Import it and name the policy in your service config:
+//
+//	{"loadBalancingConfig": [{"leakproof_round_robin": {}}]}
+//
+// Like grpc's round_robin it runs pick_first within each endpoint (grpc's
+// endpointsharding over grpc's pick_first children, health listener
+// enabled), reconnects endpoints that go IDLE, and spreads picks over the
+// READY endpoints. Unlike it, all children get their subchannels from one
+// subconn.Manager: endpoints that share an address ({A} and {A,B}) and
+// repeated addresses share one subchannel, and so one connection, to that
+// backend. Picks go straight to the READY subchannels through one atomic
+// counter, with no allocation.
+//
+// Config (all optional; unknown fields are an error):
+//
+//	drainTimeout   string  Go duration, (0, 24h]; default 30s (subconn.DefaultDrainTimeout)
+//	traceRingSize  int     events kept for the admin service, [0, 1048576]; default 512
+package roundrobin
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+
+	"github.com/leakproof/leakproof/internal/policy"
+	"github.com/leakproof/leakproof/subconn"
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/balancer/endpointsharding"
+	grpcpickfirst "google.golang.org/grpc/balancer/pickfirst"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/grpclog"
+	"google.golang.org/grpc/serviceconfig"
+)
+
+// Name is the policy's name in service configs.
+const Name = "leakproof_round_robin"
+
+var logger = grpclog.Component("leakproof-round-robin")
+
+func init() { balancer.Register(builder{name: Name}) }
+
+// ReplaceGRPCPolicy registers this policy under grpc's own name,
+// "round_robin", as well, so every service config that names round_robin
+// gets it. The replacement cannot be undone. Call it from an init function
+// or from main before any ClientConn is created: grpc's balancer registry is
+// not safe for concurrent use.
+func ReplaceGRPCPolicy() { balancer.Register(builder{name: "round_robin"}) }
+
+type builder struct{ name string }
+
+func (b builder) Name() string { return b.name }
+
+func (b builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
+	m := subconn.NewManager(cc)
+	rr := &roundRobin{m: m, name: b.name}
+	child := func(ccChild balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
+		hc := m.ClientConn(ccChild, "endpoint")
+		return &endpointChild{Balancer: policy.GRPCPickFirst.Build(hc, opts), hc: hc}
+	}
+	rr.Balancer = endpointsharding.NewBalancer(&flatPickerCC{ClientConn: cc}, opts, child, endpointsharding.Options{})
+	return rr
+}
+
+func (b builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfig, error) {
+	return policy.ParseConfig(b.name, js, false)
+}
+
+type roundRobin struct {
+	balancer.Balancer // endpointsharding over pick_first children
+	m                 *subconn.Manager
+	name              string
+}
+
+func (b *roundRobin) UpdateClientConnState(s balancer.ClientConnState) error {
+	cfg, err := policy.ConfigOf(b.name, s.BalancerConfig)
+	if err != nil {
+		return err
+	}
+	cfg.Apply(b.m)
+	return b.Balancer.UpdateClientConnState(balancer.ClientConnState{
+		ResolverState: grpcpickfirst.EnableHealthListener(s.ResolverState),
+	})
+}
+
+func (b *roundRobin) Close() {
+	b.Balancer.Close()
+	if err := b.m.Close(); err != nil {
+		logger.Errorf("%s: %v", b.name, err)
+	}
+}
+
+// endpointChild names its references after its endpoint's addresses, which
+// it learns from its first update.
+type endpointChild struct {
+	balancer.Balancer
+	hc *subconn.ClientConn
+}
+
+func (c *endpointChild) UpdateClientConnState(s balancer.ClientConnState) error {
+	if eps := s.ResolverState.Endpoints; len(eps) == 1 {
+		var b strings.Builder
+		b.WriteString("endpoint{")
+		for i, a := range eps[0].Addresses {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(a.Addr)
+		}
+		b.WriteByte('}')
+		c.hc.SetHolder(b.String())
+	}
+	return c.Balancer.UpdateClientConnState(s)
+}
+
+// flatPickerCC replaces endpointsharding's two-level READY picker with one
+// that round-robins over the READY endpoints' real SubConns directly.
+type flatPickerCC struct{ balancer.ClientConn }
+
+func (c *flatPickerCC) UpdateState(s balancer.State) {
+	if s.ConnectivityState == connectivity.Ready {
+		if p := flatten(s.Picker); p != nil {
+			s.Picker = p
+		}
+	}
+	c.ClientConn.UpdateState(s)
+}
+
+// flatten returns a picker over the READY children's SubConns, or nil if any
+// READY child's picker is not a plain pick_first READY picker.
+func flatten(p balancer.Picker) balancer.Picker {
+	var scs []balancer.SubConn
+	for _, cs := range endpointsharding.ChildStatesFromPicker(p) {
+		if cs.State.ConnectivityState != connectivity.Ready {
+			continue
+		}
+		sc, ok := policy.ReadySubConn(cs.State.Picker)
+		if !ok {
+			return nil
+		}
+		scs = append(scs, sc)
+	}
+	if len(scs) == 0 {
+		return nil
+	}
+	rp := &picker{results: make([]balancer.PickResult, len(scs))}
+	for i, sc := range scs {
+		rp.results[i].SubConn = sc
+	}
+	rp.next.Store(uint32(rand.IntN(len(scs))))
+	return rp
+}
+
+// picker spreads picks over READY subchannels, one entry per endpoint.
+type picker struct {
+	results []balancer.PickResult
+	next    atomic.Uint32
+}
+
+func (p *picker) Pick(balancer.PickInfo) (balancer.PickResult, error) {
+	n := p.next.Add(1)
+	return p.results[n%uint32(len(p.results))], nil
+}

@@ -1,0 +1,140 @@
+// Package policy holds what leakproof's load-balancing policies share: their
+// service-config options, grpc's own pick_first builder (captured before
+// anything can replace it) and a picker that hands grpc one fixed SubConn.
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/leakproof/leakproof/subconn"
+	"google.golang.org/grpc/balancer"
+	grpcpickfirst "google.golang.org/grpc/balancer/pickfirst"
+	"google.golang.org/grpc/serviceconfig"
+)
+
+// GRPCPickFirst is grpc-go's own pick_first builder, captured at init time
+// so that a later ReplaceGRPCPolicy cannot make a policy its own child.
+var GRPCPickFirst = balancer.Get(grpcpickfirst.Name)
+
+// Limits on service-config values; anything outside is a config error.
+const (
+	MaxDrainTimeout  = 24 * time.Hour
+	MaxTraceRingSize = 1 << 20
+)
+
+// Config is the service-config of leakproof_pick_first and
+// leakproof_round_robin:
+//
+//	{"shuffleAddressList": true, "drainTimeout": "30s", "traceRingSize": 512}
+//
+// shuffleAddressList is accepted by pick_first only.
+type Config struct {
+	serviceconfig.LoadBalancingConfig `json:"-"`
+
+	ShuffleAddressList bool   `json:"shuffleAddressList,omitempty"`
+	DrainTimeout       string `json:"drainTimeout,omitempty"`
+	TraceRingSize      *int   `json:"traceRingSize,omitempty"`
+
+	drain time.Duration // parsed DrainTimeout; 0 means the default
+}
+
+// ParseConfig parses and validates a policy's JSON config. Unknown fields
+// and bad values are errors that name the policy and the field.
+func ParseConfig(policy string, js json.RawMessage, allowShuffle bool) (*Config, error) {
+	cfg := &Config{}
+	if len(bytes.TrimSpace(js)) == 0 || string(bytes.TrimSpace(js)) == "null" {
+		return cfg, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		return nil, fmt.Errorf("%s: invalid config %s: %v", policy, js, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%s: invalid config %s: trailing data", policy, js)
+	}
+	if cfg.ShuffleAddressList && !allowShuffle {
+		return nil, fmt.Errorf("%s: invalid config: shuffleAddressList is a pick_first option", policy)
+	}
+	if cfg.DrainTimeout != "" {
+		d, err := time.ParseDuration(cfg.DrainTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("%s: invalid config: drainTimeout %q: %v", policy, cfg.DrainTimeout, err)
+		}
+		if d <= 0 || d > MaxDrainTimeout {
+			return nil, fmt.Errorf("%s: invalid config: drainTimeout %v must be positive and at most %v (omit it for the default %v)", policy, d, MaxDrainTimeout, subconn.DefaultDrainTimeout)
+		}
+		cfg.drain = d
+	}
+	if n := cfg.TraceRingSize; n != nil && (*n < 0 || *n > MaxTraceRingSize) {
+		return nil, fmt.Errorf("%s: invalid config: traceRingSize %d must be between 0 and %d", policy, *n, MaxTraceRingSize)
+	}
+	return cfg, nil
+}
+
+// Apply sets the manager options the config carries; absent values restore
+// the defaults.
+func (c *Config) Apply(m *subconn.Manager) {
+	d := c.drain
+	if d == 0 {
+		d = subconn.DefaultDrainTimeout
+	}
+	m.SetDrainTimeout(d)
+	ring := subconn.DefaultTraceRing
+	if c.TraceRingSize != nil {
+		ring = *c.TraceRingSize
+	}
+	m.SetTraceRing(ring)
+}
+
+// ConfigOf returns the *Config in a ClientConnState, the default for none,
+// or an error wrapping balancer.ErrBadResolverState for a foreign type.
+func ConfigOf(policy string, lbc serviceconfig.LoadBalancingConfig) (*Config, error) {
+	switch c := lbc.(type) {
+	case nil:
+		return &Config{}, nil
+	case *Config:
+		return c, nil
+	default:
+		return nil, fmt.Errorf("%s: received config of type %T: %w", policy, lbc, balancer.ErrBadResolverState)
+	}
+}
+
+// PickFirstChildConfig returns grpc pick_first's parsed config for shuffle.
+func PickFirstChildConfig(shuffle bool) (serviceconfig.LoadBalancingConfig, error) {
+	p, ok := GRPCPickFirst.(balancer.ConfigParser)
+	if !ok {
+		return nil, errors.New("policy: grpc's pick_first has no config parser")
+	}
+	return p.ParseConfig(json.RawMessage(fmt.Sprintf(`{"shuffleAddressList":%t}`, shuffle)))
+}
+
+// ReadySubConn returns the real SubConn a READY pick_first picker always
+// returns, so that a parent can pick it directly. It reports false for any
+// picker whose result is not a plain SubConn (an error, a Done callback or
+// metadata), which is then used as it is.
+func ReadySubConn(p balancer.Picker) (balancer.SubConn, bool) {
+	if p == nil {
+		return nil, false
+	}
+	res, err := p.Pick(balancer.PickInfo{})
+	if err != nil || res.SubConn == nil || res.Done != nil || res.Metadata != nil {
+		return nil, false
+	}
+	return subconn.Unwrap(res.SubConn), true
+}
+
+// FixedPicker always picks one SubConn; it allocates nothing per Pick.
+type FixedPicker struct{ res balancer.PickResult }
+
+// NewFixedPicker returns a picker that always returns sc.
+func NewFixedPicker(sc balancer.SubConn) *FixedPicker {
+	return &FixedPicker{res: balancer.PickResult{SubConn: sc}}
+}
+
+// Pick implements balancer.Picker.
+func (p *FixedPicker) Pick(balancer.PickInfo) (balancer.PickResult, error) { return p.res, nil }
