@@ -21,13 +21,16 @@ package roundrobin
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/leakproof/leakproof/internal/policy"
 	"github.com/leakproof/leakproof/subconn"
 	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/balancer/base"
 	"google.golang.org/grpc/balancer/endpointsharding"
 	grpcpickfirst "google.golang.org/grpc/balancer/pickfirst"
 	"google.golang.org/grpc/connectivity"
@@ -55,12 +58,12 @@ func (b builder) Name() string { return b.name }
 
 func (b builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
 	m := subconn.NewManager(cc)
-	rr := &roundRobin{m: m, name: b.name}
+	rr := &roundRobin{m: m, name: b.name, cc: &flatPickerCC{ClientConn: cc}}
 	child := func(ccChild balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
 		hc := m.ClientConn(ccChild, "endpoint")
 		return &endpointChild{Balancer: policy.GRPCPickFirst.Build(hc, opts), hc: hc}
 	}
-	rr.Balancer = endpointsharding.NewBalancer(&flatPickerCC{ClientConn: cc}, opts, child, endpointsharding.Options{})
+	rr.Balancer = endpointsharding.NewBalancer(rr.cc, opts, child, endpointsharding.Options{})
 	return rr
 }
 
@@ -72,6 +75,7 @@ type roundRobin struct {
 	balancer.Balancer // endpointsharding over pick_first children
 	m                 *subconn.Manager
 	name              string
+	cc                *flatPickerCC
 }
 
 func (b *roundRobin) UpdateClientConnState(s balancer.ClientConnState) error {
@@ -80,9 +84,17 @@ func (b *roundRobin) UpdateClientConnState(s balancer.ClientConnState) error {
 		return err
 	}
 	cfg.Apply(b.m)
+	b.cc.setResolverError(nil)
 	return b.Balancer.UpdateClientConnState(balancer.ClientConnState{
 		ResolverState: grpcpickfirst.EnableHealthListener(s.ResolverState),
 	})
+}
+
+// ResolverError passes err to the endpoints; with no endpoint at all, RPCs
+// fail with it (grpc's round_robin reports only "no children to pick from").
+func (b *roundRobin) ResolverError(err error) {
+	b.cc.setResolverError(err)
+	b.Balancer.ResolverError(err)
 }
 
 func (b *roundRobin) Close() {
@@ -116,13 +128,33 @@ func (c *endpointChild) UpdateClientConnState(s balancer.ClientConnState) error 
 }
 
 // flatPickerCC replaces endpointsharding's two-level READY picker with one
-// that round-robins over the READY endpoints' real SubConns directly.
-type flatPickerCC struct{ balancer.ClientConn }
+// that round-robins over the READY endpoints' real SubConns directly, and
+// the picker of a policy with no endpoints with the resolver's error.
+type flatPickerCC struct {
+	balancer.ClientConn
+
+	mu          sync.Mutex
+	resolverErr error // the last resolver error since the last good update
+}
+
+func (c *flatPickerCC) setResolverError(err error) {
+	c.mu.Lock()
+	c.resolverErr = err
+	c.mu.Unlock()
+}
 
 func (c *flatPickerCC) UpdateState(s balancer.State) {
-	if s.ConnectivityState == connectivity.Ready {
+	switch s.ConnectivityState {
+	case connectivity.Ready:
 		if p := flatten(s.Picker); p != nil {
 			s.Picker = p
+		}
+	case connectivity.TransientFailure:
+		c.mu.Lock()
+		err := c.resolverErr
+		c.mu.Unlock()
+		if err != nil && len(endpointsharding.ChildStatesFromPicker(s.Picker)) == 0 {
+			s.Picker = base.NewErrPicker(fmt.Errorf("name resolver error: %v", err))
 		}
 	}
 	c.ClientConn.UpdateState(s)
