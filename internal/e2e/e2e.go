@@ -148,7 +148,9 @@ func (c *Client) EchoOK(ctx context.Context) (string, error) {
 	return resp.GetBackend().GetAddress(), nil
 }
 
-// WaitServed makes RPCs until every addr in want has served one.
+// WaitServed makes RPCs until every addr in want has served one. RPCs that
+// fail are retried: one sent on a connection the server has just killed
+// fails, as it does with any policy.
 func (c *Client) WaitServed(want ...string) {
 	c.t.Helper()
 	left := map[string]bool{}
@@ -156,13 +158,16 @@ func (c *Client) WaitServed(want ...string) {
 		left[a] = true
 	}
 	deadline := time.Now().Add(LongTimeout)
+	var lastErr error
 	for len(left) > 0 {
 		if time.Now().After(deadline) {
-			c.t.Fatalf("backends %v never served an RPC", left)
+			c.t.Fatalf("backends %v never served an RPC (last error: %v)", left, lastErr)
 		}
 		a, err := c.EchoOK(context.Background())
 		if err != nil {
-			c.t.Fatalf("RPC failed: %v", err)
+			lastErr = err
+			time.Sleep(5 * time.Millisecond)
+			continue
 		}
 		delete(left, a)
 	}

@@ -1,0 +1,108 @@
+package e2e_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/leakproof/leakproof/balancer/pickfirst"
+	"github.com/leakproof/leakproof/balancer/roundrobin"
+	"github.com/leakproof/leakproof/internal/e2e"
+	"github.com/leakproof/leakproof/leaktest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/interop"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+)
+
+// idServer is grpc's interop TestService that also fills ServerId, which
+// the pick_first interop case requires.
+type idServer struct {
+	testgrpc.TestServiceServer
+	id string
+}
+
+func (s *idServer) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	resp, err := s.TestServiceServer.UnaryCall(ctx, req)
+	if err == nil && req.GetFillServerId() {
+		resp.ServerId = s.id
+	}
+	return resp, err
+}
+
+func startInterop(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	testgrpc.RegisterTestServiceServer(s, &idServer{TestServiceServer: interop.NewTestServer(), id: l.Addr().String()})
+	go s.Serve(l)
+	t.Cleanup(s.Stop)
+	return l.Addr().String()
+}
+
+// TestInteropCasesThroughBothPolicies runs grpc-go's interop client cases
+// (they abort the test binary on failure) through each leakproof policy,
+// with and without the socket-tracking dialer.
+func TestInteropCasesThroughBothPolicies(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	addrs := []string{startInterop(t), startInterop(t), startInterop(t)}
+	for _, policy := range []string{pickfirst.Name, roundrobin.Name} {
+		for _, o := range []e2e.Options{{}, {NoDialer: true}} {
+			name := policy
+			if o.NoDialer {
+				name += "/nodialer"
+			}
+			t.Run(name, func(t *testing.T) {
+				cl := e2e.Dial(t, e2e.ServiceConfig(policy, ""), e2e.AddrState(addrs...), o)
+				tc := testgrpc.NewTestServiceClient(cl.CC)
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				wait := grpc.WaitForReady(true)
+				interop.DoEmptyUnaryCall(ctx, tc, wait)
+				interop.DoLargeUnaryCall(ctx, tc, wait)
+				interop.DoClientStreaming(ctx, tc, wait)
+				interop.DoServerStreaming(ctx, tc, wait)
+				interop.DoPingPong(ctx, tc, wait)
+				interop.DoEmptyStream(ctx, tc, wait)
+				interop.DoTimeoutOnSleepingServer(ctx, tc, wait)
+				interop.DoCancelAfterBegin(ctx, tc, wait)
+				interop.DoCancelAfterFirstResponse(ctx, tc, wait)
+				interop.DoCustomMetadata(ctx, tc, wait)
+				interop.DoStatusCodeAndMessage(ctx, tc, wait)
+				interop.DoSpecialStatusMessage(ctx, tc, wait)
+				interop.DoUnimplementedService(ctx, testgrpc.NewUnimplementedServiceClient(cl.CC))
+				interop.DoUnimplementedMethod(ctx, cl.CC)
+				if policy == pickfirst.Name {
+					interop.DoPickFirstUnary(ctx, tc)
+				} else {
+					assertSpread(t, tc, addrs)
+				}
+				cl.CC.Close()
+				cl.Trace.CheckClean(t)
+			})
+		}
+	}
+}
+
+// assertSpread checks that round_robin spreads unary calls over every
+// backend.
+func assertSpread(t *testing.T, tc testgrpc.TestServiceClient, addrs []string) {
+	t.Helper()
+	seen := map[string]int{}
+	for range 60 {
+		resp, err := tc.UnaryCall(context.Background(), &testpb.SimpleRequest{FillServerId: true}, grpc.WaitForReady(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[resp.GetServerId()]++
+	}
+	for _, a := range addrs {
+		if seen[a] == 0 {
+			t.Fatalf("round_robin never reached %s: %v", a, seen)
+		}
+	}
+}
