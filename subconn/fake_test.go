@@ -2,6 +2,7 @@ package subconn
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
+	estats "google.golang.org/grpc/experimental/stats"
 	"google.golang.org/grpc/resolver"
 )
 
@@ -25,10 +27,73 @@ type fakeCC struct {
 	violations []string
 	newErr     map[string]error // NewSubConn fails for these Addrs
 	states     []balancer.State
+	metrics    *fakeRecorder
 }
 
 func newFakeCC() *fakeCC {
-	return &fakeCC{live: map[string]int{}, newErr: map[string]error{}}
+	return &fakeCC{live: map[string]int{}, newErr: map[string]error{}, metrics: &fakeRecorder{counts: map[string]int64{}}}
+}
+
+func (f *fakeCC) MetricsRecorder() estats.MetricsRecorder { return f.metrics }
+
+// fakeRecorder records counters by "name labels..." and holds the async
+// reporters registered with it.
+type fakeRecorder struct {
+	estats.UnimplementedMetricsRecorder
+
+	mu        sync.Mutex
+	counts    map[string]int64
+	reporters map[int]estats.AsyncMetricReporter
+	next      int
+}
+
+func (r *fakeRecorder) RecordInt64Count(h *estats.Int64CountHandle, incr int64, labels ...string) {
+	r.mu.Lock()
+	r.counts[h.Name+" "+strings.Join(labels, " ")] += incr
+	r.mu.Unlock()
+}
+
+func (r *fakeRecorder) RegisterAsyncReporter(rep estats.AsyncMetricReporter, _ ...estats.AsyncMetric) func() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reporters == nil {
+		r.reporters = map[int]estats.AsyncMetricReporter{}
+	}
+	id := r.next
+	r.next++
+	r.reporters[id] = rep
+	return func() {
+		r.mu.Lock()
+		delete(r.reporters, id)
+		r.mu.Unlock()
+	}
+}
+
+func (r *fakeRecorder) count(key string) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.counts[key]
+}
+
+// gauges runs the registered reporters and returns "name labels..." → value.
+func (r *fakeRecorder) gauges() map[string]int64 {
+	r.mu.Lock()
+	reps := make([]estats.AsyncMetricReporter, 0, len(r.reporters))
+	for _, rep := range r.reporters {
+		reps = append(reps, rep)
+	}
+	r.mu.Unlock()
+	g := gaugeSink{}
+	for _, rep := range reps {
+		rep.Report(g)
+	}
+	return g
+}
+
+type gaugeSink map[string]int64
+
+func (g gaugeSink) RecordInt64AsyncGauge(h *estats.Int64AsyncGaugeHandle, v int64, labels ...string) {
+	g[h.Name+" "+strings.Join(labels, " ")] = v
 }
 
 func (f *fakeCC) NewSubConn(addrs []resolver.Address, opts balancer.NewSubConnOptions) (balancer.SubConn, error) {

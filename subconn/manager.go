@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
+	estats "google.golang.org/grpc/experimental/stats"
 	"google.golang.org/grpc/grpclog"
 	"google.golang.org/grpc/resolver"
 )
@@ -71,8 +72,13 @@ type Manager struct {
 	// Initialized at build time, read-only after.
 	id     uint64
 	cc     balancer.ClientConn
-	target string
-	cq     callbackQueue // holder listeners run here, in order
+	target      string
+	cq          callbackQueue // holder listeners run here, in order
+	recorder    estats.MetricsRecorder
+	stopMetrics func() // unregisters the gauges; called when the manager leaves the registry
+
+	// Gauges, written under mu and read without it.
+	openSubchannels, openSockets atomic.Int64
 
 	mu           sync.Mutex
 	closed       bool
@@ -102,6 +108,7 @@ func NewManager(cc balancer.ClientConn, opts ...Option) *Manager {
 		all:          make(map[uint64]*record),
 		ring:         ring{size: max(o.ringSize, 0)},
 	}
+	m.startMetrics()
 	m.mu.Lock()
 	m.emitLocked(nil, KindManagerOpen, 0, 0, "", "", nil)
 	m.mu.Unlock()
@@ -281,6 +288,7 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 	}
 	r.sc = sc
 	m.all[r.id] = r
+	m.openSubchannels.Add(1)
 	m.stats.Created++
 	m.emitLocked(r, KindCreate, 0, 0, holder, o.reason, nil)
 	if m.closed { // Close ran while NewSubConn did: nobody may hold it.
@@ -417,6 +425,7 @@ func (m *Manager) drainExpired(r *record, d time.Duration) {
 		m.emitLocked(r, KindDrainTimeout, 0, 0, "", fmt.Sprintf("%d socket(s) still open %v after Shutdown; force-closing", len(socks), d), nil)
 	}
 	m.mu.Unlock()
+	m.recordLeaks(leakDrainTimeoutSocket, len(socks))
 	for _, c := range socks {
 		c.forceClose()
 	}
@@ -433,10 +442,11 @@ func (m *Manager) maybeDestroyLocked(r *record) bool {
 		r.drainTimer.Stop()
 	}
 	delete(m.all, r.id)
+	m.openSubchannels.Add(-1)
 	m.stats.Destroyed++
 	m.emitLocked(r, KindDestroy, 0, 0, "", "", nil)
 	if m.closed && len(m.all) == 0 {
-		unregister(m)
+		m.retireLocked()
 	}
 	return true
 }
@@ -467,10 +477,12 @@ func (r *record) onState(s balancer.SubConnState) {
 		}
 	}
 	m.emitLocked(r, KindState, r.refs, r.refs, "", reason, nil)
+	var lost string
 	if old == connectivity.Ready && r.state == connectivity.Idle {
 		kind, cause := r.lossCauseLocked()
 		r.lost++
 		r.lastLoss = cause
+		lost = cause
 		m.stats.countLoss(cause)
 		m.emitLocked(r, kind, r.refs, r.refs, "", cause, nil)
 	}
@@ -484,6 +496,9 @@ func (r *record) onState(s balancer.SubConnState) {
 		m.emitLocked(r, KindConnect, r.refs, r.refs, "", "auto-reconnect", nil)
 	}
 	m.mu.Unlock()
+	if lost != "" {
+		m.recordLoss(lost)
+	}
 	if reconnect != nil {
 		reconnect.Connect()
 	}
@@ -632,13 +647,24 @@ func (m *Manager) Close() error {
 	}
 	m.mu.Lock()
 	if len(m.all) == 0 {
-		unregister(m)
+		m.retireLocked()
 	}
 	m.mu.Unlock()
+	m.recordLeaks(leakUnreleasedHolder, len(leaks))
 	if len(leaks) > 0 {
 		return fmt.Errorf("subconn: close: %d reference(s) never released: %s", len(leaks), strings.Join(leaks, "; "))
 	}
 	return nil
+}
+
+// retireLocked takes a closed manager with no subchannel left out of the
+// registry and stops its metrics. Caller must hold m.mu.
+func (m *Manager) retireLocked() {
+	unregister(m)
+	if m.stopMetrics != nil {
+		m.stopMetrics()
+		m.stopMetrics = nil
+	}
 }
 
 // tracingLocked reports whether events are recorded at all. Caller must hold
@@ -695,6 +721,7 @@ func (r *record) dialDone(conn net.Conn, err error) (net.Conn, error) {
 	m.mu.Lock()
 	r.dialing--
 	r.sockets = append(r.sockets, c)
+	m.openSockets.Add(1)
 	r.lastSocket = c
 	m.stats.SocketsOpened++
 	reason := ""
@@ -721,6 +748,7 @@ func (r *record) socketClosed(c *trackedConn, reason string) {
 	m.mu.Lock()
 	if i := slices.Index(r.sockets, c); i >= 0 {
 		r.sockets = slices.Delete(r.sockets, i, i+1)
+		m.openSockets.Add(-1)
 	}
 	m.stats.SocketsClosed++
 	m.emitLocked(r, KindSocketClose, r.refs, r.refs, "", reason, c.ref())

@@ -17,11 +17,16 @@ type Stats struct {
 }
 
 func (s *Stats) countLoss(reason string) {
-	cause, _, _ := strings.Cut(reason, ":")
 	if s.ConnectionsLost == nil {
 		s.ConnectionsLost = make(map[string]uint64)
 	}
-	s.ConnectionsLost[cause]++
+	s.ConnectionsLost[causeOf(reason)]++
+}
+
+// causeOf returns the Cause* word a loss reason starts with.
+func causeOf(reason string) string {
+	cause, _, _ := strings.Cut(reason, ":")
+	return cause
 }
 
 // Stats returns a copy of the manager's counters.
