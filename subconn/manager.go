@@ -70,8 +70,8 @@ func WithTarget(target string) Option { return func(o *options) { o.target = tar
 // or into a holder while holding its own lock.
 type Manager struct {
 	// Initialized at build time, read-only after.
-	id     uint64
-	cc     balancer.ClientConn
+	id          uint64
+	cc          balancer.ClientConn
 	target      string
 	cq          callbackQueue // holder listeners run here, in order
 	recorder    estats.MetricsRecorder

@@ -9,15 +9,15 @@ import (
 // those, they are off by default: enable them by name in the plugin's
 // options (e.g. stats.NewMetrics(subconn.MetricSubchannelsOpen, ...)).
 const (
-	MetricSubchannelsOpen  = "leakproof.subchannels.open"  // gauge: subchannels not yet destroyed
-	MetricSocketsOpen      = "leakproof.sockets.open"      // gauge: sockets owned (needs Dialer)
-	MetricConnectionsLost  = "leakproof.connections_lost"  // counter, by leakproof.cause (Cause*)
-	MetricLeaks            = "leakproof.leaks"             // counter, by leakproof.leak_kind
-	labelTarget            = "grpc.target"                 // the channel target
-	labelCause             = "leakproof.cause"             // why a READY connection was lost
-	labelLeakKind          = "leakproof.leak_kind"         // what the manager had to force
-	leakUnreleasedHolder   = "unreleased_holder"           // a reference Close had to drop
-	leakDrainTimeoutSocket = "drain_timeout"               // a socket force-closed after Shutdown
+	MetricSubchannelsOpen  = "leakproof.subchannels.open" // gauge: subchannels not yet destroyed
+	MetricSocketsOpen      = "leakproof.sockets.open"     // gauge: sockets owned (needs Dialer)
+	MetricConnectionsLost  = "leakproof.connections_lost" // counter, by leakproof.cause (Cause*)
+	MetricLeaks            = "leakproof.leaks"            // counter, by leakproof.leak_kind
+	labelTarget            = "grpc.target"                // the channel target
+	labelCause             = "leakproof.cause"            // why a READY connection was lost
+	labelLeakKind          = "leakproof.leak_kind"        // what the manager had to force
+	leakUnreleasedHolder   = "unreleased_holder"          // a reference Close had to drop
+	leakDrainTimeoutSocket = "drain_timeout"              // a socket force-closed after Shutdown
 )
 
 var (

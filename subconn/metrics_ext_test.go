@@ -28,10 +28,12 @@ type statsRecorder struct {
 	reporters []estats.AsyncMetricReporter
 }
 
-func (r *statsRecorder) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
-func (r *statsRecorder) HandleRPC(context.Context, stats.RPCStats)                         {}
-func (r *statsRecorder) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
-func (r *statsRecorder) HandleConn(context.Context, stats.ConnStats)                       {}
+func (r *statsRecorder) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (r *statsRecorder) HandleRPC(context.Context, stats.RPCStats)                       {}
+func (r *statsRecorder) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+func (r *statsRecorder) HandleConn(context.Context, stats.ConnStats) {}
 
 func (r *statsRecorder) RecordInt64Count(h *estats.Int64CountHandle, incr int64, labels ...string) {
 	r.mu.Lock()
