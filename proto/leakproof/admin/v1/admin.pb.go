@@ -1119,6 +1119,7 @@ type Problem struct {
 	// What is wrong:
 	//
 	//	sockets_open_after_shutdown  shut down, sockets still open past the grace period
+	//	shut_down_not_destroyed      shut down past the grace period, no socket open, not destroyed
 	//	released_not_shut_down       every reference dropped, Shutdown never called
 	//	closed_manager_subchannel    the manager closed, the subchannel was never shut down
 	//	leak, holder_leak, unbalanced, invalid

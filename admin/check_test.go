@@ -1,0 +1,178 @@
+package admin
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/leakproof/leakproof/subconn"
+)
+
+// The states below cannot be provoked on a real channel: the manager's own
+// invariants prevent them (it shuts a subchannel down in the same critical
+// section that drops its last reference, and Close shuts down everything it
+// holds). The check exists to catch a regression that breaks them, so these
+// tests feed it hand-made snapshots and rings. The states a real channel can
+// reach are tested end to end in service_ext_test.go.
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// life returns the events of a subchannel's full life on manager 1.
+func life(seq uint64, id uint64, key string, destroyed bool) []subconn.Event {
+	ev := func(kind subconn.Kind, before, after int, holder string) subconn.Event {
+		seq++
+		return subconn.Event{Seq: seq, Time: t0, Manager: 1, Target: "t", Subchannel: id, Key: key, Kind: kind, RefsBefore: before, RefsAfter: after, Holder: holder}
+	}
+	out := []subconn.Event{
+		ev(subconn.KindCreate, 0, 0, "a"),
+		ev(subconn.KindRef, 0, 1, "a"),
+		ev(subconn.KindConnect, 1, 1, ""),
+		ev(subconn.KindState, 1, 1, ""),
+	}
+	open := ev(subconn.KindSocketOpen, 1, 1, "")
+	open.Socket = &subconn.SocketRef{ID: id, Local: "127.0.0.1:1000", Remote: key}
+	out = append(out, open)
+	if destroyed {
+		cl := ev(subconn.KindUnref, 1, 0, "a")
+		out = append(out, cl, ev(subconn.KindShutdown, 0, 0, "a"))
+		sc := ev(subconn.KindSocketClose, 0, 0, "")
+		sc.Socket = open.Socket
+		out = append(out, sc, ev(subconn.KindDestroy, 0, 0, ""))
+	}
+	return out
+}
+
+func info(id uint64, key string, refs int, holders ...string) subconn.SubchannelInfo {
+	return subconn.SubchannelInfo{ID: id, Manager: 1, Target: "t", Key: key, State: "READY", Refs: refs, Holders: holders, Created: t0}
+}
+
+func kinds(r checkResult) []string {
+	var out []string
+	for _, p := range r.Problems {
+		out = append(out, p.Kind)
+	}
+	return out
+}
+
+func TestCheckCleanState(t *testing.T) {
+	ev := append(life(0, 1, "b:1", false), life(100, 2, "b:2", true)...)
+	r := check(t0, time.Second, []managerView{{id: 1, target: "t", events: ev, subchannels: []subconn.SubchannelInfo{info(1, "b:1", 1, "a")}}})
+	if len(r.Problems) != 0 || r.Subchannels != 1 || r.EventsChecked != len(ev) || r.Draining != 0 {
+		t.Fatalf("clean state: %+v", r)
+	}
+}
+
+func TestCheckShutDownSubchannels(t *testing.T) {
+	draining := info(1, "b:1", 0)
+	draining.Shutdown, draining.ShutdownAt = true, t0.Add(-time.Second)
+	draining.Sockets = []subconn.SocketInfo{{ID: 9, Local: "127.0.0.1:1000", Remote: "b:1", Opened: t0.Add(-time.Minute)}}
+	idle := info(2, "b:2", 0)
+	idle.Shutdown, idle.ShutdownAt = true, t0.Add(-time.Minute)
+	ms := []managerView{{id: 1, target: "t", subchannels: []subconn.SubchannelInfo{draining, idle}}}
+
+	r := check(t0, 2*time.Second, ms)
+	if got := kinds(r); len(got) != 1 || got[0] != problemNotDestroyed || r.Draining != 1 {
+		t.Fatalf("grace 2s: problems %v, draining %d; want %s for #2 only and #1 draining", got, r.Draining, problemNotDestroyed)
+	}
+	r = check(t0, 0, ms)
+	if got := kinds(r); len(got) != 2 || got[0] != problemSocketsOpen || got[1] != problemNotDestroyed {
+		t.Fatalf("grace 0: problems %v", got)
+	}
+	p := r.Problems[0]
+	if p.Subchannel != 1 || time.Duration(p.SinceShutdown) != time.Second || !strings.Contains(p.Message, "socket 9 127.0.0.1:1000->b:1 open 1m0s") {
+		t.Fatalf("problem %+v: want #1, 1s since shutdown, the socket named", p)
+	}
+}
+
+func TestCheckReleasedButNotShutDown(t *testing.T) {
+	ev := life(0, 1, "b:1", false)
+	ev = append(ev, subconn.Event{Seq: 50, Manager: 1, Target: "t", Subchannel: 1, Key: "b:1", Kind: subconn.KindUnref, RefsBefore: 1, RefsAfter: 0, Holder: "a"})
+	r := check(t0, time.Second, []managerView{{id: 1, target: "t", events: ev, subchannels: []subconn.SubchannelInfo{info(1, "b:1", 0)}}})
+	if got := kinds(r); len(got) != 1 || got[0] != problemReleasedNotShut {
+		t.Fatalf("problems %v, want only %s (CheckTrace's own end-of-trace verdict left to the live state)", got, problemReleasedNotShut)
+	}
+	p := r.Problems[0]
+	if p.Target != "t" || p.Key != "b:1" || len(p.Events) == 0 || p.Events[len(p.Events)-1].Kind != subconn.KindUnref {
+		t.Fatalf("problem %+v: want the unref as the last evidence", p)
+	}
+	for _, e := range p.Events {
+		if e.Kind == subconn.KindState || e.Kind == subconn.KindConnect {
+			t.Fatalf("evidence has %s events", e.Kind)
+		}
+	}
+}
+
+func TestCheckClosedManagerWithLiveSubchannel(t *testing.T) {
+	r := check(t0, time.Second, []managerView{{id: 1, target: "t", closed: true, subchannels: []subconn.SubchannelInfo{info(3, "b:3", 1, "endpoint{b:3}")}}})
+	if got := kinds(r); len(got) != 1 || got[0] != problemClosedManagerAlive || !strings.Contains(r.Problems[0].Message, "endpoint{b:3}") {
+		t.Fatalf("problems %+v, want %s naming the holder", r.Problems, problemClosedManagerAlive)
+	}
+}
+
+func TestCheckRingFindings(t *testing.T) {
+	// An unref by a holder that never took a reference, and a destroy with a
+	// socket still open: both shown by the ring alone.
+	ev := life(0, 1, "b:1", false)
+	ev = append(ev, subconn.Event{Seq: 50, Manager: 1, Target: "t", Subchannel: 1, Key: "b:1", Kind: subconn.KindUnref, RefsBefore: 1, RefsAfter: 0, Holder: "stranger"})
+	ev = append(ev,
+		subconn.Event{Seq: 51, Manager: 1, Target: "t", Subchannel: 1, Key: "b:1", Kind: subconn.KindShutdown},
+		subconn.Event{Seq: 52, Manager: 1, Target: "t", Subchannel: 1, Key: "b:1", Kind: subconn.KindDestroy})
+	r := check(t0, time.Second, []managerView{{id: 1, target: "t", events: ev}})
+	got := strings.Join(kinds(r), ",")
+	if got != "unbalanced,leak" {
+		t.Fatalf("problems %v, want unbalanced then leak", r.Problems)
+	}
+	if !strings.Contains(r.Problems[0].Message, `"stranger"`) || !strings.Contains(r.Problems[1].Message, "destroy with 1 socket(s) still open") {
+		t.Fatalf("messages %q, %q", r.Problems[0].Message, r.Problems[1].Message)
+	}
+	if r.Problems[0].Target != "t" {
+		t.Fatalf("ring problem without the target: %+v", r.Problems[0])
+	}
+}
+
+func TestCheckPartialRingIsNotALeak(t *testing.T) {
+	// Only the end of #1's life and the middle of #2's are left in the ring;
+	// #2 is still alive and held, #3 (shutdown in the ring, destroyed since)
+	// is gone from the snapshot.
+	full := append(life(0, 1, "b:1", true), life(100, 2, "b:2", false)...)
+	var ring []subconn.Event
+	for _, e := range full {
+		if e.Kind != subconn.KindCreate && e.Kind != subconn.KindRef {
+			ring = append(ring, e)
+		}
+	}
+	ring = append(ring,
+		subconn.Event{Seq: 200, Manager: 1, Target: "t", Subchannel: 3, Key: "b:3", Kind: subconn.KindUnref, RefsBefore: 1, RefsAfter: 0, Holder: "a"},
+		subconn.Event{Seq: 201, Manager: 1, Target: "t", Subchannel: 3, Key: "b:3", Kind: subconn.KindShutdown, Holder: "a"})
+	r := check(t0, time.Second, []managerView{{id: 1, target: "t", events: ring[3:], subchannels: []subconn.SubchannelInfo{info(2, "b:2", 1, "a")}}})
+	if len(r.Problems) != 0 {
+		t.Fatalf("partial ring: false positives %+v", r.Problems)
+	}
+}
+
+func TestEvidenceKeepsTheStartAndTheEnd(t *testing.T) {
+	var ev []subconn.Event
+	for i := range 100 {
+		ev = append(ev, subconn.Event{Seq: uint64(i + 1), Subchannel: 1, Kind: subconn.KindRef})
+	}
+	got := evidence(ev, 1)
+	if len(got) != evidenceCap || got[0].Seq != 1 || got[evidenceCap/2-1].Seq != evidenceCap/2 || got[len(got)-1].Seq != 100 {
+		t.Fatalf("evidence of 100 events: %d kept, first %d, last %d", len(got), got[0].Seq, got[len(got)-1].Seq)
+	}
+}
+
+func TestResumeFrom(t *testing.T) {
+	for _, tc := range []struct {
+		sent []uint64
+		from uint64
+		want uint64
+	}{
+		{nil, 0, 1},
+		{nil, 40, 40},
+		{[]uint64{7, 9, 8}, 0, 7},
+	} {
+		if got := resumeFrom(tc.sent, tc.from); got != tc.want {
+			t.Errorf("resumeFrom(%v, %d) = %d, want %d", tc.sent, tc.from, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,147 @@
+package admin
+
+import (
+	"time"
+
+	adminv1 "github.com/leakproof/leakproof/proto/leakproof/admin/v1"
+	"github.com/leakproof/leakproof/subconn"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// EventToProto returns e as the admin service sends it.
+func EventToProto(e subconn.Event) *adminv1.Event {
+	pe := &adminv1.Event{
+		Seq:          e.Seq,
+		Time:         timestamp(e.Time),
+		ManagerId:    e.Manager,
+		Target:       e.Target,
+		SubchannelId: e.Subchannel,
+		Key:          e.Key,
+		Kind:         string(e.Kind),
+		RefsBefore:   int64(e.RefsBefore),
+		RefsAfter:    int64(e.RefsAfter),
+		State:        e.State,
+		Holder:       e.Holder,
+		Reason:       e.Reason,
+	}
+	if s := e.Socket; s != nil {
+		pe.Socket = &adminv1.SocketRef{Id: s.ID, LocalAddress: s.Local, RemoteAddress: s.Remote}
+	}
+	return pe
+}
+
+// EventFromProto returns the trace event pe describes, as ReadTrace would
+// read it from a JSON-lines trace (so that CheckTrace and Event.String work
+// on events received from the service). A nil pe is the zero Event.
+func EventFromProto(pe *adminv1.Event) subconn.Event {
+	if pe == nil {
+		return subconn.Event{}
+	}
+	e := subconn.Event{
+		Seq:        pe.GetSeq(),
+		Manager:    pe.GetManagerId(),
+		Target:     pe.GetTarget(),
+		Subchannel: pe.GetSubchannelId(),
+		Key:        pe.GetKey(),
+		Kind:       subconn.Kind(pe.GetKind()),
+		RefsBefore: int(pe.GetRefsBefore()),
+		RefsAfter:  int(pe.GetRefsAfter()),
+		State:      pe.GetState(),
+		Holder:     pe.GetHolder(),
+		Reason:     pe.GetReason(),
+	}
+	if pe.GetTime() != nil {
+		e.Time = pe.GetTime().AsTime()
+	}
+	if s := pe.GetSocket(); s != nil {
+		e.Socket = &subconn.SocketRef{ID: s.GetId(), Local: s.GetLocalAddress(), Remote: s.GetRemoteAddress()}
+	}
+	return e
+}
+
+func eventsToProto(evs []subconn.Event) []*adminv1.Event {
+	out := make([]*adminv1.Event, len(evs))
+	for i, e := range evs {
+		out[i] = EventToProto(e)
+	}
+	return out
+}
+
+// timestamp returns t as a Timestamp, or nil for the zero time.
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func managerToProto(m managerView) *adminv1.Manager {
+	st := m.stats
+	ps := &adminv1.ManagerStats{
+		Created:         st.Created,
+		Shutdowns:       st.Shutdowns,
+		Destroyed:       st.Destroyed,
+		Refs:            st.Refs,
+		Unrefs:          st.Unrefs,
+		Leaks:           st.Leaks,
+		SocketsOpened:   st.SocketsOpened,
+		SocketsClosed:   st.SocketsClosed,
+		DrainTimeouts:   st.DrainTimeouts,
+		ConnectionsLost: map[string]uint64{},
+	}
+	for k, v := range st.ConnectionsLost {
+		ps.ConnectionsLost[k] = v
+	}
+	return &adminv1.Manager{Id: m.id, Target: m.target, Closed: m.closed, Stats: ps}
+}
+
+func subchannelToProto(si subconn.SubchannelInfo) *adminv1.Subchannel {
+	ps := &adminv1.Subchannel{
+		Id:              si.ID,
+		ManagerId:       si.Manager,
+		Target:          si.Target,
+		Key:             si.Key,
+		State:           si.State,
+		Refs:            int64(si.Refs),
+		Holders:         si.Holders,
+		Dialing:         int64(si.Dialing),
+		CreateTime:      timestamp(si.Created),
+		Age:             durationpb.New(time.Duration(si.Age)),
+		Shutdown:        si.Shutdown,
+		ShutdownTime:    timestamp(si.ShutdownAt),
+		ConnectionsLost: int64(si.ConnectionsLost),
+		LastLoss:        si.LastLoss,
+	}
+	for _, s := range si.Sockets {
+		ps.Sockets = append(ps.Sockets, &adminv1.Socket{
+			Id: s.ID, LocalAddress: s.Local, RemoteAddress: s.Remote, OpenTime: timestamp(s.Opened), Goaway: s.GoAway,
+		})
+	}
+	return ps
+}
+
+func checkToProto(r checkResult) *adminv1.CheckLeaksResponse {
+	resp := &adminv1.CheckLeaksResponse{
+		Subchannels:   int64(r.Subchannels),
+		Draining:      int64(r.Draining),
+		EventsChecked: int64(r.EventsChecked),
+		GracePeriod:   durationpb.New(time.Duration(r.GracePeriod)),
+	}
+	for _, p := range r.Problems {
+		pp := &adminv1.Problem{
+			Kind:         p.Kind,
+			ManagerId:    p.Manager,
+			Target:       p.Target,
+			SubchannelId: p.Subchannel,
+			Key:          p.Key,
+			Message:      p.Message,
+			Events:       eventsToProto(p.Events),
+		}
+		if p.SinceShutdown != 0 {
+			pp.SinceShutdown = durationpb.New(time.Duration(p.SinceShutdown))
+		}
+		resp.Problems = append(resp.Problems, pp)
+	}
+	return resp
+}
