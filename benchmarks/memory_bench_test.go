@@ -1,0 +1,135 @@
+package benchmarks
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/leakproof/leakproof/internal/e2e"
+	"github.com/leakproof/leakproof/subconn"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/balancer"
+)
+
+// heapAfterGC returns the live heap once garbage is collected.
+func heapAfterGC() uint64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+var memorySizes = []int{1000, 10000}
+
+// BenchmarkMemorySubchannel measures the live heap per subchannel on a real
+// grpc.ClientConn: N subchannels created (never connected) by grpc's own
+// balancer.ClientConn — grpc's addrConn, its balancer wrapper and channelz
+// entry — against the same N acquired through a subconn.Manager, which adds
+// its record, the holder's handle, the key index and the trace (the default
+// ring of 512 events, or none). One op creates the N subchannels; the heap
+// is read after two GCs before and after. Reported: B/subchannel.
+func BenchmarkMemorySubchannel(b *testing.B) {
+	off := 0
+	modes := []struct {
+		impl    string
+		managed bool
+		ring    *int
+	}{
+		{"grpc", false, nil},
+		{"leakproof", true, nil},
+		{"leakproof_trace_off", true, &off},
+	}
+	for _, n := range memorySizes {
+		for _, m := range modes {
+			b.Run(fmt.Sprintf("impl=%s/subchannels=%d", m.impl, n), func(b *testing.B) {
+				var perSC float64
+				scs := make([]balancer.SubConn, n)
+				b.StopTimer()
+				for range b.N {
+					c := dial(b, directConfigJSON(m.managed, m.ring), e2e.AddrState())
+					l := directOf(b, c)
+					before := heapAfterGC()
+					b.StartTimer()
+					for i := range scs {
+						sc, _, err := l.add(addr(i), nil)
+						if err != nil {
+							b.Fatal(err)
+						}
+						scs[i] = sc
+					}
+					b.StopTimer()
+					after := heapAfterGC()
+					perSC += (float64(after) - float64(before)) / float64(n)
+					for i, sc := range scs {
+						sc.Shutdown() // a leakproof handle's Shutdown releases it
+						scs[i] = nil
+					}
+					c.cc.Close()
+				}
+				b.ReportMetric(perSC/float64(b.N), "B/subchannel")
+			})
+		}
+	}
+}
+
+// blockDialer is a dialer whose dials never complete: every subchannel
+// stays CONNECTING, with no socket, until the channel closes.
+type blockDialer struct{ inflight atomic.Int64 }
+
+func (d *blockDialer) dial(ctx context.Context, _ string) (net.Conn, error) {
+	d.inflight.Add(1)
+	defer d.inflight.Add(-1)
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// BenchmarkMemoryPolicy measures the live heap per endpoint of a whole
+// policy on a real grpc.ClientConn: grpc-go's round_robin against
+// leakproof's (with subconn.Dialer), N single-address endpoints, every
+// subchannel connecting through a dialer that never completes (no socket is
+// opened; nothing is reachable). It counts everything each policy keeps per
+// endpoint: endpointsharding's child, its pick_first, the addrConn, and for
+// leakproof the manager's record, handle and trace. Reported: B/endpoint;
+// ns/op is the time to reach N dials in flight from NewClient.
+func BenchmarkMemoryPolicy(b *testing.B) {
+	for _, n := range memorySizes {
+		for _, ci := range []channelImpl{{"grpc", "round_robin", false}, {"leakproof", "leakproof_round_robin", true}} {
+			b.Run(fmt.Sprintf("policy=round_robin/impl=%s/endpoints=%d", ci.impl, n), func(b *testing.B) {
+				addrs := make([]string, n)
+				for i := range addrs {
+					addrs[i] = addr(i)
+				}
+				state := e2e.EndpointState(endpointsOf(addrs)...)
+				var perEP float64
+				b.StopTimer()
+				for range b.N {
+					d := &blockDialer{}
+					opt := grpc.WithContextDialer(d.dial)
+					if ci.dialer {
+						opt = grpc.WithContextDialer(subconn.Dialer(d.dial))
+					}
+					before := heapAfterGC()
+					b.StartTimer()
+					c := dial(b, e2e.ServiceConfig(ci.policy, ""), state, opt)
+					deadline := time.Now().Add(15 * time.Second)
+					for d.inflight.Load() < int64(n) {
+						if time.Now().After(deadline) {
+							b.Fatalf("%d of %d dials in flight after 15s", d.inflight.Load(), n)
+						}
+						time.Sleep(time.Millisecond)
+					}
+					b.StopTimer()
+					after := heapAfterGC()
+					perEP += (float64(after) - float64(before)) / float64(n)
+					c.cc.Close()
+				}
+				b.ReportMetric(perEP/float64(b.N), "B/endpoint")
+			})
+		}
+	}
+}

@@ -1,0 +1,43 @@
+package benchmarks
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/leakproof/leakproof/subconn"
+)
+
+// subscribe attaches a trace subscriber that drains every event on its own
+// goroutine, as `leakproof trace watch` or the admin service would, until
+// the returned function runs. It fails tb if the subscriber fell behind.
+func subscribe(tb testing.TB) (stop func()) {
+	sub := subconn.Subscribe(1<<16, nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range sub.C {
+		}
+	}()
+	return func() {
+		sub.Close()
+		<-done
+		if sub.Dropped() {
+			tb.Errorf("trace subscriber fell behind and was dropped")
+		}
+	}
+}
+
+// percentiles returns the p50 and p99 of ds (nearest rank).
+func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	rank := func(p float64) time.Duration {
+		i := int(p*float64(len(s))+0.999999) - 1
+		return s[min(max(i, 0), len(s)-1)]
+	}
+	return rank(0.50), rank(0.99)
+}
