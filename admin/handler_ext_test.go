@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,9 +10,11 @@ import (
 	"testing"
 
 	"github.com/leakproof/leakproof/admin"
+	"github.com/leakproof/leakproof/balancer/pickfirst"
 	"github.com/leakproof/leakproof/balancer/roundrobin"
 	"github.com/leakproof/leakproof/internal/e2e"
 	"github.com/leakproof/leakproof/leaktest"
+	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
 )
 
@@ -141,5 +144,62 @@ func TestHandlerEscapesWhatItShows(t *testing.T) {
 	_, _, body := get(t, srv, "/debug/leakproof/?target=%3Cscript%3Ealert(1)%3C/script%3E")
 	if strings.Contains(body, "<script>") || !strings.Contains(body, "&lt;script&gt;") {
 		t.Fatal("the page does not escape the target it shows")
+	}
+}
+
+func TestHandlerShowsProblemsWithTheirEvidence(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	bs := e2e.StartBackends(t, 2)
+	c := e2e.Dial(t, e2e.ServiceConfig(pickfirst.Name, `{"drainTimeout": "1h"}`), e2e.AddrState(bs[0].Addr()), e2e.Options{})
+	c.WaitServed(bs[0].Addr())
+	srv := startHandler(t)
+
+	// A held stream keeps b0's socket open after its subchannel is shut down.
+	holdCtx, endHold := context.WithCancel(context.Background())
+	defer endHold()
+	hold, err := c.Echo.Hold(holdCtx, &echov1.HoldRequest{Label: "drain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hold.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	c.R.UpdateState(e2e.AddrState(bs[1].Addr()))
+	c.WaitServed(bs[1].Addr())
+	c.Trace.WaitFor(t, "b0's shutdown", func(ev []subconn.Event) bool {
+		for _, e := range ev {
+			if e.Kind == subconn.KindShutdown {
+				return true
+			}
+		}
+		return false
+	})
+
+	_, _, body := get(t, srv, "/debug/leakproof/?grace=0s&target="+c.Target)
+	for _, want := range []string{`class="bad">1 problem(s)`, "sockets_open_after_shutdown", bs[0].Addr() + " shutdown 0-&gt;0", "still open: socket"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("HTML page lacks %q", want)
+		}
+	}
+	_, _, body = get(t, srv, "/debug/leakproof/json?grace=0s&target="+c.Target)
+	var v struct {
+		Check struct {
+			Problems []struct {
+				Kind          string           `json:"kind"`
+				Key           string           `json:"key"`
+				SinceShutdown subconn.Duration `json:"since_shutdown"`
+				Events        []subconn.Event  `json:"events"`
+			} `json:"problems"`
+		} `json:"check"`
+	}
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatal(err)
+	}
+	if ps := v.Check.Problems; len(ps) != 1 || ps[0].Kind != "sockets_open_after_shutdown" || ps[0].Key != bs[0].Addr() || ps[0].SinceShutdown <= 0 || len(ps[0].Events) == 0 {
+		t.Fatalf("JSON check: %+v", v.Check)
+	}
+	// Within the default grace period: draining, not a problem.
+	if _, _, body = get(t, srv, "/debug/leakproof/?target="+c.Target); !strings.Contains(body, `class="ok">clean`) || !strings.Contains(body, "1 draining") {
+		t.Error("HTML page with the default grace period: want clean with 1 draining")
 	}
 }

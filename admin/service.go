@@ -5,6 +5,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	adminv1 "github.com/leakproof/leakproof/proto/leakproof/admin/v1"
@@ -62,7 +63,7 @@ func (f eventFilter) match(e *subconn.Event) bool {
 
 // testHookBeforeReplay, if set, runs between the subscription and the
 // reading of the rings: tests make events there, which then reach both.
-var testHookBeforeReplay func()
+var testHookBeforeReplay atomic.Pointer[func()]
 
 // resumeWindow is how many of the latest delivered seqs a stream remembers
 // to name a safe resume point when it is dropped (see resumeFrom).
@@ -128,13 +129,16 @@ func (s *service) WatchEvents(req *adminv1.WatchEventsRequest, stream adminv1.Ad
 		return nil
 	}
 
-	if h := testHookBeforeReplay; h != nil {
-		h()
+	if h := testHookBeforeReplay.Load(); h != nil {
+		(*h)()
 	}
 	ringLast := map[uint64]uint64{} // manager id -> last seq of its ring snapshot
 	if from > 0 {
 		var replay []subconn.Event
 		for _, m := range subconn.Managers() {
+			if f.target != "" && m.Target() != f.target {
+				continue
+			}
 			for _, e := range m.Trace() {
 				ringLast[e.Manager] = max(ringLast[e.Manager], e.Seq)
 				if e.Seq >= from && f.match(&e) {

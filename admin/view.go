@@ -154,13 +154,17 @@ func check(now time.Time, grace time.Duration, ms []managerView) checkResult {
 					res.Draining++
 					continue
 				}
+				closed := ""
+				if m.closed {
+					closed = fmt.Sprintf("; manager %d is closed", m.id)
+				}
 				if len(si.Sockets) > 0 {
-					add(si, problemSocketsOpen, since, "shut down %v ago, %d socket(s) still open: %s",
-						since.Round(time.Millisecond), len(si.Sockets), socketList(now, si.Sockets))
+					add(si, problemSocketsOpen, since, "shut down %v ago, %d socket(s) still open: %s%s",
+						since.Round(time.Millisecond), len(si.Sockets), socketList(now, si.Sockets), closed)
 					continue
 				}
-				add(si, problemNotDestroyed, since, "shut down %v ago, no socket open (%d dial(s) in flight), never destroyed",
-					since.Round(time.Millisecond), si.Dialing)
+				add(si, problemNotDestroyed, since, "shut down %v ago, no socket open (%d dial(s) in flight), never destroyed%s",
+					since.Round(time.Millisecond), si.Dialing, closed)
 			case si.Refs <= 0:
 				add(si, problemReleasedNotShut, 0, "every reference released (refs %d) but Shutdown never called", si.Refs)
 			case m.closed:
