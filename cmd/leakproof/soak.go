@@ -1,11 +1,306 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/leakproof/leakproof/leaktest/soak"
 )
 
+const soakUsage = `usage: leakproof soak [flags]
+
+Starts gRPC backends on 127.0.0.1 and a client with the policy under test,
+runs RPCs (unary, server-streaming and bidirectional, with retries) while
+injecting faults on a timeline, then closes everything and checks that every
+subchannel, socket and goroutine was released. Needs Linux (/proc).
+
+During the run it checks that sockets to a backend the resolver removed reach
+0 within the drain timeout plus slack while the channel stays open, and that
+the leakproof policies hold at most one socket per backend outside GOAWAY and
+removal drain windows. At the end: RPC failure rate, goroutines, descriptors
+and sockets back at the baseline, and a clean refcount trace.
+
+Exit status: 0 clean verdict, 1 leak or failed run (reason on stderr),
+2 bad flags.
+
+examples:
+  leakproof soak                                   30s, every fault, leakproof_round_robin
+  leakproof soak --duration 1h --report soak.html  the long soak, with an HTML report
+  leakproof soak --faults overlap,dup --compare round_robin
+  leakproof soak --faults -tls,-churn --json > soak.json
+  leakproof soak --trace t.jsonl && leakproof trace check t.jsonl
+
+flags:
+`
+
+// soakProgressEvery is how often a progress line is printed when stderr is
+// not a terminal.
+const soakProgressEvery = 5 * time.Second
+
 func soakMain(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "leakproof soak: not available in this build yet")
-	return 2
+	fs := flag.NewFlagSet("leakproof soak", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		duration   = fs.Duration("duration", soak.DefaultDuration, "length of the fault `timeline`, e.g. 15s or 1h (setup and final checks add a few seconds)")
+		backends   = fs.Int("backends", soak.DefaultBackends, fmt.Sprintf("number of regular backends, %d to %d", soak.MinBackends, soak.MaxBackends))
+		policy     = fs.String("policy", soak.DefaultPolicy, "load-balancing `policy` under test: leakproof_round_robin, leakproof_pick_first, or grpc's round_robin, pick_first")
+		compare    = fs.String("compare", "", "also run this `policy` side by side on the same backends (e.g. round_robin); reported, not part of the verdict")
+		faults     = fs.String("faults", "all", "faults to run: comma-separated `names`; -name excludes (e.g. goaway,rst or -tls); see below")
+		tracePath  = fs.String("trace", "", "write the refcount trace of the run's channels as JSON lines to `file`")
+		reportPath = fs.String("report", "", "write a self-contained HTML report to `file`")
+		jsonOut    = fs.Bool("json", false, "print the result as JSON on stdout instead of the verdict table")
+		workers    = fs.Int("workers", soak.DefaultWorkers, "goroutines making unary RPCs")
+		streams    = fs.Int("streams", soak.DefaultStreams, "goroutines opening streams")
+		maxFail    = fs.Float64("max-failure-rate", soak.DefaultMaxFailureRate, "largest `fraction` of RPCs allowed to fail after retries (0.01 is 1%)")
+		drain      = fs.Duration("drain-timeout", soak.DefaultDrainTimeout, "drainTimeout given to the leakproof policies")
+		quiet      = fs.Bool("quiet", false, "no progress and phase lines on stderr")
+	)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, soakUsage)
+		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "\nfaults, in timeline order:")
+		for _, f := range soak.AllFaults() {
+			fmt.Fprintf(stderr, "  %-15s %s\n", f, f.Description())
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "leakproof soak: "+format+"\n\n", a...)
+		fs.Usage()
+		return 2
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	selected, err := soak.ParseFaults(*faults)
+	if err != nil {
+		return usageErr("--faults: %v", strings.TrimPrefix(err.Error(), "soak: "))
+	}
+	rate := *maxFail
+	switch {
+	case rate < 0 || rate > 1:
+		return usageErr("--max-failure-rate %v must be between 0 and 1", rate)
+	case rate == 0:
+		rate = -1 // no failure allowed: Config's 0 means the default
+	}
+	for name, v := range map[string]int{"workers": *workers, "streams": *streams} {
+		if v < 0 {
+			return usageErr("--%s %d must not be negative", name, v)
+		}
+	}
+	cfg := soak.Config{
+		Duration:       *duration,
+		Backends:       *backends,
+		Policy:         *policy,
+		Compare:        *compare,
+		Faults:         selected,
+		Workers:        *workers,
+		Streams:        *streams,
+		MaxFailureRate: rate,
+		DrainTimeout:   *drain,
+	}
+	if *workers == 0 && *streams == 0 {
+		return usageErr("--workers and --streams are both 0: no load")
+	}
+	if *duration <= 0 || *drain <= 0 {
+		return usageErr("--duration and --drain-timeout must be positive")
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageErr("%v", strings.TrimPrefix(err.Error(), "soak: "))
+	}
+	if *reportPath != "" {
+		// Fail before a long run, not after it.
+		if err := checkWritable(*reportPath); err != nil {
+			return usageErr("--report: %v", err)
+		}
+	}
+	var traceFile *os.File
+	if *tracePath != "" {
+		if traceFile, err = os.Create(*tracePath); err != nil {
+			return usageErr("--trace: %v", err)
+		}
+		defer traceFile.Close()
+		cfg.Trace = traceFile
+	}
+
+	if !*quiet {
+		p := newProgress(stderr, *duration)
+		cfg.OnSample = p.sample
+		cfg.Logf = p.logf
+		defer p.done()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, runErr := soak.Run(ctx, cfg)
+	if cfg.OnSample != nil {
+		cfg.Logf("") // end the progress line
+	}
+	if traceFile != nil {
+		if err := traceFile.Close(); err != nil && runErr == nil {
+			runErr = fmt.Errorf("--trace: %w", err)
+		}
+	}
+	if res == nil {
+		fmt.Fprintf(stderr, "leakproof soak: %v\n", runErr)
+		return 1
+	}
+	if *reportPath != "" {
+		if err := writeReport(*reportPath, res); err != nil {
+			fmt.Fprintf(stderr, "leakproof soak: --report: %v\n", err)
+			runErr = errors.Join(runErr, err)
+		}
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			fmt.Fprintf(stderr, "leakproof soak: %v\n", err)
+			return 1
+		}
+	} else if err := res.WriteText(stdout); err != nil {
+		fmt.Fprintf(stderr, "leakproof soak: %v\n", err)
+		return 1
+	}
+	switch {
+	case runErr != nil:
+		fmt.Fprintf(stderr, "leakproof soak: %v\n%s\n", runErr, res.Verdict())
+		return 1
+	case !res.Pass:
+		fmt.Fprintf(stderr, "leakproof soak: %s\n", res.Verdict())
+		return 1
+	}
+	if *reportPath != "" && !*jsonOut {
+		fmt.Fprintf(stdout, "\nreport: %s\n", *reportPath)
+	}
+	return 0
+}
+
+// checkWritable creates (or truncates) path, to find out early whether the
+// report can be written there.
+func checkWritable(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func writeReport(path string, res *soak.Result) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := res.WriteHTML(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// progress shows how the run goes on w: on a terminal one line rewritten
+// in place with \r; otherwise a plain line every soakProgressEvery, for CI
+// logs. Phase starts and RPC failures are printed as lines either way.
+type progress struct {
+	w     io.Writer
+	tty   bool
+	total time.Duration
+
+	mu      sync.Mutex
+	last    string // the progress line on screen (tty)
+	printed time.Time
+}
+
+func newProgress(w io.Writer, total time.Duration) *progress {
+	return &progress{w: w, tty: isTerminal(w), total: total, printed: time.Now()}
+}
+
+// isTerminal reports whether w is a character device, such as a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func (p *progress) sample(s soak.Sample) {
+	line := progressLine(s, p.total)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty {
+		p.last = line
+		fmt.Fprintf(p.w, "\r\x1b[K%s", line)
+		return
+	}
+	if time.Since(p.printed) >= soakProgressEvery {
+		p.printed = time.Now()
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+// logf prints a line; on a terminal, above the progress line. An empty
+// line only ends the progress line.
+func (p *progress) logf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty {
+		fmt.Fprint(p.w, "\r\x1b[K")
+		if msg != "" {
+			fmt.Fprintln(p.w, msg)
+			fmt.Fprint(p.w, p.last)
+		} else {
+			p.last = ""
+		}
+		return
+	}
+	if msg != "" {
+		fmt.Fprintln(p.w, msg)
+	}
+}
+
+func (p *progress) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty && p.last != "" {
+		fmt.Fprintln(p.w)
+		p.last = ""
+	}
+}
+
+func progressLine(s soak.Sample, total time.Duration) string {
+	phase := string(s.Phase)
+	if phase == "" {
+		phase = "-"
+	}
+	names := make([]string, 0, len(s.Sockets))
+	for name, n := range s.Sockets {
+		if n > 0 {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	socks := make([]string, len(names))
+	for i, name := range names {
+		socks[i] = fmt.Sprintf("%s:%d", name, s.Sockets[name])
+	}
+	return fmt.Sprintf("[%5.1fs/%v] %-14s rpc ok %d failed %d  goroutines %d  fds %d  sockets %s  subchannels %d",
+		time.Duration(s.At).Seconds(), total, phase, s.RPCsOK, s.RPCsFailed, s.Goroutines, s.FDs, strings.Join(socks, " "), s.Subchannels)
 }

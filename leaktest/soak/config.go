@@ -1,0 +1,358 @@
+package soak
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/leakproof/leakproof/balancer/pickfirst"
+	"github.com/leakproof/leakproof/balancer/roundrobin"
+	"google.golang.org/grpc/balancer"
+)
+
+// A Fault names one fault of the catalogue in DESIGN.md. Each runs in its own
+// phase of the timeline.
+type Fault string
+
+// The faults, in the order the timeline runs them.
+const (
+	// FaultGoAway makes two backends send GOAWAY every 50ms
+	// (MaxConnectionAge) for the phase.
+	FaultGoAway Fault = "goaway"
+	// FaultDuplicate resolves a list that repeats an address: [A, A, B].
+	FaultDuplicate Fault = "dup"
+	// FaultOverlap resolves endpoints that share addresses:
+	// [{A}, {A,B}, {B,C}].
+	FaultOverlap Fault = "overlap"
+	// FaultReset resets (TCP RST) the connections of one backend after
+	// another, and adds a backend that resets every connection 200ms after
+	// accepting it.
+	FaultReset Fault = "rst"
+	// FaultFreeze adds a backend that accepts connections and never answers
+	// (a server at its connection limit), listed first, and resets the
+	// other backends' connections halfway so that clients reconnect through
+	// it.
+	FaultFreeze Fault = "freeze"
+	// FaultFlap alternates the resolved list between two halves of the
+	// backends every 200ms.
+	FaultFlap Fault = "flap"
+	// FaultResolverError makes the resolver report errors between good
+	// updates.
+	FaultResolverError Fault = "resolver-error"
+	// FaultEmpty resolves an empty list for 150ms out of every 500ms.
+	FaultEmpty Fault = "empty"
+	// FaultRestart stops backends hard and restarts them on the same port.
+	FaultRestart Fault = "restart"
+	// FaultTLS runs channels whose TLS handshakes fail (the backend's CA is
+	// not trusted), several at once, replaced every 500ms.
+	FaultTLS Fault = "tls"
+	// FaultChurn creates and closes channels, one RPC each, from several
+	// goroutines.
+	FaultChurn Fault = "churn"
+)
+
+var allFaults = []Fault{
+	FaultGoAway, FaultDuplicate, FaultOverlap, FaultReset, FaultFreeze, FaultFlap,
+	FaultResolverError, FaultEmpty, FaultRestart, FaultTLS, FaultChurn,
+}
+
+var faultDescriptions = map[Fault]string{
+	FaultGoAway:        "GOAWAY storm: MaxConnectionAge 50ms on two backends",
+	FaultDuplicate:     "duplicate addresses: [A, A, B]",
+	FaultOverlap:       "overlapping endpoints: [{A}, {A,B}, {B,C}]",
+	FaultReset:         "abrupt close: TCP RST on one backend after another, plus a backend that resets every connection after 200ms",
+	FaultFreeze:        "connection-limit freeze: a backend that accepts and never answers, listed first",
+	FaultFlap:          "resolver flapping: two halves of the backends, alternating every 200ms",
+	FaultResolverError: "resolver errors between good updates",
+	FaultEmpty:         "empty address lists, 150ms out of every 500ms",
+	FaultRestart:       "backend stop (hard) and restart on the same port",
+	FaultTLS:           "TLS handshake failures under concurrency: channels that do not trust the backend's CA",
+	FaultChurn:         "channel churn: create, use once and close channels from several goroutines",
+}
+
+// AllFaults returns every fault, in the order the timeline runs them.
+func AllFaults() []Fault { return slices.Clone(allFaults) }
+
+// Description says in one line how the fault is made.
+func (f Fault) Description() string {
+	if d, ok := faultDescriptions[f]; ok {
+		return d
+	}
+	return "unknown fault"
+}
+
+func (f Fault) valid() bool { _, ok := faultDescriptions[f]; return ok }
+
+// ParseFaults parses a comma-separated fault selection: names select faults
+// ("goaway,rst"), names with a leading '-' exclude them ("-tls" is every
+// fault but tls), "all" selects every fault. The result is in timeline
+// order. An unknown name or an empty selection is an error.
+func ParseFaults(spec string) ([]Fault, error) {
+	include := map[Fault]bool{}
+	exclude := map[Fault]bool{}
+	all := false
+	for item := range strings.SplitSeq(spec, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, excluded := strings.CutPrefix(item, "-")
+		if name == "all" && !excluded {
+			all = true
+			continue
+		}
+		f := Fault(name)
+		if !f.valid() {
+			return nil, fmt.Errorf("soak: unknown fault %q (faults: all, %s)", name, faultNames())
+		}
+		if excluded {
+			exclude[f] = true
+		} else {
+			include[f] = true
+		}
+	}
+	if len(include) == 0 {
+		all = true
+	}
+	var out []Fault
+	for _, f := range allFaults {
+		if (all || include[f]) && !exclude[f] {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("soak: fault selection %q leaves no fault to run", spec)
+	}
+	return out, nil
+}
+
+func faultNames() string {
+	names := make([]string, len(allFaults))
+	for i, f := range allFaults {
+		names[i] = string(f)
+	}
+	return strings.Join(names, ", ")
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultDuration       = 30 * time.Second
+	DefaultBackends       = 4
+	DefaultPolicy         = roundrobin.Name
+	DefaultWorkers        = 4
+	DefaultStreams        = 2
+	DefaultSampleInterval = 200 * time.Millisecond
+	DefaultDrainTimeout   = time.Second
+	DefaultRemovalSlack   = time.Second
+	DefaultMaxFailureRate = 0.01
+	DefaultRetryAttempts  = 8
+	DefaultVerifyTimeout  = 10 * time.Second
+)
+
+// Limits on Config values.
+const (
+	MinBackends = 3
+	MaxBackends = 32
+	// MinPhase is the shortest phase a fault gets; Duration must leave at
+	// least this much per selected fault after the quiet second at each end.
+	MinPhase = 500 * time.Millisecond
+	// maxPhase is the longest phase; longer runs repeat the timeline.
+	maxPhase = 3 * time.Second
+	// quiet is the fault-free time at the start and at the end of the
+	// timeline.
+	quiet = time.Second
+)
+
+// Config describes one soak run. The zero value is the default run: 30
+// seconds of leakproof_round_robin on four backends with every fault.
+type Config struct {
+	// Duration is the length of the timeline: a quiet second, one phase per
+	// fault (repeated when there is time), a quiet second. Setup, shutdown
+	// and the final checks add a few seconds. Default 30s.
+	Duration time.Duration
+
+	// Backends is the number of regular backends, at least 3. The soak also
+	// starts a frozen backend, a resetting backend and a TLS backend for the
+	// faults that need them. Default 4.
+	Backends int
+
+	// Policy is the load-balancing policy of the channels under test, by its
+	// registered name: leakproof_round_robin (the default),
+	// leakproof_pick_first, grpc's round_robin or pick_first, or any policy
+	// registered in the process.
+	Policy string
+
+	// Compare, if set, names a second policy run side by side on its own
+	// channel against the same backends with the same resolver updates and
+	// a lighter load. Its numbers are reported for comparison and are not
+	// part of the verdict.
+	Compare string
+
+	// Faults selects the faults to run (see ParseFaults); nil runs them all.
+	Faults []Fault
+
+	// Workers is the number of goroutines making unary RPCs, Streams the
+	// number opening streams (server-streaming Hold and bidirectional
+	// EchoStream, alternately). Defaults 4 and 2.
+	Workers, Streams int
+
+	// SampleInterval is how often goroutines, descriptors, sockets,
+	// subchannels and RPC counters are sampled and the invariants checked.
+	// Default 200ms.
+	SampleInterval time.Duration
+
+	// DrainTimeout is the drainTimeout given to the leakproof policies:
+	// how long a removed subchannel's sockets may drain. Default 1s.
+	DrainTimeout time.Duration
+
+	// RemovalSlack is added to DrainTimeout to bound how long sockets to a
+	// backend the resolver removed may stay open while the channel stays
+	// open, and how long a closed channel's sockets may stay open. Default
+	// 1s.
+	RemovalSlack time.Duration
+
+	// SocketLimit is the most sockets one channel may hold to one backend
+	// outside GOAWAY and removal drain windows. 0 means 1 for the leakproof
+	// policies and not checked (only reported) for others; negative means
+	// not checked.
+	SocketLimit int
+
+	// MaxFailureRate is the largest fraction of RPCs that may fail after
+	// their retries. 0 means DefaultMaxFailureRate (1%); negative means no
+	// failure at all is allowed.
+	MaxFailureRate float64
+
+	// RetryAttempts bounds the attempts per RPC (go-grpc-middleware's retry
+	// on UNAVAILABLE, exponential backoff from 20ms with jitter, at most
+	// 500ms apart). Default 8.
+	RetryAttempts uint
+
+	// VerifyTimeout bounds how long the final checks wait for goroutines,
+	// descriptors and sockets to return to the baseline. Default 10s.
+	VerifyTimeout time.Duration
+
+	// Trace, if not nil, receives the refcount trace of every channel of the
+	// run as JSON lines (subconn.NewTraceWriter), for `leakproof trace
+	// check` and subconn.ReadTrace.
+	Trace io.Writer
+
+	// OnSample, if not nil, is called with each sample as it is taken, from
+	// the sampling goroutine; it must return quickly.
+	OnSample func(Sample)
+
+	// Logf, if not nil, receives one line per phase start and per RPC that
+	// failed after its retries (the first 20).
+	Logf func(format string, args ...any)
+}
+
+// Validate reports what is wrong with c, after the defaults are applied:
+// the error Run would return without starting anything.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
+// withDefaults returns c with zero values replaced and validates it.
+func (c Config) withDefaults() (Config, error) {
+	if c.Duration == 0 {
+		c.Duration = DefaultDuration
+	}
+	if c.Backends == 0 {
+		c.Backends = DefaultBackends
+	}
+	if c.Policy == "" {
+		c.Policy = DefaultPolicy
+	}
+	if c.Faults == nil {
+		c.Faults = AllFaults()
+	}
+	if c.Workers == 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.Streams == 0 {
+		c.Streams = DefaultStreams
+	}
+	if c.SampleInterval == 0 {
+		c.SampleInterval = DefaultSampleInterval
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.RemovalSlack == 0 {
+		c.RemovalSlack = DefaultRemovalSlack
+	}
+	if c.SocketLimit == 0 && isLeakproof(c.Policy) {
+		c.SocketLimit = 1
+	}
+	if c.MaxFailureRate == 0 {
+		c.MaxFailureRate = DefaultMaxFailureRate
+	}
+	if c.RetryAttempts == 0 {
+		c.RetryAttempts = DefaultRetryAttempts
+	}
+	if c.VerifyTimeout == 0 {
+		c.VerifyTimeout = DefaultVerifyTimeout
+	}
+
+	var errs []error
+	if c.Backends < MinBackends || c.Backends > MaxBackends {
+		errs = append(errs, fmt.Errorf("backends %d must be between %d and %d", c.Backends, MinBackends, MaxBackends))
+	}
+	for _, p := range []string{c.Policy, c.Compare} {
+		if p != "" && balancer.Get(p) == nil {
+			errs = append(errs, fmt.Errorf("policy %q is not registered (import the package that registers it)", p))
+		}
+	}
+	seen := map[Fault]bool{}
+	for _, f := range c.Faults {
+		if !f.valid() {
+			errs = append(errs, fmt.Errorf("unknown fault %q (faults: %s)", f, faultNames()))
+		}
+		if seen[f] {
+			errs = append(errs, fmt.Errorf("fault %q selected twice", f))
+		}
+		seen[f] = true
+	}
+	if len(c.Faults) == 0 {
+		errs = append(errs, errors.New("no fault selected"))
+	}
+	if c.Duration < 0 || c.Workers < 0 || c.Streams < 0 || c.SampleInterval < 0 || c.DrainTimeout < 0 || c.RemovalSlack < 0 || c.VerifyTimeout < 0 {
+		errs = append(errs, errors.New("durations and counts must not be negative"))
+	}
+	if c.Workers+c.Streams == 0 {
+		errs = append(errs, errors.New("no load: Workers and Streams are both zero"))
+	}
+	if c.MaxFailureRate > 1 || math.IsNaN(c.MaxFailureRate) {
+		errs = append(errs, fmt.Errorf("max failure rate %v must be at most 1", c.MaxFailureRate))
+	}
+	if c.DrainTimeout > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("drain timeout %v is longer than 24h", c.DrainTimeout))
+	}
+	if len(c.Faults) > 0 && c.Duration > 0 {
+		if need := minDuration(len(c.Faults)); c.Duration < need {
+			errs = append(errs, fmt.Errorf("duration %v is too short for %d fault(s): need at least %v (or select fewer faults)", c.Duration, len(c.Faults), need))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("soak: invalid config: %w", err)
+	}
+	return c, nil
+}
+
+func minDuration(faults int) time.Duration {
+	return 2*quiet + time.Duration(faults)*MinPhase
+}
+
+// isLeakproof reports whether policy is one of the project's own, which
+// take a drainTimeout and keep one socket per backend.
+func isLeakproof(policy string) bool {
+	return policy == roundrobin.Name || policy == pickfirst.Name
+}
+
+// bound is how long sockets to a removed backend, or of a closed channel,
+// may stay open.
+func (c *Config) bound() time.Duration { return c.DrainTimeout + c.RemovalSlack }

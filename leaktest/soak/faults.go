@@ -1,0 +1,463 @@
+package soak
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/leakproof/leakproof/leaktest/backend"
+	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/status"
+)
+
+// Timing of the faults.
+const (
+	goAwayAge      = 50 * time.Millisecond
+	resetEvery     = 250 * time.Millisecond
+	flapEvery      = 200 * time.Millisecond
+	emptyFor       = 150 * time.Millisecond
+	emptyEvery     = 500 * time.Millisecond
+	errorEvery     = 300 * time.Millisecond
+	tlsChannels    = 3
+	tlsReplace     = 500 * time.Millisecond
+	tlsRPCTimeout  = time.Second
+	churnParallel  = 3
+	churnRPCTimout = 5 * time.Second
+)
+
+// plan returns the phase length and the number of times the timeline of n
+// faults runs in d: phases are at most maxPhase, so a long run repeats the
+// faults.
+func plan(d time.Duration, n int) (phase time.Duration, cycles int) {
+	avail := d - 2*quiet
+	cycles = max(1, int((avail+time.Duration(n)*maxPhase-1)/(time.Duration(n)*maxPhase)))
+	return avail / time.Duration(cycles*n), cycles
+}
+
+// setsList reports whether the fault sets the resolved list itself; the
+// others run with the base list.
+func (f Fault) setsList() bool {
+	switch f {
+	case FaultDuplicate, FaultOverlap, FaultReset, FaultFreeze, FaultFlap, FaultResolverError, FaultEmpty:
+		return true
+	}
+	return false
+}
+
+// timeline runs the quiet start, the phases and the quiet end.
+func (r *runner) timeline(ctx context.Context) {
+	t0 := time.Now()
+	_, cycles := plan(r.cfg.Duration, len(r.cfg.Faults))
+	r.logf("soak: %s on %d backends, %v: %d fault(s) × %d, %v each", r.cfg.Policy, r.cfg.Backends, r.cfg.Duration, len(r.cfg.Faults), cycles, r.phaseLen.Round(time.Millisecond))
+	at := t0.Add(quiet)
+	if !sleepCtx(ctx, time.Until(at)) {
+		return
+	}
+	for range cycles {
+		for _, f := range r.cfg.Faults {
+			end := at.Add(r.phaseLen)
+			r.runPhase(ctx, f, end)
+			at = end
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}
+	if !r.atBase() {
+		r.setList(r.baseState())
+	}
+	sleepCtx(ctx, time.Until(t0.Add(r.cfg.Duration)))
+}
+
+// runPhase runs fault f until end and records it.
+func (r *runner) runPhase(ctx context.Context, f Fault, end time.Time) {
+	now := time.Now()
+	p := &phaseRun{
+		Phase:     Phase{Fault: f, Start: since(r.start, now), MaxSockets: map[string]int{}},
+		started:   now,
+		lost:      map[string]int{},
+		accepted0: map[string]int64{},
+	}
+	if r.cfg.Compare != "" {
+		p.CompareMaxSockets = map[string]int{}
+	}
+	for i, b := range r.backends {
+		p.accepted0[r.info[i].Name] = b.Stats().Accepted
+	}
+	r.mu.Lock()
+	r.cur = p
+	r.phases = append(r.phases, p)
+	r.mu.Unlock()
+	r.logf("soak: %5.1fs %s: %s", time.Duration(p.Start).Seconds(), f, f.Description())
+
+	if !f.setsList() && !r.atBase() {
+		r.setList(r.baseState())
+	}
+	pctx, cancel := context.WithDeadline(ctx, end)
+	err := r.inject(ctx, pctx, f, p)
+	cancel()
+	sleepCtx(ctx, time.Until(end))
+
+	r.mu.Lock()
+	p.End = since(r.start, time.Now())
+	if err != nil {
+		p.Error = err.Error()
+	}
+	p.Evidence = r.evidence(p)
+	r.cur = nil
+	r.mu.Unlock()
+	if err != nil {
+		r.logf("soak: fault %s: %v", f, err)
+	}
+}
+
+// inject makes fault f happen until pctx ends, then undoes what it must.
+// ctx is the run's context: restores use it, not pctx.
+func (r *runner) inject(ctx, pctx context.Context, f Fault, p *phaseRun) error {
+	rg := r.regular
+	switch f {
+	case FaultGoAway:
+		kp := keepalive.ServerParameters{MaxConnectionAge: goAwayAge, MaxConnectionAgeGrace: goAwayGrace}
+		var errs []error
+		for _, b := range rg[:2] {
+			if err := b.SetKeepalive(kp); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		<-pctx.Done()
+		for _, b := range rg[:2] {
+			if err := b.SetKeepalive(keepalive.ServerParameters{}); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		r.mu.Lock()
+		r.drainWindows = append(r.drainWindows, timeWindow{p.started, time.Now().Add(goAwayGrace + r.cfg.RemovalSlack)})
+		r.mu.Unlock()
+		return joinErrs(errs)
+
+	case FaultDuplicate:
+		st := addrState(rg[0], rg[0], rg[1])
+		r.setList(st)
+		<-pctx.Done()
+
+	case FaultOverlap:
+		r.setList(endpointState([]*backend.Backend{rg[0]}, []*backend.Backend{rg[0], rg[1]}, []*backend.Backend{rg[1], rg[2]}))
+		<-pctx.Done()
+
+	case FaultReset:
+		r.setList(addrState(append(slices.Clone(rg), r.resetter)...))
+		for i := 0; sleepCtx(pctx, resetEvery); i++ {
+			n := rg[i%len(rg)].ResetConns()
+			r.mu.Lock()
+			p.resets += n
+			r.mu.Unlock()
+		}
+
+	case FaultFreeze:
+		r.setList(addrState(append([]*backend.Backend{r.frozen}, rg...)...))
+		if sleepCtx(pctx, time.Until(p.started.Add(r.phaseLen/2))) {
+			n := 0
+			for _, b := range rg {
+				n += b.ResetConns()
+			}
+			r.mu.Lock()
+			p.resets += n
+			r.mu.Unlock()
+		}
+		<-pctx.Done()
+
+	case FaultFlap:
+		half := len(rg) / 2
+		lists := []resolver.State{addrState(rg[:half]...), addrState(rg[half:]...)}
+		for i := 0; ; i++ {
+			r.setList(lists[i%2])
+			if !sleepCtx(pctx, flapEvery) {
+				break
+			}
+		}
+
+	case FaultResolverError:
+		for i := 1; ; i++ {
+			r.reportError(fmt.Errorf("soak: injected resolver error %d", i))
+			if !sleepCtx(pctx, errorEvery/2) {
+				break
+			}
+			r.setList(r.baseState())
+			if !sleepCtx(pctx, errorEvery/2) {
+				break
+			}
+		}
+
+	case FaultEmpty:
+		for {
+			r.setList(resolver.State{})
+			if !sleepCtx(pctx, emptyFor) {
+				break
+			}
+			r.setList(r.baseState())
+			if !sleepCtx(pctx, emptyEvery-emptyFor) {
+				break
+			}
+		}
+
+	case FaultRestart:
+		return r.restarts(ctx, pctx, p)
+
+	case FaultTLS:
+		return r.tlsFailures(pctx, p)
+
+	case FaultChurn:
+		r.churn(pctx, p)
+	}
+	return nil
+}
+
+// restarts stops the backend the main channel uses most, then another, and
+// restarts each on its port.
+func (r *runner) restarts(ctx, pctx context.Context, p *phaseRun) error {
+	var victims []*backend.Backend
+	r.mu.Lock()
+	var busiest *backend.Backend
+	most := -1
+	if len(r.samples) > 0 {
+		last := r.samples[len(r.samples)-1]
+		for _, b := range r.regular {
+			if n := last.Sockets[r.name(b)]; n > most {
+				busiest, most = b, n
+			}
+		}
+	}
+	r.mu.Unlock()
+	if busiest == nil {
+		busiest = r.regular[0]
+	}
+	victims = append(victims, busiest)
+	for _, b := range r.regular {
+		if b != busiest {
+			victims = append(victims, b)
+			break
+		}
+	}
+	var errs []error
+	slot := r.phaseLen / time.Duration(len(victims))
+	for i, b := range victims {
+		if i > 0 && !sleepCtx(pctx, time.Until(p.started.Add(time.Duration(i)*slot))) {
+			break
+		}
+		b.Stop()
+		sleepCtx(ctx, slot*3/5) // restore even when the phase is cut short
+		if err := b.Restart(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r.mu.Lock()
+		p.restarts = append(p.restarts, r.name(b))
+		r.mu.Unlock()
+	}
+	return joinErrs(errs)
+}
+
+// tlsFailures keeps tlsChannels channels that do not trust the TLS
+// backend's CA busy with RPCs, two goroutines each, replacing them every
+// tlsReplace.
+func (r *runner) tlsFailures(pctx context.Context, p *phaseRun) error {
+	st := addrState(r.tlsB)
+	var mu sync.Mutex
+	var unexpected []string
+	for round := 0; pctx.Err() == nil; round++ {
+		var chans []*client
+		for i := range tlsChannels {
+			c, err := r.dial(fmt.Sprintf("tls-%d-%d", round, i), kindTLS, r.cfg.Policy, st, r.tlsCreds, &rpcCounters{})
+			if err != nil {
+				for _, c := range chans {
+					r.closeChannel(c)
+				}
+				return err
+			}
+			chans = append(chans, c)
+		}
+		rctx, cancel := context.WithTimeout(pctx, tlsReplace)
+		var wg sync.WaitGroup
+		for _, c := range chans {
+			for range 2 {
+				wg.Go(func() {
+					for rctx.Err() == nil {
+						cctx, ccancel := context.WithTimeout(rctx, tlsRPCTimeout)
+						_, err := c.echo.Echo(cctx, &echov1.EchoRequest{Message: "tls"})
+						ccancel()
+						mu.Lock()
+						switch {
+						case err == nil:
+							if len(unexpected) < 3 {
+								unexpected = append(unexpected, "an RPC succeeded over a TLS handshake that must fail")
+							}
+						case status.Code(err) == codes.Unavailable && isHandshakeError(err):
+							p.handshakes++
+						case rctx.Err() != nil:
+						default:
+							if len(unexpected) < 3 {
+								unexpected = append(unexpected, fmt.Sprintf("unexpected error: %v", err))
+							}
+						}
+						mu.Unlock()
+						sleepCtx(rctx, 5*time.Millisecond)
+					}
+				})
+			}
+		}
+		wg.Wait()
+		cancel()
+		for _, c := range chans {
+			r.closeChannel(c)
+		}
+		mu.Lock()
+		p.tlsChannels += len(chans)
+		mu.Unlock()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(unexpected) > 0 {
+		return fmt.Errorf("tls: %s", strings.Join(slices.Compact(unexpected), "; "))
+	}
+	return nil
+}
+
+func isHandshakeError(err error) bool {
+	msg := status.Convert(err).Message()
+	return strings.Contains(msg, "handshake") || strings.Contains(msg, "certificate")
+}
+
+// churn creates, uses once and closes channels from churnParallel
+// goroutines until pctx ends.
+func (r *runner) churn(pctx context.Context, p *phaseRun) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var n int
+	for range churnParallel {
+		wg.Go(func() {
+			for pctx.Err() == nil {
+				mu.Lock()
+				n++
+				name := fmt.Sprintf("churn-%d-%d", len(r.phases), n)
+				mu.Unlock()
+				c, err := r.dial(name, kindChurn, r.cfg.Policy, r.baseState(), insecure.NewCredentials(), &r.stats)
+				if err != nil {
+					r.problem("soak: churn: %v", err)
+					return
+				}
+				ctx, cancel := context.WithTimeout(r.loadCtx, churnRPCTimout)
+				_, err = c.echo.Echo(ctx, &echov1.EchoRequest{Message: "churn"}, grpc.WaitForReady(true))
+				cancel()
+				if r.loadCtx.Err() == nil {
+					c.count(err, false)
+				}
+				r.closeChannel(c)
+			}
+		})
+	}
+	wg.Wait()
+	r.mu.Lock()
+	p.churned += n
+	r.mu.Unlock()
+}
+
+// evidence says what the phase did. Caller must hold r.mu.
+func (r *runner) evidence(p *phaseRun) string {
+	var parts []string
+	accepted := map[string]int64{}
+	for i, b := range r.backends {
+		name := r.info[i].Name
+		accepted[name] = b.Stats().Accepted - p.accepted0[name]
+	}
+	p.accepted = accepted
+	switch p.Fault {
+	case FaultGoAway:
+		parts = append(parts, fmt.Sprintf("%s and %s accepted %d connections", r.info[0].Name, r.info[1].Name, accepted[r.info[0].Name]+accepted[r.info[1].Name]))
+	case FaultReset:
+		parts = append(parts, fmt.Sprintf("%d connections reset; the resetting backend accepted %d", p.resets, accepted["resetting"]))
+	case FaultFreeze:
+		parts = append(parts, fmt.Sprintf("the frozen backend accepted %d connections and answered none; %d connections reset halfway", accepted["frozen"], p.resets))
+	case FaultRestart:
+		parts = append(parts, fmt.Sprintf("restarted %s", strings.Join(p.restarts, ", ")))
+	case FaultTLS:
+		parts = append(parts, fmt.Sprintf("%d TLS handshakes failed on %d channels", p.handshakes, p.tlsChannels))
+	case FaultChurn:
+		parts = append(parts, fmt.Sprintf("%d channels created, used and closed", p.churned))
+	case FaultResolverError:
+		parts = append(parts, fmt.Sprintf("%d resolver errors", p.errors))
+	}
+	if p.updates > 0 {
+		parts = append(parts, fmt.Sprintf("%d resolver updates", p.updates))
+	}
+	if p.goaways > 0 {
+		parts = append(parts, fmt.Sprintf("%d GOAWAYs seen by the main channel", p.goaways))
+	}
+	if len(p.lost) > 0 {
+		var lost []string
+		for _, cause := range slices.Sorted(maps.Keys(p.lost)) {
+			lost = append(lost, fmt.Sprintf("%s %d", cause, p.lost[cause]))
+		}
+		parts = append(parts, "connections lost: "+strings.Join(lost, ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// provoked reports whether the phase shows that its fault happened, and
+// if not, why not. Caller must hold r.mu.
+func (r *runner) provoked(p *phaseRun) (bool, string) {
+	switch p.Fault {
+	case FaultGoAway:
+		if n := p.accepted[r.info[0].Name] + p.accepted[r.info[1].Name]; n < 4 {
+			return false, fmt.Sprintf("the GOAWAY storm made only %d new connection(s)", n)
+		}
+	case FaultReset:
+		if p.resets == 0 && p.accepted["resetting"] == 0 {
+			return false, "no connection was reset"
+		}
+	case FaultFreeze:
+		if p.accepted["frozen"] == 0 {
+			return false, "nothing connected to the frozen backend"
+		}
+	case FaultRestart:
+		if len(p.restarts) == 0 {
+			return false, "no backend restarted"
+		}
+	case FaultTLS:
+		if p.handshakes == 0 {
+			return false, "no TLS handshake failed"
+		}
+	case FaultChurn:
+		if p.churned == 0 {
+			return false, "no channel churned"
+		}
+	case FaultResolverError:
+		if p.errors == 0 {
+			return false, "no resolver error reported"
+		}
+	default:
+		if p.updates == 0 {
+			return false, "no resolver update"
+		}
+	}
+	return true, ""
+}
+
+func joinErrs(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return fmt.Errorf("%s", strings.Join(msgs, "; "))
+}

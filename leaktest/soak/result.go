@@ -1,0 +1,262 @@
+package soak
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/leakproof/leakproof/subconn"
+)
+
+// A Result is what a soak saw and its verdict. It marshals to JSON (without
+// the samples) as the machine-readable summary.
+type Result struct {
+	// What ran.
+	Policy   string           `json:"policy"`
+	Compare  string           `json:"compare,omitempty"`
+	Duration subconn.Duration `json:"duration"` // the timeline as configured
+	Elapsed  subconn.Duration `json:"elapsed"`  // from Run's start to the end of the final checks
+	Started  time.Time        `json:"started"`
+	Backends []BackendInfo    `json:"backends"`
+	Faults   []Fault          `json:"faults"`
+
+	// Limits the verdict applied.
+	SocketLimit    int              `json:"socket_limit"` // <= 0: not checked
+	MaxFailureRate float64          `json:"max_failure_rate"`
+	RemovalBound   subconn.Duration `json:"removal_bound"`
+
+	// Phases are the faults as they ran, in order.
+	Phases []Phase `json:"phases"`
+
+	// RPCs counts the RPCs of the channels under test (the main channel and
+	// the churned channels); CompareRPCs those of the comparison channel.
+	RPCs        RPCStats  `json:"rpcs"`
+	CompareRPCs *RPCStats `json:"compare_rpcs,omitempty"`
+	// Failures holds the first RPC failures, as logged.
+	Failures []string `json:"failures,omitempty"`
+
+	// Removals are the backends the resolver removed and what became of
+	// their sockets; CompareRemovals the same for the comparison channel.
+	Removals        []Removal `json:"removals"`
+	CompareRemovals []Removal `json:"compare_removals,omitempty"`
+
+	// Trace is the check of the whole refcount trace of the run's channels.
+	Trace subconn.Report `json:"trace"`
+
+	// Checks is the verdict, one entry per check.
+	Checks []Check `json:"checks"`
+	// Pass is true when every check that counts passed.
+	Pass bool `json:"pass"`
+
+	// Samples are the periodic readings, oldest first.
+	Samples []Sample `json:"-"`
+}
+
+// A BackendInfo describes one backend the soak started.
+type BackendInfo struct {
+	Name     string `json:"name"`
+	Addr     string `json:"addr"`
+	Role     string `json:"role"`     // "regular", "frozen", "resetting" or "tls"
+	Accepted int64  `json:"accepted"` // connections accepted over the run
+	RPCs     int64  `json:"rpcs"`     // EchoService calls served
+}
+
+// A Phase is one fault as it ran.
+type Phase struct {
+	Fault Fault            `json:"fault"`
+	Start subconn.Duration `json:"start"` // offset from the start of the run
+	End   subconn.Duration `json:"end"`
+	// MaxSockets is the most sockets the main channel held to each backend
+	// in any sample of the phase; CompareMaxSockets the same for the
+	// comparison channel.
+	MaxSockets        map[string]int `json:"max_sockets"`
+	CompareMaxSockets map[string]int `json:"compare_max_sockets,omitempty"`
+	// Evidence says what the fault did (GOAWAYs seen, connections reset,
+	// handshakes failed, channels churned).
+	Evidence string `json:"evidence"`
+	// Error is set if the fault could not be injected.
+	Error string `json:"error,omitempty"`
+}
+
+// RPCStats counts RPCs. An RPC fails only after its retries.
+type RPCStats struct {
+	OK      int64 `json:"ok"`
+	Failed  int64 `json:"failed"`
+	Retries int64 `json:"retries"`
+	Streams int64 `json:"streams"` // of OK+Failed, how many were streams
+}
+
+// FailureRate returns Failed/(OK+Failed), 0 with no RPC.
+func (s RPCStats) FailureRate() float64 {
+	if s.OK+s.Failed == 0 {
+		return 0
+	}
+	return float64(s.Failed) / float64(s.OK+s.Failed)
+}
+
+// Removal outcomes.
+const (
+	RemovalReleased = "released" // sockets reached 0 within the bound
+	RemovalReadded  = "re-added" // the backend came back before its sockets reached 0
+	RemovalLeaked   = "leaked"   // sockets still open after the bound, channel open
+	RemovalOpen     = "open"     // the run ended before the bound passed
+)
+
+// A Removal is a backend a resolver update removed from a channel's list.
+type Removal struct {
+	Backend   string           `json:"backend"`
+	Addr      string           `json:"addr"`
+	Fault     Fault            `json:"fault,omitempty"` // the phase that removed it ("" for the timeline's own restore)
+	RemovedAt subconn.Duration `json:"removed_at"`
+	Outcome   string           `json:"outcome"`
+	// After is how long after removal the sockets reached 0 (released), the
+	// backend came back (re-added), or the leak was declared (leaked).
+	After subconn.Duration `json:"after"`
+	// Sockets and Evidence describe the sockets still open when the leak was
+	// declared.
+	Sockets  int    `json:"sockets,omitempty"`
+	Evidence string `json:"evidence,omitempty"`
+}
+
+// A Check is one line of the verdict.
+type Check struct {
+	Name   string `json:"name"`
+	Pass   bool   `json:"pass"`
+	Info   bool   `json:"info,omitempty"` // reported only, not part of the verdict
+	Detail string `json:"detail"`
+}
+
+// A Sample is one periodic reading.
+type Sample struct {
+	At         subconn.Duration `json:"at"`
+	Phase      Fault            `json:"phase,omitempty"`
+	Goroutines int              `json:"goroutines"`
+	FDs        int              `json:"fds"`
+	// Sockets is the number of sockets the main channel holds to each
+	// backend, by name, read from /proc; CompareSockets the same for the
+	// comparison channel; OtherSockets the sockets of the process to the
+	// backends that neither holds (churned and TLS channels).
+	Sockets        map[string]int `json:"sockets"`
+	CompareSockets map[string]int `json:"compare_sockets,omitempty"`
+	OtherSockets   int            `json:"other_sockets"`
+	// Subchannels and Refs are the live (not shut down) subchannels and
+	// the references held on them, over the leakproof managers of the run.
+	Subchannels int `json:"subchannels"`
+	Refs        int `json:"refs"`
+	// RPCs so far on the channels under test.
+	RPCsOK     int64 `json:"rpcs_ok"`
+	RPCsFailed int64 `json:"rpcs_failed"`
+}
+
+// Verdict returns one line saying whether the soak passed, followed by a
+// line per failed check.
+func (r *Result) Verdict() string {
+	var b strings.Builder
+	if r.Pass {
+		fmt.Fprintf(&b, "soak passed: %s, %d backends, %v, %d fault(s): no leak", r.Policy, r.regular(), time.Duration(r.Duration), len(r.Faults))
+		return b.String()
+	}
+	fmt.Fprintf(&b, "soak FAILED: %s, %d backends, %v, %d fault(s):", r.Policy, r.regular(), time.Duration(r.Duration), len(r.Faults))
+	for _, c := range r.Checks {
+		if !c.Pass && !c.Info {
+			fmt.Fprintf(&b, "\n  %s: %s", c.Name, c.Detail)
+		}
+	}
+	return b.String()
+}
+
+func (r *Result) regular() int {
+	n := 0
+	for _, b := range r.Backends {
+		if b.Role == roleRegular {
+			n++
+		}
+	}
+	return n
+}
+
+// WriteText writes the verdict as a table, followed by each phase's
+// maximum sockets per backend.
+func (r *Result) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	status := "PASS"
+	if !r.Pass {
+		status = "FAIL"
+	}
+	fmt.Fprintf(tw, "leakproof soak: %s\t%s, %d backends, %v timeline, %d fault(s)\n", status, r.Policy, r.regular(), time.Duration(r.Duration), len(r.Faults))
+	fmt.Fprintf(tw, "\n  check\tresult\tdetail\n")
+	for _, c := range r.Checks {
+		res := "pass"
+		switch {
+		case c.Info && c.Pass:
+			res = "info"
+		case c.Info:
+			res = "info (fails)"
+		case !c.Pass:
+			res = "FAIL"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.Name, res, oneLine(c.Detail, 200))
+	}
+	head := "  fault\twindow\tmax sockets per backend (" + r.Policy + ")"
+	if r.Compare != "" {
+		head += "\t" + r.Compare
+	}
+	fmt.Fprintf(tw, "\n%s\tevidence\n", head)
+	for _, p := range r.Phases {
+		line := fmt.Sprintf("  %s\t%s\t%s", p.Fault, window(p.Start, p.End), formatCounts(p.MaxSockets, r.backendOrder()))
+		if r.Compare != "" {
+			line += "\t" + formatCounts(p.CompareMaxSockets, r.backendOrder())
+		}
+		ev := p.Evidence
+		if p.Error != "" {
+			ev = "ERROR: " + p.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", line, oneLine(ev, 120))
+	}
+	return tw.Flush()
+}
+
+func window(a, b subconn.Duration) string {
+	return fmt.Sprintf("%.1fs–%.1fs", time.Duration(a).Seconds(), time.Duration(b).Seconds())
+}
+
+// backendOrder returns the backend names in start order.
+func (r *Result) backendOrder() []string {
+	names := make([]string, len(r.Backends))
+	for i, b := range r.Backends {
+		names[i] = b.Name
+	}
+	return names
+}
+
+// formatCounts renders counts as "b0:1 b1:2", in order, skipping backends
+// with none.
+func formatCounts(m map[string]int, order []string) string {
+	var parts []string
+	for _, name := range order {
+		if n := m[name]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s:%d", name, n))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		if !slices.Contains(order, name) && m[name] > 0 {
+			parts = append(parts, fmt.Sprintf("%s:%d", name, m[name]))
+		}
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}
+
+func oneLine(s string, max int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > max {
+		s = s[:max-1] + "…"
+	}
+	return s
+}

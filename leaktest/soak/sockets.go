@@ -1,0 +1,201 @@
+package soak
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/leakproof/leakproof/internal/sockowner"
+	"github.com/leakproof/leakproof/leaktest"
+	"github.com/leakproof/leakproof/subconn"
+)
+
+// Channel kinds, for attributing sockets.
+const (
+	kindMain    = "main"
+	kindCompare = "compare"
+	kindChurn   = "churn"
+	kindTLS     = "tls"
+)
+
+type sockPair struct{ local, remote netip.AddrPort }
+
+// sockTracker attributes sockets to the channels of the run. Every channel
+// dials through its own dial function, which records each socket's local
+// and remote address; sampling reads the real sockets from /proc and looks
+// them up here. A socket whose Close was never called stays attributed, so
+// a leaked descriptor is counted against the channel that opened it.
+type sockTracker struct {
+	mu     sync.Mutex
+	owners map[sockPair]int // → channel id
+	chans  []*chanRec       // by id
+}
+
+type chanRec struct {
+	id   int
+	name string
+	kind string
+}
+
+func newSockTracker() *sockTracker {
+	return &sockTracker{owners: map[sockPair]int{}}
+}
+
+// register returns a new channel id.
+func (t *sockTracker) register(name, kind string) *chanRec {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := &chanRec{id: len(t.chans), name: name, kind: kind}
+	t.chans = append(t.chans, c)
+	return c
+}
+
+var netDialer = &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
+
+// dialer returns the channel's dial function: subconn.Dialer over a TCP
+// dial that records the socket for ch.
+func (t *sockTracker) dialer(ch *chanRec) subconn.DialFunc {
+	return subconn.Dialer(func(ctx context.Context, addr string) (net.Conn, error) {
+		conn, err := netDialer.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		l, ok1 := sockowner.AddrPort(conn.LocalAddr())
+		r, ok2 := sockowner.AddrPort(conn.RemoteAddr())
+		if !ok1 || !ok2 {
+			return conn, nil
+		}
+		k := sockPair{l, r}
+		t.mu.Lock()
+		t.owners[k] = ch.id
+		t.mu.Unlock()
+		return &countedConn{Conn: conn, t: t, key: k, ch: ch.id}, nil
+	})
+}
+
+// countedConn forgets its attribution when it is closed.
+type countedConn struct {
+	net.Conn
+	t    *sockTracker
+	key  sockPair
+	ch   int
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.t.mu.Lock()
+		if c.t.owners[c.key] == c.ch {
+			delete(c.t.owners, c.key)
+		}
+		c.t.mu.Unlock()
+	})
+	return err
+}
+
+// SyscallConn exposes the raw socket, as grpc's channelz expects of a TCP
+// connection.
+func (c *countedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("soak: connection does not expose a raw socket")
+}
+
+// socketCount is one reading of the real sockets to the backends.
+type socketCount struct {
+	byChan  map[int]map[string]int // channel id → backend name → sockets
+	byKind  map[string]map[string]int
+	total   map[string]int // every socket of the process to each backend
+	sockets []leaktest.Socket
+	owner   map[netip.AddrPort]string // local address → channel name, for reports
+}
+
+// count reads the TCP sockets of the process and attributes the ones to
+// backends (names maps backend address → name).
+func (t *sockTracker) count(names map[netip.AddrPort]string) (*socketCount, error) {
+	socks, err := leaktest.Sockets()
+	if err != nil {
+		return nil, err
+	}
+	sc := &socketCount{
+		byChan: map[int]map[string]int{},
+		byKind: map[string]map[string]int{},
+		total:  map[string]int{},
+		owner:  map[netip.AddrPort]string{},
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range socks {
+		if s.State == leaktest.TCPListen || s.State == leaktest.TCPTimeWait {
+			continue
+		}
+		name, ok := names[s.Remote]
+		if !ok {
+			continue
+		}
+		sc.total[name]++
+		sc.sockets = append(sc.sockets, s)
+		id, ok := t.owners[sockPair{s.Local, s.Remote}]
+		if !ok {
+			continue
+		}
+		ch := t.chans[id]
+		sc.owner[s.Local] = ch.name
+		inc(sc.byChan, id, name)
+		inc(sc.byKind, ch.kind, name)
+	}
+	return sc, nil
+}
+
+func inc[K comparable](m map[K]map[string]int, k K, name string) {
+	if m[k] == nil {
+		m[k] = map[string]int{}
+	}
+	m[k][name]++
+}
+
+// describe lists the sockets of channel kind to backend addr, with the
+// leakproof subchannel that owns each, as evidence in a failure.
+func (sc *socketCount) describe(t *sockTracker, kind string, addr netip.AddrPort) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var lines []string
+	for _, s := range sc.sockets {
+		if s.Remote != addr {
+			continue
+		}
+		id, ok := t.owners[sockPair{s.Local, s.Remote}]
+		if !ok || t.chans[id].kind != kind {
+			continue
+		}
+		line := s.String()
+		if o, ok := sockowner.Lookup(s.Local, s.Remote); ok {
+			line += fmt.Sprintf(" (subchannel #%d %s)", o.Subchannel, o.Key)
+		}
+		lines = append(lines, line)
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "; ")
+}
+
+// countFDs returns the number of open file descriptors of the process.
+func countFDs() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}
+
+// since returns the offset of t from start as a subconn.Duration.
+func since(start, t time.Time) subconn.Duration { return subconn.Duration(t.Sub(start)) }

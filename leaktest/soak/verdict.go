@@ -1,0 +1,240 @@
+package soak
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/leakproof/leakproof/subconn"
+)
+
+// Check names, in the order of the verdict.
+const (
+	CheckRPCFailures   = "RPC failures"
+	CheckRemovals      = "removed backends released"
+	CheckSocketLimit   = "sockets per backend"
+	CheckClosed        = "closed channels released"
+	CheckTrace         = "refcount trace"
+	CheckGoroutines    = "goroutines at baseline"
+	CheckFDs           = "descriptors at baseline"
+	CheckSockets       = "sockets at baseline"
+	CheckFaults        = "faults injected"
+	checkComparePrefix = "compare "
+)
+
+// result builds the Result and its verdict. baseline holds the messages of
+// the final leaktest check; twErr is the trace writer's.
+func (r *runner) result(baseline []string, twErr error) *Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res := &Result{
+		Policy:         r.cfg.Policy,
+		Compare:        r.cfg.Compare,
+		Duration:       subconn.Duration(r.cfg.Duration),
+		Elapsed:        since(r.start, time.Now()),
+		Started:        r.start,
+		Backends:       slices.Clone(r.info),
+		Faults:         slices.Clone(r.cfg.Faults),
+		SocketLimit:    r.cfg.SocketLimit,
+		MaxFailureRate: max(r.cfg.MaxFailureRate, 0),
+		RemovalBound:   subconn.Duration(r.cfg.bound()),
+		RPCs:           r.stats.snapshot(),
+		Failures:       slices.Clone(r.failures),
+		Removals:       slices.Clone(r.removals),
+		Trace:          r.trace.report(),
+		Samples:        slices.Clone(r.samples),
+	}
+	if r.cfg.Compare != "" {
+		s := r.compareStats.snapshot()
+		res.CompareRPCs = &s
+		res.CompareRemovals = slices.Clone(r.cmpRemovals)
+	}
+	for _, p := range r.phases {
+		res.Phases = append(res.Phases, p.Phase)
+	}
+
+	add := func(c Check) { res.Checks = append(res.Checks, c) }
+	add(rpcCheck(CheckRPCFailures, res.RPCs, r.cfg.MaxFailureRate))
+	add(removalCheck(CheckRemovals, res.Removals, r.cfg.bound()))
+	add(r.limitCheck())
+	add(r.closedCheck())
+	add(r.traceCheck(res.Trace, twErr))
+	add(baselineCheck(CheckGoroutines, baseline, "goroutines leaked"))
+	add(baselineCheck(CheckFDs, baseline, "file descriptor", "/proc", "leaktest: read"))
+	add(baselineCheck(CheckSockets, baseline, "socket(s) to backend"))
+	add(r.faultCheck())
+	if r.cfg.Compare != "" {
+		p := checkComparePrefix + r.cfg.Compare + ": "
+		c := rpcCheck(p+CheckRPCFailures, *res.CompareRPCs, r.cfg.MaxFailureRate)
+		c.Info = true
+		add(c)
+		c = removalCheck(p+CheckRemovals, res.CompareRemovals, r.cfg.bound())
+		c.Info = true
+		add(c)
+		add(Check{Name: p + CheckSocketLimit, Info: true, Pass: r.cmpLimitMax <= 1,
+			Detail: fmt.Sprintf("at most %d socket(s) to one backend outside drain windows%s", r.cmpLimitMax, at(r.cmpLimitWhere))})
+	}
+	res.Pass = true
+	for _, c := range res.Checks {
+		if !c.Info && !c.Pass {
+			res.Pass = false
+		}
+	}
+	return res
+}
+
+func at(where string) string {
+	if where == "" {
+		return ""
+	}
+	return " (" + where + ")"
+}
+
+func rpcCheck(name string, s RPCStats, limit float64) Check {
+	total := s.OK + s.Failed
+	rate := s.FailureRate()
+	c := Check{Name: name}
+	switch {
+	case total == 0:
+		c.Detail = "no RPC completed"
+	case limit < 0:
+		c.Pass = s.Failed == 0
+		c.Detail = fmt.Sprintf("%d of %d RPCs failed after retries (none allowed); %d retries", s.Failed, total, s.Retries)
+	default:
+		c.Pass = rate <= limit
+		c.Detail = fmt.Sprintf("%.3f%%: %d of %d RPCs failed after retries (limit %g%%); %d retries", rate*100, s.Failed, total, limit*100, s.Retries)
+	}
+	return c
+}
+
+func removalCheck(name string, rms []Removal, bound time.Duration) Check {
+	var leaked []string
+	count := map[string]int{}
+	var slowest time.Duration
+	for _, rm := range rms {
+		count[rm.Outcome]++
+		switch rm.Outcome {
+		case RemovalLeaked:
+			leaked = append(leaked, removalText(rm, bound))
+		case RemovalReleased:
+			slowest = max(slowest, time.Duration(rm.After))
+		}
+	}
+	c := Check{Name: name, Pass: len(leaked) == 0}
+	summary := fmt.Sprintf("%d removal(s): %d released (slowest after %v), %d re-added first, %d open at the end; bound %v",
+		len(rms), count[RemovalReleased], slowest.Round(time.Millisecond), count[RemovalReadded], count[RemovalOpen], bound)
+	if len(leaked) > 0 {
+		c.Detail = fmt.Sprintf("%d leaked: %s; %s", len(leaked), strings.Join(leaked, "; "), summary)
+	} else {
+		c.Detail = summary
+	}
+	return c
+}
+
+// Caller must hold r.mu.
+func (r *runner) limitCheck() Check {
+	c := Check{Name: CheckSocketLimit}
+	if r.cfg.SocketLimit <= 0 {
+		c.Info, c.Pass = true, true
+		c.Detail = fmt.Sprintf("at most %d socket(s) to one backend outside drain windows%s; not checked for %s", r.limitMax, at(r.limitWhere), r.cfg.Policy)
+		return c
+	}
+	c.Pass = len(r.limitFailures) == 0
+	if c.Pass {
+		c.Detail = fmt.Sprintf("at most %d socket(s) to one backend outside GOAWAY and removal drain windows%s; limit %d", r.limitMax, at(r.limitWhere), r.cfg.SocketLimit)
+	} else {
+		c.Detail = fmt.Sprintf("over the limit of %d in two samples in a row, outside drain windows: %s", r.cfg.SocketLimit, strings.Join(r.limitFailures, "; "))
+	}
+	return c
+}
+
+// Caller must hold r.mu.
+func (r *runner) closedCheck() Check {
+	c := Check{Name: CheckClosed, Pass: len(r.closedFailures) == 0}
+	if c.Pass {
+		c.Detail = fmt.Sprintf("%d channel(s) closed; each released its sockets within %v", r.closedOK, r.cfg.bound())
+	} else {
+		c.Detail = strings.Join(r.closedFailures, "; ")
+	}
+	return c
+}
+
+// Caller must hold r.mu.
+func (r *runner) traceCheck(rep subconn.Report, twErr error) Check {
+	c := Check{Name: CheckTrace, Pass: true}
+	var bad []string
+	for i, p := range rep.Problems {
+		if i == 5 {
+			bad = append(bad, fmt.Sprintf("and %d more", len(rep.Problems)-5))
+			break
+		}
+		bad = append(bad, p.String())
+	}
+	if rep.Live > 0 {
+		bad = append(bad, fmt.Sprintf("%d subchannel(s) still live after every channel closed", rep.Live))
+	}
+	if r.sub.Dropped() {
+		bad = append(bad, "the trace subscription fell behind: the trace is incomplete")
+	}
+	if twErr != nil {
+		bad = append(bad, fmt.Sprintf("trace writer: %v", twErr))
+	}
+	switch {
+	case len(bad) > 0:
+		c.Pass = false
+		c.Detail = strings.Join(bad, "; ")
+	case rep.Events == 0:
+		c.Detail = fmt.Sprintf("no refcount trace: %s does not use subconn", r.cfg.Policy)
+	default:
+		c.Detail = fmt.Sprintf("clean: %d events, %d subchannels, %d destroyed", rep.Events, rep.Subchannels, rep.Destroyed)
+	}
+	return c
+}
+
+func baselineCheck(name string, msgs []string, match ...string) Check {
+	var hits []string
+	for _, m := range msgs {
+		for _, k := range match {
+			if strings.Contains(m, k) {
+				hits = append(hits, m)
+				break
+			}
+		}
+	}
+	if len(hits) > 0 {
+		return Check{Name: name, Detail: strings.Join(hits, "\n")}
+	}
+	return Check{Name: name, Pass: true, Detail: "back at the baseline taken before the soak"}
+}
+
+// Caller must hold r.mu.
+func (r *runner) faultCheck() Check {
+	c := Check{Name: CheckFaults}
+	ran := map[Fault]bool{}
+	var bad []string
+	for _, p := range r.phases {
+		if p.End == 0 {
+			continue // cut short before it ended
+		}
+		ran[p.Fault] = true
+		if p.Error != "" {
+			bad = append(bad, fmt.Sprintf("%s at %.1fs: %s", p.Fault, time.Duration(p.Start).Seconds(), p.Error))
+		} else if ok, why := r.provoked(p); !ok {
+			bad = append(bad, fmt.Sprintf("%s at %.1fs: %s", p.Fault, time.Duration(p.Start).Seconds(), why))
+		}
+	}
+	for _, f := range r.cfg.Faults {
+		if !ran[f] {
+			bad = append(bad, fmt.Sprintf("%s never ran", f))
+		}
+	}
+	bad = append(bad, r.problems...)
+	c.Pass = len(bad) == 0
+	if c.Pass {
+		c.Detail = fmt.Sprintf("%d phase(s); every one of the %d fault(s) ran and showed its effect", len(r.phases), len(r.cfg.Faults))
+	} else {
+		c.Detail = strings.Join(slices.Compact(bad), "; ")
+	}
+	return c
+}
