@@ -31,6 +31,7 @@ const (
 	tlsReplace     = 500 * time.Millisecond
 	tlsRPCTimeout  = time.Second
 	churnParallel  = 3
+	churnPace      = 10 * time.Millisecond
 	churnRPCTimout = 5 * time.Second
 )
 
@@ -361,6 +362,7 @@ func (r *runner) churn(pctx context.Context, p *phaseRun) {
 					c.count(err, false)
 				}
 				r.closeChannel(c)
+				sleepCtx(pctx, churnPace)
 			}
 		})
 	}
@@ -389,7 +391,7 @@ func (r *runner) evidence(p *phaseRun) string {
 	case FaultRestart:
 		parts = append(parts, fmt.Sprintf("restarted %s", strings.Join(p.restarts, ", ")))
 	case FaultTLS:
-		parts = append(parts, fmt.Sprintf("%d TLS handshakes failed on %d channels", p.handshakes, p.tlsChannels))
+		parts = append(parts, fmt.Sprintf("%d connections to the TLS backend from %d channels, every handshake rejected; %d RPCs failed with the handshake error", accepted["tls"], p.tlsChannels, p.handshakes))
 	case FaultChurn:
 		parts = append(parts, fmt.Sprintf("%d channels created, used and closed", p.churned))
 	case FaultResolverError:
@@ -432,7 +434,7 @@ func (r *runner) provoked(p *phaseRun) (bool, string) {
 			return false, "no backend restarted"
 		}
 	case FaultTLS:
-		if p.handshakes == 0 {
+		if p.handshakes == 0 || p.accepted["tls"] == 0 {
 			return false, "no TLS handshake failed"
 		}
 	case FaultChurn:

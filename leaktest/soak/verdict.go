@@ -122,8 +122,17 @@ func removalCheck(name string, rms []Removal, bound time.Duration) Check {
 		}
 	}
 	c := Check{Name: name, Pass: len(leaked) == 0}
-	summary := fmt.Sprintf("%d removal(s): %d released (slowest after %v), %d re-added first, %d open at the end; bound %v",
-		len(rms), count[RemovalReleased], slowest.Round(time.Millisecond), count[RemovalReadded], count[RemovalOpen], bound)
+	parts := []string{fmt.Sprintf("%d removal(s)", len(rms))}
+	if n := count[RemovalReleased]; n > 0 {
+		parts = append(parts, fmt.Sprintf("%d released (the slowest after %v)", n, slowest.Round(time.Millisecond)))
+	}
+	if n := count[RemovalReadded]; n > 0 {
+		parts = append(parts, fmt.Sprintf("%d re-added before release", n))
+	}
+	if n := count[RemovalOpen]; n > 0 {
+		parts = append(parts, fmt.Sprintf("%d still within the bound when the run ended", n))
+	}
+	summary := strings.Join(parts, ", ") + fmt.Sprintf("; bound %v", bound)
 	if len(leaked) > 0 {
 		c.Detail = fmt.Sprintf("%d leaked: %s; %s", len(leaked), strings.Join(leaked, "; "), summary)
 	} else {
