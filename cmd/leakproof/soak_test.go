@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/leakproof/leakproof/leaktest/soak"
+	"github.com/leakproof/leakproof/subconn"
+)
+
+func runSoak(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(append([]string{"soak"}, args...), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestSoakBadFlagsExit2WithUsage(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--no-such-flag"}, "flag provided but not defined: -no-such-flag"},
+		{[]string{"--duration", "soon"}, `invalid value "soon" for flag -duration`},
+		{[]string{"--duration", "0s"}, "--duration and --drain-timeout must be positive"},
+		{[]string{"--duration", "2s"}, "duration 2s is too short for 11 fault(s)"},
+		{[]string{"--backends", "2"}, "backends 2 must be between 3 and 32"},
+		{[]string{"--backends", "many"}, `invalid value "many" for flag -backends`},
+		{[]string{"--policy", "no_such_policy"}, `policy "no_such_policy" is not registered`},
+		{[]string{"--compare", "nope"}, `policy "nope" is not registered`},
+		{[]string{"--faults", "goaway,meteor"}, `--faults: unknown fault "meteor"`},
+		{[]string{"--faults", "-goaway,goaway"}, "leaves no fault"},
+		{[]string{"--max-failure-rate", "2"}, "--max-failure-rate 2 must be between 0 and 1"},
+		{[]string{"--workers", "-1"}, "--workers -1 must not be negative"},
+		{[]string{"--workers", "0", "--streams", "0"}, "no load"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"--report", filepath.Join(dir, "no", "such", "dir", "r.html")}, "--report: open"},
+		{[]string{"--trace", filepath.Join(dir, "no", "such", "dir", "t.jsonl")}, "--trace: open"},
+	} {
+		start := time.Now()
+		code, stdout, stderr := runSoak(t, tc.args...)
+		if code != 2 {
+			t.Errorf("soak %q: exit %d, want 2; stderr:\n%s", tc.args, code, stderr)
+		}
+		if !strings.Contains(stderr, tc.want) || !strings.Contains(stderr, "usage: leakproof soak") {
+			t.Errorf("soak %q: stderr lacks %q or the usage:\n%s", tc.args, tc.want, stderr)
+		}
+		if stdout != "" {
+			t.Errorf("soak %q: wrote to stdout: %q", tc.args, stdout)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("soak %q: took %v to reject", tc.args, d)
+		}
+	}
+	code, _, stderr := runSoak(t, "-h")
+	if code != 0 || !strings.Contains(stderr, "usage: leakproof soak") || !strings.Contains(stderr, "resolver-error") {
+		t.Errorf("soak -h: exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+// TestSoakJSONReportAndTrace runs a short soak with every output and a
+// comparison with grpc's round_robin, which opens two connections to the
+// backend that two overlapping endpoints share.
+func TestSoakJSONReportAndTrace(t *testing.T) {
+	dir := t.TempDir()
+	report, trace := filepath.Join(dir, "soak.html"), filepath.Join(dir, "t.jsonl")
+	code, stdout, stderr := runSoak(t, "--duration", "4s", "--faults", "goaway,overlap,rst",
+		"--compare", "round_robin", "--json", "--report", report, "--trace", trace)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
+	}
+	var res soak.Result
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("stdout is not the JSON result: %v\n%s", err, stdout)
+	}
+	if !res.Pass || res.Policy != "leakproof_round_robin" || res.Compare != "round_robin" || len(res.Phases) != 3 || len(res.Checks) == 0 || res.RPCs.OK == 0 {
+		t.Errorf("JSON result: pass %v, policy %q, compare %q, %d phases, %d checks, %d RPCs", res.Pass, res.Policy, res.Compare, len(res.Phases), len(res.Checks), res.RPCs.OK)
+	}
+	for _, p := range res.Phases {
+		if p.Fault != soak.FaultOverlap {
+			continue
+		}
+		if p.MaxSockets["b0"] != 1 || p.CompareMaxSockets["b0"] != 2 {
+			t.Errorf("overlap: max sockets to b0 %d (ours), %d (round_robin); want 1 and 2", p.MaxSockets["b0"], p.CompareMaxSockets["b0"])
+		}
+	}
+	// Not a terminal: plain lines, no carriage returns.
+	if !strings.Contains(stderr, "goaway:") || strings.Contains(stderr, "\r") {
+		t.Errorf("stderr is not plain phase lines:\n%q", stderr)
+	}
+
+	page, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<svg", "PASS", "soak passed", soak.CheckRemovals, "round_robin (comparison)"} {
+		if !bytes.Contains(page, []byte(want)) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+
+	f, err := os.Open(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	events, err := subconn.ReadTrace(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := subconn.CheckTrace(events); !rep.Clean() || rep.Events == 0 || rep.Events != res.Trace.Events || rep.Live != 0 {
+		t.Errorf("trace file: %d events (result says %d), %d live, problems %v", rep.Events, res.Trace.Events, rep.Live, rep.Problems)
+	}
+}
+
+// TestSoakLeakyPolicyExits1NamingTheBackend soaks a policy that never shuts
+// down the SubConns of removed addresses: exit 1, and stderr says which
+// backend kept its socket after removal.
+func TestSoakLeakyPolicyExits1NamingTheBackend(t *testing.T) {
+	code, stdout, stderr := runSoak(t, "--duration", "4500ms", "--faults", "dup,overlap", "--policy", soakLeakyName, "--quiet")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
+	}
+	for _, want := range []string{"soak FAILED", soak.CheckRemovals, "backend b3", "still open", "after the resolver removed it"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if !strings.Contains(stdout, "leakproof soak: FAIL") {
+		t.Errorf("stdout lacks the failed verdict table:\n%s", stdout)
+	}
+}
+
+func TestSoakProgressOnATerminal(t *testing.T) {
+	var b bytes.Buffer
+	p := &progress{w: &b, tty: true, total: 30 * time.Second}
+	s := soak.Sample{At: subconn.Duration(1500 * time.Millisecond), Phase: soak.FaultGoAway, Goroutines: 42, FDs: 17,
+		Sockets: map[string]int{"b1": 2, "b0": 1, "b2": 0}, Subchannels: 3, RPCsOK: 100, RPCsFailed: 1}
+	p.sample(s)
+	p.logf("phase line")
+	p.done()
+	want := "\r\x1b[K[  1.5s/30s] goaway         rpc ok 100 failed 1  goroutines 42  fds 17  sockets b0:1 b1:2  subchannels 3" +
+		"\r\x1b[Kphase line\n" +
+		"[  1.5s/30s] goaway         rpc ok 100 failed 1  goroutines 42  fds 17  sockets b0:1 b1:2  subchannels 3\n"
+	if b.String() != want {
+		t.Errorf("terminal output:\n%q\nwant:\n%q", b.String(), want)
+	}
+	if isTerminal(&b) {
+		t.Error("a buffer is a terminal")
+	}
+}
