@@ -68,7 +68,7 @@ func (r *Result) reportData() reportData {
 		}
 		d.Phases = append(d.Phases, row)
 	}
-	for _, rm := range r.Removals {
+	for _, rm := range r.Removals.List {
 		if rm.Outcome == RemovalLeaked {
 			d.Leaks = append(d.Leaks, rm)
 		}

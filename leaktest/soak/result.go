@@ -39,10 +39,11 @@ type Result struct {
 	// Failures holds the first RPC failures, as logged.
 	Failures []string `json:"failures,omitempty"`
 
-	// Removals are the backends the resolver removed and what became of
-	// their sockets; CompareRemovals the same for the comparison channel.
-	Removals        []Removal `json:"removals"`
-	CompareRemovals []Removal `json:"compare_removals,omitempty"`
+	// Removals are the backends the resolver removed from the main channel
+	// and what became of their sockets; CompareRemovals the same for the
+	// comparison channel.
+	Removals        Removals  `json:"removals"`
+	CompareRemovals *Removals `json:"compare_removals,omitempty"`
 
 	// Trace is the check of the whole refcount trace of the run's channels.
 	Trace subconn.Report `json:"trace"`
@@ -105,6 +106,47 @@ const (
 	RemovalLeaked   = "leaked"   // sockets still open after the bound, channel open
 	RemovalOpen     = "open"     // the run ended before the bound passed
 )
+
+// Removals sums up what became of the backends removed from one channel.
+type Removals struct {
+	Released int `json:"released"`
+	Readded  int `json:"readded"`
+	Leaked   int `json:"leaked"`
+	Open     int `json:"open"`
+	// SlowestRelease is the longest time a released backend's sockets took
+	// to reach 0.
+	SlowestRelease subconn.Duration `json:"slowest_release"`
+	// List holds every leaked removal and the first others, in the order
+	// they were concluded.
+	List []Removal `json:"list"`
+}
+
+// maxRemovalsKept bounds the removals listed other than leaked ones, so that
+// a long run's result stays small.
+const maxRemovalsKept = 100
+
+func (rs *Removals) add(rm Removal) {
+	switch rm.Outcome {
+	case RemovalReleased:
+		rs.Released++
+		rs.SlowestRelease = max(rs.SlowestRelease, rm.After)
+	case RemovalReadded:
+		rs.Readded++
+	case RemovalLeaked:
+		rs.Leaked++
+	case RemovalOpen:
+		rs.Open++
+	}
+	if rm.Outcome == RemovalLeaked || len(rs.List)-rs.Leaked < maxRemovalsKept {
+		rs.List = append(rs.List, rm)
+	}
+}
+
+func (rs *Removals) clone() Removals {
+	out := *rs
+	out.List = slices.Clone(rs.List)
+	return out
+}
 
 // A Removal is a backend a resolver update removed from a channel's list.
 type Removal struct {

@@ -40,6 +40,8 @@ const (
 	goAwayGrace = 100 * time.Millisecond
 	// maxFailuresKept bounds Result.Failures.
 	maxFailuresKept = 20
+	// maxListed bounds the evidence listed in one check.
+	maxListed = 20
 )
 
 var runs atomic.Uint64
@@ -122,8 +124,8 @@ type runner struct {
 	// pending are removals not yet concluded; removals and cmpRemovals the
 	// concluded ones.
 	pending     []*removalState
-	removals    []Removal
-	cmpRemovals []Removal
+	removals    Removals
+	cmpRemovals Removals
 	// lastGone is when each backend was last removed (removal drain window).
 	lastGone map[string]time.Time
 	// drainWindows are the GOAWAY drain windows.
@@ -137,11 +139,12 @@ type runner struct {
 	cmpLimitWhere  string
 	closing        []*closedCheck
 	closedOK       int
-	closedFailures []string
+	closedFailed   int
+	closedFailures []string // the first maxListed
 	samples        []Sample
 	failures       []string
 	failureCount   int
-	problems       []string // the run's own errors (sampling, injection)
+	problems       []string // the run's own errors (sampling, churn), the first maxListed
 }
 
 type timeWindow struct{ from, to time.Time }
@@ -201,7 +204,9 @@ func (r *runner) logf(format string, args ...any) {
 func (r *runner) problem(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	r.mu.Lock()
-	r.problems = append(r.problems, msg)
+	if len(r.problems) < maxListed {
+		r.problems = append(r.problems, msg)
+	}
 	r.mu.Unlock()
 	r.logf("%s", msg)
 }
@@ -416,7 +421,8 @@ func (r *runner) shutdown(stopSampler context.CancelFunc, samplerDone chan struc
 	r.sample(time.Now()) // concludes closed channels, with the sampler stopped
 	r.mu.Lock()
 	for _, c := range r.closing {
-		r.closedFailures = append(r.closedFailures, fmt.Sprintf("channel %s: sockets still open %v after Close", c.ch.name, time.Since(c.at).Round(time.Millisecond)))
+		r.closedFailed++
+		r.listClosedFailure(fmt.Sprintf("channel %s: sockets still open %v after Close", c.ch.name, time.Since(c.at).Round(time.Millisecond)))
 	}
 	r.closing = nil
 	r.mu.Unlock()
@@ -575,10 +581,10 @@ func (r *runner) checkRemovals(now time.Time, sc *socketCount) {
 // conclude files a concluded removal. Caller must hold r.mu.
 func (r *runner) conclude(p *removalState) {
 	if p.kind == kindCompare {
-		r.cmpRemovals = append(r.cmpRemovals, p.Removal)
+		r.cmpRemovals.add(p.Removal)
 		return
 	}
-	r.removals = append(r.removals, p.Removal)
+	r.removals.add(p.Removal)
 	if p.Outcome == RemovalLeaked {
 		r.logf("soak: LEAK: %s", removalText(p.Removal, r.cfg.bound()))
 	}
@@ -666,13 +672,22 @@ func (r *runner) checkClosed(now time.Time, sc *socketCount) {
 		case n == 0:
 			r.closedOK++
 		case now.Sub(c.at) > bound:
-			r.closedFailures = append(r.closedFailures, fmt.Sprintf("channel %s: %d socket(s) (%s) still open %v after Close", c.ch.name, n, strings.Join(where, " "), now.Sub(c.at).Round(time.Millisecond)))
+			r.closedFailed++
+			r.listClosedFailure(fmt.Sprintf("channel %s: %d socket(s) (%s) still open %v after Close", c.ch.name, n, strings.Join(where, " "), now.Sub(c.at).Round(time.Millisecond)))
 		default:
 			keep = append(keep, c)
 		}
 	}
 	clear(r.closing[len(keep):])
 	r.closing = keep
+}
+
+// listClosedFailure keeps the first failures of closed channels. Caller
+// must hold r.mu.
+func (r *runner) listClosedFailure(msg string) {
+	if len(r.closedFailures) < maxListed {
+		r.closedFailures = append(r.closedFailures, msg)
+	}
 }
 
 // setPresent records the backends in st as the resolved list, and

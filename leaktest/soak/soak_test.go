@@ -83,13 +83,7 @@ func TestRoundRobinPassesEveryFault(t *testing.T) {
 	if res.RPCs.OK == 0 || res.Trace.Events == 0 || res.Trace.Subchannels == 0 {
 		t.Errorf("nothing happened: %d RPCs, %d events, %d subchannels", res.RPCs.OK, res.Trace.Events, res.Trace.Subchannels)
 	}
-	released := 0
-	for _, rm := range res.Removals {
-		if rm.Outcome == soak.RemovalReleased {
-			released++
-		}
-	}
-	if released == 0 {
+	if res.Removals.Released == 0 {
 		t.Errorf("no removed backend was seen released: the removal check checked nothing: %+v", res.Removals)
 	}
 	if len(res.Samples) < 10 {
@@ -178,9 +172,9 @@ func TestLeakyPolicyFailsNamingTheBackend(t *testing.T) {
 		t.Fatalf("%s passed: %s", c.Name, c.Detail)
 	}
 	var leaked *soak.Removal
-	for i, rm := range res.Removals {
+	for i, rm := range res.Removals.List {
 		if rm.Outcome == soak.RemovalLeaked && rm.Backend == "b3" {
-			leaked = &res.Removals[i]
+			leaked = &res.Removals.List[i]
 		}
 	}
 	if leaked == nil {
@@ -310,5 +304,37 @@ func TestCancelledRunStillClosesEverything(t *testing.T) {
 	}
 	if c := checkByName(t, res, soak.CheckFaults); c.Pass {
 		t.Errorf("%s passed though dup never ran: %s", c.Name, c.Detail)
+	}
+}
+
+// TestSocketLimitCatchesGRPCRoundRobinOnOverlappingEndpoints holds grpc's
+// round_robin to the leakproof policies' limit of one socket per backend:
+// with endpoints {A} and {A,B} it opens two connections to A, and the check
+// must say so. (Left to its default, the limit is not checked for grpc's
+// policies.)
+func TestSocketLimitCatchesGRPCRoundRobinOnOverlappingEndpoints(t *testing.T) {
+	res, err := soak.Run(context.Background(), soak.Config{
+		Duration:    3 * time.Second,
+		Policy:      "round_robin",
+		SocketLimit: 1,
+		Faults:      []soak.Fault{soak.FaultOverlap},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := checkByName(t, res, soak.CheckSocketLimit)
+	if c.Pass || res.Pass {
+		t.Fatalf("grpc's round_robin kept to one socket per backend on overlapping endpoints:\n%s", text(res))
+	}
+	if !strings.Contains(c.Detail, "2 sockets to b0 at") || !strings.Contains(c.Detail, "(overlap)") {
+		t.Errorf("%s does not name b0 in the overlap phase: %s", c.Name, c.Detail)
+	}
+	if got := res.Phases[0].MaxSockets["b0"]; got != 2 {
+		t.Errorf("overlap: max sockets to b0 = %d, want 2", got)
+	}
+	for _, name := range []string{soak.CheckRemovals, soak.CheckSockets, soak.CheckGoroutines} {
+		if c := checkByName(t, res, name); !c.Pass {
+			t.Errorf("%s failed: %s", name, c.Detail)
+		}
 	}
 }

@@ -41,14 +41,15 @@ func (r *runner) result(baseline []string, twErr error) *Result {
 		RemovalBound:   subconn.Duration(r.cfg.bound()),
 		RPCs:           r.stats.snapshot(),
 		Failures:       slices.Clone(r.failures),
-		Removals:       slices.Clone(r.removals),
+		Removals:       r.removals.clone(),
 		Trace:          r.trace.report(),
 		Samples:        slices.Clone(r.samples),
 	}
 	if r.cfg.Compare != "" {
 		s := r.compareStats.snapshot()
 		res.CompareRPCs = &s
-		res.CompareRemovals = slices.Clone(r.cmpRemovals)
+		cmp := r.cmpRemovals.clone()
+		res.CompareRemovals = &cmp
 	}
 	for _, p := range r.phases {
 		res.Phases = append(res.Phases, p.Phase)
@@ -69,7 +70,7 @@ func (r *runner) result(baseline []string, twErr error) *Result {
 		c := rpcCheck(p+CheckRPCFailures, *res.CompareRPCs, r.cfg.MaxFailureRate)
 		c.Info = true
 		add(c)
-		c = removalCheck(p+CheckRemovals, res.CompareRemovals, r.cfg.bound())
+		c = removalCheck(p+CheckRemovals, *res.CompareRemovals, r.cfg.bound())
 		c.Info = true
 		add(c)
 		add(Check{Name: p + CheckSocketLimit, Info: true, Pass: r.cmpLimitMax <= 1,
@@ -108,33 +109,27 @@ func rpcCheck(name string, s RPCStats, limit float64) Check {
 	return c
 }
 
-func removalCheck(name string, rms []Removal, bound time.Duration) Check {
+func removalCheck(name string, rs Removals, bound time.Duration) Check {
 	var leaked []string
-	count := map[string]int{}
-	var slowest time.Duration
-	for _, rm := range rms {
-		count[rm.Outcome]++
-		switch rm.Outcome {
-		case RemovalLeaked:
+	for _, rm := range rs.List {
+		if rm.Outcome == RemovalLeaked {
 			leaked = append(leaked, removalText(rm, bound))
-		case RemovalReleased:
-			slowest = max(slowest, time.Duration(rm.After))
 		}
 	}
-	c := Check{Name: name, Pass: len(leaked) == 0}
-	parts := []string{fmt.Sprintf("%d removal(s)", len(rms))}
-	if n := count[RemovalReleased]; n > 0 {
-		parts = append(parts, fmt.Sprintf("%d released (the slowest after %v)", n, slowest.Round(time.Millisecond)))
+	c := Check{Name: name, Pass: rs.Leaked == 0}
+	parts := []string{fmt.Sprintf("%d removal(s)", rs.Released+rs.Readded+rs.Leaked+rs.Open)}
+	if rs.Released > 0 {
+		parts = append(parts, fmt.Sprintf("%d released (the slowest after %v)", rs.Released, time.Duration(rs.SlowestRelease).Round(time.Millisecond)))
 	}
-	if n := count[RemovalReadded]; n > 0 {
-		parts = append(parts, fmt.Sprintf("%d re-added before release", n))
+	if rs.Readded > 0 {
+		parts = append(parts, fmt.Sprintf("%d re-added before release", rs.Readded))
 	}
-	if n := count[RemovalOpen]; n > 0 {
-		parts = append(parts, fmt.Sprintf("%d still within the bound when the run ended", n))
+	if rs.Open > 0 {
+		parts = append(parts, fmt.Sprintf("%d still within the bound when the run ended", rs.Open))
 	}
 	summary := strings.Join(parts, ", ") + fmt.Sprintf("; bound %v", bound)
-	if len(leaked) > 0 {
-		c.Detail = fmt.Sprintf("%d leaked: %s; %s", len(leaked), strings.Join(leaked, "; "), summary)
+	if rs.Leaked > 0 {
+		c.Detail = fmt.Sprintf("%d leaked: %s; %s", rs.Leaked, strings.Join(leaked, "; "), summary)
 	} else {
 		c.Detail = summary
 	}
@@ -160,11 +155,11 @@ func (r *runner) limitCheck() Check {
 
 // Caller must hold r.mu.
 func (r *runner) closedCheck() Check {
-	c := Check{Name: CheckClosed, Pass: len(r.closedFailures) == 0}
+	c := Check{Name: CheckClosed, Pass: r.closedFailed == 0}
 	if c.Pass {
 		c.Detail = fmt.Sprintf("%d channel(s) closed; each released its sockets within %v", r.closedOK, r.cfg.bound())
 	} else {
-		c.Detail = strings.Join(r.closedFailures, "; ")
+		c.Detail = fmt.Sprintf("%d of %d closed channel(s) kept sockets open: %s", r.closedFailed, r.closedOK+r.closedFailed, strings.Join(r.closedFailures, "; "))
 	}
 	return c
 }
