@@ -69,6 +69,7 @@ const (
 type Problem struct {
 	Kind       ProblemKind `json:"kind"`
 	Manager    uint64      `json:"manager"`
+	Target     string      `json:"target,omitempty"`
 	Subchannel uint64      `json:"subchannel"`
 	Key        string      `json:"key"`
 	Message    string      `json:"message"`
@@ -96,7 +97,7 @@ const evidenceCap = 24
 
 type scReplay struct {
 	id, manager   uint64
-	key           string
+	key, target   string
 	created       bool
 	refs          int
 	holders       map[string]int
@@ -132,7 +133,7 @@ func CheckTrace(events []Event) Report {
 	closedManagers := map[uint64]bool{}
 	problem := func(s *scReplay, kind ProblemKind, format string, args ...any) {
 		rep.Problems = append(rep.Problems, Problem{
-			Kind: kind, Manager: s.manager, Subchannel: s.id, Key: s.key,
+			Kind: kind, Manager: s.manager, Target: s.target, Subchannel: s.id, Key: s.key,
 			Message: fmt.Sprintf(format, args...), Events: slices.Clone(s.history),
 		})
 	}
@@ -149,7 +150,7 @@ func CheckTrace(events []Event) Report {
 		}
 		s := scs[e.Subchannel]
 		if s == nil {
-			s = &scReplay{id: e.Subchannel, manager: e.Manager, key: e.Key, holders: map[string]int{}, sockets: map[uint64]Event{}, refs: e.RefsBefore}
+			s = &scReplay{id: e.Subchannel, manager: e.Manager, key: e.Key, target: e.Target, holders: map[string]int{}, sockets: map[uint64]Event{}, refs: e.RefsBefore}
 			scs[e.Subchannel] = s
 			order = append(order, e.Subchannel)
 		}

@@ -9,7 +9,7 @@ import (
 )
 
 func ev(seq uint64, sc uint64, kind Kind, before, after int, holder string) Event {
-	return Event{Seq: seq, Manager: 1, Subchannel: sc, Key: "127.0.0.1:5000", Kind: kind, RefsBefore: before, RefsAfter: after, Holder: holder}
+	return Event{Seq: seq, Manager: 1, Target: "dns:///svc", Subchannel: sc, Key: "127.0.0.1:5000", Kind: kind, RefsBefore: before, RefsAfter: after, Holder: holder}
 }
 
 func TestCheckTraceMissingDestroy(t *testing.T) {
@@ -26,7 +26,7 @@ func TestCheckTraceMissingDestroy(t *testing.T) {
 		t.Fatalf("problems = %v, want 1", rep.Problems)
 	}
 	p := rep.Problems[0]
-	if p.Kind != ProblemLeak || p.Subchannel != 4 || !strings.Contains(p.Message, "socket 9") || len(p.Events) == 0 {
+	if p.Kind != ProblemLeak || p.Subchannel != 4 || p.Target != "dns:///svc" || !strings.Contains(p.Message, "socket 9") || len(p.Events) == 0 {
 		t.Fatalf("problem = %v", p)
 	}
 	// Closing the socket and writing destroy makes it clean.
