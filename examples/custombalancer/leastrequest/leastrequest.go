@@ -30,8 +30,7 @@ func (builder) Name() string { return Name }
 
 func (builder) Build(cc balancer.ClientConn, _ balancer.BuildOptions) balancer.Balancer {
 	b := &leastRequest{cc: cc, m: subconn.NewManager(cc), loads: map[*subconn.SubConn]*load{}}
-	// One holder for the whole policy. The manager reconnects a subchannel
-	// that goes IDLE (GOAWAY, lost connection, end of backoff).
+	// One holder for the whole policy; the manager reconnects what goes IDLE.
 	b.set = b.m.NewSet("least_request", b.onState, subconn.WithAutoReconnect())
 	return b
 }
@@ -122,8 +121,7 @@ func (b *leastRequest) ResolverError(err error) {
 	b.updatePickerLocked()
 }
 
-// ExitIdle has nothing to do: subchannels reconnect by themselves. The set's
-// listener gets their updates, not UpdateSubConnState.
+// Subchannels reconnect by themselves; the set's listener gets their updates.
 func (b *leastRequest) ExitIdle()                                                  {}
 func (b *leastRequest) UpdateSubConnState(balancer.SubConn, balancer.SubConnState) {}
 
@@ -139,8 +137,7 @@ func (b *leastRequest) Close() {
 type picker struct{ ready []*load }
 
 func (p *picker) Pick(balancer.PickInfo) (balancer.PickResult, error) {
-	n := len(p.ready) // two different backends at random, if there are two
-	i := rand.IntN(n)
+	n, i := len(p.ready), rand.IntN(len(p.ready)) // two different backends, if there are two
 	l, other := p.ready[i], p.ready[(i+1+rand.IntN(max(n-1, 1)))%n]
 	if other.inFlight.Load() < l.inFlight.Load() {
 		l = other
