@@ -17,7 +17,8 @@
 //     ClientConn.
 //
 // A picker must return the real SubConn (Unwrap): grpc re-picks forever on a
-// SubConn it did not create.
+// SubConn it did not create. examples/custombalancer in the leakproof
+// repository is a complete policy written this way, to copy.
 //
 // # State updates
 //
@@ -27,11 +28,14 @@
 // run one at a time, in order, never with the manager's lock held, sometimes
 // on grpc's serializer and sometimes on a short-lived goroutine of the
 // manager's: a balancer that receives them must guard its state with a mutex
-// (as grpc's own pickfirst does). After a holder releases, it gets exactly
-// one final SHUTDOWN update. Updates for a SubConn that has been shut down
-// are dropped. Health listeners (RegisterHealthListener) are fanned out the
-// same way: one real listener per READY period, the latest health state
-// replayed to holders that register later.
+// (as grpc's own pickfirst does). A listener is never called from inside the
+// holder's own call to Acquire, Release, Connect, Sync or
+// RegisterHealthListener, so a balancer may hold its mutex across those
+// calls. After a holder releases, it gets exactly one final SHUTDOWN update.
+// Updates for a SubConn that has been shut down are dropped. Health
+// listeners (RegisterHealthListener) are fanned out the same way: one real
+// listener per READY period, the latest health state replayed to holders
+// that register later.
 //
 // When a READY subchannel goes IDLE the connection was lost. The manager
 // records why — a GOAWAY, the peer closing or resetting the socket, the

@@ -2,8 +2,9 @@ package subconn_test
 
 import (
 	"context"
-	"net"
+	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,13 +173,7 @@ func TestDrainTimeoutForceClosesAStreamThatNeverEnds(t *testing.T) {
 
 func TestConnectAndHandshakeFailuresAreTold(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
-	// A port nobody listens on.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := l.Addr().String()
-	l.Close()
+	closed := refusingAddr(t)
 
 	goodCA, err := backend.NewCA()
 	if err != nil {
@@ -211,6 +206,26 @@ func TestConnectAndHandshakeFailuresAreTold(t *testing.T) {
 	c.CC.Close()
 	c.Trace.CheckClean(t)
 	e2e.WaitSockets(t, tlsAddr, 0, e2e.LongTimeout)
+}
+
+// refusingAddr returns a 127.0.0.1 address that refuses connections: a
+// socket bound to it but not listening keeps the port from every other test
+// running in parallel for as long as this test runs.
+func refusingAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
 
 // TestCleanRunHasADestroyForEveryCreate churns a round_robin channel over

@@ -71,7 +71,7 @@ type SocketRef struct {
 
 // String renders e as one readable line, for logs and `leakproof trace watch`:
 //
-//	#7 127.0.0.1:50051 unref 2->1 holder=endpoint[1] state=READY reason="address removed"
+//	seq=12 #7 127.0.0.1:50051 unref 2->1 holder=endpoint{127.0.0.1:50051} state=READY reason="address removed"
 func (e Event) String() string {
 	s := fmt.Sprintf("seq=%d #%d %s %s", e.Seq, e.Subchannel, e.Key, e.Kind)
 	if e.Subchannel == 0 {

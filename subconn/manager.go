@@ -210,7 +210,8 @@ func WithStateListener(f func(balancer.SubConnState)) AcquireOption {
 
 // WithAutoReconnect asks the manager to call Connect on the same subchannel
 // whenever it goes IDLE (after a GOAWAY, a lost connection or a backoff) while
-// this holder holds it.
+// this holder holds it. The first connection is still the holder's to start,
+// with Connect.
 func WithAutoReconnect() AcquireOption { return func(o *acquireOpts) { o.autoReconnect = true } }
 
 // WithReason records why the reference is taken, in the trace.
