@@ -14,23 +14,23 @@ import (
 	"google.golang.org/grpc/balancer"
 )
 
-// A Fault names one fault of the catalogue in DESIGN.md. Each runs in its own
-// phase of the timeline.
+// A Fault names one of the faults real deployments see, as the soak makes
+// it on loopback. Each runs in its own phase of the timeline.
 type Fault string
 
 // The faults, in the order the timeline runs them.
 const (
-	// FaultGoAway makes two backends send GOAWAY every 50ms
-	// (MaxConnectionAge) for the phase.
+	// FaultGoAway makes two backends (those the channel uses most) send
+	// GOAWAY every 50ms (MaxConnectionAge) for the phase.
 	FaultGoAway Fault = "goaway"
 	// FaultDuplicate resolves a list that repeats an address: [A, A, B].
 	FaultDuplicate Fault = "dup"
 	// FaultOverlap resolves endpoints that share addresses:
 	// [{A}, {A,B}, {B,C}].
 	FaultOverlap Fault = "overlap"
-	// FaultReset resets (TCP RST) the connections of one backend after
-	// another, and adds a backend that resets every connection 200ms after
-	// accepting it.
+	// FaultReset resets (TCP RST) the connections of the backends the
+	// channel uses, one every 250ms, and lists first a backend that resets
+	// every connection 200ms after accepting it.
 	FaultReset Fault = "rst"
 	// FaultFreeze adds a backend that accepts connections and never answers
 	// (a server at its connection limit), listed first, and resets the
@@ -45,7 +45,8 @@ const (
 	FaultResolverError Fault = "resolver-error"
 	// FaultEmpty resolves an empty list for 150ms out of every 500ms.
 	FaultEmpty Fault = "empty"
-	// FaultRestart stops backends hard and restarts them on the same port.
+	// FaultRestart stops two backends (those the channel uses most) hard,
+	// one after the other, and restarts each on the same port.
 	FaultRestart Fault = "restart"
 	// FaultTLS runs channels whose TLS handshakes fail (the backend's CA is
 	// not trusted), several at once, replaced every 500ms.
@@ -64,7 +65,7 @@ var faultDescriptions = map[Fault]string{
 	FaultGoAway:        "GOAWAY storm: MaxConnectionAge 50ms on two backends",
 	FaultDuplicate:     "duplicate addresses: [A, A, B]",
 	FaultOverlap:       "overlapping endpoints: [{A}, {A,B}, {B,C}]",
-	FaultReset:         "abrupt close: TCP RST on one backend after another, plus a backend that resets every connection after 200ms",
+	FaultReset:         "abrupt close: TCP RST on the backends in use, one every 250ms, and a backend that resets every connection after 200ms",
 	FaultFreeze:        "connection-limit freeze: a backend that accepts and never answers, listed first",
 	FaultFlap:          "resolver flapping: two halves of the backends, alternating every 200ms",
 	FaultResolverError: "resolver errors between good updates",

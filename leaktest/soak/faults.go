@@ -128,14 +128,18 @@ func (r *runner) inject(ctx, pctx context.Context, f Fault, p *phaseRun) error {
 	switch f {
 	case FaultGoAway:
 		kp := keepalive.ServerParameters{MaxConnectionAge: goAwayAge, MaxConnectionAgeGrace: goAwayGrace}
+		targets := r.busiest(2)
+		r.mu.Lock()
+		p.targets = r.namesOf(targets)
+		r.mu.Unlock()
 		var errs []error
-		for _, b := range rg[:2] {
+		for _, b := range targets {
 			if err := b.SetKeepalive(kp); err != nil {
 				errs = append(errs, err)
 			}
 		}
 		<-pctx.Done()
-		for _, b := range rg[:2] {
+		for _, b := range targets {
 			if err := b.SetKeepalive(keepalive.ServerParameters{}); err != nil {
 				errs = append(errs, err)
 			}
@@ -155,9 +159,9 @@ func (r *runner) inject(ctx, pctx context.Context, f Fault, p *phaseRun) error {
 		<-pctx.Done()
 
 	case FaultReset:
-		r.setList(addrState(append(slices.Clone(rg), r.resetter)...))
+		r.setList(addrState(append([]*backend.Backend{r.resetter}, rg...)...))
 		for i := 0; sleepCtx(pctx, resetEvery); i++ {
-			n := rg[i%len(rg)].ResetConns()
+			n := r.busiestNow(i).ResetConns()
 			r.mu.Lock()
 			p.resets += n
 			r.mu.Unlock()
@@ -222,32 +226,54 @@ func (r *runner) inject(ctx, pctx context.Context, f Fault, p *phaseRun) error {
 	return nil
 }
 
+// busiest returns n regular backends, those the main channel holds the
+// most sockets to (in the last sample) first, so that a fault on them hits
+// a pick_first channel wherever it is connected.
+func (r *runner) busiest(n int) []*backend.Backend {
+	r.mu.Lock()
+	var last map[string]int
+	if len(r.samples) > 0 {
+		last = r.samples[len(r.samples)-1].Sockets
+	}
+	r.mu.Unlock()
+	bs := slices.Clone(r.regular)
+	slices.SortStableFunc(bs, func(a, b *backend.Backend) int { return last[r.name(b)] - last[r.name(a)] })
+	return bs[:n]
+}
+
+// busiestNow returns one of the regular backends the main channel holds
+// the most sockets to, the i-th of them (modulo) when several tie.
+func (r *runner) busiestNow(i int) *backend.Backend {
+	bs := r.busiest(len(r.regular))
+	r.mu.Lock()
+	var last map[string]int
+	if len(r.samples) > 0 {
+		last = r.samples[len(r.samples)-1].Sockets
+	}
+	r.mu.Unlock()
+	ties := 1
+	for ties < len(bs) && last[r.name(bs[ties])] == last[r.name(bs[0])] {
+		ties++
+	}
+	return bs[i%ties]
+}
+
+// namesOf returns the names of bs.
+func (r *runner) namesOf(bs []*backend.Backend) []string {
+	names := make([]string, len(bs))
+	for i, b := range bs {
+		names[i] = r.name(b)
+	}
+	return names
+}
+
 // restarts stops the backend the main channel uses most, then another, and
 // restarts each on its port.
 func (r *runner) restarts(ctx, pctx context.Context, p *phaseRun) error {
-	var victims []*backend.Backend
+	victims := r.busiest(2)
 	r.mu.Lock()
-	var busiest *backend.Backend
-	most := -1
-	if len(r.samples) > 0 {
-		last := r.samples[len(r.samples)-1]
-		for _, b := range r.regular {
-			if n := last.Sockets[r.name(b)]; n > most {
-				busiest, most = b, n
-			}
-		}
-	}
+	p.targets = r.namesOf(victims)
 	r.mu.Unlock()
-	if busiest == nil {
-		busiest = r.regular[0]
-	}
-	victims = append(victims, busiest)
-	for _, b := range r.regular {
-		if b != busiest {
-			victims = append(victims, b)
-			break
-		}
-	}
 	var errs []error
 	slot := r.phaseLen / time.Duration(len(victims))
 	for i, b := range victims {
@@ -383,11 +409,11 @@ func (r *runner) evidence(p *phaseRun) string {
 	p.accepted = accepted
 	switch p.Fault {
 	case FaultGoAway:
-		parts = append(parts, fmt.Sprintf("%s and %s accepted %d connections", r.info[0].Name, r.info[1].Name, accepted[r.info[0].Name]+accepted[r.info[1].Name]))
+		parts = append(parts, fmt.Sprintf("%s accepted %d connections", strings.Join(p.targets, " and "), p.acceptedBy(p.targets)))
 	case FaultReset:
-		parts = append(parts, fmt.Sprintf("%d connections reset; the resetting backend accepted %d", p.resets, accepted["resetting"]))
+		parts = append(parts, fmt.Sprintf("%s reset; the resetting backend accepted %d", plural(p.resets, "connection"), accepted["resetting"]))
 	case FaultFreeze:
-		parts = append(parts, fmt.Sprintf("the frozen backend accepted %d connections and answered none; %d connections reset halfway", accepted["frozen"], p.resets))
+		parts = append(parts, fmt.Sprintf("the frozen backend accepted %s and answered none; %s reset halfway", plural(int(accepted["frozen"]), "connection"), plural(p.resets, "connection")))
 	case FaultRestart:
 		parts = append(parts, fmt.Sprintf("restarted %s", strings.Join(p.restarts, ", ")))
 	case FaultTLS:
@@ -395,13 +421,13 @@ func (r *runner) evidence(p *phaseRun) string {
 	case FaultChurn:
 		parts = append(parts, fmt.Sprintf("%d channels created, used and closed", p.churned))
 	case FaultResolverError:
-		parts = append(parts, fmt.Sprintf("%d resolver errors", p.errors))
+		parts = append(parts, plural(p.errors, "resolver error"))
 	}
 	if p.updates > 0 {
-		parts = append(parts, fmt.Sprintf("%d resolver updates", p.updates))
+		parts = append(parts, plural(p.updates, "resolver update"))
 	}
 	if p.goaways > 0 {
-		parts = append(parts, fmt.Sprintf("%d GOAWAYs seen by the main channel", p.goaways))
+		parts = append(parts, plural(p.goaways, "GOAWAY")+" seen by the main channel")
 	}
 	if len(p.lost) > 0 {
 		var lost []string
@@ -418,7 +444,7 @@ func (r *runner) evidence(p *phaseRun) string {
 func (r *runner) provoked(p *phaseRun) (bool, string) {
 	switch p.Fault {
 	case FaultGoAway:
-		if n := p.accepted[r.info[0].Name] + p.accepted[r.info[1].Name]; n < 4 {
+		if n := p.acceptedBy(p.targets); n < 4 {
 			return false, fmt.Sprintf("the GOAWAY storm made only %d new connection(s)", n)
 		}
 	case FaultReset:
@@ -451,6 +477,24 @@ func (r *runner) provoked(p *phaseRun) (bool, string) {
 		}
 	}
 	return true, ""
+}
+
+// acceptedBy sums the connections the named backends accepted in the
+// phase.
+func (p *phaseRun) acceptedBy(names []string) int64 {
+	var n int64
+	for _, name := range names {
+		n += p.accepted[name]
+	}
+	return n
+}
+
+// plural renders "1 word" or "n words".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 func joinErrs(errs []error) error {

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/leakproof/leakproof/subconn"
 )
 
 // WriteHTML writes the result as a self-contained HTML page (no script, no
@@ -156,7 +158,7 @@ func (r *Result) charts() []template.HTML {
 		failed[i] = float64(s.RPCsFailed)
 		if i > 0 {
 			if dt := xs[i] - xs[i-1]; dt > 0 {
-				rate[i] = math.Max(0, float64(s.RPCsOK-r.Samples[i-1].RPCsOK)/dt)
+				rate[i] = math.Round(math.Max(0, float64(s.RPCsOK-r.Samples[i-1].RPCsOK)/dt))
 			}
 		}
 	}
@@ -305,7 +307,9 @@ func formatSeconds(v float64) string {
 	}
 }
 
-var reportTmpl = template.Must(template.New("report").Parse(`<!DOCTYPE html>
+var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
+	"dur": func(d subconn.Duration) string { return time.Duration(d).Round(time.Millisecond).String() },
+}).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -340,7 +344,7 @@ ul { font-size: 13px; }
 <body>
 <main>
 <h1>{{.Title}}</h1>
-<div class="sub">started {{.Generated}} · timeline {{.R.Duration}} · elapsed {{.R.Elapsed}} · {{len .R.Faults}} fault(s){{if .R.Compare}} · compared with <code>{{.R.Compare}}</code>{{end}}</div>
+<div class="sub">started {{.Generated}} · timeline {{dur .R.Duration}} · elapsed {{dur .R.Elapsed}} · {{len .R.Faults}} fault(s){{if .R.Compare}} · compared with <code>{{.R.Compare}}</code>{{end}}</div>
 <div class="banner {{.Status}}">{{.R.Verdict}}</div>
 
 <h2>Verdict</h2>
@@ -365,7 +369,7 @@ ul { font-size: 13px; }
 <p class="sub">After a resolver update removes a backend, the channel's sockets to it must reach 0 within {{.Bound}} while the channel stays open. {{.Removals}}</p>
 {{if .Leaks}}<table>
 <tr><th>backend</th><th>removed at</th><th>by fault</th><th>sockets</th><th>evidence</th></tr>
-{{range .Leaks}}<tr><td class="fail">{{.Backend}} {{.Addr}}</td><td class="num">{{.RemovedAt}}</td><td>{{.Fault}}</td><td class="num">{{.Sockets}} after {{.After}}</td><td class="detail">{{.Evidence}}</td></tr>
+{{range .Leaks}}<tr><td class="fail">{{.Backend}} {{.Addr}}</td><td class="num">{{dur .RemovedAt}}</td><td>{{.Fault}}</td><td class="num">{{.Sockets}} after {{dur .After}}</td><td class="detail">{{.Evidence}}</td></tr>
 {{end}}</table>{{end}}
 
 <h2>RPCs</h2>

@@ -101,10 +101,10 @@ func (s RPCStats) FailureRate() float64 {
 
 // Removal outcomes.
 const (
-	RemovalReleased = "released" // sockets reached 0 within the bound
+	RemovalReleased = "released" // sockets reached 0 and stayed there while the backend was removed
 	RemovalReadded  = "re-added" // the backend came back before its sockets reached 0
-	RemovalLeaked   = "leaked"   // sockets still open after the bound, channel open
-	RemovalOpen     = "open"     // the run ended before the bound passed
+	RemovalLeaked   = "leaked"   // a socket open after the bound while the backend was removed and the channel open
+	RemovalOpen     = "open"     // the run ended before the sockets reached 0 (and within the bound)
 )
 
 // Removals sums up what became of the backends removed from one channel.
@@ -156,7 +156,8 @@ type Removal struct {
 	RemovedAt subconn.Duration `json:"removed_at"`
 	Outcome   string           `json:"outcome"`
 	// After is how long after removal the sockets reached 0 (released), the
-	// backend came back (re-added), or the leak was declared (leaked).
+	// backend came back (re-added), the leak was declared (leaked) or the
+	// run ended (open).
 	After subconn.Duration `json:"after"`
 	// Sockets and Evidence describe the sockets still open when the leak was
 	// declared.

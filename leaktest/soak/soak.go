@@ -164,13 +164,29 @@ type phaseRun struct {
 	lost        map[string]int
 	accepted0   map[string]int64
 	accepted    map[string]int64 // during the phase, set at its end
+	targets     []string         // the backends a GOAWAY storm or restarts hit
 }
 
+// removalState is a removal being watched: until the backend comes back or
+// the run ends, its sockets must be 0 on every sample after the bound.
 type removalState struct {
 	Removal
-	kind string // kindMain or kindCompare
-	at   time.Time
-	addr netip.AddrPort
+	kind   string // kindMain or kindCompare
+	at     time.Time
+	addr   netip.AddrPort
+	zeroAt time.Time // the first sample with no socket to the backend
+}
+
+// settle concludes p as released if its sockets reached 0, and as other
+// otherwise.
+func (p *removalState) settle(now time.Time, other string) {
+	if !p.zeroAt.IsZero() {
+		p.Outcome = RemovalReleased
+		p.After = subconn.Duration(p.zeroAt.Sub(p.at))
+		return
+	}
+	p.Outcome = other
+	p.After = subconn.Duration(now.Sub(p.at))
 }
 
 type closedCheck struct {
@@ -399,7 +415,7 @@ func (r *runner) shutdown(stopSampler context.CancelFunc, samplerDone chan struc
 	r.closeChannel(r.compare)
 	r.mu.Lock()
 	for _, p := range r.pending {
-		p.Outcome = RemovalOpen
+		p.settle(time.Now(), RemovalOpen)
 		r.conclude(p)
 	}
 	r.pending = nil
@@ -552,25 +568,29 @@ func maxInto(dst, src map[string]int) {
 	}
 }
 
-// checkRemovals concludes removals whose sockets reached 0 or whose bound
-// passed. Caller must hold r.mu.
+// checkRemovals watches the removed backends: once the bound has passed,
+// any socket of the channel to a backend still removed is a leak, whether
+// it was never closed or the channel dialed the backend again. Caller must
+// hold r.mu.
 func (r *runner) checkRemovals(now time.Time, sc *socketCount) {
 	bound := r.cfg.bound()
 	keep := r.pending[:0]
 	for _, p := range r.pending {
 		n := sc.byKind[p.kind][p.Backend]
-		switch {
-		case n == 0:
-			p.Outcome = RemovalReleased
-			p.After = subconn.Duration(now.Sub(p.at))
-		case now.Sub(p.at) > bound:
-			p.Outcome = RemovalLeaked
-			p.After = subconn.Duration(now.Sub(p.at))
-			p.Sockets = n
-			p.Evidence = sc.describe(r.socks, p.kind, p.addr)
-		default:
+		if n == 0 && p.zeroAt.IsZero() {
+			p.zeroAt = now
+		}
+		if n == 0 || now.Sub(p.at) <= bound {
 			keep = append(keep, p)
 			continue
+		}
+		p.Outcome = RemovalLeaked
+		p.After = subconn.Duration(now.Sub(p.at))
+		p.Sockets = n
+		p.Evidence = sc.describe(r.socks, p.kind, p.addr)
+		if !p.zeroAt.IsZero() {
+			p.Evidence = fmt.Sprintf("its sockets reached 0 %v after the removal, then the channel connected to it again: %s",
+				p.zeroAt.Sub(p.at).Round(time.Millisecond), p.Evidence)
 		}
 		r.conclude(p)
 	}
@@ -705,8 +725,7 @@ func (r *runner) setPresent(st resolver.State) (removed []string) {
 	keep := r.pending[:0]
 	for _, p := range r.pending {
 		if now[p.Backend] {
-			p.Outcome = RemovalReadded
-			p.After = subconn.Duration(time.Since(p.at))
+			p.settle(time.Now(), RemovalReadded)
 			r.conclude(p)
 			continue
 		}
