@@ -369,12 +369,15 @@ func (r *runner) churn(pctx context.Context, p *phaseRun) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var n int
+	r.mu.Lock()
+	phase := len(r.phases)
+	r.mu.Unlock()
 	for range churnParallel {
 		wg.Go(func() {
 			for pctx.Err() == nil {
 				mu.Lock()
 				n++
-				name := fmt.Sprintf("churn-%d-%d", len(r.phases), n)
+				name := fmt.Sprintf("churn-%d-%d", phase, n)
 				mu.Unlock()
 				c, err := r.dial(name, kindChurn, r.cfg.Policy, r.baseState(), insecure.NewCredentials(), &r.stats)
 				if err != nil {
