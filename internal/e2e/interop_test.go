@@ -46,12 +46,17 @@ func startInterop(t *testing.T) string {
 
 // TestInteropCasesThroughBothPolicies runs grpc-go's interop client cases
 // (they abort the test binary on failure) through each leakproof policy,
-// with and without the socket-tracking dialer.
+// with and without the socket-tracking dialer, and through grpc-go's own
+// pick_first and round_robin for comparison.
 func TestInteropCasesThroughBothPolicies(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
 	addrs := []string{startInterop(t), startInterop(t), startInterop(t)}
-	for _, policy := range []string{pickfirst.Name, roundrobin.Name} {
+	for _, policy := range []string{pickfirst.Name, roundrobin.Name, "pick_first", "round_robin"} {
 		for _, o := range []e2e.Options{{}, {NoDialer: true}} {
+			grpcs := policy == "pick_first" || policy == "round_robin"
+			if grpcs && !o.NoDialer {
+				continue // grpc's own policies, for comparison, as shipped
+			}
 			name := policy
 			if o.NoDialer {
 				name += "/nodialer"
@@ -76,7 +81,7 @@ func TestInteropCasesThroughBothPolicies(t *testing.T) {
 				interop.DoSpecialStatusMessage(ctx, tc, wait)
 				interop.DoUnimplementedService(ctx, testgrpc.NewUnimplementedServiceClient(cl.CC))
 				interop.DoUnimplementedMethod(ctx, cl.CC)
-				if policy == pickfirst.Name {
+				if policy == pickfirst.Name || policy == "pick_first" {
 					interop.DoPickFirstUnary(ctx, tc)
 				} else {
 					assertSpread(t, tc, addrs)
