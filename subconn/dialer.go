@@ -45,10 +45,19 @@ func Dialer(base DialFunc) DialFunc {
 		if r == nil {
 			return base(ctx, addr)
 		}
-		r.dialStart()
-		conn, err := base(ctx, addr)
-		return r.dialDone(conn, err)
+		return r.dial(ctx, addr, base)
 	}
+}
+
+// dial dials a socket owned by r. A subchannel already shut down gets no
+// socket: grpc can dial for a subchannel shut down right after Connect, and
+// that socket would outlive the subchannel's destroy.
+func (r *record) dial(ctx context.Context, addr string, base DialFunc) (net.Conn, error) {
+	if !r.dialStart() {
+		return nil, fmt.Errorf("subconn: subchannel #%d %s is shut down; not dialing", r.id, r.key)
+	}
+	conn, err := base(ctx, addr)
+	return r.dialDone(conn, err)
 }
 
 func recordFromContext(ctx context.Context) *record {

@@ -699,11 +699,17 @@ func (m *Manager) emitLocked(r *record, kind Kind, before, after int, holder, re
 
 // Dialer bookkeeping, called by trackedConn and Dialer.
 
-func (r *record) dialStart() {
+// dialStart counts a dial about to start, unless r is shut down: a dial in
+// flight holds destroy back, so none may start after Shutdown.
+func (r *record) dialStart() bool {
 	r.m.mu.Lock()
+	defer r.m.mu.Unlock()
+	if r.shutdown {
+		return false
+	}
 	r.dialing++
 	r.dialSeen = true
-	r.m.mu.Unlock()
+	return true
 }
 
 // dialDone accounts for a finished dial. It returns the connection to hand
