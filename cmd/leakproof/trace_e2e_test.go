@@ -119,7 +119,9 @@ func TestTraceLiveCommandsOverARealConnection(t *testing.T) {
 		defer cancel()
 		var out, errOut syncBuffer
 		done := make(chan int)
-		go func() { done <- traceRun(wctx, []string{"watch", "--addr", addr, "--key", bs[1].Addr()}, strings.NewReader(""), &out, &errOut) }()
+		go func() {
+			done <- traceRun(wctx, []string{"watch", "--addr", addr, "--key", bs[1].Addr()}, strings.NewReader(""), &out, &errOut)
+		}()
 		deadline := time.Now().Add(e2e.LongTimeout)
 		for i := 0; !strings.Contains(out.String(), " destroy"); i++ {
 			if time.Now().After(deadline) {
