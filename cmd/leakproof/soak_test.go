@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/leakproof/leakproof/internal/leakypolicy"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,7 +124,7 @@ func TestSoakJSONReportAndTrace(t *testing.T) {
 // down the SubConns of removed addresses: exit 1, and stderr says which
 // backend kept its socket after removal.
 func TestSoakLeakyPolicyExits1NamingTheBackend(t *testing.T) {
-	code, stdout, stderr := runSoak(t, "--duration", "4500ms", "--faults", "dup,overlap", "--policy", soakLeakyName, "--quiet")
+	code, stdout, stderr := runSoak(t, "--duration", "4500ms", "--faults", "dup,overlap", "--policy", leakypolicy.Name, "--quiet")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/leakproof/leakproof/internal/leakypolicy"
 	"os"
 	"strings"
 	"testing"
@@ -154,7 +155,7 @@ func TestLeakyPolicyFailsNamingTheBackend(t *testing.T) {
 	rec := &recorder{}
 	res := soak.Verify(rec, soak.Config{
 		Duration: 4500 * time.Millisecond,
-		Policy:   leakyName,
+		Policy:   leakypolicy.Name,
 		Faults:   []soak.Fault{soak.FaultDuplicate, soak.FaultOverlap},
 	})
 	if res == nil {

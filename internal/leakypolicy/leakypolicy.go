@@ -1,4 +1,7 @@
-package soak_test
+// Package leakypolicy registers a load-balancing policy with the bug
+// leakproof exists to catch, so that tests can show the soak and the checks
+// catching it. Import it only from tests.
+package leakypolicy
 
 import (
 	"errors"
@@ -10,18 +13,18 @@ import (
 	"google.golang.org/grpc/resolver"
 )
 
-// leakyName is a round-robin policy with the bug this project exists to
+// Name is a round-robin policy with the bug this project exists to
 // catch: when the resolver removes an address it forgets the SubConn
 // without calling Shutdown. Its socket stays open for as long as the
 // channel does; grpc's ClientConn.Close cleans it up at the very end, so
 // only a check made while the channel is open can see it.
-const leakyName = "soak_test_leaky_round_robin"
+const Name = "leaky_round_robin"
 
 func init() { balancer.Register(leakyBuilder{}) }
 
 type leakyBuilder struct{}
 
-func (leakyBuilder) Name() string { return leakyName }
+func (leakyBuilder) Name() string { return Name }
 
 func (leakyBuilder) Build(cc balancer.ClientConn, _ balancer.BuildOptions) balancer.Balancer {
 	return &leaky{cc: cc, scs: map[string]*leakySC{}}
