@@ -3,13 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/leakproof/leakproof/internal/leakypolicy"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/leakproof/leakproof/internal/leakypolicy"
 	"github.com/leakproof/leakproof/leaktest/soak"
 	"github.com/leakproof/leakproof/subconn"
 )

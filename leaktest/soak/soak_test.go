@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/leakproof/leakproof/internal/leakypolicy"
 	"os"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/leakproof/leakproof/balancer/pickfirst"
 	"github.com/leakproof/leakproof/balancer/roundrobin"
+	"github.com/leakproof/leakproof/internal/leakypolicy"
 	"github.com/leakproof/leakproof/leaktest/soak"
 	"github.com/leakproof/leakproof/subconn"
 )
