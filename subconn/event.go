@@ -124,10 +124,11 @@ func (r *ring) events() []Event {
 }
 
 func (r *ring) resize(n int) {
-	old := r.events()
-	if n < 0 {
-		n = 0
+	n = max(n, 0)
+	if n == r.size {
+		return // policies re-apply their config on every resolver update
 	}
+	old := r.events()
 	if len(old) > n {
 		old = old[len(old)-n:]
 	}
@@ -206,14 +207,16 @@ func (s *Subscription) Close() {
 // been dropped for falling behind.
 func DroppedSubscriptions() uint64 { return hub.dropped.Load() }
 
-func publish(e *Event) {
+// publish sends e to every subscriber. e is passed by value so that an
+// event built for the ring alone does not escape to the heap.
+func publish(e Event) {
 	hub.mu.RLock()
 	for _, s := range hub.subs {
-		if s.closed.Load() || (s.filter != nil && !s.filter(e)) {
+		if s.closed.Load() || (s.filter != nil && !s.filter(&e)) {
 			continue
 		}
 		select {
-		case s.c <- *e:
+		case s.c <- e:
 		default:
 			if s.dropped.CompareAndSwap(false, true) {
 				hub.dropped.Add(1)

@@ -694,7 +694,9 @@ func (m *Manager) emitLocked(r *record, kind Kind, before, after int, holder, re
 		e.Subchannel, e.Key, e.State = r.id, r.key, r.state.String()
 	}
 	m.ring.add(e)
-	publish(&e)
+	if listening() {
+		publish(e)
+	}
 }
 
 // Dialer bookkeeping, called by trackedConn and Dialer.

@@ -105,14 +105,17 @@ func (b *roundRobin) Close() {
 }
 
 // endpointChild names its references after its endpoint's addresses, which
-// it learns from its first update.
+// it learns from its first update (an endpoint's addresses never change: a
+// different set is a different child).
 type endpointChild struct {
 	balancer.Balancer
-	hc *subconn.ClientConn
+	hc    *subconn.ClientConn
+	named bool
 }
 
 func (c *endpointChild) UpdateClientConnState(s balancer.ClientConnState) error {
-	if eps := s.ResolverState.Endpoints; len(eps) == 1 {
+	if eps := s.ResolverState.Endpoints; !c.named && len(eps) == 1 {
+		c.named = true
 		var b strings.Builder
 		b.WriteString("endpoint{")
 		for i, a := range eps[0].Addresses {
@@ -146,9 +149,7 @@ func (c *flatPickerCC) setResolverError(err error) {
 func (c *flatPickerCC) UpdateState(s balancer.State) {
 	switch s.ConnectivityState {
 	case connectivity.Ready:
-		if p := flatten(s.Picker); p != nil {
-			s.Picker = p
-		}
+		s.Picker = &picker{src: s.Picker}
 	case connectivity.TransientFailure:
 		c.mu.Lock()
 		err := c.resolverErr
@@ -160,38 +161,44 @@ func (c *flatPickerCC) UpdateState(s balancer.State) {
 	c.ClientConn.UpdateState(s)
 }
 
-// flatten returns a picker over the READY children's SubConns, or nil if any
-// READY child's picker is not a plain pick_first READY picker.
-func flatten(p balancer.Picker) balancer.Picker {
-	var scs []balancer.SubConn
-	for _, cs := range endpointsharding.ChildStatesFromPicker(p) {
+// picker spreads picks over the READY endpoints' real SubConns, one entry
+// per endpoint, with one atomic counter. It is built from endpointsharding's
+// two-level picker (src) on its first Pick: an update that turns many
+// endpoints READY makes as many pickers, and most are replaced before any
+// RPC picks from them.
+type picker struct {
+	src     balancer.Picker
+	once    sync.Once
+	results []balancer.PickResult // empty: pick with src
+	next    atomic.Uint32
+}
+
+func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
+	p.once.Do(p.flatten)
+	if len(p.results) == 0 {
+		return p.src.Pick(info)
+	}
+	n := p.next.Add(1)
+	return p.results[n%uint32(len(p.results))], nil
+}
+
+// flatten collects the READY children's SubConns, or leaves results empty if
+// any READY child's picker is not a plain pick_first READY picker.
+func (p *picker) flatten() {
+	children := endpointsharding.ChildStatesFromPicker(p.src)
+	results := make([]balancer.PickResult, 0, len(children))
+	for _, cs := range children {
 		if cs.State.ConnectivityState != connectivity.Ready {
 			continue
 		}
 		sc, ok := policy.ReadySubConn(cs.State.Picker)
 		if !ok {
-			return nil
+			return
 		}
-		scs = append(scs, sc)
+		results = append(results, balancer.PickResult{SubConn: sc})
 	}
-	if len(scs) == 0 {
-		return nil
+	if len(results) > 0 {
+		p.next.Store(uint32(rand.IntN(len(results))))
+		p.results = results
 	}
-	rp := &picker{results: make([]balancer.PickResult, len(scs))}
-	for i, sc := range scs {
-		rp.results[i].SubConn = sc
-	}
-	rp.next.Store(uint32(rand.IntN(len(scs))))
-	return rp
-}
-
-// picker spreads picks over READY subchannels, one entry per endpoint.
-type picker struct {
-	results []balancer.PickResult
-	next    atomic.Uint32
-}
-
-func (p *picker) Pick(balancer.PickInfo) (balancer.PickResult, error) {
-	n := p.next.Add(1)
-	return p.results[n%uint32(len(p.results))], nil
 }
