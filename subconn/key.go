@@ -1,6 +1,7 @@
 package subconn
 
 import (
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/resolver"
@@ -59,18 +60,26 @@ func keyString(a resolver.Address) string {
 type keyed interface{ keyAddress() resolver.Address }
 
 // keyMap maps backend keys to values: one map lookup on Addr+ServerName,
-// then Attributes.Equal within the (almost always single-entry) bucket.
+// then Attributes.Equal. The first value of a bucket is stored inline; keys
+// that differ only in Attributes (rare) go to more.
 type keyMap[V keyed] struct {
-	m map[hostKey][]V
-	n int
+	m    map[hostKey]V
+	more map[hostKey][]V
+	n    int
 }
 
-func newKeyMap[V keyed]() keyMap[V] { return keyMap[V]{m: make(map[hostKey][]V)} }
+func newKeyMap[V keyed]() keyMap[V] { return keyMap[V]{m: make(map[hostKey]V)} }
 
 func (km *keyMap[V]) get(a resolver.Address) (V, bool) {
-	for _, v := range km.m[hostKey{a.Addr, a.ServerName}] {
+	hk := hostKey{a.Addr, a.ServerName}
+	if v, ok := km.m[hk]; ok {
 		if v.keyAddress().Attributes.Equal(a.Attributes) {
 			return v, true
+		}
+		for _, v := range km.more[hk] {
+			if v.keyAddress().Attributes.Equal(a.Attributes) {
+				return v, true
+			}
 		}
 	}
 	var zero V
@@ -79,40 +88,67 @@ func (km *keyMap[V]) get(a resolver.Address) (V, bool) {
 
 func (km *keyMap[V]) set(a resolver.Address, v V) {
 	hk := hostKey{a.Addr, a.ServerName}
-	b := km.m[hk]
+	first, ok := km.m[hk]
+	switch {
+	case !ok:
+		km.m[hk] = v
+		km.n++
+		return
+	case first.keyAddress().Attributes.Equal(a.Attributes):
+		km.m[hk] = v
+		return
+	}
+	b := km.more[hk]
 	for i, old := range b {
 		if old.keyAddress().Attributes.Equal(a.Attributes) {
 			b[i] = v
 			return
 		}
 	}
-	km.m[hk] = append(b, v)
+	if km.more == nil {
+		km.more = make(map[hostKey][]V)
+	}
+	km.more[hk] = append(b, v)
 	km.n++
 }
 
-// remove deletes v (by identity of its key) if it is stored.
+// remove deletes the value match selects under a's Addr and ServerName.
 func (km *keyMap[V]) remove(a resolver.Address, match func(V) bool) {
 	hk := hostKey{a.Addr, a.ServerName}
-	b := km.m[hk]
-	for i, old := range b {
-		if match(old) {
-			b = append(b[:i], b[i+1:]...)
-			km.n--
-			break
+	first, ok := km.m[hk]
+	if !ok {
+		return
+	}
+	b := km.more[hk]
+	if match(first) {
+		km.n--
+		if len(b) == 0 {
+			delete(km.m, hk)
+			return
 		}
+		km.m[hk] = b[0]
+		b = b[1:]
+	} else {
+		i := slices.IndexFunc(b, match)
+		if i < 0 {
+			return
+		}
+		km.n--
+		b = slices.Delete(b, i, i+1)
 	}
 	if len(b) == 0 {
-		delete(km.m, hk)
+		delete(km.more, hk)
 	} else {
-		km.m[hk] = b
+		km.more[hk] = b
 	}
 }
 
 func (km *keyMap[V]) len() int { return km.n }
 
 func (km *keyMap[V]) all(f func(V)) {
-	for _, b := range km.m {
-		for _, v := range b {
+	for hk, v := range km.m {
+		f(v)
+		for _, v := range km.more[hk] {
 			f(v)
 		}
 	}

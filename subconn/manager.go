@@ -81,6 +81,7 @@ type Manager struct {
 	openSubchannels, openSockets atomic.Int64
 
 	mu           sync.Mutex
+	settled      sync.Cond // on mu: a record finished NewSubConn or Shutdown
 	closed       bool
 	drainTimeout time.Duration
 	live         keyMap[*record]    // held (or being created) subchannels by key
@@ -108,6 +109,7 @@ func NewManager(cc balancer.ClientConn, opts ...Option) *Manager {
 		all:          make(map[uint64]*record),
 		ring:         ring{size: max(o.ringSize, 0)},
 	}
+	m.settled.L = &m.mu
 	m.startMetrics()
 	m.mu.Lock()
 	m.emitLocked(nil, KindManagerOpen, 0, 0, "", "", nil)
@@ -152,8 +154,6 @@ type record struct {
 	addr    resolver.Address // the key: Addr, ServerName, Attributes
 	key     string
 	created time.Time
-	ready   chan struct{} // closed once NewSubConn has returned
-	gone    chan struct{} // closed once Shutdown has returned
 
 	// Guarded by m.mu.
 	sc              balancer.SubConn // nil until NewSubConn returns
@@ -247,13 +247,7 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 		if r.sc == nil || r.shutdown {
 			// Another goroutine is creating it or shutting it down: wait, so
 			// that a key never has two SubConns that are not shut down.
-			wait := r.ready
-			if r.shutdown {
-				wait = r.gone
-			}
-			m.mu.Unlock()
-			<-wait
-			m.mu.Lock()
+			m.settled.Wait()
 			continue
 		}
 		h := m.refLocked(r, holder, o)
@@ -267,8 +261,6 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 		addr:    ka,
 		key:     keyString(ka),
 		created: time.Now(),
-		ready:   make(chan struct{}),
-		gone:    make(chan struct{}),
 		state:   connectivity.Idle,
 	}
 	m.live.set(ka, r)
@@ -281,7 +273,7 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 	sc, err := m.cc.NewSubConn([]resolver.Address{stamped}, nso)
 
 	m.mu.Lock()
-	close(r.ready)
+	m.settled.Broadcast()
 	if err != nil {
 		m.live.remove(ka, func(x *record) bool { return x == r })
 		m.mu.Unlock()
@@ -404,7 +396,7 @@ func (m *Manager) shutdownRecord(r *record) {
 	r.sc.Shutdown()
 	m.mu.Lock()
 	m.live.remove(r.addr, func(x *record) bool { return x == r })
-	close(r.gone)
+	m.settled.Broadcast()
 	if !m.maybeDestroyLocked(r) && r.drainTimer == nil && m.drainTimeout > 0 {
 		d := m.drainTimeout
 		r.drainTimer = time.AfterFunc(d, func() { m.drainExpired(r, d) })
