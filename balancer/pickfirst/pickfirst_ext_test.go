@@ -169,20 +169,7 @@ func TestEmptyListAndResolverErrors(t *testing.T) {
 		t.Fatalf("empty update: %v, want ErrBadResolverState", err)
 	}
 	cl.R.CC().ReportError(errors.New("dns is down"))
-	deadline := time.Now().Add(e2e.LongTimeout)
-	for {
-		_, err := cl.Echo.Echo(context.Background(), &echov1.EchoRequest{})
-		if status.Code(err) != codes.Unavailable {
-			t.Fatalf("RPC with no addresses: %v", err)
-		}
-		if strings.Contains(err.Error(), "dns is down") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("RPC error %q does not carry the resolver error", err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	cl.WaitUnavailable("name resolver error: dns is down")
 }
 
 func TestParseConfig(t *testing.T) {

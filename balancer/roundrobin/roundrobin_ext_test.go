@@ -21,12 +21,10 @@ import (
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/balancer"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // client-side health checking
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
-	"google.golang.org/grpc/status"
 )
 
 var rrConfig = e2e.ServiceConfig(roundrobin.Name, "")
@@ -299,23 +297,7 @@ func TestResolverErrorReachesRPCs(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
 	cl := e2e.Dial(t, rrConfig, resolver.State{}, e2e.Options{})
 	cl.R.CC().ReportError(errors.New("dns is down"))
-	// The error reaches the picker asynchronously; RPCs fail fast meanwhile.
-	deadline := time.Now().Add(e2e.LongTimeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), e2e.LongTimeout)
-		_, err := cl.Echo.Echo(ctx, &echov1.EchoRequest{})
-		cancel()
-		if status.Code(err) != codes.Unavailable {
-			t.Fatalf("RPC with no endpoints: %v, want UNAVAILABLE", err)
-		}
-		if strings.Contains(err.Error(), "name resolver error: dns is down") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("RPC error %q does not carry the resolver error", err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	cl.WaitUnavailable("name resolver error: dns is down")
 }
 
 func TestHealthCheckedBackendIsAvoided(t *testing.T) {

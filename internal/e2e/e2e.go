@@ -7,6 +7,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,9 +18,11 @@ import (
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
 )
 
 // Timeouts for waits in tests: most conditions hold within milliseconds;
@@ -170,6 +173,29 @@ func (c *Client) WaitServed(want ...string) {
 			continue
 		}
 		delete(left, a)
+	}
+}
+
+// WaitUnavailable makes fail-fast RPCs until one fails with UNAVAILABLE and
+// a message containing want (a picker update reaches RPCs asynchronously).
+// Any other outcome fails the test.
+func (c *Client) WaitUnavailable(want string) {
+	c.t.Helper()
+	deadline := time.Now().Add(LongTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), LongTimeout)
+		_, err := c.Echo.Echo(ctx, &echov1.EchoRequest{})
+		cancel()
+		if status.Code(err) != codes.Unavailable {
+			c.t.Fatalf("RPC: %v, want UNAVAILABLE", err)
+		}
+		if strings.Contains(err.Error(), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("RPC error %q does not contain %q", err, want)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
