@@ -375,7 +375,6 @@ func (r *runner) closeChannel(c *client) {
 	if c == nil || c.cc == nil {
 		return
 	}
-	c.ch.close()
 	c.cc.Close()
 	r.mu.Lock()
 	r.closing = append(r.closing, &closedCheck{ch: c.ch, at: time.Now()})

@@ -43,30 +43,6 @@ type chanRec struct {
 	id   int
 	name string
 	kind string
-
-	// gate is held for reading by each dial and for writing by close.
-	gate    sync.RWMutex
-	closing bool
-}
-
-// errClosing is what a closing channel's dialer returns.
-var errClosing = errors.New("soak: the channel is closing")
-
-// close makes the channel's dialer refuse to dial from now on, and waits
-// for the dials under way: call it before ClientConn.Close.
-//
-// A subchannel that grpc was asked to connect just before it was shut down
-// can still reach the dialer afterwards. subconn counts a dial only once
-// the dialer runs, so it may already have written the subchannel's destroy,
-// and the late socket then shows in the trace as a socket_open after
-// destroy (grpc closes the socket at once). Closing channels mid-connect is
-// what the churn fault does thousands of times, so the dialers of the run
-// refuse to dial for a closing channel. The fix belongs in subconn.Dialer:
-// refuse to dial for a subchannel that has been shut down.
-func (c *chanRec) close() {
-	c.gate.Lock()
-	c.closing = true
-	c.gate.Unlock()
 }
 
 func newSockTracker() *sockTracker {
@@ -85,9 +61,9 @@ func (t *sockTracker) register(name, kind string) *chanRec {
 var netDialer = &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
 
 // dialer returns the channel's dial function: subconn.Dialer over a TCP
-// dial that records the socket for ch, refusing to dial once ch is closing.
+// dial that records the socket for ch.
 func (t *sockTracker) dialer(ch *chanRec) subconn.DialFunc {
-	dial := subconn.Dialer(func(ctx context.Context, addr string) (net.Conn, error) {
+	return subconn.Dialer(func(ctx context.Context, addr string) (net.Conn, error) {
 		conn, err := netDialer.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return nil, err
@@ -103,14 +79,6 @@ func (t *sockTracker) dialer(ch *chanRec) subconn.DialFunc {
 		t.mu.Unlock()
 		return &countedConn{Conn: conn, t: t, key: k, ch: ch.id}, nil
 	})
-	return func(ctx context.Context, addr string) (net.Conn, error) {
-		ch.gate.RLock()
-		defer ch.gate.RUnlock()
-		if ch.closing {
-			return nil, errClosing
-		}
-		return dial(ctx, addr)
-	}
 }
 
 // countedConn forgets its attribution when it is closed.
