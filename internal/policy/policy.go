@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/leakproof/leakproof/subconn"
@@ -105,7 +106,20 @@ func ConfigOf(policy string, lbc serviceconfig.LoadBalancingConfig) (*Config, er
 }
 
 // PickFirstChildConfig returns grpc pick_first's parsed config for shuffle.
+// There are only two; each is parsed once.
 func PickFirstChildConfig(shuffle bool) (serviceconfig.LoadBalancingConfig, error) {
+	if shuffle {
+		return shuffledChild()
+	}
+	return orderedChild()
+}
+
+var (
+	shuffledChild = sync.OnceValues(func() (serviceconfig.LoadBalancingConfig, error) { return parsePickFirst(true) })
+	orderedChild  = sync.OnceValues(func() (serviceconfig.LoadBalancingConfig, error) { return parsePickFirst(false) })
+)
+
+func parsePickFirst(shuffle bool) (serviceconfig.LoadBalancingConfig, error) {
 	p, ok := GRPCPickFirst.(balancer.ConfigParser)
 	if !ok {
 		return nil, errors.New("policy: grpc's pick_first has no config parser")
