@@ -12,10 +12,10 @@ import (
 
 	"github.com/leakproof/leakproof/admin"
 	_ "github.com/leakproof/leakproof/balancer/pickfirst" // registers leakproof_pick_first
-	"github.com/leakproof/leakproof/leaktest/backend"
 	adminv1 "github.com/leakproof/leakproof/proto/leakproof/admin/v1"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -41,7 +41,7 @@ func dialLeakproof(addr string) (*grpc.ClientConn, string) {
 // then ask it which subchannels a channel holds, as `leakproof trace list`
 // does.
 func ExampleRegister() {
-	b, err := backend.Start()
+	b, err := testbackend.Start()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func ExampleRegister() {
 // Mount the handler on a debug HTTP mux, as with net/http/pprof, and read
 // the leak check as JSON.
 func ExampleHandler() {
-	b, err := backend.Start()
+	b, err := testbackend.Start()
 	if err != nil {
 		log.Fatal(err)
 	}

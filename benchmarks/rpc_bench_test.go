@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/leakproof/leakproof/internal/e2e"
-	"github.com/leakproof/leakproof/leaktest/backend"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
@@ -109,7 +109,7 @@ func (c *channel) served(tb testing.TB, want ...string) {
 // startBackends starts n backends for a whole benchmark function.
 func startBackends(b *testing.B, n int) []string {
 	b.Helper()
-	bs := e2e.StartBackends(b, n, backend.Name("bench"))
+	bs := e2e.StartBackends(b, n, testbackend.Name("bench"))
 	return e2e.Addrs(bs)
 }
 

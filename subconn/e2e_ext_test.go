@@ -12,9 +12,9 @@ import (
 	"github.com/leakproof/leakproof/balancer/roundrobin"
 	"github.com/leakproof/leakproof/internal/e2e"
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/leaktest/backend"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
@@ -38,7 +38,7 @@ func count(ev []subconn.Event, kind subconn.Kind) int {
 
 func TestGoAwayIsTracedAndTheSameSubchannelReconnects(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
-	bs := e2e.StartBackends(t, 1, backend.Keepalive(keepalive.ServerParameters{
+	bs := e2e.StartBackends(t, 1, testbackend.Keepalive(keepalive.ServerParameters{
 		MaxConnectionAge:      150 * time.Millisecond,
 		MaxConnectionAgeGrace: 50 * time.Millisecond,
 	}))
@@ -175,15 +175,15 @@ func TestConnectAndHandshakeFailuresAreTold(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
 	closed := refusingAddr(t)
 
-	goodCA, err := backend.NewCA()
+	goodCA, err := testbackend.NewCA()
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherCA, err := backend.NewCA()
+	otherCA, err := testbackend.NewCA()
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs := e2e.StartBackends(t, 1, backend.TLS(goodCA))
+	bs := e2e.StartBackends(t, 1, testbackend.TLS(goodCA))
 	tlsAddr := bs[0].Addr()
 
 	c := e2e.Dial(t, e2e.ServiceConfig(roundrobin.Name, ""), e2e.EndpointState([]string{closed}, []string{tlsAddr}),

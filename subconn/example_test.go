@@ -11,9 +11,9 @@ import (
 
 	_ "github.com/leakproof/leakproof/balancer/pickfirst" // registers leakproof_pick_first
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/leaktest/backend"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/balancer"
 	grpcpickfirst "google.golang.org/grpc/balancer/pickfirst"
@@ -121,7 +121,7 @@ func kinds(events []subconn.Event) string {
 }
 
 func ExampleManager_Acquire() {
-	b, err := backend.Start()
+	b, err := testbackend.Start()
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -159,10 +159,10 @@ func ExampleManager_Acquire() {
 }
 
 func ExampleSet_Sync() {
-	var bs []*backend.Backend
+	var bs []*testbackend.Backend
 	name := map[string]string{} // address -> A, B, C
 	for _, n := range []string{"A", "B", "C"} {
-		b, err := backend.Start(backend.Name(n))
+		b, err := testbackend.Start(testbackend.Name(n))
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -185,7 +185,7 @@ func ExampleSet_Sync() {
 		slices.Sort(ns)
 		return ns
 	}
-	addrs := func(bs ...*backend.Backend) []resolver.Address {
+	addrs := func(bs ...*testbackend.Backend) []resolver.Address {
 		var as []resolver.Address
 		for _, b := range bs {
 			as = append(as, resolver.Address{Addr: b.Addr()})
@@ -231,7 +231,7 @@ func ExampleSet_Sync() {
 // (sharedPickFirst, above) is grpc's pick_first with its SubConns owned by
 // the manager, held under the name the ClientConn was given.
 func ExampleManager_ClientConn() {
-	b, err := backend.Start()
+	b, err := testbackend.Start()
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -265,7 +265,7 @@ func ExampleManager_ClientConn() {
 // With Dialer installed, every socket has an owning subchannel: snapshots
 // list the sockets each subchannel owns, and destroy waits for them.
 func ExampleDialer() {
-	b, err := backend.Start()
+	b, err := testbackend.Start()
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -307,7 +307,7 @@ func ExampleDialer() {
 // Subscribe streams the events of every manager in the process; filter by
 // the channel's target to follow one channel.
 func ExampleSubscribe() {
-	b, err := backend.Start()
+	b, err := testbackend.Start()
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -349,7 +349,7 @@ func ExampleSubscribe() {
 // ReadTrace and CheckTrace check it afterwards, as `leakproof trace check`
 // does.
 func ExampleNewTraceWriter() {
-	b, err := backend.Start()
+	b, err := testbackend.Start()
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -10,8 +10,8 @@ import (
 	"github.com/leakproof/leakproof/balancer/roundrobin"
 	"github.com/leakproof/leakproof/internal/e2e"
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/leaktest/backend"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc"
 	estats "google.golang.org/grpc/experimental/stats"
 	"google.golang.org/grpc/keepalive"
@@ -73,7 +73,7 @@ func (r *statsRecorder) gauges() gauges {
 
 func TestMetricsReachTheChannelsRecorder(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
-	bs := e2e.StartBackends(t, 2, backend.Keepalive(keepalive.ServerParameters{
+	bs := e2e.StartBackends(t, 2, testbackend.Keepalive(keepalive.ServerParameters{
 		MaxConnectionAge:      150 * time.Millisecond,
 		MaxConnectionAgeGrace: 50 * time.Millisecond,
 	}))

@@ -12,9 +12,9 @@ import (
 	"github.com/leakproof/leakproof/balancer/pickfirst"
 	"github.com/leakproof/leakproof/internal/e2e"
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/leaktest/backend"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/codes"
@@ -73,7 +73,7 @@ func TestAddressesInOrderAndFailover(t *testing.T) {
 // reports IDLE, and the next RPC reconnects the same subchannel.
 func TestIdleAfterGoAwayReconnectsTheSameSubchannel(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
-	bs := e2e.StartBackends(t, 1, backend.Keepalive(keepalive.ServerParameters{
+	bs := e2e.StartBackends(t, 1, testbackend.Keepalive(keepalive.ServerParameters{
 		MaxConnectionAge:      200 * time.Millisecond,
 		MaxConnectionAgeGrace: 50 * time.Millisecond,
 	}))
@@ -253,7 +253,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 }
 
 func Example() {
-	b, err := backend.Start()
+	b, err := testbackend.Start()
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -15,9 +15,9 @@ import (
 	"github.com/leakproof/leakproof/balancer/roundrobin"
 	"github.com/leakproof/leakproof/internal/e2e"
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/leaktest/backend"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/balancer"
@@ -179,7 +179,7 @@ func goawayLoad(cc grpc.ClientConnInterface, d time.Duration, workers int) (ok, 
 // round_robin at once, against backends that GOAWAY every ~100 ms.
 func TestGoAwayStormAsGoodAsGRPC(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
-	bs := e2e.StartBackends(t, 3, backend.Keepalive(keepalive.ServerParameters{
+	bs := e2e.StartBackends(t, 3, testbackend.Keepalive(keepalive.ServerParameters{
 		MaxConnectionAge:      100 * time.Millisecond,
 		MaxConnectionAgeGrace: 200 * time.Millisecond,
 	}))
@@ -217,7 +217,7 @@ func TestGoAwayStormAsGoodAsGRPC(t *testing.T) {
 func TestFrozenBackendNeitherBlocksNorSpins(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
 	healthy := e2e.StartBackends(t, 2)
-	frozen := e2e.StartBackends(t, 1, backend.Frozen())[0]
+	frozen := e2e.StartBackends(t, 1, testbackend.Frozen())[0]
 	cl := e2e.Dial(t, rrConfig, e2e.AddrState(frozen.Addr(), healthy[0].Addr(), healthy[1].Addr()), e2e.Options{
 		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           grpcbackoff.DefaultConfig,
@@ -416,7 +416,7 @@ func TestSwitchingPolicyClosesTheManager(t *testing.T) {
 }
 
 func Example() {
-	b, err := backend.Start()
+	b, err := testbackend.Start()
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/leakproof/leakproof/leaktest/soak"
+	"github.com/leakproof/leakproof/soak"
 )
 
 const soakUsage = `usage: leakproof soak [flags]

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/internal/leakypolicy"
-	"github.com/leakproof/leakproof/leaktest/soak"
+	"github.com/leakproof/leakproof/soak"
 	"github.com/leakproof/leakproof/subconn"
 )
 

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/leaktest/backend"
-	"github.com/leakproof/leakproof/leaktest/soak"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
+	"github.com/leakproof/leakproof/soak"
+	"github.com/leakproof/leakproof/testbackend"
 )
 
 // TestMain fails the package if any test leaves goroutines or descriptors
@@ -22,7 +22,7 @@ func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
 // 127.0.0.1 through a connection reset, and checks that once it is closed
 // every goroutine, descriptor and socket to the backend is gone.
 func TestClientReleasesEverything(t *testing.T) {
-	b, err := backend.Start()
+	b, err := testbackend.Start()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/leaktest/backend"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
+	"github.com/leakproof/leakproof/testbackend"
 )
 
 const timeout = 10 * time.Second
@@ -33,7 +33,7 @@ func main() {
 // run uses the client as an application would, then closes it and checks
 // that no socket to the backend is left.
 func run(w io.Writer) error {
-	b, err := backend.Start()
+	b, err := testbackend.Start()
 	if err != nil {
 		return err
 	}

@@ -18,9 +18,9 @@ import (
 
 	"github.com/leakproof/leakproof/examples/custombalancer/leastrequest"
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/leaktest/backend"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
@@ -40,10 +40,10 @@ func main() {
 }
 
 func run(w io.Writer) error {
-	var bs []*backend.Backend
+	var bs []*testbackend.Backend
 	names := map[string]string{} // address -> name
 	for i := range 3 {
-		b, err := backend.Start(backend.Name(fmt.Sprintf("backend-%d", i)))
+		b, err := testbackend.Start(testbackend.Name(fmt.Sprintf("backend-%d", i)))
 		if err != nil {
 			return err
 		}
@@ -141,7 +141,7 @@ func run(w io.Writer) error {
 	return nil
 }
 
-func state(bs ...*backend.Backend) resolver.State {
+func state(bs ...*testbackend.Backend) resolver.State {
 	var s resolver.State
 	for _, b := range bs {
 		s.Endpoints = append(s.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: b.Addr()}}})

@@ -18,8 +18,8 @@ import (
 
 	_ "github.com/leakproof/leakproof/balancer/roundrobin" // registers leakproof_round_robin
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/leaktest/backend"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -41,7 +41,7 @@ func main() {
 
 func run(w io.Writer) error {
 	// A sends GOAWAY on every connection when it is maxAge old.
-	a, err := backend.Start(backend.Name("A"), backend.Keepalive(keepalive.ServerParameters{
+	a, err := testbackend.Start(testbackend.Name("A"), testbackend.Keepalive(keepalive.ServerParameters{
 		MaxConnectionAge:      maxAge,
 		MaxConnectionAgeGrace: 100 * time.Millisecond,
 	}))
@@ -49,7 +49,7 @@ func run(w io.Writer) error {
 		return err
 	}
 	defer a.Close()
-	b, err := backend.Start(backend.Name("B"))
+	b, err := testbackend.Start(testbackend.Name("B"))
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func run(w io.Writer) error {
 }
 
 // leakproof runs the incident on leakproof_round_robin and prints the trace.
-func leakproof(w io.Writer, a, b *backend.Backend, state resolver.State) error {
+func leakproof(w io.Writer, a, b *testbackend.Backend, state resolver.State) error {
 	r := manual.NewBuilderWithScheme("duplicates")
 	target := r.Scheme() + ":///svc"
 	trace := newTrace(target)
@@ -154,7 +154,7 @@ func leakproof(w io.Writer, a, b *backend.Backend, state resolver.State) error {
 
 // grpcRoundRobin shows grpc-go's round_robin with the same endpoints: each
 // endpoint runs its own pick_first, and both connect to A.
-func grpcRoundRobin(w io.Writer, a *backend.Backend, state resolver.State) error {
+func grpcRoundRobin(w io.Writer, a *testbackend.Backend, state resolver.State) error {
 	r := manual.NewBuilderWithScheme("duplicates-grpc")
 	r.InitialState(state)
 	cc, err := dial(r, "round_robin")

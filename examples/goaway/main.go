@@ -22,9 +22,9 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/retry"
 	_ "github.com/leakproof/leakproof/balancer/roundrobin" // registers leakproof_round_robin
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/leaktest/backend"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -57,9 +57,9 @@ func interceptorLogger(l *slog.Logger) logging.Logger {
 func run(w io.Writer) error {
 	r := manual.NewBuilderWithScheme("goaway")
 	var state resolver.State
-	var bs []*backend.Backend
+	var bs []*testbackend.Backend
 	for i := range 2 {
-		b, err := backend.Start(backend.Name(fmt.Sprintf("backend-%d", i)), backend.Keepalive(keepalive.ServerParameters{
+		b, err := testbackend.Start(testbackend.Name(fmt.Sprintf("backend-%d", i)), testbackend.Keepalive(keepalive.ServerParameters{
 			MaxConnectionAge:      maxAge,
 			MaxConnectionAgeGrace: time.Second, // RPCs in flight at the GOAWAY finish
 		}))

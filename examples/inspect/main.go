@@ -25,10 +25,10 @@ import (
 
 	"github.com/leakproof/leakproof/admin"
 	_ "github.com/leakproof/leakproof/balancer/roundrobin" // registers leakproof_round_robin
-	"github.com/leakproof/leakproof/leaktest/backend"
 	adminv1 "github.com/leakproof/leakproof/proto/leakproof/admin/v1"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
@@ -72,12 +72,12 @@ func run(w io.Writer, linger time.Duration) error {
 	fmt.Fprintf(w, "admin service on %s, debug page on http://%s/debug/leakproof/\n", lis.Addr(), hlis.Addr())
 
 	// The client under inspection: leakproof_round_robin over two backends.
-	a, err := backend.Start(backend.Name("A"))
+	a, err := testbackend.Start(testbackend.Name("A"))
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	b, err := backend.Start(backend.Name("B"))
+	b, err := testbackend.Start(testbackend.Name("B"))
 	if err != nil {
 		return err
 	}
@@ -225,7 +225,7 @@ func run(w io.Writer, linger time.Duration) error {
 	return nil
 }
 
-func endpoints(bs ...*backend.Backend) resolver.State {
+func endpoints(bs ...*testbackend.Backend) resolver.State {
 	var s resolver.State
 	for _, b := range bs {
 		s.Endpoints = append(s.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: b.Addr()}}})

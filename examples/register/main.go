@@ -16,9 +16,9 @@ import (
 
 	_ "github.com/leakproof/leakproof/balancer/roundrobin" // registers leakproof_round_robin
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/leaktest/backend"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
@@ -40,9 +40,9 @@ func run(w io.Writer) error {
 	// "dns:///echo.internal:443" and no WithResolvers.
 	r := manual.NewBuilderWithScheme("register")
 	var state resolver.State
-	var bs []*backend.Backend
+	var bs []*testbackend.Backend
 	for i := range 3 {
-		b, err := backend.Start(backend.Name(fmt.Sprintf("backend-%d", i)))
+		b, err := testbackend.Start(testbackend.Name(fmt.Sprintf("backend-%d", i)))
 		if err != nil {
 			return err
 		}

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/leaktest/backend"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -33,11 +33,11 @@ const (
 )
 
 // StartBackends starts n backends with opts, closed at the end of the test.
-func StartBackends(t testing.TB, n int, opts ...backend.Option) []*backend.Backend {
+func StartBackends(t testing.TB, n int, opts ...testbackend.Option) []*testbackend.Backend {
 	t.Helper()
-	var bs []*backend.Backend
+	var bs []*testbackend.Backend
 	for i := range n {
-		b, err := backend.Start(append([]backend.Option{backend.Name(fmt.Sprintf("b%d", i))}, opts...)...)
+		b, err := testbackend.Start(append([]testbackend.Option{testbackend.Name(fmt.Sprintf("b%d", i))}, opts...)...)
 		if err != nil {
 			t.Fatalf("starting backend %d: %v", i, err)
 		}
@@ -48,7 +48,7 @@ func StartBackends(t testing.TB, n int, opts ...backend.Option) []*backend.Backe
 }
 
 // Addrs returns the backends' addresses.
-func Addrs(bs []*backend.Backend) []string {
+func Addrs(bs []*testbackend.Backend) []string {
 	out := make([]string, len(bs))
 	for i, b := range bs {
 		out[i] = b.Addr()

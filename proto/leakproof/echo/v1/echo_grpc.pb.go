@@ -32,7 +32,7 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// EchoService is served by every test backend (leaktest/backend).
+// EchoService is served by every test backend (testbackend).
 type EchoServiceClient interface {
 	// Echo returns the request's message and the name and address of the
 	// backend that served it.
@@ -101,7 +101,7 @@ type EchoService_HoldClient = grpc.ServerStreamingClient[HoldResponse]
 // All implementations must embed UnimplementedEchoServiceServer
 // for forward compatibility.
 //
-// EchoService is served by every test backend (leaktest/backend).
+// EchoService is served by every test backend (testbackend).
 type EchoServiceServer interface {
 	// Echo returns the request's message and the name and address of the
 	// backend that served it.

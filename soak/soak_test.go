@@ -12,7 +12,7 @@ import (
 	"github.com/leakproof/leakproof/balancer/pickfirst"
 	"github.com/leakproof/leakproof/balancer/roundrobin"
 	"github.com/leakproof/leakproof/internal/leakypolicy"
-	"github.com/leakproof/leakproof/leaktest/soak"
+	"github.com/leakproof/leakproof/soak"
 	"github.com/leakproof/leakproof/subconn"
 )
 

@@ -2,7 +2,7 @@
 // deployments see: call Run (or Verify from a test) and fail the build when
 // the Result does not Pass.
 //
-// A run starts real gRPC backends on 127.0.0.1 (package leaktest/backend), a
+// A run starts real gRPC backends on 127.0.0.1 (package testbackend), a
 // channel with the policy under test on a resolver/manual resolver, dialing
 // through subconn.Dialer, and RPC load: unary Echo calls and streams, retried
 // on UNAVAILABLE with bounded exponential backoff by go-grpc-middleware's

@@ -1,4 +1,4 @@
-package backend
+package testbackend
 
 import (
 	"fmt"
@@ -27,10 +27,10 @@ func defaultOptions() options {
 
 func (o *options) validate() error {
 	if o.port < 0 || o.port > 65535 {
-		return fmt.Errorf("backend: port %d out of range", o.port)
+		return fmt.Errorf("testbackend: port %d out of range", o.port)
 	}
 	if o.resetAfter < 0 {
-		return fmt.Errorf("backend: negative ResetAfter %v", o.resetAfter)
+		return fmt.Errorf("testbackend: negative ResetAfter %v", o.resetAfter)
 	}
 	return nil
 }

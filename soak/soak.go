@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/leaktest/backend"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
@@ -90,11 +90,11 @@ type runner struct {
 	start    time.Time
 	prefix   string // target prefix of every channel of the run
 	mainTgt  string // the main channel's target
-	regular  []*backend.Backend
-	frozen   *backend.Backend
-	resetter *backend.Backend
-	tlsB     *backend.Backend
-	backends []*backend.Backend // all, in info order
+	regular  []*testbackend.Backend
+	frozen   *testbackend.Backend
+	resetter *testbackend.Backend
+	tlsB     *testbackend.Backend
+	backends []*testbackend.Backend // all, in info order
 	info     []BackendInfo
 	names    map[netip.AddrPort]string // backend address → name
 	tlsCreds credentials.TransportCredentials
@@ -288,8 +288,8 @@ func (r *runner) run(ctx context.Context) (res *Result, runErr error) {
 
 // startBackends starts the regular backends and the three special ones.
 func (r *runner) startBackends() error {
-	start := func(name, role string, opts ...backend.Option) (*backend.Backend, error) {
-		b, err := backend.Start(append([]backend.Option{backend.Name(name)}, opts...)...)
+	start := func(name, role string, opts ...testbackend.Option) (*testbackend.Backend, error) {
+		b, err := testbackend.Start(append([]testbackend.Option{testbackend.Name(name)}, opts...)...)
 		if err != nil {
 			return nil, fmt.Errorf("soak: starting backend %s: %w", name, err)
 		}
@@ -306,28 +306,28 @@ func (r *runner) startBackends() error {
 		r.regular = append(r.regular, b)
 	}
 	var err error
-	if r.frozen, err = start("frozen", roleFrozen, backend.Frozen()); err != nil {
+	if r.frozen, err = start("frozen", roleFrozen, testbackend.Frozen()); err != nil {
 		return err
 	}
-	if r.resetter, err = start("resetting", roleResetting, backend.ResetAfter(200*time.Millisecond)); err != nil {
+	if r.resetter, err = start("resetting", roleResetting, testbackend.ResetAfter(200*time.Millisecond)); err != nil {
 		return err
 	}
-	serverCA, err := backend.NewCA()
+	serverCA, err := testbackend.NewCA()
 	if err != nil {
 		return fmt.Errorf("soak: %w", err)
 	}
-	otherCA, err := backend.NewCA()
+	otherCA, err := testbackend.NewCA()
 	if err != nil {
 		return fmt.Errorf("soak: %w", err)
 	}
 	r.tlsCreds = otherCA.ClientCredentials()
-	if r.tlsB, err = start("tls", roleTLS, backend.TLS(serverCA)); err != nil {
+	if r.tlsB, err = start("tls", roleTLS, testbackend.TLS(serverCA)); err != nil {
 		return err
 	}
 	return nil
 }
 
-func (r *runner) name(b *backend.Backend) string {
+func (r *runner) name(b *testbackend.Backend) string {
 	return r.names[netip.MustParseAddrPort(b.Addr())]
 }
 
@@ -734,7 +734,7 @@ func (r *runner) setPresent(st resolver.State) (removed []string) {
 	clear(r.pending[len(keep):])
 	r.pending = keep
 	r.present = now
-	r.base0 = len(st.Endpoints) == 0 && slices.EqualFunc(st.Addresses, r.regular, func(a resolver.Address, b *backend.Backend) bool { return a.Addr == b.Addr() })
+	r.base0 = len(st.Endpoints) == 0 && slices.EqualFunc(st.Addresses, r.regular, func(a resolver.Address, b *testbackend.Backend) bool { return a.Addr == b.Addr() })
 	return removed
 }
 
@@ -823,7 +823,7 @@ func (r *runner) baseState() resolver.State {
 	return addrState(r.regular...)
 }
 
-func addrState(bs ...*backend.Backend) resolver.State {
+func addrState(bs ...*testbackend.Backend) resolver.State {
 	var st resolver.State
 	for _, b := range bs {
 		st.Addresses = append(st.Addresses, resolver.Address{Addr: b.Addr()})
@@ -831,7 +831,7 @@ func addrState(bs ...*backend.Backend) resolver.State {
 	return st
 }
 
-func endpointState(eps ...[]*backend.Backend) resolver.State {
+func endpointState(eps ...[]*testbackend.Backend) resolver.State {
 	var st resolver.State
 	for _, ep := range eps {
 		var e resolver.Endpoint

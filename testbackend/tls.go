@@ -1,4 +1,4 @@
-package backend
+package testbackend
 
 import (
 	"crypto/ecdsa"
@@ -33,7 +33,7 @@ const certLifetime = 24 * time.Hour
 func NewCA() (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("backend: CA key: %w", err)
+		return nil, fmt.Errorf("testbackend: CA key: %w", err)
 	}
 	serial, err := newSerial()
 	if err != nil {
@@ -52,11 +52,11 @@ func NewCA() (*CA, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, fmt.Errorf("backend: CA certificate: %w", err)
+		return nil, fmt.Errorf("testbackend: CA certificate: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("backend: CA certificate: %w", err)
+		return nil, fmt.Errorf("testbackend: CA certificate: %w", err)
 	}
 	return &CA{cert: cert, der: der, key: key}, nil
 }
@@ -66,7 +66,7 @@ func NewCA() (*CA, error) {
 func (ca *CA) IssueServerCert() (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("backend: server key: %w", err)
+		return tls.Certificate{}, fmt.Errorf("testbackend: server key: %w", err)
 	}
 	serial, err := newSerial()
 	if err != nil {
@@ -84,11 +84,11 @@ func (ca *CA) IssueServerCert() (tls.Certificate, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("backend: server certificate: %w", err)
+		return tls.Certificate{}, fmt.Errorf("testbackend: server certificate: %w", err)
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("backend: server certificate: %w", err)
+		return tls.Certificate{}, fmt.Errorf("testbackend: server certificate: %w", err)
 	}
 	return tls.Certificate{
 		Certificate: [][]byte{der, ca.der},
@@ -117,7 +117,7 @@ func (ca *CA) ClientCredentials() credentials.TransportCredentials {
 func newSerial() (*big.Int, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
 	if err != nil {
-		return nil, fmt.Errorf("backend: serial number: %w", err)
+		return nil, fmt.Errorf("testbackend: serial number: %w", err)
 	}
 	return serial, nil
 }

@@ -1,4 +1,4 @@
-package backend_test
+package testbackend_test
 
 import (
 	"testing"

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/leakproof/leakproof/leaktest/backend"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
+	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -155,11 +155,11 @@ func (r *runner) inject(ctx, pctx context.Context, f Fault, p *phaseRun) error {
 		<-pctx.Done()
 
 	case FaultOverlap:
-		r.setList(endpointState([]*backend.Backend{rg[0]}, []*backend.Backend{rg[0], rg[1]}, []*backend.Backend{rg[1], rg[2]}))
+		r.setList(endpointState([]*testbackend.Backend{rg[0]}, []*testbackend.Backend{rg[0], rg[1]}, []*testbackend.Backend{rg[1], rg[2]}))
 		<-pctx.Done()
 
 	case FaultReset:
-		r.setList(addrState(append([]*backend.Backend{r.resetter}, rg...)...))
+		r.setList(addrState(append([]*testbackend.Backend{r.resetter}, rg...)...))
 		for i := 0; sleepCtx(pctx, resetEvery); i++ {
 			n := r.busiestNow(i).ResetConns()
 			r.mu.Lock()
@@ -168,7 +168,7 @@ func (r *runner) inject(ctx, pctx context.Context, f Fault, p *phaseRun) error {
 		}
 
 	case FaultFreeze:
-		r.setList(addrState(append([]*backend.Backend{r.frozen}, rg...)...))
+		r.setList(addrState(append([]*testbackend.Backend{r.frozen}, rg...)...))
 		if sleepCtx(pctx, time.Until(p.started.Add(r.phaseLen/2))) {
 			n := 0
 			for _, b := range rg {
@@ -229,7 +229,7 @@ func (r *runner) inject(ctx, pctx context.Context, f Fault, p *phaseRun) error {
 // busiest returns n regular backends, those the main channel holds the
 // most sockets to (in the last sample) first, so that a fault on them hits
 // a pick_first channel wherever it is connected.
-func (r *runner) busiest(n int) []*backend.Backend {
+func (r *runner) busiest(n int) []*testbackend.Backend {
 	r.mu.Lock()
 	var last map[string]int
 	if len(r.samples) > 0 {
@@ -237,13 +237,13 @@ func (r *runner) busiest(n int) []*backend.Backend {
 	}
 	r.mu.Unlock()
 	bs := slices.Clone(r.regular)
-	slices.SortStableFunc(bs, func(a, b *backend.Backend) int { return last[r.name(b)] - last[r.name(a)] })
+	slices.SortStableFunc(bs, func(a, b *testbackend.Backend) int { return last[r.name(b)] - last[r.name(a)] })
 	return bs[:n]
 }
 
 // busiestNow returns one of the regular backends the main channel holds
 // the most sockets to, the i-th of them (modulo) when several tie.
-func (r *runner) busiestNow(i int) *backend.Backend {
+func (r *runner) busiestNow(i int) *testbackend.Backend {
 	bs := r.busiest(len(r.regular))
 	r.mu.Lock()
 	var last map[string]int
@@ -259,7 +259,7 @@ func (r *runner) busiestNow(i int) *backend.Backend {
 }
 
 // namesOf returns the names of bs.
-func (r *runner) namesOf(bs []*backend.Backend) []string {
+func (r *runner) namesOf(bs []*testbackend.Backend) []string {
 	names := make([]string, len(bs))
 	for i, b := range bs {
 		names[i] = r.name(b)

@@ -1,4 +1,4 @@
-// Package backend starts real gRPC servers on 127.0.0.1 that serve
+// Package testbackend starts real gRPC servers on 127.0.0.1 that serve
 // leakproof.echo.v1.EchoService and grpc.health.v1.Health: call Start, dial
 // Addr, and Close when done.
 //
@@ -21,4 +21,4 @@
 //
 // A Backend listens only on 127.0.0.1. Its API takes no *testing.T: it is
 // used from tests and from the soak command alike.
-package backend
+package testbackend

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/leakproof/leakproof/leaktest/soak"
+	"github.com/leakproof/leakproof/soak"
 )
 
 // A short soak of leakproof_round_robin through a GOAWAY storm: backends

@@ -1,4 +1,4 @@
-package backend_test
+package testbackend_test
 
 import (
 	"context"
@@ -23,8 +23,8 @@ import (
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
-	"github.com/leakproof/leakproof/leaktest/backend"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
+	"github.com/leakproof/leakproof/testbackend"
 )
 
 const (
@@ -37,11 +37,11 @@ const (
 )
 
 // start starts a backend and closes it when the test ends.
-func start(t *testing.T, opts ...backend.Option) *backend.Backend {
+func start(t *testing.T, opts ...testbackend.Option) *testbackend.Backend {
 	t.Helper()
-	b, err := backend.Start(opts...)
+	b, err := testbackend.Start(opts...)
 	if err != nil {
-		t.Fatalf("backend.Start: %v", err)
+		t.Fatalf("testbackend.Start: %v", err)
 	}
 	t.Cleanup(b.Close)
 	if !strings.HasPrefix(b.Addr(), "127.0.0.1:") {
@@ -92,7 +92,7 @@ func testContext(t *testing.T, d time.Duration) context.Context {
 }
 
 // mustEcho makes one Echo call that must succeed and come from b.
-func mustEcho(t *testing.T, client echov1.EchoServiceClient, b *backend.Backend) {
+func mustEcho(t *testing.T, client echov1.EchoServiceClient, b *testbackend.Backend) {
 	t.Helper()
 	ctx := testContext(t, defaultTestTimeout)
 	resp, err := client.Echo(ctx, &echov1.EchoRequest{Message: "ping"}, grpc.WaitForReady(true))
@@ -107,7 +107,7 @@ func mustEcho(t *testing.T, client echov1.EchoServiceClient, b *backend.Backend)
 // echoAfterRestart is mustEcho for the first call after a hard restart: the
 // client may not have seen its old connection die yet and send the call on
 // it, which fails with UNAVAILABLE; one retry then goes to a new connection.
-func echoAfterRestart(t *testing.T, client echov1.EchoServiceClient, b *backend.Backend) {
+func echoAfterRestart(t *testing.T, client echov1.EchoServiceClient, b *testbackend.Backend) {
 	t.Helper()
 	ctx := testContext(t, defaultTestTimeout)
 	_, err := client.Echo(ctx, &echov1.EchoRequest{Message: "ping"}, grpc.WaitForReady(true))
@@ -130,7 +130,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // openHold opens a Hold stream and reads its first response.
-func openHold(t *testing.T, ctx context.Context, client echov1.EchoServiceClient, b *backend.Backend) echov1.EchoService_HoldClient {
+func openHold(t *testing.T, ctx context.Context, client echov1.EchoServiceClient, b *testbackend.Backend) echov1.EchoService_HoldClient {
 	t.Helper()
 	stream, err := client.Hold(ctx, &echov1.HoldRequest{Label: "held"}, grpc.WaitForReady(true))
 	if err != nil {
@@ -164,7 +164,7 @@ func recvErr(t *testing.T, stream echov1.EchoService_HoldClient, d time.Duration
 }
 
 func TestEchoServicesReportTheBackend(t *testing.T) {
-	b := start(t, backend.Name("alpha"))
+	b := start(t, testbackend.Name("alpha"))
 	if b.Name() != "alpha" {
 		t.Fatalf("Name() = %q, want alpha", b.Name())
 	}
@@ -204,7 +204,7 @@ func TestEchoServicesReportTheBackend(t *testing.T) {
 	cancelHold()
 
 	got := b.Stats()
-	if want := (backend.Stats{Accepted: 1, Open: 1, RPCs: 3}); got != want {
+	if want := (testbackend.Stats{Accepted: 1, Open: 1, RPCs: 3}); got != want {
 		t.Fatalf("Stats() = %+v, want %+v", got, want)
 	}
 
@@ -233,14 +233,14 @@ func TestEchoServicesReportTheBackend(t *testing.T) {
 func TestStartRejectsBadOptions(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		opt  backend.Option
+		opt  testbackend.Option
 	}{
-		{"negative port", backend.Port(-1)},
-		{"port too large", backend.Port(70000)},
-		{"negative ResetAfter", backend.ResetAfter(-time.Second)},
+		{"negative port", testbackend.Port(-1)},
+		{"port too large", testbackend.Port(70000)},
+		{"negative ResetAfter", testbackend.ResetAfter(-time.Second)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if b, err := backend.Start(tc.opt); err == nil {
+			if b, err := testbackend.Start(tc.opt); err == nil {
 				b.Close()
 				t.Fatal("Start succeeded, want an error")
 			}
@@ -256,7 +256,7 @@ func TestStartOnAGivenPort(t *testing.T) {
 	port := probe.Addr().(*net.TCPAddr).Port
 	probe.Close()
 
-	b := start(t, backend.Port(port))
+	b := start(t, testbackend.Port(port))
 	if want := probe.Addr().String(); b.Addr() != want {
 		t.Fatalf("Addr() = %q, want %q", b.Addr(), want)
 	}
@@ -270,7 +270,7 @@ func TestStartOnAGivenPort(t *testing.T) {
 // echoDuring keeps calling Echo for d and fails the test if a call fails
 // for good; a call that fails with UNAVAILABLE (the connection went away
 // under it) is retried.
-func echoDuring(t *testing.T, client echov1.EchoServiceClient, b *backend.Backend, d time.Duration) {
+func echoDuring(t *testing.T, client echov1.EchoServiceClient, b *testbackend.Backend, d time.Duration) {
 	t.Helper()
 	const attempts = 3
 	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
@@ -294,7 +294,7 @@ func echoDuring(t *testing.T, client echov1.EchoServiceClient, b *backend.Backen
 }
 
 func TestMaxConnectionAgeSendsGoaway(t *testing.T) {
-	b := start(t, backend.Keepalive(keepalive.ServerParameters{
+	b := start(t, testbackend.Keepalive(keepalive.ServerParameters{
 		MaxConnectionAge:      100 * time.Millisecond,
 		MaxConnectionAgeGrace: 100 * time.Millisecond,
 	}))
@@ -369,7 +369,7 @@ func TestResetConnsFailsAnInFlightStream(t *testing.T) {
 func TestResetConnsSendsRST(t *testing.T) {
 	// On a frozen backend the server never reads or writes, so a plain close
 	// would reach the client as EOF; only a reset reads as ECONNRESET.
-	b := start(t, backend.Frozen())
+	b := start(t, testbackend.Frozen())
 	raw, err := net.DialTimeout("tcp4", b.Addr(), defaultTestTimeout)
 	if err != nil {
 		t.Fatalf("TCP dial: %v", err)
@@ -391,7 +391,7 @@ func TestResetConnsSendsRST(t *testing.T) {
 
 func TestResetAfterResetsEveryConnection(t *testing.T) {
 	const after = 150 * time.Millisecond
-	b := start(t, backend.ResetAfter(after))
+	b := start(t, testbackend.ResetAfter(after))
 	_, client := dial(t, b.Addr())
 
 	begin := time.Now()
@@ -450,11 +450,11 @@ func TestStopAndRestartOnTheSamePort(t *testing.T) {
 func TestGracefulStopWaitsForStreams(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		end  func(cancelHold context.CancelFunc, b *backend.Backend)
+		end  func(cancelHold context.CancelFunc, b *testbackend.Backend)
 		want codes.Code // of the held stream
 	}{
-		{"client cancels", func(cancel context.CancelFunc, _ *backend.Backend) { cancel() }, codes.Canceled},
-		{"Stop cuts it short", func(_ context.CancelFunc, b *backend.Backend) { b.Stop() }, codes.Unavailable},
+		{"client cancels", func(cancel context.CancelFunc, _ *testbackend.Backend) { cancel() }, codes.Canceled},
+		{"Stop cuts it short", func(_ context.CancelFunc, b *testbackend.Backend) { b.Stop() }, codes.Unavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := start(t)
@@ -498,7 +498,7 @@ func TestGracefulStopWaitsForStreams(t *testing.T) {
 }
 
 func TestFrozenBackendNeverSpeaksHTTP2(t *testing.T) {
-	b := start(t, backend.Frozen())
+	b := start(t, testbackend.Frozen())
 
 	// A raw TCP connection is accepted but never gets a byte: not even the
 	// server's HTTP/2 SETTINGS.
@@ -550,7 +550,7 @@ func isTimeout(err error) bool {
 }
 
 func TestConnLimitHoldsConnectionsPastTheLimit(t *testing.T) {
-	b := start(t, backend.ConnLimit(1))
+	b := start(t, testbackend.ConnLimit(1))
 	first, client1 := dial(t, b.Addr())
 	mustEcho(t, client1, b)
 
@@ -574,15 +574,15 @@ func TestConnLimitHoldsConnectionsPastTheLimit(t *testing.T) {
 }
 
 func TestTLSHandshake(t *testing.T) {
-	ca, err := backend.NewCA()
+	ca, err := testbackend.NewCA()
 	if err != nil {
 		t.Fatalf("NewCA: %v", err)
 	}
-	other, err := backend.NewCA()
+	other, err := testbackend.NewCA()
 	if err != nil {
 		t.Fatalf("NewCA: %v", err)
 	}
-	b := start(t, backend.TLS(ca))
+	b := start(t, testbackend.TLS(ca))
 
 	t.Run("trusted CA", func(t *testing.T) {
 		_, client := dial(t, b.Addr(), grpc.WithTransportCredentials(ca.ClientCredentials()))
@@ -611,7 +611,7 @@ func TestTLSHandshake(t *testing.T) {
 }
 
 func TestCloseLeavesNoGoroutines(t *testing.T) {
-	b, err := backend.Start(backend.ConnLimit(1), backend.ResetAfter(time.Hour))
+	b, err := testbackend.Start(testbackend.ConnLimit(1), testbackend.ResetAfter(time.Hour))
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -635,10 +635,10 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	if done, err := recvErr(t, hold, defaultTestTimeout); !done || status.Code(err) != codes.Unavailable {
 		t.Fatalf("Hold after Close: %v (done %v), want code Unavailable", err, done)
 	}
-	if err := b.Restart(); !errors.Is(err, backend.ErrClosed) {
+	if err := b.Restart(); !errors.Is(err, testbackend.ErrClosed) {
 		t.Fatalf("Restart after Close: %v, want ErrClosed", err)
 	}
-	if err := b.SetKeepalive(keepalive.ServerParameters{}); !errors.Is(err, backend.ErrClosed) {
+	if err := b.SetKeepalive(keepalive.ServerParameters{}); !errors.Is(err, testbackend.ErrClosed) {
 		t.Fatalf("SetKeepalive after Close: %v, want ErrClosed", err)
 	}
 	if got := b.Stats().Open; got != 0 {

@@ -1,4 +1,4 @@
-package backend
+package testbackend
 
 import (
 	"crypto/tls"
@@ -29,7 +29,7 @@ const relistenTimeout = 3 * time.Second
 
 // ErrClosed is returned by the methods that start a Backend again once it
 // has been closed.
-var ErrClosed = errors.New("backend: closed")
+var ErrClosed = errors.New("testbackend: closed")
 
 // A Backend is a gRPC server on 127.0.0.1 serving EchoService and the
 // standard health service, with knobs to make it fail. Its methods are safe
@@ -103,13 +103,13 @@ func Start(opts ...Option) (*Backend, error) {
 	if o.ca != nil {
 		cert, err := o.ca.IssueServerCert()
 		if err != nil {
-			return nil, fmt.Errorf("backend: %w", err)
+			return nil, fmt.Errorf("testbackend: %w", err)
 		}
 		b.cert = &cert
 	}
 	lis, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: o.port})
 	if err != nil {
-		return nil, fmt.Errorf("backend: listen: %w", err)
+		return nil, fmt.Errorf("testbackend: listen: %w", err)
 	}
 	b.port = lis.Addr().(*net.TCPAddr).Port
 	b.addr = net.JoinHostPort(host, strconv.Itoa(b.port))
@@ -289,7 +289,7 @@ func (b *Backend) startOpLocked() error {
 			return nil
 		}
 		if !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
-			return fmt.Errorf("backend: listen %s again: %w", b.addr, err)
+			return fmt.Errorf("testbackend: listen %s again: %w", b.addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -1,4 +1,4 @@
-package backend_test
+package testbackend_test
 
 import (
 	"context"
@@ -10,12 +10,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/leakproof/leakproof/leaktest/backend"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
+	"github.com/leakproof/leakproof/testbackend"
 )
 
 func ExampleStart() {
-	b, err := backend.Start(backend.Name("backend-a"))
+	b, err := testbackend.Start(testbackend.Name("backend-a"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func ExampleStart() {
 }
 
 func ExampleBackend_ResetConns() {
-	b, err := backend.Start()
+	b, err := testbackend.Start()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -72,15 +72,15 @@ func ExampleBackend_ResetConns() {
 }
 
 func ExampleNewCA() {
-	ca, err := backend.NewCA()
+	ca, err := testbackend.NewCA()
 	if err != nil {
 		log.Fatal(err)
 	}
-	stranger, err := backend.NewCA()
+	stranger, err := testbackend.NewCA()
 	if err != nil {
 		log.Fatal(err)
 	}
-	b, err := backend.Start(backend.TLS(ca))
+	b, err := testbackend.Start(testbackend.TLS(ca))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func ExampleNewCA() {
 
 	for _, client := range []struct {
 		name string
-		ca   *backend.CA
+		ca   *testbackend.CA
 	}{{"trusts the CA", ca}, {"trusts another CA", stranger}} {
 		cc, err := grpc.NewClient(b.Addr(), grpc.WithTransportCredentials(client.ca.ClientCredentials()))
 		if err != nil {

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Fails if an import arrow inside the module runs upward or sideways.
+#
+# Every package of the module has a layer; a package may import only packages
+# of lower layers (the top layer, programs and benchmarks, may also import one
+# another). The layers, lowest first:
+#
+#   0  internal/sockowner                       what subconn and leaktest share
+#   1  subconn, leaktest, proto/..., internal/leakypolicy
+#   2  internal/policy, testbackend
+#   3  balancer/...
+#   4  admin, soak
+#   5  cmd/..., examples/..., benchmarks, internal/e2e/...
+#
+# So leaktest never sees a policy, the soak, admin or the proto, and the soak
+# and the CLI sit at the top. A package missing from the table fails the check:
+# give it a layer here when you add it.
+#
+# Only the packages' own imports count, not their tests': a test may use
+# anything (subconn's tests start testbackend servers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+module=$(go list -m)
+
+layer() {
+  case "$1" in
+    internal/sockowner) echo 0 ;;
+    subconn | leaktest | proto/* | internal/leakypolicy) echo 1 ;;
+    internal/policy | testbackend) echo 2 ;;
+    balancer/*) echo 3 ;;
+    admin | soak) echo 4 ;;
+    cmd/* | examples/* | benchmarks | internal/e2e | internal/e2e/*) echo 5 ;;
+    *) echo "" ;;
+  esac
+}
+top=5
+
+fail=0
+while read -r pkg imports; do
+  from=${pkg#"$module"/}
+  lf=$(layer "$from")
+  if [ -z "$lf" ]; then
+    echo "layering: $from has no layer; add it to scripts/layering.sh"
+    fail=1
+    continue
+  fi
+  for imp in $imports; do
+    case "$imp" in "$module"/*) ;; *) continue ;; esac
+    to=${imp#"$module"/}
+    lt=$(layer "$to")
+    if [ -z "$lt" ]; then
+      echo "layering: $to (imported by $from) has no layer; add it to scripts/layering.sh"
+      fail=1
+    elif [ "$lt" -gt "$lf" ] || { [ "$lt" -eq "$lf" ] && [ "$lf" -ne "$top" ]; }; then
+      echo "layering: $from (layer $lf) imports $to (layer $lt): arrows must point down"
+      fail=1
+    fi
+  done
+done < <(go list -f '{{.ImportPath}} {{join .Imports " "}}' ./...)
+
+if [ "$fail" -ne 0 ]; then
+  exit 1
+fi
+echo "layering: ok"
