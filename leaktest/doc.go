@@ -29,6 +29,12 @@
 // [VerifyNone] to hold a baseline yourself, and [SocketsTo] to count
 // connections to a backend while a test runs.
 //
+// As in goleak, the checks have one core: [Find] polls and returns the typed
+// [Leaks] (goroutines; descriptors; sockets per backend; each with its
+// evidence), and Check, VerifyNone and VerifyTestMain only format it. Code
+// that judges a leak, such as the soak's verdict, reads Leaks' fields and
+// never the messages.
+//
 // The checks see the whole process, so they cannot tell one test's
 // goroutines and descriptors from another's: do not use Check in tests that
 // call t.Parallel; use VerifyTestMain for those.

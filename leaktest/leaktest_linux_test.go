@@ -266,3 +266,41 @@ func hasTarget(fds map[int]string, target string) bool {
 	}
 	return false
 }
+
+// TestFindReturnsTypedLeaks checks the core that VerifyNone formats: a
+// connection left open comes back as typed evidence (its descriptors, the
+// backend's counts and the socket itself), and nothing once it is closed.
+func TestFindReturnsTypedLeaks(t *testing.T) {
+	lis := listen(t)
+	addr := lis.Addr().String()
+	base, err := leaktest.Take()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, server := connect(t, lis)
+	l := leaktest.Find(base, leaktest.Deadline(failDeadline), leaktest.Backends(addr))
+	if l.Clean() {
+		t.Fatal("Find found nothing with a connection open")
+	}
+	if len(l.Errors) != 0 || l.Goroutines != nil {
+		t.Errorf("Find: errors %v, goroutines %v; want neither", l.Errors, l.Goroutines)
+	}
+	if len(l.FDs) != 2 {
+		t.Errorf("Find: %d descriptors, want 2 (both ends): %v", len(l.FDs), l.FDs)
+	}
+	if len(l.Backends) != 1 {
+		t.Fatalf("Find: %d backends, want 1: %+v", len(l.Backends), l.Backends)
+	}
+	b := l.Backends[0]
+	if b.Backend.String() != addr || b.Baseline != 0 || b.Now != 1 || len(b.FDs) != 1 {
+		t.Fatalf("Find: backend %+v, want %s with 0 at the baseline, 1 now and its descriptor", b, addr)
+	}
+	if s := b.FDs[0].Socket; s == nil || s.Local.String() != client.LocalAddr().String() || s.State != leaktest.TCPEstablished {
+		t.Errorf("Find: backend socket %v, want %v -> %s ESTABLISHED", s, client.LocalAddr(), addr)
+	}
+	client.Close()
+	server.Close()
+	if l := leaktest.Find(base, leaktest.Deadline(passDeadline), leaktest.Backends(addr)); l != nil {
+		t.Errorf("Find after closing both ends = %v, want nil", l)
+	}
+}

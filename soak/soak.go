@@ -460,10 +460,9 @@ func (r *runner) shutdown(stopSampler context.CancelFunc, samplerDone chan struc
 	for _, b := range r.info {
 		addrs = append(addrs, b.Addr)
 	}
-	base := &collector{}
-	leaktest.VerifyNone(base, r.base, leaktest.Backends(addrs...), leaktest.Deadline(r.cfg.VerifyTimeout))
+	leaks := leaktest.Find(r.base, leaktest.Backends(addrs...), leaktest.Deadline(r.cfg.VerifyTimeout))
 	r.sample(time.Now()) // the plots end at the baseline
-	return r.result(base.msgs, twErr)
+	return r.result(leaks, twErr)
 }
 
 // liveManagers counts the run's managers still open or draining.
@@ -475,15 +474,6 @@ func (r *runner) liveManagers() int {
 		}
 	}
 	return n
-}
-
-// collector is a leaktest.TestingT that keeps the messages.
-type collector struct{ msgs []string }
-
-func (c *collector) Helper() {}
-
-func (c *collector) Errorf(format string, args ...any) {
-	c.msgs = append(c.msgs, fmt.Sprintf(format, args...))
 }
 
 // sampler samples every SampleInterval until ctx is done.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/subconn"
 )
 
@@ -23,9 +24,10 @@ const (
 	checkComparePrefix = "compare "
 )
 
-// result builds the Result and its verdict. baseline holds the messages of
-// the final leaktest check; twErr is the trace writer's.
-func (r *runner) result(baseline []string, twErr error) *Result {
+// result builds the Result and its verdict. leaks is what the final
+// leaktest check found (nil: everything back at the baseline); twErr is the
+// trace writer's.
+func (r *runner) result(leaks *leaktest.Leaks, twErr error) *Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	res := &Result{
@@ -61,9 +63,9 @@ func (r *runner) result(baseline []string, twErr error) *Result {
 	add(r.limitCheck())
 	add(r.closedCheck())
 	add(r.traceCheck(res.Trace, twErr))
-	add(baselineCheck(CheckGoroutines, baseline, "goroutines leaked"))
-	add(baselineCheck(CheckFDs, baseline, "file descriptor", "/proc", "leaktest: read"))
-	add(baselineCheck(CheckSockets, baseline, "socket(s) to backend"))
+	for _, c := range baselineChecks(leaks) {
+		add(c)
+	}
 	add(r.faultCheck())
 	if r.cfg.Compare != "" {
 		p := checkComparePrefix + r.cfg.Compare + ": "
@@ -196,20 +198,47 @@ func (r *runner) traceCheck(rep subconn.Report, twErr error) Check {
 	return c
 }
 
-func baselineCheck(name string, msgs []string, match ...string) Check {
-	var hits []string
-	for _, m := range msgs {
-		for _, k := range match {
-			if strings.Contains(m, k) {
-				hits = append(hits, m)
-				break
+// baselineChecks judges the final leaktest check from its typed result:
+// goroutines, descriptors and sockets each fail on their own kind of leak,
+// and descriptors and sockets also when they could not be read. The details
+// display the evidence; no decision reads message text.
+func baselineChecks(l *leaktest.Leaks) []Check {
+	const clean = "back at the baseline taken before the soak"
+	gor := Check{Name: CheckGoroutines, Pass: true, Detail: clean}
+	fds := Check{Name: CheckFDs, Pass: true, Detail: clean}
+	socks := Check{Name: CheckSockets, Pass: true, Detail: clean}
+	if l == nil {
+		return []Check{gor, fds, socks}
+	}
+	var unread []string
+	for _, err := range l.Errors {
+		unread = append(unread, "not checked: "+err.Error())
+	}
+	if l.Goroutines != nil {
+		gor.Pass = false
+		gor.Detail = fmt.Sprintf("goroutines not running at the baseline, after %v: %v", l.Deadline, l.Goroutines)
+	}
+	if len(l.FDs) > 0 || len(unread) > 0 {
+		lines := slices.Clone(unread)
+		if len(l.FDs) > 0 {
+			lines = append(lines, fmt.Sprintf("%d descriptor(s) not open at the baseline, after %v:", len(l.FDs), l.Deadline))
+		}
+		for _, f := range l.FDs {
+			lines = append(lines, "\t"+f.String())
+		}
+		fds.Pass, fds.Detail = false, strings.Join(lines, "\n")
+	}
+	if len(l.Backends) > 0 || len(unread) > 0 {
+		lines := slices.Clone(unread)
+		for _, b := range l.Backends {
+			lines = append(lines, fmt.Sprintf("%d socket(s) to backend %v after %v, %d at the baseline:", b.Now, b.Backend, l.Deadline, b.Baseline))
+			for _, f := range b.FDs {
+				lines = append(lines, "\t"+f.String())
 			}
 		}
+		socks.Pass, socks.Detail = false, strings.Join(lines, "\n")
 	}
-	if len(hits) > 0 {
-		return Check{Name: name, Detail: strings.Join(hits, "\n")}
-	}
-	return Check{Name: name, Pass: true, Detail: "back at the baseline taken before the soak"}
+	return []Check{gor, fds, socks}
 }
 
 // Caller must hold r.mu.
