@@ -91,7 +91,7 @@ func managerToProto(m managerView) *adminv1.Manager {
 		ConnectionsLost: map[string]uint64{},
 	}
 	for k, v := range st.ConnectionsLost {
-		ps.ConnectionsLost[k] = v
+		ps.ConnectionsLost[string(k)] = v
 	}
 	return &adminv1.Manager{Id: m.id, Target: m.target, Closed: m.closed, Stats: ps}
 }

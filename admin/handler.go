@@ -56,19 +56,19 @@ type view struct {
 }
 
 type managerJSON struct {
-	ID              uint64            `json:"id"`
-	Target          string            `json:"target"`
-	Closed          bool              `json:"closed"`
-	Created         uint64            `json:"created"`
-	Shutdowns       uint64            `json:"shutdowns"`
-	Destroyed       uint64            `json:"destroyed"`
-	Refs            uint64            `json:"refs"`
-	Unrefs          uint64            `json:"unrefs"`
-	Leaks           uint64            `json:"leaks"`
-	SocketsOpened   uint64            `json:"sockets_opened"`
-	SocketsClosed   uint64            `json:"sockets_closed"`
-	DrainTimeouts   uint64            `json:"drain_timeouts"`
-	ConnectionsLost map[string]uint64 `json:"connections_lost"`
+	ID              uint64                   `json:"id"`
+	Target          string                   `json:"target"`
+	Closed          bool                     `json:"closed"`
+	Created         uint64                   `json:"created"`
+	Shutdowns       uint64                   `json:"shutdowns"`
+	Destroyed       uint64                   `json:"destroyed"`
+	Refs            uint64                   `json:"refs"`
+	Unrefs          uint64                   `json:"unrefs"`
+	Leaks           uint64                   `json:"leaks"`
+	SocketsOpened   uint64                   `json:"sockets_opened"`
+	SocketsClosed   uint64                   `json:"sockets_closed"`
+	DrainTimeouts   uint64                   `json:"drain_timeouts"`
+	ConnectionsLost map[subconn.Cause]uint64 `json:"connections_lost"`
 }
 
 func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
+	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -85,7 +86,7 @@ func (r *runner) runPhase(ctx context.Context, f Fault, end time.Time) {
 	p := &phaseRun{
 		Phase:     Phase{Fault: f, Start: since(r.start, now), MaxSockets: map[string]int{}},
 		started:   now,
-		lost:      map[string]int{},
+		lost:      map[subconn.Cause]int{},
 		accepted0: map[string]int64{},
 	}
 	if r.cfg.Compare != "" {

@@ -161,7 +161,7 @@ type phaseRun struct {
 	tlsChannels int
 	churned     int
 	goaways     int
-	lost        map[string]int
+	lost        map[subconn.Cause]int
 	accepted0   map[string]int64
 	accepted    map[string]int64 // during the phase, set at its end
 	targets     []string         // the backends a GOAWAY storm or restarts hit
@@ -397,7 +397,7 @@ func (r *runner) drainTrace() {
 				if e.Kind == subconn.KindGoAway {
 					p.goaways++
 				} else {
-					p.lost[firstWord(e.Reason)]++
+					p.lost[e.Cause]++
 				}
 			}
 			r.mu.Unlock()
@@ -847,13 +847,4 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-// firstWord returns the first word of s, without a trailing colon.
-func firstWord(s string) string {
-	f := strings.Fields(s)
-	if len(f) == 0 {
-		return "unknown"
-	}
-	return strings.TrimSuffix(f[0], ":")
 }

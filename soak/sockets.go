@@ -2,7 +2,6 @@ package soak
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/leakproof/leakproof/internal/sockowner"
@@ -26,17 +24,16 @@ const (
 	kindTLS     = "tls"
 )
 
-type sockPair struct{ local, remote netip.AddrPort }
-
 // sockTracker attributes sockets to the channels of the run. Every channel
 // dials through its own dial function, which records each socket's local
 // and remote address; sampling reads the real sockets from /proc and looks
 // them up here. A socket whose Close was never called stays attributed, so
 // a leaked descriptor is counted against the channel that opened it.
 type sockTracker struct {
-	mu     sync.Mutex
-	owners map[sockPair]int // → channel id
-	chans  []*chanRec       // by id
+	owners sockowner.Table[int] // socket → channel id
+
+	mu    sync.Mutex
+	chans []*chanRec // by id
 }
 
 type chanRec struct {
@@ -45,9 +42,7 @@ type chanRec struct {
 	kind string
 }
 
-func newSockTracker() *sockTracker {
-	return &sockTracker{owners: map[sockPair]int{}}
-}
+func newSockTracker() *sockTracker { return &sockTracker{} }
 
 // register returns a new channel id.
 func (t *sockTracker) register(name, kind string) *chanRec {
@@ -58,57 +53,28 @@ func (t *sockTracker) register(name, kind string) *chanRec {
 	return c
 }
 
-var netDialer = &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
+// channel returns the channel that dialed the socket between local and
+// remote, if one of the run's channels did.
+func (t *sockTracker) channel(local, remote netip.AddrPort) (*chanRec, bool) {
+	id, ok := t.owners.Lookup(local, remote)
+	if !ok {
+		return nil, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.chans[id], true
+}
 
 // dialer returns the channel's dial function: subconn.Dialer over a TCP
-// dial that records the socket for ch.
+// dial that records the socket for ch until it is closed.
 func (t *sockTracker) dialer(ch *chanRec) subconn.DialFunc {
 	return subconn.Dialer(func(ctx context.Context, addr string) (net.Conn, error) {
-		conn, err := netDialer.DialContext(ctx, "tcp", addr)
+		conn, err := sockowner.Dial(ctx, "tcp", addr)
 		if err != nil {
 			return nil, err
 		}
-		l, ok1 := sockowner.AddrPort(conn.LocalAddr())
-		r, ok2 := sockowner.AddrPort(conn.RemoteAddr())
-		if !ok1 || !ok2 {
-			return conn, nil
-		}
-		k := sockPair{l, r}
-		t.mu.Lock()
-		t.owners[k] = ch.id
-		t.mu.Unlock()
-		return &countedConn{Conn: conn, t: t, key: k, ch: ch.id}, nil
+		return sockowner.Wrap(conn, t.owners.Register(conn.LocalAddr(), conn.RemoteAddr(), ch.id)), nil
 	})
-}
-
-// countedConn forgets its attribution when it is closed.
-type countedConn struct {
-	net.Conn
-	t    *sockTracker
-	key  sockPair
-	ch   int
-	once sync.Once
-}
-
-func (c *countedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() {
-		c.t.mu.Lock()
-		if c.t.owners[c.key] == c.ch {
-			delete(c.t.owners, c.key)
-		}
-		c.t.mu.Unlock()
-	})
-	return err
-}
-
-// SyscallConn exposes the raw socket, as grpc's channelz expects of a TCP
-// connection.
-func (c *countedConn) SyscallConn() (syscall.RawConn, error) {
-	if sc, ok := c.Conn.(syscall.Conn); ok {
-		return sc.SyscallConn()
-	}
-	return nil, errors.New("soak: connection does not expose a raw socket")
 }
 
 // socketCount is one reading of the real sockets to the backends.
@@ -133,8 +99,6 @@ func (t *sockTracker) count(names map[netip.AddrPort]string) (*socketCount, erro
 		total:  map[string]int{},
 		owner:  map[netip.AddrPort]string{},
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	for _, s := range socks {
 		if s.State == leaktest.TCPListen || s.State == leaktest.TCPTimeWait {
 			continue
@@ -145,13 +109,12 @@ func (t *sockTracker) count(names map[netip.AddrPort]string) (*socketCount, erro
 		}
 		sc.total[name]++
 		sc.sockets = append(sc.sockets, s)
-		id, ok := t.owners[sockPair{s.Local, s.Remote}]
+		ch, ok := t.channel(s.Local, s.Remote)
 		if !ok {
 			continue
 		}
-		ch := t.chans[id]
 		sc.owner[s.Local] = ch.name
-		inc(sc.byChan, id, name)
+		inc(sc.byChan, ch.id, name)
 		inc(sc.byKind, ch.kind, name)
 	}
 	return sc, nil
@@ -167,15 +130,12 @@ func inc[K comparable](m map[K]map[string]int, k K, name string) {
 // describe lists the sockets of channel kind to backend addr, with the
 // leakproof subchannel that owns each, as evidence in a failure.
 func (sc *socketCount) describe(t *sockTracker, kind string, addr netip.AddrPort) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	var lines []string
 	for _, s := range sc.sockets {
 		if s.Remote != addr {
 			continue
 		}
-		id, ok := t.owners[sockPair{s.Local, s.Remote}]
-		if !ok || t.chans[id].kind != kind {
+		if ch, ok := t.channel(s.Local, s.Remote); !ok || ch.kind != kind {
 			continue
 		}
 		line := s.String()

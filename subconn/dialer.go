@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -69,18 +68,16 @@ func recordFromContext(ctx context.Context) *record {
 	return r
 }
 
-var tcpDialer = &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
-
 // defaultDial dials like grpc does for a custom-dialer address: "unix:path"
 // and "unix://path" are Unix sockets, anything else is TCP host:port.
 func defaultDial(ctx context.Context, addr string) (net.Conn, error) {
 	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
-		return tcpDialer.DialContext(ctx, "unix", path)
+		return sockowner.Dial(ctx, "unix", path)
 	}
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		return tcpDialer.DialContext(ctx, "unix", path)
+		return sockowner.Dial(ctx, "unix", path)
 	}
-	return tcpDialer.DialContext(ctx, "tcp", addr)
+	return sockowner.Dial(ctx, "tcp", addr)
 }
 
 // Read error classes, recorded by the reader goroutine.
@@ -91,16 +88,17 @@ const (
 	readOther
 )
 
-// trackedConn is a socket owned by a subchannel.
+// trackedConn is a socket owned by a subchannel. The embedded
+// sockowner.Conn reports its close to the subchannel once and passes
+// SyscallConn through.
 type trackedConn struct {
-	net.Conn
+	*sockowner.Conn
 
 	// Initialized at creation, read-only after.
 	rec           *record
 	id            uint64
 	local, remote string
 	opened        time.Time
-	unregister    func()
 
 	sniff    h2Sniffer // touched only by the (single) reader
 	goaway   atomic.Bool
@@ -109,19 +107,22 @@ type trackedConn struct {
 	readMsg  atomic.Pointer[string]
 	forced   atomic.Bool
 	closed   atomic.Bool
-	once     sync.Once
 }
 
 func newTrackedConn(conn net.Conn, r *record) *trackedConn {
-	c := &trackedConn{Conn: conn, rec: r, id: nextSocketID.Add(1), opened: time.Now()}
+	c := &trackedConn{rec: r, id: nextSocketID.Add(1), opened: time.Now()}
 	if a := conn.LocalAddr(); a != nil {
 		c.local = a.String()
 	}
 	if a := conn.RemoteAddr(); a != nil {
 		c.remote = a.String()
 	}
-	c.unregister = sockowner.Register(conn.LocalAddr(), conn.RemoteAddr(), sockowner.Owner{
+	unregister := sockowner.Register(conn.LocalAddr(), conn.RemoteAddr(), sockowner.Owner{
 		Manager: r.m.id, Target: r.m.target, Subchannel: r.id, Key: r.key,
+	})
+	c.Conn = sockowner.Wrap(conn, func() {
+		unregister()
+		r.socketClosed(c, c.closeReason())
 	})
 	return c
 }
@@ -179,27 +180,14 @@ func (c *trackedConn) noteIOError(err error) {
 
 // Close closes the socket and reports it to the owning subchannel once.
 func (c *trackedConn) Close() error {
-	c.closed.Store(true)
-	err := c.Conn.Close()
-	c.once.Do(func() {
-		c.unregister()
-		c.rec.socketClosed(c, c.closeReason())
-	})
-	return err
+	c.closed.Store(true) // read errors from here on are the client's doing
+	return c.Conn.Close()
 }
 
 // forceClose closes a socket still open after the drain timeout.
 func (c *trackedConn) forceClose() {
 	c.forced.Store(true)
 	c.Close()
-}
-
-// SyscallConn exposes the raw socket, for grpc's channelz socket options.
-func (c *trackedConn) SyscallConn() (syscall.RawConn, error) {
-	if sc, ok := c.Conn.(syscall.Conn); ok {
-		return sc.SyscallConn()
-	}
-	return nil, errors.New("subconn: connection does not expose a raw socket")
 }
 
 // closeReason says why the socket closed, for socket_close events.
@@ -222,22 +210,22 @@ func (c *trackedConn) closeReason() string {
 }
 
 // lossCause classifies the loss of the connection on this socket.
-func (c *trackedConn) lossCause() (Kind, string) {
+func (c *trackedConn) lossCause() loss {
 	if c.goaway.Load() {
-		return KindGoAway, fmt.Sprintf("%s: server sent GOAWAY (code %s)", CauseGoAway, h2ErrCode(c.goawayCd.Load()))
+		return loss{KindGoAway, CauseGoAway, fmt.Sprintf("server sent GOAWAY (code %s)", h2ErrCode(c.goawayCd.Load()))}
 	}
 	switch c.readErr.Load() {
 	case readEOF:
-		return KindConnLost, CauseEOF + ": socket closed by peer (EOF)"
+		return loss{KindConnLost, CauseEOF, "socket closed by peer (EOF)"}
 	case readReset:
-		return KindConnLost, CauseReset + ": connection reset by peer (RST)"
+		return loss{KindConnLost, CauseReset, "connection reset by peer (RST)"}
 	case readOther:
-		return KindConnLost, CauseReadErr + ": " + *c.readMsg.Load()
+		return loss{KindConnLost, CauseReadErr, *c.readMsg.Load()}
 	}
 	if c.closed.Load() {
-		return KindConnLost, CauseLocal + ": socket closed by the client (keepalive timeout or transport error)"
+		return loss{KindConnLost, CauseLocal, "socket closed by the client (keepalive timeout or transport error)"}
 	}
-	return KindGoAway, causeInfer + ": transport draining with its socket still open (GOAWAY; frames not visible under TLS)"
+	return loss{KindGoAway, CauseGoAwayInferred, "transport draining with its socket still open (GOAWAY; frames not visible under TLS)"}
 }
 
 // h2Sniffer follows HTTP/2 frame boundaries in the server-to-client byte

@@ -32,6 +32,22 @@ func eventsWith(ev []subconn.Event, kind subconn.Kind, prefix string) []subconn.
 	return out
 }
 
+// lossesWith returns the events of kind with cause, checking that each
+// reason also starts with the cause, as its first word.
+func lossesWith(t *testing.T, ev []subconn.Event, kind subconn.Kind, cause subconn.Cause) []subconn.Event {
+	t.Helper()
+	var out []subconn.Event
+	for _, e := range ev {
+		if e.Kind == kind && e.Cause == cause {
+			if !strings.HasPrefix(e.Reason, string(cause)+": ") {
+				t.Errorf("event %v: cause %q but reason %q", e, e.Cause, e.Reason)
+			}
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func count(ev []subconn.Event, kind subconn.Kind) int {
 	return len(eventsWith(ev, kind, ""))
 }
@@ -48,7 +64,7 @@ func TestGoAwayIsTracedAndTheSameSubchannelReconnects(t *testing.T) {
 		if _, err := c.EchoOK(context.Background()); err != nil {
 			t.Fatalf("RPC failed during GOAWAYs: %v", err)
 		}
-		return len(eventsWith(ev, subconn.KindGoAway, subconn.CauseGoAway+": server sent GOAWAY")) >= 2
+		return len(eventsWith(lossesWith(t, ev, subconn.KindGoAway, subconn.CauseGoAway), subconn.KindGoAway, "goaway: server sent GOAWAY")) >= 2
 	})
 	if n := count(ev, subconn.KindCreate); n != 1 {
 		t.Fatalf("%d subchannels created for one backend across GOAWAYs, want 1 (reconnect the same one)\n%s", n, e2e.Format(ev))
@@ -73,7 +89,7 @@ func TestAbruptCloseAndStopAreTracedAsConnectionLoss(t *testing.T) {
 		t.Fatalf("reset %d connections, want 1", n)
 	}
 	c.Trace.WaitFor(t, "conn_lost after RST", func(ev []subconn.Event) bool {
-		return len(eventsWith(ev, subconn.KindConnLost, subconn.CauseReset)) == 1
+		return len(lossesWith(t, ev, subconn.KindConnLost, subconn.CauseReset)) == 1
 	})
 	c.WaitServed(bs[0].Addr()) // round_robin reconnects by itself
 
@@ -81,7 +97,7 @@ func TestAbruptCloseAndStopAreTracedAsConnectionLoss(t *testing.T) {
 	// was left in its receive buffer. Either way the peer ended it.
 	bs[0].Stop()
 	c.Trace.WaitFor(t, "conn_lost after Stop", func(ev []subconn.Event) bool {
-		return len(eventsWith(ev, subconn.KindConnLost, subconn.CauseEOF))+len(eventsWith(ev, subconn.KindConnLost, subconn.CauseReset)) == 2
+		return len(lossesWith(t, ev, subconn.KindConnLost, subconn.CauseEOF))+len(lossesWith(t, ev, subconn.KindConnLost, subconn.CauseReset)) == 2
 	})
 	if err := bs[0].Restart(); err != nil {
 		t.Fatal(err)

@@ -45,7 +45,8 @@ const (
 //
 // seq is process-wide and strictly increasing in emission order; within one
 // manager events are delivered in seq order. subchannel and manager ids are
-// process-wide and never reused. socket is present on socket events.
+// process-wide and never reused. socket is present on socket events; cause
+// on goaway and conn_lost events, where it is also the reason's first word.
 type Event struct {
 	Seq        uint64     `json:"seq"`
 	Time       time.Time  `json:"time"`
@@ -59,6 +60,7 @@ type Event struct {
 	State      string     `json:"state,omitempty"`
 	Holder     string     `json:"holder,omitempty"`
 	Reason     string     `json:"reason,omitempty"`
+	Cause      Cause      `json:"cause,omitempty"`
 	Socket     *SocketRef `json:"socket,omitempty"`
 }
 

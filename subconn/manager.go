@@ -112,7 +112,7 @@ func NewManager(cc balancer.ClientConn, opts ...Option) *Manager {
 	m.settled.L = &m.mu
 	m.startMetrics()
 	m.mu.Lock()
-	m.emitLocked(nil, KindManagerOpen, 0, 0, "", "", nil)
+	m.emitLocked(nil, Event{Kind: KindManagerOpen})
 	m.mu.Unlock()
 	register(m)
 	return m
@@ -283,7 +283,7 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 	m.all[r.id] = r
 	m.openSubchannels.Add(1)
 	m.stats.Created++
-	m.emitLocked(r, KindCreate, 0, 0, holder, o.reason, nil)
+	m.emitLocked(r, Event{Kind: KindCreate, Holder: holder, Reason: o.reason})
 	if m.closed { // Close ran while NewSubConn did: nobody may hold it.
 		m.markShutdownLocked(r, holder, "manager closed while the subchannel was being created")
 		m.mu.Unlock()
@@ -308,7 +308,7 @@ func (m *Manager) refLocked(r *record, holder string, o acquireOpts) *SubConn {
 		r.autoReconnect++
 	}
 	m.stats.Refs++
-	m.emitLocked(r, KindRef, r.refs-1, r.refs, holder, o.reason, nil)
+	m.emitLocked(r, Event{Kind: KindRef, RefsBefore: r.refs - 1, RefsAfter: r.refs, Holder: holder, Reason: o.reason})
 	if r.state != connectivity.Idle {
 		// The holder believes a new SubConn is IDLE; tell it the truth.
 		m.queueStateLocked(h, balancer.SubConnState{ConnectivityState: r.state, ConnectionError: r.lastErr})
@@ -368,7 +368,7 @@ func (m *Manager) unrefLocked(h *SubConn, kind Kind, reason string) bool {
 	if kind == KindLeak {
 		m.stats.Leaks++
 	}
-	m.emitLocked(r, kind, r.refs+1, r.refs, h.holder, reason, nil)
+	m.emitLocked(r, Event{Kind: kind, RefsBefore: r.refs + 1, RefsAfter: r.refs, Holder: h.holder, Reason: reason})
 	if l := h.listener; l != nil && !m.closed {
 		m.cq.add(func() { l(balancer.SubConnState{ConnectivityState: connectivity.Shutdown}) })
 	}
@@ -386,7 +386,7 @@ func (m *Manager) markShutdownLocked(r *record, holder, reason string) {
 	r.shutdown = true
 	r.shutdownAt = time.Now()
 	m.stats.Shutdowns++
-	m.emitLocked(r, KindShutdown, 0, 0, holder, reason, nil)
+	m.emitLocked(r, Event{Kind: KindShutdown, Holder: holder, Reason: reason})
 }
 
 // shutdownRecord calls Shutdown on r's SubConn. It is called exactly once per
@@ -397,11 +397,21 @@ func (m *Manager) shutdownRecord(r *record) {
 	m.mu.Lock()
 	m.live.remove(r.addr, func(x *record) bool { return x == r })
 	m.settled.Broadcast()
-	if !m.maybeDestroyLocked(r) && r.drainTimer == nil && m.drainTimeout > 0 {
-		d := m.drainTimeout
-		r.drainTimer = time.AfterFunc(d, func() { m.drainExpired(r, d) })
+	if !m.maybeDestroyLocked(r) {
+		m.startDrainTimerLocked(r)
 	}
 	m.mu.Unlock()
+}
+
+// startDrainTimerLocked bounds how long the sockets of r, shut down, may
+// stay open: after the drain timeout drainExpired force-closes them. It
+// starts the timer once. Caller must hold m.mu.
+func (m *Manager) startDrainTimerLocked(r *record) {
+	if r.drainTimer != nil || m.drainTimeout <= 0 {
+		return
+	}
+	d := m.drainTimeout
+	r.drainTimer = time.AfterFunc(d, func() { m.drainExpired(r, d) })
 }
 
 // drainExpired force-closes the sockets r still holds after the drain timeout.
@@ -415,7 +425,7 @@ func (m *Manager) drainExpired(r *record, d time.Duration) {
 	socks := slices.Clone(r.sockets)
 	m.stats.DrainTimeouts++
 	if m.tracingLocked() {
-		m.emitLocked(r, KindDrainTimeout, 0, 0, "", fmt.Sprintf("%d socket(s) still open %v after Shutdown; force-closing", len(socks), d), nil)
+		m.emitLocked(r, Event{Kind: KindDrainTimeout, Reason: fmt.Sprintf("%d socket(s) still open %v after Shutdown; force-closing", len(socks), d)})
 	}
 	m.mu.Unlock()
 	m.recordLeaks(leakDrainTimeoutSocket, len(socks))
@@ -437,7 +447,7 @@ func (m *Manager) maybeDestroyLocked(r *record) bool {
 	delete(m.all, r.id)
 	m.openSubchannels.Add(-1)
 	m.stats.Destroyed++
-	m.emitLocked(r, KindDestroy, 0, 0, "", "", nil)
+	m.emitLocked(r, Event{Kind: KindDestroy})
 	if m.closed && len(m.all) == 0 {
 		m.retireLocked()
 	}
@@ -469,15 +479,15 @@ func (r *record) onState(s balancer.SubConnState) {
 			reason += ": " + r.failureCauseLocked(s.ConnectionError)
 		}
 	}
-	m.emitLocked(r, KindState, r.refs, r.refs, "", reason, nil)
-	var lost string
+	m.emitLocked(r, Event{Kind: KindState, RefsBefore: r.refs, RefsAfter: r.refs, Reason: reason})
+	var lost Cause
 	if old == connectivity.Ready && r.state == connectivity.Idle {
-		kind, cause := r.lossCauseLocked()
+		l := r.lossCauseLocked()
 		r.lost++
-		r.lastLoss = cause
-		lost = cause
-		m.stats.countLoss(cause)
-		m.emitLocked(r, kind, r.refs, r.refs, "", cause, nil)
+		r.lastLoss = l.reason()
+		lost = l.cause
+		m.stats.countLoss(l.cause)
+		m.emitLossLocked(r, l)
 	}
 	for _, h := range r.holders {
 		m.queueStateLocked(h, s)
@@ -486,7 +496,7 @@ func (r *record) onState(s balancer.SubConnState) {
 	if r.state == connectivity.Idle && r.autoReconnect > 0 && !m.closed {
 		reconnect = r.sc
 		r.connectPending = true
-		m.emitLocked(r, KindConnect, r.refs, r.refs, "", "auto-reconnect", nil)
+		m.emitLocked(r, Event{Kind: KindConnect, RefsBefore: r.refs, RefsAfter: r.refs, Reason: "auto-reconnect"})
 	}
 	m.mu.Unlock()
 	if lost != "" {
@@ -496,47 +506,6 @@ func (r *record) onState(s balancer.SubConnState) {
 		reconnect.Connect()
 	}
 	m.cq.kick(true)
-}
-
-// The loss causes, as the first word of conn_lost/goaway reasons and as the
-// keys of Stats.ConnectionsLost.
-const (
-	CauseGoAway  = "goaway"          // the server sent GOAWAY
-	CauseEOF     = "peer_closed"     // the server closed the socket (FIN)
-	CauseReset   = "reset"           // the connection was reset (RST)
-	CauseLocal   = "client_closed"   // the client closed the socket (keepalive timeout, transport error)
-	CauseUnknown = "unknown"         // no socket tracking: install Dialer to tell causes apart
-	CauseReadErr = "read_error"      // another read error
-	causeInfer   = "goaway_inferred" // socket still open while the transport drains (TLS hides frames)
-)
-
-// lossCauseLocked classifies a READY→IDLE transition from the subchannel's
-// current socket. Caller must hold m.mu.
-func (r *record) lossCauseLocked() (Kind, string) {
-	c := r.lastSocket
-	if c == nil {
-		return KindConnLost, CauseUnknown + ": install subconn.Dialer to tell GOAWAY from a closed socket"
-	}
-	return c.lossCause()
-}
-
-// failureCauseLocked describes a CONNECTING→TRANSIENT_FAILURE transition.
-// Caller must hold m.mu.
-func (r *record) failureCauseLocked(err error) string {
-	msg := "<nil>"
-	if err != nil {
-		msg = err.Error()
-	}
-	if !r.dialSeen {
-		return msg
-	}
-	if c := r.lastSocket; c != nil && !c.opened.Before(r.connectingSince) {
-		return "handshake failed: " + msg
-	}
-	if r.lastDialErr != nil {
-		return "connect failed: " + msg
-	}
-	return msg
 }
 
 // SubConn handle operations.
@@ -556,7 +525,7 @@ func (m *Manager) connect(h *SubConn) {
 		return
 	}
 	r.connectPending = true
-	m.emitLocked(r, KindConnect, r.refs, r.refs, h.holder, "", nil)
+	m.emitLocked(r, Event{Kind: KindConnect, RefsBefore: r.refs, RefsAfter: r.refs, Holder: h.holder})
 	sc := r.sc
 	m.mu.Unlock()
 	sc.Connect()
@@ -633,7 +602,7 @@ func (m *Manager) Close() error {
 			shut = append(shut, h.rec)
 		}
 	}
-	m.emitLocked(nil, KindManagerClose, 0, 0, "", "", nil)
+	m.emitLocked(nil, Event{Kind: KindManagerClose})
 	m.mu.Unlock()
 	for _, r := range shut {
 		m.shutdownRecord(r)
@@ -664,24 +633,18 @@ func (m *Manager) retireLocked() {
 // m.mu.
 func (m *Manager) tracingLocked() bool { return m.ring.size > 0 || listening() }
 
-// emitLocked records an event. r may be nil for manager events. Caller must
-// hold m.mu, which keeps a manager's events in seq order.
-func (m *Manager) emitLocked(r *record, kind Kind, before, after int, holder, reason string, sock *SocketRef) {
+// emitLocked records e, an event about r (nil for manager events), after
+// filling in what every event carries: seq, time, manager and target, and
+// r's id, key and state. Callers name the rest (Kind, refs, holder, reason,
+// cause, socket) in a struct literal. Caller must hold m.mu, which keeps a
+// manager's events in seq order.
+func (m *Manager) emitLocked(r *record, e Event) {
 	if !m.tracingLocked() {
 		return
 	}
-	e := Event{
-		Seq:        hub.seq.Add(1),
-		Time:       time.Now(),
-		Manager:    m.id,
-		Target:     m.target,
-		Kind:       kind,
-		RefsBefore: before,
-		RefsAfter:  after,
-		Holder:     holder,
-		Reason:     reason,
-		Socket:     sock,
-	}
+	e.Seq = hub.seq.Add(1)
+	e.Time = time.Now()
+	e.Manager, e.Target = m.id, m.target
 	if r != nil {
 		e.Subchannel, e.Key, e.State = r.id, r.key, r.state.String()
 	}
@@ -689,6 +652,12 @@ func (m *Manager) emitLocked(r *record, kind Kind, before, after int, holder, re
 	if listening() {
 		publish(e)
 	}
+}
+
+// emitLossLocked records the goaway or conn_lost event of l. Caller must
+// hold m.mu.
+func (m *Manager) emitLossLocked(r *record, l loss) {
+	m.emitLocked(r, Event{Kind: l.kind, RefsBefore: r.refs, RefsAfter: r.refs, Reason: l.reason(), Cause: l.cause})
 }
 
 // Dialer bookkeeping, called by trackedConn and Dialer.
@@ -728,12 +697,9 @@ func (r *record) dialDone(conn net.Conn, err error) (net.Conn, error) {
 	reason := ""
 	if r.shutdown {
 		reason = "opened after Shutdown (dial was in flight)"
-		if r.drainTimer == nil && m.drainTimeout > 0 {
-			d := m.drainTimeout
-			r.drainTimer = time.AfterFunc(d, func() { m.drainExpired(r, d) })
-		}
+		m.startDrainTimerLocked(r)
 	}
-	m.emitLocked(r, KindSocketOpen, r.refs, r.refs, "", reason, c.ref())
+	m.emitLocked(r, Event{Kind: KindSocketOpen, RefsBefore: r.refs, RefsAfter: r.refs, Reason: reason, Socket: c.ref()})
 	closeNow := r.shutdown && r.drainExpired
 	m.mu.Unlock()
 	if closeNow {
@@ -752,7 +718,7 @@ func (r *record) socketClosed(c *trackedConn, reason string) {
 		m.openSockets.Add(-1)
 	}
 	m.stats.SocketsClosed++
-	m.emitLocked(r, KindSocketClose, r.refs, r.refs, "", reason, c.ref())
+	m.emitLocked(r, Event{Kind: KindSocketClose, RefsBefore: r.refs, RefsAfter: r.refs, Reason: reason, Socket: c.ref()})
 	m.maybeDestroyLocked(r)
 	m.mu.Unlock()
 }

@@ -351,7 +351,7 @@ func TestIdleAfterReadyIsAConnectionLossAndReconnectsTheSameSubConn(t *testing.T
 	for _, e := range m.Trace() {
 		if e.Kind == KindConnLost {
 			lost++
-			if !strings.HasPrefix(e.Reason, CauseUnknown) {
+			if e.Cause != CauseUnknown || !strings.HasPrefix(e.Reason, string(CauseUnknown)) {
 				t.Errorf("without the dialer the cause should be %q, got %q", CauseUnknown, e.Reason)
 			}
 		}

@@ -70,9 +70,9 @@ func (m *Manager) reportGauges(r estats.AsyncMetricsRecorder) error {
 
 // recordLoss counts a lost connection; cause is a Cause* reason. Call it
 // without m.mu.
-func (m *Manager) recordLoss(cause string) {
+func (m *Manager) recordLoss(cause Cause) {
 	if m.recorder != nil {
-		connectionsLostMetric.Record(m.recorder, 1, m.target, causeOf(cause))
+		connectionsLostMetric.Record(m.recorder, 1, m.target, string(cause))
 	}
 }
 

@@ -85,7 +85,7 @@ func TestMetricsReachTheChannelsRecorder(t *testing.T) {
 		t.Fatalf("gauges = %v, want 2 subchannels and their sockets", g)
 	}
 	deadline := time.Now().Add(e2e.LongTimeout)
-	for rec.count(subconn.MetricConnectionsLost+" "+subconn.CauseGoAway) < 2 {
+	for rec.count(subconn.MetricConnectionsLost+" "+string(subconn.CauseGoAway)) < 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("connections lost to GOAWAY never counted: %v", rec.counts)
 		}

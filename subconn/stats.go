@@ -1,32 +1,26 @@
 package subconn
 
-import "strings"
+import "maps"
 
 // Stats counts what a manager has done since it was built.
 type Stats struct {
-	Created         uint64            // subchannels created (NewSubConn)
-	Shutdowns       uint64            // Shutdown calls (one per subchannel)
-	Destroyed       uint64            // subchannels fully released (destroy)
-	Refs            uint64            // references taken
-	Unrefs          uint64            // references dropped (including leaks)
-	Leaks           uint64            // references force-dropped by Close
-	SocketsOpened   uint64            // sockets opened through Dialer
-	SocketsClosed   uint64            // sockets closed
-	DrainTimeouts   uint64            // subchannels whose sockets were force-closed
-	ConnectionsLost map[string]uint64 // READY→IDLE transitions by cause (Cause*)
+	Created         uint64           // subchannels created (NewSubConn)
+	Shutdowns       uint64           // Shutdown calls (one per subchannel)
+	Destroyed       uint64           // subchannels fully released (destroy)
+	Refs            uint64           // references taken
+	Unrefs          uint64           // references dropped (including leaks)
+	Leaks           uint64           // references force-dropped by Close
+	SocketsOpened   uint64           // sockets opened through Dialer
+	SocketsClosed   uint64           // sockets closed
+	DrainTimeouts   uint64           // subchannels whose sockets were force-closed
+	ConnectionsLost map[Cause]uint64 // READY→IDLE transitions by cause
 }
 
-func (s *Stats) countLoss(reason string) {
+func (s *Stats) countLoss(c Cause) {
 	if s.ConnectionsLost == nil {
-		s.ConnectionsLost = make(map[string]uint64)
+		s.ConnectionsLost = make(map[Cause]uint64)
 	}
-	s.ConnectionsLost[causeOf(reason)]++
-}
-
-// causeOf returns the Cause* word a loss reason starts with.
-func causeOf(reason string) string {
-	cause, _, _ := strings.Cut(reason, ":")
-	return cause
+	s.ConnectionsLost[c]++
 }
 
 // Stats returns a copy of the manager's counters.
@@ -35,10 +29,7 @@ func (m *Manager) Stats() Stats {
 	defer m.mu.Unlock()
 	s := m.stats
 	if s.ConnectionsLost != nil {
-		s.ConnectionsLost = make(map[string]uint64, len(m.stats.ConnectionsLost))
-		for k, v := range m.stats.ConnectionsLost {
-			s.ConnectionsLost[k] = v
-		}
+		s.ConnectionsLost = maps.Clone(m.stats.ConnectionsLost)
 	}
 	return s
 }

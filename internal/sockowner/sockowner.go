@@ -1,9 +1,12 @@
 // Package sockowner is the process-wide table from an open TCP socket to the
-// leakproof subchannel that owns it.
+// leakproof subchannel that owns it, and the core that every socket-tracking
+// dialer of the module shares: the keep-alive TCP dialer, a table from
+// socket to owner, and the connection wrapper that reports its close once.
 //
 // The socket-tracking dialer in package subconn registers every socket it
 // wraps; package leaktest looks sockets up here to name the subchannel behind
-// a leaked file descriptor. Both sides key sockets by their local and remote
+// a leaked file descriptor. The soak attributes sockets to its channels with
+// a Table of its own. Both sides key sockets by their local and remote
 // address as netip.AddrPort with IPv4-mapped IPv6 addresses unmapped, so an
 // address read from /proc/net/tcp6 and one from net.Conn agree.
 package sockowner
@@ -24,10 +27,8 @@ type Owner struct {
 
 type pair struct{ local, remote netip.AddrPort }
 
-var (
-	mu     sync.Mutex
-	owners = map[pair]Owner{}
-)
+// owners is the process-wide table of subchannel-owned sockets.
+var owners Table[Owner]
 
 // AddrPort converts a net.Addr of a TCP socket into a normalised
 // netip.AddrPort. It reports false for addresses that are not IP:port.
@@ -50,43 +51,69 @@ func Normalize(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
 }
 
-// Register records o as the owner of the socket between local and remote.
-// The returned function removes the entry; it is safe to call more than once.
-// Sockets whose addresses are not IP:port are not recorded.
+// Register records o as the owner of the socket between local and remote in
+// the process-wide table. The returned function removes the entry; it is
+// safe to call more than once. Sockets whose addresses are not IP:port are
+// not recorded.
 func Register(local, remote net.Addr, o Owner) (unregister func()) {
+	return owners.Register(local, remote, o)
+}
+
+// Lookup returns the owner of the socket between local and remote, if a
+// leakproof subchannel owns it.
+func Lookup(local, remote netip.AddrPort) (Owner, bool) { return owners.Lookup(local, remote) }
+
+// Len returns the number of sockets currently registered.
+func Len() int { return owners.Len() }
+
+// Table maps open sockets, by local and remote address, to a value. The
+// zero Table is empty and ready to use.
+type Table[V comparable] struct {
+	mu sync.Mutex
+	m  map[pair]V
+}
+
+// Register records v for the socket between local and remote. The returned
+// function removes the entry, unless another value was registered for the
+// same addresses since; it is safe to call more than once. Sockets whose
+// addresses are not IP:port are not recorded.
+func (t *Table[V]) Register(local, remote net.Addr, v V) (unregister func()) {
 	l, ok1 := AddrPort(local)
 	r, ok2 := AddrPort(remote)
 	if !ok1 || !ok2 {
 		return func() {}
 	}
 	k := pair{l, r}
-	mu.Lock()
-	owners[k] = o
-	mu.Unlock()
+	t.mu.Lock()
+	if t.m == nil {
+		t.m = make(map[pair]V)
+	}
+	t.m[k] = v
+	t.mu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			mu.Lock()
-			if cur, ok := owners[k]; ok && cur == o {
-				delete(owners, k)
+			t.mu.Lock()
+			if cur, ok := t.m[k]; ok && cur == v {
+				delete(t.m, k)
 			}
-			mu.Unlock()
+			t.mu.Unlock()
 		})
 	}
 }
 
-// Lookup returns the owner of the socket between local and remote, if a
-// leakproof subchannel owns it.
-func Lookup(local, remote netip.AddrPort) (Owner, bool) {
-	mu.Lock()
-	defer mu.Unlock()
-	o, ok := owners[pair{Normalize(local), Normalize(remote)}]
-	return o, ok
+// Lookup returns the value registered for the socket between local and
+// remote.
+func (t *Table[V]) Lookup(local, remote netip.AddrPort) (V, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v, ok := t.m[pair{Normalize(local), Normalize(remote)}]
+	return v, ok
 }
 
-// Len returns the number of sockets currently registered.
-func Len() int {
-	mu.Lock()
-	defer mu.Unlock()
-	return len(owners)
+// Len returns the number of sockets registered.
+func (t *Table[V]) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
 }
