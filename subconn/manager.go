@@ -58,8 +58,10 @@ func WithDrainTimeout(d time.Duration) Option { return func(o *options) { o.drai
 // nothing).
 func WithTraceRing(n int) Option { return func(o *options) { o.ringSize = n } }
 
-// WithTarget sets the channel target shown in traces and snapshots (default
-// the ClientConn's Target()).
+// WithTarget sets the channel target shown in traces and snapshots. A policy
+// passes opts.Target.String() from its Build's balancer.BuildOptions; without
+// it the target is empty (the manager never calls the deprecated
+// ClientConn.Target, which grpc's test ClientConns do not implement).
 func WithTarget(target string) Option { return func(o *options) { o.target = target } }
 
 // A Manager owns every SubConn of one balancer: one live subchannel per
@@ -91,14 +93,12 @@ type Manager struct {
 }
 
 // NewManager returns a manager that creates SubConns on cc. The balancer that
-// owns it must call Close from its own Close.
+// owns it must call Close from its own Close. Pass WithTarget(opts.Target.String())
+// from Build so traces name the channel.
 func NewManager(cc balancer.ClientConn, opts ...Option) *Manager {
 	o := options{drainTimeout: DefaultDrainTimeout, ringSize: DefaultTraceRing}
 	for _, opt := range opts {
 		opt(&o)
-	}
-	if o.target == "" && cc != nil {
-		o.target = cc.Target()
 	}
 	m := &Manager{
 		id:           nextManagerID.Add(1),

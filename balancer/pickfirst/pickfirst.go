@@ -53,7 +53,7 @@ type builder struct{ name string }
 func (b builder) Name() string { return b.name }
 
 func (b builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
-	m := subconn.NewManager(cc)
+	m := subconn.NewManager(cc, subconn.WithTarget(opts.Target.String()))
 	pf := &pickFirst{m: m, name: b.name}
 	pf.Balancer = policy.GRPCPickFirst.Build(m.ClientConn(&fixedPickerCC{ClientConn: cc}, "pick_first"), opts)
 	return pf

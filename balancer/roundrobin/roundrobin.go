@@ -57,7 +57,7 @@ type builder struct{ name string }
 func (b builder) Name() string { return b.name }
 
 func (b builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
-	m := subconn.NewManager(cc)
+	m := subconn.NewManager(cc, subconn.WithTarget(opts.Target.String()))
 	rr := &roundRobin{m: m, name: b.name, cc: &flatPickerCC{ClientConn: cc}}
 	child := func(ccChild balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
 		hc := m.ClientConn(ccChild, "endpoint")
