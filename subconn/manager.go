@@ -230,10 +230,9 @@ func (m *Manager) Acquire(addr resolver.Address, holder string, opts ...AcquireO
 }
 
 func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (*SubConn, error) {
+	// An empty Addr is a backend like any other: grpc accepts it, and a
+	// custom dialer connects it ("passthrough:///" with bufconn).
 	ka := keyAddr(addr)
-	if ka.Addr == "" {
-		return nil, fmt.Errorf("subconn: acquire for %q: empty address", holder)
-	}
 	m.mu.Lock()
 	for {
 		if m.closed {

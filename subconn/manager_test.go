@@ -121,9 +121,6 @@ func TestBadInputIsAnErrorNotAPanic(t *testing.T) {
 	cc := newFakeCC()
 	m := NewManager(cc)
 
-	if _, err := m.Acquire(resolver.Address{}, "h"); err == nil || !strings.Contains(err.Error(), "empty address") {
-		t.Errorf("Acquire of an empty address: err = %v, want an 'empty address' error", err)
-	}
 	cc.newErr["10.0.0.9:1"] = errors.New("boom")
 	if _, err := m.Acquire(addr("10.0.0.9:1"), "h"); err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Errorf("Acquire when NewSubConn fails: err = %v, want it wrapped", err)
