@@ -11,7 +11,10 @@
 // shut down exactly once, its sockets are tracked when the channel dials
 // through subconn.Dialer, and every step is in the refcount trace.
 //
-// Config (all optional; unknown fields are an error):
+// Config (all optional; under leakproof's name unknown fields and bad values
+// are errors; under grpc's name, after ReplaceGRPCPolicy, every config grpc's
+// pick_first accepts is accepted, and bad values of these fields are logged
+// and ignored):
 //
 //	shuffleAddressList  bool    shuffle the address list, as grpc's pick_first
 //	drainTimeout        string  Go duration, (0, 24h]; default 30s (subconn.DefaultDrainTimeout)
@@ -59,8 +62,20 @@ func (b builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balan
 	return pf
 }
 
+// ParseConfig is strict under leakproof's name. Under grpc's name it
+// accepts exactly the configs grpc's pick_first accepts (unknown fields
+// included), so ReplaceGRPCPolicy never turns a working service config into
+// an error.
 func (b builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfig, error) {
-	return policy.ParseConfig(b.name, js, true)
+	if b.name == Name {
+		return policy.ParseConfig(b.name, js, true)
+	}
+	if p, ok := policy.GRPCPickFirst.(balancer.ConfigParser); ok {
+		if _, err := p.ParseConfig(js); err != nil {
+			return nil, err
+		}
+	}
+	return policy.ParseGRPCNameConfig(b.name, js, true), nil
 }
 
 // pickFirst is grpc's pick_first on a manager.
