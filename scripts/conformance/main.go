@@ -494,7 +494,7 @@ func (r *pkgResult) report(allow map[string]allowed, verbose bool) {
 	for _, u := range reg {
 		fmt.Printf("    FAIL substituted (passes on baseline): %s (%s)\n", u, verdict(r.sub, u))
 		if verbose {
-			fmt.Print(indent(tail(r.sub.output[u].String(), 6000)))
+			fmt.Print(indent(tail(r.sub.out(u), 6000)))
 		}
 	}
 	for _, u := range al {
@@ -503,9 +503,17 @@ func (r *pkgResult) report(allow map[string]allowed, verbose bool) {
 	for u := range r.base.fail {
 		fmt.Printf("    note: fails on the baseline too: %s (substituted: %s)\n", u, verdict(r.sub, u))
 		if verbose {
-			fmt.Print(indent(tail(r.base.output[u].String(), 3000)))
+			fmt.Print(indent(tail(r.base.out(u), 3000)))
 		}
 	}
+}
+
+// out returns the output of unit u ("" if it never ran).
+func (m modeResult) out(u string) string {
+	if b := m.output[u]; b != nil {
+		return b.String()
+	}
+	return ""
 }
 
 func verdict(m modeResult, u string) string {
