@@ -102,12 +102,15 @@ func TestStampedAddressMapsBackToItsKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The address grpc sees carries the manager's stamp; acquiring it again
-	// (a child that echoes it back) must not make a second subchannel.
-	stamped := cc.sc(0).addr
-	if recordOf(stamped) == nil {
-		t.Fatal("the address passed to NewSubConn carries no owner stamp")
+	// The parent sees the address unchanged (it may look it up); the stamp
+	// goes only into grpc's own subchannel, for the dialer. An address that
+	// carries a stamp (a child that echoes grpc's address back) must still
+	// map to its key, not make a second subchannel.
+	if recordOf(cc.sc(0).addr) != nil {
+		t.Fatal("the address passed to the parent's NewSubConn carries the owner stamp")
 	}
+	stamped := cc.sc(0).addr
+	stamped.Attributes = stamped.Attributes.WithValue(ownerKey{}, h.rec)
 	h2, err := m.Acquire(stamped, "b")
 	if err != nil {
 		t.Fatal(err)
