@@ -41,9 +41,16 @@ var logger = grpclog.Component("leakproof-pick-first")
 func init() { balancer.Register(builder{name: Name}) }
 
 // ReplaceGRPCPolicy registers this policy under grpc's own name,
-// "pick_first", as well. grpc uses pick_first for every channel whose
-// service config names no policy, so this makes every such channel in the
-// process leakproof without touching its config. Consequences: other
+// "pick_first", as well. Every service config parsed after the call that
+// names pick_first, or names no policy at all ("{}"), gets this policy:
+// configs from the resolver and from grpc.WithDefaultServiceConfig alike.
+//
+// A channel with no service config at all is not reached: grpc parsed its
+// built-in default in its own init, before any importer's init could run,
+// and such a channel stays on grpc's pick_first. Give those channels
+// grpc.WithDefaultServiceConfig("{}") (or name leakproof_pick_first).
+//
+// Consequences: other
 // policies that build pick_first children by name (grpc's own round_robin,
 // weighted_round_robin, ring_hash and xDS policies) get this policy as their
 // children, each child with its own manager; and the replacement cannot be
