@@ -23,10 +23,9 @@ func (m *Manager) Acquire(addr resolver.Address, holder string, opts ...AcquireO
 }
 
 func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (*SubConn, error) {
+	// An empty Addr is a backend like any other: grpc accepts it, and a
+	// custom dialer connects it ("passthrough:///" with bufconn).
 	ka := keyAddr(addr)
-	if ka.Addr == "" {
-		return nil, fmt.Errorf("subconn: acquire for %q: empty address", holder)
-	}
 	m.mu.Lock()
 	for {
 		if m.closed {
@@ -59,11 +58,17 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 	m.live.set(ka, r)
 	m.mu.Unlock()
 
-	stamped := addr
-	stamped.Attributes = ka.Attributes.WithValue(ownerKey{}, r)
+	// The parent sees the address exactly as it gave it (a parent may look
+	// it up, as weighted_round_robin does in a resolver.AddressMap); the
+	// owner token is added below the parent, by ownSockets.
+	unstamped := addr
+	unstamped.Attributes = ka.Attributes
 	nso := o.nsOpts
 	nso.StateListener = r.onState
-	sc, err := m.cc.NewSubConn([]resolver.Address{stamped}, nso)
+	sc, err := m.cc.NewSubConn([]resolver.Address{unstamped}, nso)
+	if err == nil {
+		ownSockets(sc, unstamped, r)
+	}
 
 	m.mu.Lock()
 	m.settled.Broadcast()

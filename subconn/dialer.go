@@ -8,13 +8,16 @@ import (
 	"io"
 	"net"
 	"os"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/leakproof/leakproof/internal/sockowner"
+	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/resolver"
 )
 
 // DialFunc is the signature grpc.WithContextDialer takes.
@@ -57,6 +60,32 @@ func (r *record) dial(ctx context.Context, addr string, base DialFunc) (net.Conn
 	}
 	conn, err := base(ctx, addr)
 	return r.dialDone(conn, err)
+}
+
+// ownSockets tells Dialer that sockets of sc belong to r: it puts the owner
+// token into the addresses of grpc's own subchannel with UpdateAddresses,
+// which grpc only stores while the subchannel is IDLE (it is: nobody has
+// called Connect yet), and from which grpc builds the handshake info it
+// passes to dialers. Parents never see the token, so a parent that looks the
+// address up still finds it.
+//
+// Only a SubConn that is grpc's own (no parent wrapped it) is stamped: a
+// parent that wraps SubConns may have changed the address on its way down
+// (xDS's cluster_impl adds the cluster's handshake info), and replacing it
+// would drop that. Sockets of such subchannels are dialed untracked.
+func ownSockets(sc balancer.SubConn, addr resolver.Address, r *record) {
+	if !isChannelSubConn(sc) {
+		return
+	}
+	addr.Attributes = addr.Attributes.WithValue(ownerKey{}, r)
+	sc.UpdateAddresses([]resolver.Address{addr})
+}
+
+// isChannelSubConn reports whether sc is the channel's own SubConn (grpc's
+// acBalancerWrapper), not a parent's wrapper or a test fake.
+func isChannelSubConn(sc balancer.SubConn) bool {
+	t := reflect.TypeOf(sc)
+	return t != nil && t.Kind() == reflect.Pointer && t.Elem().PkgPath() == "google.golang.org/grpc" && t.Elem().Name() == "acBalancerWrapper"
 }
 
 func recordFromContext(ctx context.Context) *record {

@@ -35,8 +35,8 @@ type managerBuilder struct{}
 
 func (managerBuilder) Name() string { return managerPolicy }
 
-func (managerBuilder) Build(cc balancer.ClientConn, _ balancer.BuildOptions) balancer.Balancer {
-	m := subconn.NewManager(cc) // one manager per balancer, built in Build...
+func (managerBuilder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
+	m := subconn.NewManager(cc, subconn.WithTarget(opts.Target.String())) // one manager per balancer, built in Build...
 	built <- m
 	return managerBalancer{m}
 }
@@ -58,7 +58,7 @@ type pickFirstBuilder struct{}
 func (pickFirstBuilder) Name() string { return sharedPickFirst }
 
 func (pickFirstBuilder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
-	m := subconn.NewManager(cc)
+	m := subconn.NewManager(cc, subconn.WithTarget(opts.Target.String()))
 	child := balancer.Get(grpcpickfirst.Name).Build(m.ClientConn(cc, "pick_first"), opts)
 	return &pickFirstOnManager{Balancer: child, m: m}
 }

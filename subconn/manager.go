@@ -64,14 +64,12 @@ type Manager struct {
 }
 
 // NewManager returns a manager that creates SubConns on cc. The balancer that
-// owns it must call Close from its own Close.
+// owns it must call Close from its own Close. Pass WithTarget(opts.Target.String())
+// from Build so traces name the channel.
 func NewManager(cc balancer.ClientConn, opts ...Option) *Manager {
 	o := options{drainTimeout: DefaultDrainTimeout, ringSize: DefaultTraceRing}
 	for _, opt := range opts {
 		opt(&o)
-	}
-	if o.target == "" && cc != nil {
-		o.target = cc.Target()
 	}
 	m := &Manager{
 		id:           nextManagerID.Add(1),

@@ -25,8 +25,10 @@ func WithDrainTimeout(d time.Duration) Option { return func(o *options) { o.drai
 // nothing).
 func WithTraceRing(n int) Option { return func(o *options) { o.ringSize = n } }
 
-// WithTarget sets the channel target shown in traces and snapshots (default
-// the ClientConn's Target()).
+// WithTarget sets the channel target shown in traces and snapshots. A policy
+// passes opts.Target.String() from its Build's balancer.BuildOptions; without
+// it the target is empty (the manager never calls the deprecated
+// ClientConn.Target, which grpc's test ClientConns do not implement).
 func WithTarget(target string) Option { return func(o *options) { o.target = target } }
 
 // An AcquireOption configures one Acquire.

@@ -137,3 +137,8 @@ func (m *Manager) Closed() bool {
 	defer m.mu.Unlock()
 	return m.closed
 }
+
+// ManagersCreated returns how many managers this process has built so far,
+// closed ones included: a test can tell whether a channel's policy ran on
+// leakproof at all.
+func ManagersCreated() uint64 { return nextManagerID.Load() }

@@ -11,7 +11,10 @@
 // shut down exactly once, its sockets are tracked when the channel dials
 // through subconn.Dialer, and every step is in the refcount trace.
 //
-// Config (all optional; unknown fields are an error):
+// Config (all optional; under leakproof's name unknown fields and bad values
+// are errors; under grpc's name, after ReplaceGRPCPolicy, every config grpc's
+// pick_first accepts is accepted, and bad values of these fields are logged
+// and ignored):
 //
 //	shuffleAddressList  bool    shuffle the address list, as grpc's pick_first
 //	drainTimeout        string  Go duration, (0, 24h]; default 30s (subconn.DefaultDrainTimeout)
@@ -38,9 +41,16 @@ var logger = grpclog.Component("leakproof-pick-first")
 func init() { balancer.Register(builder{name: Name}) }
 
 // ReplaceGRPCPolicy registers this policy under grpc's own name,
-// "pick_first", as well. grpc uses pick_first for every channel whose
-// service config names no policy, so this makes every such channel in the
-// process leakproof without touching its config. Consequences: other
+// "pick_first", as well. Every service config parsed after the call that
+// names pick_first, or names no policy at all ("{}"), gets this policy:
+// configs from the resolver and from grpc.WithDefaultServiceConfig alike.
+//
+// A channel with no service config at all is not reached: grpc parsed its
+// built-in default in its own init, before any importer's init could run,
+// and such a channel stays on grpc's pick_first. Give those channels
+// grpc.WithDefaultServiceConfig("{}") (or name leakproof_pick_first).
+//
+// Consequences: other
 // policies that build pick_first children by name (grpc's own round_robin,
 // weighted_round_robin, ring_hash and xDS policies) get this policy as their
 // children, each child with its own manager; and the replacement cannot be
@@ -53,14 +63,26 @@ type builder struct{ name string }
 func (b builder) Name() string { return b.name }
 
 func (b builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
-	m := subconn.NewManager(cc)
+	m := subconn.NewManager(cc, subconn.WithTarget(opts.Target.String()))
 	pf := &pickFirst{m: m, name: b.name}
 	pf.Balancer = policy.GRPCPickFirst.Build(m.ClientConn(&fixedPickerCC{ClientConn: cc}, "pick_first"), opts)
 	return pf
 }
 
+// ParseConfig is strict under leakproof's name. Under grpc's name it
+// accepts exactly the configs grpc's pick_first accepts (unknown fields
+// included), so ReplaceGRPCPolicy never turns a working service config into
+// an error.
 func (b builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfig, error) {
-	return policy.ParseConfig(b.name, js, true)
+	if b.name == Name {
+		return policy.ParseConfig(b.name, js, true)
+	}
+	if p, ok := policy.GRPCPickFirst.(balancer.ConfigParser); ok {
+		if _, err := p.ParseConfig(js); err != nil {
+			return nil, err
+		}
+	}
+	return policy.ParseGRPCNameConfig(b.name, js, true), nil
 }
 
 // pickFirst is grpc's pick_first on a manager.

@@ -13,14 +13,16 @@
 // backend. Picks go straight to the READY subchannels through one atomic
 // counter, with no allocation.
 //
-// Config (all optional; unknown fields are an error):
+// Config (all optional; under leakproof's name unknown fields and bad values
+// are errors; under grpc's name, after ReplaceGRPCPolicy, every config grpc's
+// round_robin accepts is accepted, and bad values of these fields are logged
+// and ignored):
 //
 //	drainTimeout   string  Go duration, (0, 24h]; default 30s (subconn.DefaultDrainTimeout)
 //	traceRingSize  int     events kept for the admin service, [0, 1048576]; default 512
 package roundrobin
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -35,7 +37,6 @@ import (
 	grpcpickfirst "google.golang.org/grpc/balancer/pickfirst"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/grpclog"
-	"google.golang.org/grpc/serviceconfig"
 )
 
 // Name is the policy's name in service configs.
@@ -57,7 +58,7 @@ type builder struct{ name string }
 func (b builder) Name() string { return b.name }
 
 func (b builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
-	m := subconn.NewManager(cc)
+	m := subconn.NewManager(cc, subconn.WithTarget(opts.Target.String()))
 	rr := &roundRobin{m: m, name: b.name, cc: &flatPickerCC{ClientConn: cc}}
 	child := func(ccChild balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
 		hc := m.ClientConn(ccChild, "endpoint")
@@ -65,10 +66,6 @@ func (b builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balan
 	}
 	rr.Balancer = endpointsharding.NewBalancer(rr.cc, opts, child, endpointsharding.Options{})
 	return rr
-}
-
-func (b builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfig, error) {
-	return policy.ParseConfig(b.name, js, false)
 }
 
 type roundRobin struct {
@@ -79,11 +76,7 @@ type roundRobin struct {
 }
 
 func (b *roundRobin) UpdateClientConnState(s balancer.ClientConnState) error {
-	cfg, err := policy.ConfigOf(b.name, s.BalancerConfig)
-	if err != nil {
-		return err
-	}
-	cfg.Apply(b.m)
+	configOf(s.BalancerConfig).Apply(b.m)
 	b.cc.setResolverError(nil)
 	return b.Balancer.UpdateClientConnState(balancer.ClientConnState{
 		ResolverState: grpcpickfirst.EnableHealthListener(s.ResolverState),

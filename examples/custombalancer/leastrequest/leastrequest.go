@@ -28,8 +28,8 @@ type builder struct{}
 
 func (builder) Name() string { return Name }
 
-func (builder) Build(cc balancer.ClientConn, _ balancer.BuildOptions) balancer.Balancer {
-	b := &leastRequest{cc: cc, m: subconn.NewManager(cc), loads: map[*subconn.SubConn]*load{}}
+func (builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
+	b := &leastRequest{cc: cc, m: subconn.NewManager(cc, subconn.WithTarget(opts.Target.String())), loads: map[*subconn.SubConn]*load{}}
 	// One holder for the whole policy; the manager reconnects what goes IDLE.
 	b.set = b.m.NewSet("least_request", b.onState, subconn.WithAutoReconnect())
 	return b

@@ -1,0 +1,53 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+
+	"google.golang.org/grpc/grpclog"
+)
+
+var logger = grpclog.Component("leakproof")
+
+// ParseGRPCNameConfig parses a config given to a policy registered under
+// grpc's own name (ReplaceGRPCPolicy): it accepts every config grpc's policy
+// accepts. Unknown fields are ignored, as grpc ignores them; leakproof's own
+// fields are applied when valid, and a bad value, a non-object or a field
+// the policy does not take (shuffleAddressList for round_robin) is logged and
+// left at its default, because grpc would have accepted the config. Callers
+// check first what grpc itself rejects.
+func ParseGRPCNameConfig(policy string, js json.RawMessage, allowShuffle bool) *Config {
+	t := bytes.TrimSpace(js)
+	if len(t) == 0 || string(t) == "null" {
+		return &Config{}
+	}
+	cfg := &Config{}
+	if err := json.Unmarshal(t, cfg); err != nil {
+		logger.Warningf("%s: ignoring config %s: %v", policy, js, err)
+		return &Config{}
+	}
+	if cfg.ShuffleAddressList && !allowShuffle {
+		logger.Warningf("%s: ignoring shuffleAddressList, a pick_first option", policy)
+		cfg.ShuffleAddressList = false
+	}
+	if cfg.DrainTimeout != "" {
+		d, err := time.ParseDuration(cfg.DrainTimeout)
+		if err == nil && d > 0 && d <= MaxDrainTimeout {
+			cfg.drain = d
+		} else {
+			logger.Warningf("%s: ignoring drainTimeout %q: want a Go duration in (0, %v]", policy, cfg.DrainTimeout, MaxDrainTimeout)
+			cfg.DrainTimeout = ""
+		}
+	}
+	if n := cfg.TraceRingSize; n != nil && (*n < 0 || *n > MaxTraceRingSize) {
+		logger.Warningf("%s: ignoring traceRingSize %d: want [0, %d]", policy, *n, MaxTraceRingSize)
+		cfg.TraceRingSize = nil
+	}
+	return cfg
+}
+
+// IsDefault reports whether c sets nothing.
+func (c *Config) IsDefault() bool {
+	return !c.ShuffleAddressList && c.DrainTimeout == "" && c.TraceRingSize == nil
+}
