@@ -584,7 +584,7 @@ func TestMetricsThroughTheChannelRecorder(t *testing.T) {
 	sc := cc.sc(0)
 	sc.push(connectivity.Ready)
 	sc.push(connectivity.Idle)
-	if n := rec.count(MetricConnectionsLost+" fake:///metrics unknown"); n != 1 {
+	if n := rec.count(MetricConnectionsLost + " fake:///metrics unknown"); n != 1 {
 		t.Fatalf("connections_lost{unknown} = %d, want 1 (counts %v)", n, rec.counts)
 	}
 	a.Release("done")
@@ -592,7 +592,7 @@ func TestMetricsThroughTheChannelRecorder(t *testing.T) {
 		t.Fatalf("after a release: gauges = %v", g)
 	}
 	m.Close() // "forgetful" never released
-	if n := rec.count(MetricLeaks+" fake:///metrics unreleased_holder"); n != 1 {
+	if n := rec.count(MetricLeaks + " fake:///metrics unreleased_holder"); n != 1 {
 		t.Fatalf("leaks{unreleased_holder} = %d, want 1", n)
 	}
 	if g := rec.gauges(); len(g) != 0 {
