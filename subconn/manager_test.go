@@ -578,21 +578,21 @@ func TestMetricsThroughTheChannelRecorder(t *testing.T) {
 	a, _ := m.Acquire(addr("10.0.0.1:1"), "one", WithAutoReconnect())
 	_, _ = m.Acquire(addr("10.0.0.2:1"), "forgetful")
 	g := rec.gauges()
-	if g["leakproof.subchannels.open fake:///metrics"] != 2 || g["leakproof.sockets.open fake:///metrics"] != 0 {
+	if g[MetricSubchannelsOpen+" fake:///metrics"] != 2 || g[MetricSocketsOpen+" fake:///metrics"] != 0 {
 		t.Fatalf("gauges = %v", g)
 	}
 	sc := cc.sc(0)
 	sc.push(connectivity.Ready)
 	sc.push(connectivity.Idle)
-	if n := rec.count("leakproof.connections_lost fake:///metrics unknown"); n != 1 {
+	if n := rec.count(MetricConnectionsLost + " fake:///metrics unknown"); n != 1 {
 		t.Fatalf("connections_lost{unknown} = %d, want 1 (counts %v)", n, rec.counts)
 	}
 	a.Release("done")
-	if g := rec.gauges(); g["leakproof.subchannels.open fake:///metrics"] != 1 {
+	if g := rec.gauges(); g[MetricSubchannelsOpen+" fake:///metrics"] != 1 {
 		t.Fatalf("after a release: gauges = %v", g)
 	}
 	m.Close() // "forgetful" never released
-	if n := rec.count("leakproof.leaks fake:///metrics unreleased_holder"); n != 1 {
+	if n := rec.count(MetricLeaks + " fake:///metrics unreleased_holder"); n != 1 {
 		t.Fatalf("leaks{unreleased_holder} = %d, want 1", n)
 	}
 	if g := rec.gauges(); len(g) != 0 {

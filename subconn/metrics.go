@@ -5,43 +5,66 @@ import (
 )
 
 // Metrics reported through the channel's grpc MetricsRecorder, so grpc's
-// OpenTelemetry plugin exports them like grpc's own subchannel metrics. Like
-// those, they are off by default: enable them by name in the plugin's
-// options (e.g. stats.NewMetrics(subconn.MetricSubchannelsOpen, ...)).
+// OpenTelemetry plugin exports them beside grpc's own grpc.subchannel.*
+// metrics. Like those, they are off by default: enable them by name in the
+// plugin's options (e.g. stats.NewMetrics(subconn.MetricSubchannelsOpen, ...)).
+//
+// The names follow grpc's and OpenTelemetry's conventions: one singular
+// namespace (leakproof.subchannel, as grpc.subchannel), units in braces,
+// counters without a _total suffix (Prometheus exporters add it). With
+// OpenTelemetry's Prometheus exporter they read leakproof_subchannel_open,
+// leakproof_subchannel_open_sockets,
+// leakproof_subchannel_connections_lost_total and
+// leakproof_subchannel_leaks_total.
+//
+// Every metric carries grpc.target, the channel target, with the same value
+// as on grpc's metrics. A channel's gauges are reported until its manager
+// has closed and destroyed every subchannel: a subchannel leaked past Close
+// keeps them above zero.
 const (
-	MetricSubchannelsOpen  = "leakproof.subchannels.open" // gauge: subchannels not yet destroyed
-	MetricSocketsOpen      = "leakproof.sockets.open"     // gauge: sockets owned (needs Dialer)
-	MetricConnectionsLost  = "leakproof.connections_lost" // counter, by leakproof.cause (Cause*)
-	MetricLeaks            = "leakproof.leaks"            // counter, by leakproof.leak_kind
-	labelTarget            = "grpc.target"                // the channel target
-	labelCause             = "leakproof.cause"            // why a READY connection was lost
-	labelLeakKind          = "leakproof.leak_kind"        // what the manager had to force
-	leakUnreleasedHolder   = "unreleased_holder"          // a reference Close had to drop
-	leakDrainTimeoutSocket = "drain_timeout"              // a socket force-closed after Shutdown
+	// MetricSubchannelsOpen is a gauge: subchannels created and not yet
+	// destroyed (held, or shut down with sockets still draining).
+	MetricSubchannelsOpen = "leakproof.subchannel.open"
+	// MetricSocketsOpen is a gauge: sockets owned by subchannels, draining
+	// ones included. Counted when the channel dials through Dialer.
+	MetricSocketsOpen = "leakproof.subchannel.open_sockets"
+	// MetricConnectionsLost is a counter: READY connections lost, labelled
+	// leakproof.cause with a Cause* value.
+	MetricConnectionsLost = "leakproof.subchannel.connections_lost"
+	// MetricLeaks is a counter: leaks caught and cleaned up, labelled
+	// leakproof.leak_kind: unreleased_holder (a reference Close had to drop)
+	// or drain_timeout (a socket force-closed after the drain timeout).
+	MetricLeaks = "leakproof.subchannel.leaks"
+
+	labelTarget            = "grpc.target"         // the channel target, as on grpc's metrics
+	labelCause             = "leakproof.cause"     // why a READY connection was lost (Cause*)
+	labelLeakKind          = "leakproof.leak_kind" // what the manager had to force
+	leakUnreleasedHolder   = "unreleased_holder"   // a reference Close had to drop
+	leakDrainTimeoutSocket = "drain_timeout"       // a socket force-closed after Shutdown
 )
 
 var (
 	subchannelsOpenMetric = estats.RegisterInt64AsyncGauge(estats.MetricDescriptor{
 		Name:        MetricSubchannelsOpen,
-		Description: "Subchannels of leakproof policies that are not yet destroyed (held, or shut down with sockets draining).",
+		Description: "Number of subchannels of leakproof policies not yet destroyed: held, or shut down with sockets draining.",
 		Unit:        "{subchannel}",
 		Labels:      []string{labelTarget},
 	})
 	socketsOpenMetric = estats.RegisterInt64AsyncGauge(estats.MetricDescriptor{
 		Name:        MetricSocketsOpen,
-		Description: "Sockets owned by subchannels of leakproof policies (counted when the channel dials through subconn.Dialer).",
+		Description: "Number of sockets owned by subchannels of leakproof policies, draining ones included (needs subconn.Dialer).",
 		Unit:        "{socket}",
 		Labels:      []string{labelTarget},
 	})
 	connectionsLostMetric = estats.RegisterInt64Count(estats.MetricDescriptor{
 		Name:        MetricConnectionsLost,
-		Description: "READY connections of leakproof subchannels that were lost, by cause (goaway, peer_closed, reset, client_closed, read_error, unknown).",
+		Description: "Number of READY connections of leakproof subchannels lost, by cause: goaway, peer_closed, reset, client_closed, read_error or unknown.",
 		Unit:        "{connection}",
 		Labels:      []string{labelTarget, labelCause},
 	})
 	leaksMetric = estats.RegisterInt64Count(estats.MetricDescriptor{
 		Name:        MetricLeaks,
-		Description: "Leaks leakproof caught and cleaned up: references never released before Close, sockets force-closed after the drain timeout.",
+		Description: "Number of leaks leakproof caught and cleaned up, by kind: unreleased_holder (a reference dropped at Close) or drain_timeout (a socket force-closed after the drain timeout).",
 		Unit:        "{leak}",
 		Labels:      []string{labelTarget, labelLeakKind},
 	})
