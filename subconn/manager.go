@@ -369,7 +369,7 @@ func (m *Manager) unrefLocked(h *SubConn, kind Kind, reason string) bool {
 		m.stats.Leaks++
 	}
 	m.emitLocked(r, kind, r.refs+1, r.refs, h.holder, reason, nil)
-	if l := h.listener; l != nil && !m.closed {
+	if l := h.listener; l != nil && !m.closed && !h.orphaned.Load() {
 		m.cq.add(func() { l(balancer.SubConnState{ConnectivityState: connectivity.Shutdown}) })
 	}
 	if r.refs > 0 {
