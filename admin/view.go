@@ -128,8 +128,10 @@ func evidence(events []subconn.Event, id uint64) []subconn.Event {
 // are still open after grace (or that were never destroyed), subchannels
 // released to zero but never shut down, and subchannels of closed managers
 // never shut down. From the rings, replayed by subconn.CheckTrace: unbalanced
-// references, holders the manager had to release at Close, lifecycle events
-// out of order, and subchannels destroyed with sockets open. A ring holds the
+// references, holders the manager had to release at Close, orphans (a
+// child policy held a subchannel after its address left the resolver
+// state), lifecycle events out of order, and subchannels destroyed with
+// sockets open. A ring holds the
 // latest events only; CheckTrace checks a subchannel whose create the ring
 // dropped from its first event on, and the end-of-trace verdicts ("never
 // destroyed") are left to the live state, which is exact, so a partial
@@ -178,7 +180,14 @@ func check(now time.Time, grace time.Duration, ms []managerView) checkResult {
 				destroyed[e.Subchannel] = true
 			}
 		}
-		for _, p := range subconn.CheckTrace(m.events).Problems {
+		rep := subconn.CheckTrace(m.events)
+		for _, p := range rep.Orphans { // a child policy's bug, caught by the manager
+			res.Problems = append(res.Problems, problem{
+				Kind: string(p.Kind), Manager: m.id, Target: m.target, Subchannel: p.Subchannel, Key: p.Key,
+				Message: p.Message, Events: p.Events,
+			})
+		}
+		for _, p := range rep.Problems {
 			// A leak verdict on a subchannel the ring never saw destroyed is
 			// an end-of-trace verdict: the live state above decides it.
 			if p.Kind == subconn.ProblemLeak && !destroyed[p.Subchannel] {

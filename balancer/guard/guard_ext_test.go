@@ -9,15 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakproof/leakproof/admin"
 	"github.com/leakproof/leakproof/balancer/guard"
 	"github.com/leakproof/leakproof/internal/e2e"
 	"github.com/leakproof/leakproof/internal/leakypolicy"
 	"github.com/leakproof/leakproof/leaktest"
+	adminv1 "github.com/leakproof/leakproof/proto/leakproof/admin/v1"
 	"github.com/leakproof/leakproof/subconn"
 	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/balancer/leastrequest" // registers least_request_experimental
 	_ "google.golang.org/grpc/balancer/ringhash"     // registers ring_hash_experimental
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/interop"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
@@ -237,9 +240,43 @@ func TestLeakyPolicyAloneAndUnderTheGuard(t *testing.T) {
 				t.Errorf("%d sockets to %s, want 1", n, addr)
 			}
 		}
+		// The admin service's live leak check names it too.
+		var named bool
+		for _, p := range adminCheck(t, cl.Target).GetProblems() {
+			named = named || (p.GetKind() == string(subconn.ProblemOrphan) && p.GetKey() == c)
+		}
+		if !named {
+			t.Errorf("the admin leak check does not name the orphan %s", c)
+		}
 		cl.CC.Close()
 		cl.Trace.CheckClean(t)
 	})
+}
+
+// adminCheck runs the admin service's leak check on target, through a real
+// server on 127.0.0.1.
+func adminCheck(t *testing.T, target string) *adminv1.CheckLeaksResponse {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	admin.Register(s)
+	go s.Serve(l)
+	defer s.Stop()
+	cc, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), e2e.LongTimeout)
+	defer cancel()
+	resp, err := adminv1.NewAdminServiceClient(cc).CheckLeaks(ctx, &adminv1.CheckLeaksRequest{Target: target})
+	if err != nil {
+		t.Fatalf("CheckLeaks: %v", err)
+	}
+	return resp
 }
 
 // TestReportLeavesTheOrphanOpen shows the difference "orphans":"report"
