@@ -162,7 +162,9 @@ func BenchmarkGuardChurn(b *testing.B) {
 // Both sides of a comparison run on it.
 type meteredCC struct{ *fakeCC }
 
-func (meteredCC) MetricsRecorder() estats.MetricsRecorder { return estats.UnimplementedMetricsRecorder{} }
+func (meteredCC) MetricsRecorder() estats.MetricsRecorder {
+	return estats.UnimplementedMetricsRecorder{}
+}
 
 // buildOnMeteredFake is buildOnFake on a meteredCC.
 func buildOnMeteredFake(tb testing.TB, name, cfg string) *onFake {
