@@ -41,7 +41,7 @@ var (
 	})
 	leaksMetric = estats.RegisterInt64Count(estats.MetricDescriptor{
 		Name:        MetricLeaks,
-		Description: "Leaks leakproof caught and cleaned up: references never released before Close, sockets force-closed after the drain timeout.",
+		Description: "Leaks leakproof caught and cleaned up: references never released before Close (unreleased_holder), sockets force-closed after the drain timeout (drain_timeout), subchannels a guarded policy held after their address left the resolver state (orphan).",
 		Unit:        "{leak}",
 		Labels:      []string{labelTarget, labelLeakKind},
 	})

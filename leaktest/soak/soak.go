@@ -1,6 +1,7 @@
 package soak
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
@@ -11,12 +12,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/leakproof/leakproof/balancer/guard"
 	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/leaktest/backend"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/balancer"
+	_ "google.golang.org/grpc/balancer/leastrequest" // registers least_request_experimental
+	_ "google.golang.org/grpc/balancer/ringhash"     // registers ring_hash_experimental
+	_ "google.golang.org/grpc/balancer/weightedroundrobin"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
@@ -362,12 +368,52 @@ func (r *runner) dial(name, kind, policy string, state resolver.State, creds cre
 }
 
 // serviceConfig names policy; the leakproof policies get the drain timeout.
+// "leakproof_guard:<child>" runs child under the guard, with an orphan
+// timeout of half the drain timeout, so that an orphan's sockets are closed
+// within the removal bound (drain timeout plus slack) even when streams keep
+// them draining.
 func serviceConfig(policy string, drain time.Duration) string {
 	cfg := "{}"
-	if isLeakproof(policy) {
+	if child, ok := strings.CutPrefix(policy, guardPrefix); ok {
+		childCfg := cmp.Or(guardedChildConfig[child], "{}")
+		cfg = fmt.Sprintf(`{"childPolicy":[{%q:%s}],"drainTimeout":%q,"orphanTimeout":%q}`, child, childCfg, drain.String(), (drain / 2).String())
+		policy = guard.Name
+	} else if isLeakproof(policy) {
 		cfg = fmt.Sprintf(`{"drainTimeout":%q}`, drain.String())
 	}
 	return fmt.Sprintf(`{"loadBalancingConfig":[{%q:%s}]}`, policy, cfg)
+}
+
+// guardPrefix, followed by a registered policy's name, names that policy run
+// under leakproof_guard: "leakproof_guard:weighted_round_robin".
+const guardPrefix = guard.Name + ":"
+
+// GuardedGRPCPolicies are grpc-go's policies the soak runs under the guard
+// by default in its tests and lists in its help.
+var GuardedGRPCPolicies = []string{
+	guardPrefix + "round_robin",
+	guardPrefix + "weighted_round_robin",
+	guardPrefix + "least_request_experimental",
+	guardPrefix + "ring_hash_experimental",
+}
+
+// guardedChildConfig is the config a guarded child needs outside xDS:
+// ring_hash picks by a request header (a random point without it).
+var guardedChildConfig = map[string]string{
+	"ring_hash_experimental": `{"requestHashHeader":"x-soak-ring-hash"}`,
+}
+
+// policyRegistered reports an error unless policy, or the child of a
+// "leakproof_guard:<child>" policy, is registered.
+func policyRegistered(policy string) error {
+	name, guarded := strings.CutPrefix(policy, guardPrefix)
+	if balancer.Get(name) == nil {
+		if guarded {
+			return fmt.Errorf("policy %q: child %q is not registered (import the package that registers it)", policy, name)
+		}
+		return fmt.Errorf("policy %q is not registered (import the package that registers it)", policy)
+	}
+	return nil
 }
 
 // closeChannel closes c and starts checking that its sockets go.
