@@ -31,7 +31,9 @@
 // the default drain timeout), subchannels released to zero references but
 // never shut down, subchannels of closed managers never shut down, and what
 // subconn.CheckTrace finds replaying the rings: unbalanced references,
-// holders released by Close, lifecycle steps out of order. A ring holds only
+// holders released by Close, orphans (kind "orphan": a policy under
+// leakproof_guard held a subchannel after its address left the resolver
+// state), lifecycle steps out of order. A ring holds only
 // the latest events, so verdicts that need the whole history ("never
 // destroyed") come from the live state, and a subchannel whose start the
 // ring dropped is checked from its first remaining event: a partial history

@@ -94,6 +94,11 @@ func BenchmarkChurnTrace(b *testing.B) {
 }
 
 func benchChurn(b *testing.B, p policyImpl, cfg string, n, pct int) {
+	benchChurnOn(b, p, cfg, n, pct, buildOnFake)
+}
+
+// benchChurnOn is benchChurn with the policy built by build.
+func benchChurnOn(b *testing.B, p policyImpl, cfg string, n, pct int, build func(testing.TB, string, string) *onFake) {
 	lists := [2][]resolver.Endpoint{churnEndpoints(n, pct, 0), churnEndpoints(n, pct, 1)}
 	var ready [2]func(balancer.State) bool
 	for g, eps := range lists {
@@ -104,7 +109,7 @@ func benchChurn(b *testing.B, p policyImpl, cfg string, n, pct int) {
 		}
 		ready[g] = readyOn(want, p.roundRobin(), len(eps))
 	}
-	f := buildOnFake(b, p.builder, cfg)
+	f := build(b, p.builder, cfg)
 	settle := func(g int) { f.cc.waitFor(b, "READY on the new list", ready[g]) }
 	f.update(b, lists[0])
 	settle(0)

@@ -5,7 +5,7 @@
 #   scripts/bench.sh                 every group, 6 rounds (benchstat needs 6
 #                                    samples for a confidence interval)
 #   scripts/bench.sh -count 10       10 rounds
-#   scripts/bench.sh -only pick,churn   some groups: manager pick churn rpc release memory
+#   scripts/bench.sh -only pick,churn   some groups: manager pick churn rpc release memory guard
 #   scripts/bench.sh -out DIR        where raw output goes (default .cache/bench/<time>)
 #   scripts/bench.sh -report DIR     only print the tables of an earlier run
 #
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 benchstat_version=v0.0.0-20260908200009-22c9c6c9d4da
 count=6
-only="manager,pick,churn,rpc,release,memory"
+only="manager,pick,churn,rpc,release,memory,guard"
 out=""
 report=""
 while [ $# -gt 0 ]; do
@@ -46,6 +46,7 @@ groups=(
   "release   ./benchmarks  ^(BenchmarkReleaseRemoved|BenchmarkReleaseShutdown)$  200x"
   "release   ./benchmarks  ^BenchmarkReleaseOpenStream$                    5x"
   "memory    ./benchmarks  ^(BenchmarkMemorySubchannel|BenchmarkMemoryPolicy)$  1x"
+  "guard     ./benchmarks  ^(BenchmarkGuardPick|BenchmarkGuardChurn)$      0.5s"
 )
 
 selected() { [[ ",$only," == *",$1,"* ]]; }
@@ -128,5 +129,6 @@ fi
 table "$r/rpc.txt" "/impl@(grpc leakproof leakproof_nodialer)"
 table "$r/release.txt" "/impl@(grpc leakproof)"
 table "$r/memory.txt" "/impl@(grpc leakproof leakproof_trace_off)"
+table "$r/guard.txt" "/impl@(bare guard)"
 echo
 echo "bench: raw output in $r"

@@ -1,10 +1,13 @@
 package soak
 
 import (
+	"cmp"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/leakproof/leakproof/balancer/guard"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -61,9 +64,17 @@ func (r *runner) dial(name, kind, policy string, state resolver.State, creds cre
 }
 
 // serviceConfig names policy; the leakproof policies get the drain timeout.
+// "leakproof_guard:<child>" runs child under the guard, with an orphan
+// timeout of half the drain timeout, so that an orphan's sockets are closed
+// within the removal bound (drain timeout plus slack) even when streams keep
+// them draining.
 func serviceConfig(policy string, drain time.Duration) string {
 	cfg := "{}"
-	if isLeakproof(policy) {
+	if child, ok := strings.CutPrefix(policy, guardPrefix); ok {
+		childCfg := cmp.Or(guardedChildConfig[child], "{}")
+		cfg = fmt.Sprintf(`{"childPolicy":[{%q:%s}],"drainTimeout":%q,"orphanTimeout":%q}`, child, childCfg, drain.String(), (drain / 2).String())
+		policy = guard.Name
+	} else if isLeakproof(policy) {
 		cfg = fmt.Sprintf(`{"drainTimeout":%q}`, drain.String())
 	}
 	return fmt.Sprintf(`{"loadBalancingConfig":[{%q:%s}]}`, policy, cfg)

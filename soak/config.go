@@ -11,7 +11,6 @@ import (
 
 	"github.com/leakproof/leakproof/balancer/pickfirst"
 	"github.com/leakproof/leakproof/balancer/roundrobin"
-	"google.golang.org/grpc/balancer"
 )
 
 // A Fault names one of the faults real deployments see, as the soak makes
@@ -174,7 +173,9 @@ type Config struct {
 	// Policy is the load-balancing policy of the channels under test, by its
 	// registered name: leakproof_round_robin (the default),
 	// leakproof_pick_first, grpc's round_robin or pick_first, or any policy
-	// registered in the process.
+	// registered in the process; "leakproof_guard:<name>" runs a registered
+	// policy under leakproof_guard (GuardedGRPCPolicies), with an
+	// orphanTimeout of half DrainTimeout.
 	Policy string
 
 	// Compare, if set, names a second policy run side by side on its own
@@ -294,8 +295,10 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, fmt.Errorf("backends %d must be between %d and %d", c.Backends, MinBackends, MaxBackends))
 	}
 	for _, p := range []string{c.Policy, c.Compare} {
-		if p != "" && balancer.Get(p) == nil {
-			errs = append(errs, fmt.Errorf("policy %q is not registered (import the package that registers it)", p))
+		if p != "" {
+			if err := policyRegistered(p); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	seen := map[Fault]bool{}
@@ -338,10 +341,11 @@ func minDuration(faults int) time.Duration {
 	return 2*quiet + time.Duration(faults)*MinPhase
 }
 
-// isLeakproof reports whether policy is one of the project's own, which
-// take a drainTimeout and keep one socket per backend.
+// isLeakproof reports whether policy is one of the project's own, or any
+// policy under the guard, which take a drainTimeout and keep one socket per
+// backend.
 func isLeakproof(policy string) bool {
-	return policy == roundrobin.Name || policy == pickfirst.Name
+	return policy == roundrobin.Name || policy == pickfirst.Name || strings.HasPrefix(policy, guardPrefix)
 }
 
 // bound is how long sockets to a removed backend, or of a closed channel,

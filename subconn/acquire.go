@@ -167,7 +167,7 @@ func (m *Manager) unrefLocked(h *SubConn, kind Kind, reason string) bool {
 		m.stats.Leaks++
 	}
 	m.emitLocked(r, Event{Kind: kind, RefsBefore: r.refs + 1, RefsAfter: r.refs, Holder: h.holder, Reason: reason})
-	if l := h.listener; l != nil && !m.closed {
+	if l := h.listener; l != nil && !m.closed && !h.orphaned.Load() {
 		m.cq.add(func() { l(balancer.SubConnState{ConnectivityState: connectivity.Shutdown}) })
 	}
 	if r.refs > 0 {

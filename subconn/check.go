@@ -102,6 +102,11 @@ type Report struct {
 	Destroyed   int       `json:"destroyed"`
 	Live        int       `json:"live"` // held by an open manager at the end: not a leak
 	Problems    []Problem `json:"problems"`
+	// Orphans are the orphan events (ProblemOrphan): references a policy
+	// still held after their address left the resolver state. Each names a
+	// bug in that policy, which the manager caught; they are not leaks of
+	// the trace and leave Clean unchanged.
+	Orphans []Problem `json:"orphans,omitempty"`
 }
 
 // Clean reports whether the trace shows no problem.
@@ -236,6 +241,11 @@ func CheckTrace(events []Event) Report {
 			if s.refs != 0 {
 				problem(s, ProblemUnbalanced, "Shutdown with %d reference(s) still counted (seq %d)", s.refs, e.Seq)
 			}
+		case KindOrphan:
+			rep.Orphans = append(rep.Orphans, Problem{
+				Kind: ProblemOrphan, Manager: s.manager, Target: s.target, Subchannel: s.id, Key: s.key,
+				Message: fmt.Sprintf("holder %q forgot it: %s (seq %d)", e.Holder, e.Reason, e.Seq), Events: slices.Clone(s.history),
+			})
 		case KindSocketOpen:
 			if e.Socket != nil {
 				s.sockets[e.Socket.ID] = e

@@ -17,8 +17,9 @@ import (
 type ClientConn struct {
 	balancer.ClientConn // the parent
 
-	m      *Manager
-	holder atomic.Pointer[string]
+	m       *Manager
+	holder  atomic.Pointer[string]
+	orphans atomic.Pointer[orphanWatch] // set by WatchOrphans
 }
 
 // ClientConn returns a child ClientConn on parent whose subchannels m owns,
@@ -46,6 +47,9 @@ func (c *ClientConn) NewSubConn(addrs []resolver.Address, opts balancer.NewSubCo
 	h, err := c.m.acquire(addrs[0], c.Holder(), acquireOpts{listener: opts.StateListener, nsOpts: opts})
 	if err != nil {
 		return nil, err
+	}
+	if w := c.orphans.Load(); w != nil {
+		w.track(h)
 	}
 	return h, nil
 }

@@ -14,7 +14,11 @@
 //     as grpc's pickfirst: its NewSubConn acquires, its SubConns' Shutdown
 //     releases, and its pickers hand grpc the real SubConns. The leakproof
 //     policies are grpc's pickfirst and endpointsharding on such a
-//     ClientConn.
+//     ClientConn; leakproof_guard puts any policy on one.
+//   - ClientConn.WatchOrphans catches a child that forgets a SubConn: one
+//     whose address left the resolver state (ObserveResolverState) longer
+//     than a timeout ago while the child still holds it is an orphan,
+//     recorded and, by default, reclaimed.
 //
 // A picker must return the real SubConn (Unwrap): grpc re-picks forever on a
 // SubConn it did not create. examples/custombalancer in the leakproof
@@ -59,7 +63,8 @@
 //
 // Every step is an Event: create, ref, unref, connect, state, goaway,
 // conn_lost, shutdown, socket_open, socket_close, drain_timeout, destroy,
-// and leak (a reference Close had to drop). A subchannel's life:
+// leak (a reference Close had to drop) and orphan (a reference held after
+// its address left the resolver state). A subchannel's life:
 //
 //	create ─ ref 0→1 ─ connect ─ CONNECTING ─ READY ─┬─ goaway / conn_lost → IDLE ─ connect …
 //	                                                  └─ (holders release) unref 1→0

@@ -23,6 +23,7 @@ type SubConn struct {
 	autoReconnect bool
 
 	released atomic.Bool
+	orphaned atomic.Bool // released by the manager as an orphan
 
 	// Guarded by the manager's mu.
 	queued      connectivity.State // last state queued for listener
@@ -84,8 +85,13 @@ func (h *SubConn) Connect() { h.rec.m.connect(h) }
 func (h *SubConn) Release(reason string) error { return h.rec.m.release(h, reason) }
 
 // Shutdown releases this holder's reference (balancer.SubConn's contract);
-// a second call is logged and ignored.
+// a second call, or a call after the manager reclaimed the SubConn as an
+// orphan, is logged and ignored.
 func (h *SubConn) Shutdown() {
+	if h.orphaned.Load() {
+		logger.Infof("subconn: Shutdown of %v ignored: the manager already reclaimed it as an orphan", h)
+		return
+	}
 	if err := h.Release("Shutdown"); err != nil {
 		logger.Warningf("%v", err)
 	}

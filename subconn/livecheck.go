@@ -53,8 +53,10 @@ type LiveReport struct {
 // are still open after grace (or that were never destroyed), subchannels
 // released to zero but never shut down, and subchannels of closed managers
 // never shut down. From the rings, replayed by CheckTrace: unbalanced
-// references, holders the manager had to release at Close, lifecycle events
-// out of order, and subchannels destroyed with sockets open. A ring holds the
+// references, holders the manager had to release at Close, orphans (a child
+// policy under leakproof_guard held a subchannel after its address left the
+// resolver state), lifecycle events out of order, and subchannels destroyed
+// with sockets open. A ring holds the
 // latest events only; CheckTrace checks a subchannel whose create the ring
 // dropped from its first event on, and the end-of-trace verdicts ("never
 // destroyed") are left to the live state, which is exact, so a partial
@@ -103,7 +105,12 @@ func CheckLive(now time.Time, grace time.Duration, ms []ManagerState) LiveReport
 				destroyed[e.Subchannel] = true
 			}
 		}
-		for _, p := range CheckTrace(m.Events).Problems {
+		rep := CheckTrace(m.Events)
+		for _, p := range rep.Orphans { // a child policy's bug, caught by the manager
+			p.Manager, p.Target = m.ID, m.Target
+			res.Problems = append(res.Problems, p)
+		}
+		for _, p := range rep.Problems {
 			// A leak verdict on a subchannel the ring never saw destroyed is
 			// an end-of-trace verdict: the live state above decides it.
 			if p.Kind == ProblemLeak && !destroyed[p.Subchannel] {

@@ -64,7 +64,7 @@ var (
 	})
 	leaksMetric = estats.RegisterInt64Count(estats.MetricDescriptor{
 		Name:        MetricLeaks,
-		Description: "Number of leaks leakproof caught and cleaned up, by kind: unreleased_holder (a reference dropped at Close) or drain_timeout (a socket force-closed after the drain timeout).",
+		Description: "Number of leaks leakproof caught and cleaned up, by kind: unreleased_holder (a reference dropped at Close), drain_timeout (a socket force-closed after the drain timeout) or orphan (a subchannel a guarded policy still held after its address left the resolver state).",
 		Unit:        "{leak}",
 		Labels:      []string{labelTarget, labelLeakKind},
 	})

@@ -13,6 +13,7 @@ type Stats struct {
 	SocketsOpened   uint64           // sockets opened through Dialer
 	SocketsClosed   uint64           // sockets closed
 	DrainTimeouts   uint64           // subchannels whose sockets were force-closed
+	Orphans         uint64           // references held after their address left the resolver state
 	ConnectionsLost map[Cause]uint64 // READY→IDLE transitions by cause
 }
 

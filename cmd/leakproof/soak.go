@@ -38,6 +38,7 @@ examples:
   leakproof soak                                   30s, every fault, leakproof_round_robin
   leakproof soak --duration 1h --report soak.html  the long soak, with an HTML report
   leakproof soak --faults overlap,dup --compare round_robin
+  leakproof soak --policy leakproof_guard:weighted_round_robin --compare weighted_round_robin
   leakproof soak --faults -tls,-churn --json > soak.json
   leakproof soak --trace t.jsonl && leakproof trace check t.jsonl
 
@@ -54,7 +55,7 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 	var (
 		duration   = fs.Duration("duration", soak.DefaultDuration, "length of the fault `timeline`, e.g. 15s or 1h (setup and final checks add a few seconds)")
 		backends   = fs.Int("backends", soak.DefaultBackends, fmt.Sprintf("number of regular backends, %d to %d", soak.MinBackends, soak.MaxBackends))
-		policy     = fs.String("policy", soak.DefaultPolicy, "load-balancing `policy` under test: leakproof_round_robin, leakproof_pick_first, or grpc's round_robin, pick_first")
+		policy     = fs.String("policy", soak.DefaultPolicy, "load-balancing `policy` under test: leakproof_round_robin, leakproof_pick_first, grpc's round_robin, pick_first, or leakproof_guard:NAME, any registered policy under the guard: "+strings.Join(soak.GuardedGRPCPolicies, ", "))
 		compare    = fs.String("compare", "", "also run this `policy` side by side on the same backends (e.g. round_robin); reported, not part of the verdict")
 		faults     = fs.String("faults", "all", "faults to run: comma-separated `names`; -name excludes (e.g. goaway,rst or -tls); see below")
 		tracePath  = fs.String("trace", "", "write the refcount trace of the run's channels as JSON lines to `file`")

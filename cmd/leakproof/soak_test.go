@@ -35,6 +35,7 @@ func TestSoakBadFlagsExit2WithUsage(t *testing.T) {
 		{[]string{"--backends", "many"}, `invalid value "many" for flag -backends`},
 		{[]string{"--policy", "no_such_policy"}, `policy "no_such_policy" is not registered`},
 		{[]string{"--compare", "nope"}, `policy "nope" is not registered`},
+		{[]string{"--policy", "leakproof_guard:nope"}, `policy "leakproof_guard:nope": child "nope" is not registered`},
 		{[]string{"--faults", "goaway,meteor"}, `--faults: unknown fault "meteor"`},
 		{[]string{"--faults", "-goaway,goaway"}, "leaves no fault"},
 		{[]string{"--max-failure-rate", "2"}, "--max-failure-rate 2 must be between 0 and 1"},
@@ -120,10 +121,13 @@ func TestSoakJSONReportAndTrace(t *testing.T) {
 	}
 }
 
-// TestSoakLeakyPolicyExits1NamingTheBackend soaks a policy that never shuts
-// down the SubConns of removed addresses: exit 1, and stderr says which
-// backend kept its socket after removal.
-func TestSoakLeakyPolicyExits1NamingTheBackend(t *testing.T) {
+// TestSoakLeakyPolicyAloneFailsAndGuardedPasses soaks a policy that never
+// shuts down the SubConns of removed addresses. Alone: exit 1, and stderr
+// says which backend kept its socket after removal. The same soak under
+// leakproof_guard: exit 0, the removed backends' sockets closed within the
+// bound while the channel is open, and the trace shows each orphan, then
+// its shutdown, then its destroy.
+func TestSoakLeakyPolicyAloneFailsAndGuardedPasses(t *testing.T) {
 	code, stdout, stderr := runSoak(t, "--duration", "4500ms", "--faults", "dup,overlap", "--policy", leakypolicy.Name, "--quiet")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
@@ -135,6 +139,59 @@ func TestSoakLeakyPolicyExits1NamingTheBackend(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "leakproof soak: FAIL") {
 		t.Errorf("stdout lacks the failed verdict table:\n%s", stdout)
+	}
+
+	trace := filepath.Join(t.TempDir(), "t.jsonl")
+	code, stdout, stderr = runSoak(t, "--duration", "4500ms", "--faults", "dup,overlap", "--policy", "leakproof_guard:"+leakypolicy.Name, "--quiet", "--json", "--trace", trace)
+	if code != 0 {
+		t.Fatalf("guarded: exit %d, want 0; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
+	}
+	var res soak.Result
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Removals.Released == 0 {
+		t.Errorf("guarded: no removed backend seen released: %+v", res.Removals)
+	}
+	f, err := os.Open(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	events, err := subconn.ReadTrace(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := subconn.CheckTrace(events)
+	if !rep.Clean() || len(rep.Orphans) == 0 {
+		t.Fatalf("guarded trace: %d problems %v, %d orphans; want clean with orphans", len(rep.Problems), rep.Problems, len(rep.Orphans))
+	}
+	for _, o := range rep.Orphans {
+		var order []subconn.Kind
+		for _, e := range events {
+			if e.Subchannel == o.Subchannel && (e.Kind == subconn.KindOrphan || e.Kind == subconn.KindShutdown || e.Kind == subconn.KindDestroy) {
+				order = append(order, e.Kind)
+			}
+		}
+		if len(order) != 3 || order[0] != subconn.KindOrphan || order[1] != subconn.KindShutdown || order[2] != subconn.KindDestroy {
+			t.Errorf("subchannel #%d %s: %v, want orphan, shutdown, destroy", o.Subchannel, o.Key, order)
+		}
+	}
+}
+
+// TestSoakGuardedGRPCPoliciesPassEveryFault runs the full soak, every
+// fault, on grpc's policies under the guard.
+func TestSoakGuardedGRPCPoliciesPassEveryFault(t *testing.T) {
+	for _, policy := range soak.GuardedGRPCPolicies {
+		t.Run(policy, func(t *testing.T) {
+			code, stdout, stderr := runSoak(t, "--duration", "8s", "--policy", policy, "--quiet")
+			if code != 0 {
+				t.Fatalf("exit %d; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
+			}
+			if !strings.Contains(stdout, "leakproof soak: PASS") {
+				t.Errorf("stdout lacks the passed verdict:\n%s", stdout)
+			}
+		})
 	}
 }
 

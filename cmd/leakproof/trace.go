@@ -31,14 +31,16 @@ commands:
   list  --addr HOST:PORT [--target T] [--json]
         the live subchannels: state, references and holders, sockets
   check FILE | check --addr HOST:PORT [--target T] [--grace D]
-        name every leaked subchannel and unbalanced reference, with the events
-        that show it; FILE "-" reads standard input
+        name every leaked subchannel, unbalanced reference and orphan, with
+        the events that show it; FILE "-" reads standard input
   show  FILE --subchannel N
         the whole history of one subchannel in a trace file
 
 exit status:
   0  done; check: no problem
-  1  check: a leak or an unbalanced reference; show: no event for the subchannel
+  1  check: a leak, an unbalanced reference or an orphan (a policy under
+     leakproof_guard held a subchannel after its address left the resolver
+     state); show: no event for the subchannel
   2  bad usage, an unreadable trace, or the admin service could not be reached
 `
 

@@ -264,3 +264,32 @@ func TestTraceCheckAndShowOnACleanRun(t *testing.T) {
 		t.Errorf("show of an absent subchannel: exit %d, %q", code, errOut)
 	}
 }
+
+// TestTraceCheckNamesAReclaimedOrphan: a trace in which the guard reclaimed
+// a subchannel its policy forgot leaks nothing, and check still names the
+// orphan and exits 1.
+func TestTraceCheckNamesAReclaimedOrphan(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	orphan := ev(3, 11, subconn.KindOrphan, 1, 1, "leaky_round_robin")
+	orphan.Reason = "address 10.0.0.1:443 absent from the resolver state for 30.1s (orphanTimeout 30s); reclaim"
+	events := []subconn.Event{
+		ev(1, 11, subconn.KindCreate, 0, 0, "leaky_round_robin"),
+		ev(2, 11, subconn.KindRef, 0, 1, "leaky_round_robin"),
+		orphan,
+		ev(4, 11, subconn.KindUnref, 1, 0, "leaky_round_robin"),
+		ev(5, 11, subconn.KindShutdown, 0, 0, "leaky_round_robin"),
+		ev(6, 11, subconn.KindDestroy, 0, 0, ""),
+	}
+	code, out, errOut := runTrace(t, context.Background(), traceOf(t, events...), "check", "-")
+	if code != exitProblem {
+		t.Fatalf("exit %d, want 1; stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		`orphan: subchannel #11 10.0.0.1:443 (manager 1, target "dns:///svc"): holder "leaky_round_robin" forgot it: address 10.0.0.1:443 absent from the resolver state for 30.1s`,
+		"1 destroyed, 0 live: clean; 1 orphan(s)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

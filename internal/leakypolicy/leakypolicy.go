@@ -129,7 +129,17 @@ func (b *leaky) UpdateSubConnState(balancer.SubConn, balancer.SubConnState) {}
 
 func (b *leaky) ExitIdle() {}
 
-func (b *leaky) Close() {}
+// Close shuts down the SubConns it still knows: its one bug is forgetting
+// removed addresses, so that a guard's reclaim is the only cleanup the
+// trace needs.
+func (b *leaky) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for addr, l := range b.scs {
+		l.sc.Shutdown()
+		delete(b.scs, addr)
+	}
+}
 
 type leakyPicker struct {
 	scs  []balancer.SubConn

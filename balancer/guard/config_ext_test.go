@@ -1,0 +1,58 @@
+package guard_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/leakproof/leakproof/balancer/guard"
+	"google.golang.org/grpc/balancer"
+	_ "google.golang.org/grpc/balancer/weightedroundrobin" // registers weighted_round_robin
+)
+
+func parse(js string) error {
+	_, err := balancer.Get(guard.Name).(balancer.ConfigParser).ParseConfig(json.RawMessage(js))
+	return err
+}
+
+func TestParseConfigAcceptsTheDocumentedConfig(t *testing.T) {
+	for _, js := range []string{
+		`{"childPolicy":[{"weighted_round_robin":{}},{"round_robin":{}}],"orphanTimeout":"30s","orphans":"reclaim","drainTimeout":"30s","traceRingSize":512}`,
+		`{"childPolicy":[{"no_such_policy":{}},{"round_robin":{}}]}`,
+		`{"childPolicy":[{"pick_first":{"shuffleAddressList":true}}],"orphans":"report"}`,
+		`{"childPolicy":[{"round_robin":null}]}`,
+	} {
+		if err := parse(js); err != nil {
+			t.Errorf("ParseConfig(%s): %v", js, err)
+		}
+	}
+}
+
+func TestParseConfigNamesTheField(t *testing.T) {
+	for _, tc := range []struct{ js, want string }{
+		{`{}`, "childPolicy is required"},
+		{`null`, "childPolicy is required"},
+		{`{"childPolicy":[]}`, "childPolicy: is empty"},
+		{`{"childPolicy":{"round_robin":{}}}`, "childPolicy: want a list"},
+		{`{"childPolicy":[{"round_robin":{},"pick_first":{}}]}`, "childPolicy: entry 0 has 2 keys"},
+		{`{"childPolicy":[{"nope":{}},{"nada":{}}]}`, "childPolicy: none of the policies nope, nada is registered"},
+		{`{"childPolicy":[{"weighted_round_robin":{"blackoutPeriod":"soon"}}]}`, `childPolicy: policy "weighted_round_robin" rejected its config`},
+		{`{"childPolicy":[{"pick_first":{"shuffleAddressList":"yes"}}]}`, `childPolicy: policy "pick_first" rejected its config`},
+		{`{"childPolicy":[{"round_robin":{}}],"orphanTimeout":"soon"}`, `orphanTimeout "soon"`},
+		{`{"childPolicy":[{"round_robin":{}}],"orphanTimeout":"-1s"}`, "orphanTimeout -1s must be positive"},
+		{`{"childPolicy":[{"round_robin":{}}],"orphanTimeout":30}`, "orphanTimeout 30: want a Go duration"},
+		{`{"childPolicy":[{"round_robin":{}}],"orphanTimeout":"25h"}`, "orphanTimeout 25h0m0s must be positive and at most 24h0m0s"},
+		{`{"childPolicy":[{"round_robin":{}}],"orphans":"ignore"}`, `orphans "ignore": want "reclaim" or "report"`},
+		{`{"childPolicy":[{"round_robin":{}}],"orphans":true}`, `orphans "true"`},
+		{`{"childPolicy":[{"round_robin":{}}],"drainTimeout":"forever"}`, `drainTimeout "forever"`},
+		{`{"childPolicy":[{"round_robin":{}}],"traceRingSize":-1}`, "traceRingSize -1"},
+		{`{"childPolicy":[{"round_robin":{}}],"orphanTimout":"1s"}`, `unknown field "orphanTimout"`},
+		{`{"childPolicy":[{"round_robin":{}}]} {}`, "trailing data"},
+		{`[1]`, "invalid config"},
+	} {
+		err := parse(tc.js)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), guard.Name+": ") {
+			t.Errorf("ParseConfig(%s) = %v, want an error starting %q containing %q", tc.js, err, guard.Name+": ", tc.want)
+		}
+	}
+}

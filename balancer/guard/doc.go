@@ -1,0 +1,60 @@
+// Package guard registers leakproof_guard: any load-balancing policy —
+// grpc's weighted_round_robin, ring_hash_experimental,
+// least_request_experimental, a mesh's, your own — with every subchannel it
+// and its children create owned by one subconn.Manager, and the subchannels
+// it forgets reclaimed. Import it and name the policy to guard:
+//
+//	{"loadBalancingConfig": [{"leakproof_guard": {
+//	    "childPolicy": [{"weighted_round_robin": {}}, {"round_robin": {}}],
+//	    "orphanTimeout": "30s",
+//	    "orphans": "reclaim",
+//	    "drainTimeout": "30s",
+//	    "traceRingSize": 512
+//	}}]}
+//
+// Every SubConn the child creates, and its children create (endpointsharding
+// children, pick_first leaves), is acquired from the manager: one subchannel
+// per backend key shared by every holder (endpoints {A} and {A,B} open one
+// connection to A), reference counted, shut down exactly once, its sockets
+// owned and drained within drainTimeout when the channel dials through
+// subconn.Dialer, every step in the refcount trace, the admin service and
+// `leakproof trace`. Pickers hand grpc the real SubConn; a pick costs one
+// type assertion more than the child's own and allocates nothing more.
+//
+// Config (unknown fields are an error):
+//
+//	childPolicy    list    required: [{"name": config}, ...]; the first registered policy is used,
+//	                       its config parsed by its own parser (grpc's child-policy convention)
+//	orphanTimeout  string  Go duration, (0, 24h]; default 30s (subconn.DefaultOrphanTimeout)
+//	orphans        string  "reclaim" (default) or "report"
+//	drainTimeout   string  Go duration, (0, 24h]; default 30s (subconn.DefaultDrainTimeout)
+//	traceRingSize  int     events kept for the admin service, [0, 1048576]; default 512
+//
+// # Orphans
+//
+// A subchannel the child created for an address of the resolver state the
+// guard handed it, and still holds after that address has been absent from
+// the latest resolver state for longer than orphanTimeout, is an orphan: the
+// child forgot to shut it down, and its socket would stay open for the life
+// of the channel. The manager records an orphan event (holder, address, how
+// long), counts it in the leakproof.leaks metric with leak kind "orphan",
+// and `leakproof trace check` and the admin service's leak check name it.
+// With "reclaim" the manager then releases the child's reference itself:
+// the subchannel is shut down (its sockets drained within drainTimeout), the
+// child's later Shutdown of it is a logged no-op, and the child gets no
+// state update for it again. With "report" it is left to the child.
+//
+// Limits: only addresses that were in the resolver state when the child
+// created the subchannel are judged. A child that gets addresses from
+// elsewhere (a grpclb-style balancer, an xDS policy fed by its own
+// control-plane stream) is never judged for those. A child that keeps a
+// subchannel on purpose after its address is gone for longer than
+// orphanTimeout — grpc's priority policy caches a demoted child, with its
+// subchannels, for up to 15 minutes — has it reclaimed: raise orphanTimeout
+// above that, or use "report". Addresses are compared by their Addr string.
+//
+// At Close the child is closed first; whatever it still holds is then
+// released by the manager's Close and reported as a leak.
+//
+// Policy authors can register their policy already guarded with Wrap.
+package guard

@@ -1,0 +1,92 @@
+package guard
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/leakproof/leakproof/subconn"
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/serviceconfig"
+)
+
+// An Option configures a policy guarded by Wrap, as leakproof_guard's config
+// fields do.
+type Option func(*options)
+
+type options struct {
+	orphanTimeout time.Duration
+	orphans       subconn.OrphanMode
+	drainTimeout  time.Duration
+	traceRing     int
+}
+
+// WithOrphanTimeout sets how long an address may be absent from the
+// resolver state while the policy still holds a subchannel to it before it
+// is an orphan (orphanTimeout; d <= 0 means the default,
+// subconn.DefaultOrphanTimeout).
+func WithOrphanTimeout(d time.Duration) Option { return func(o *options) { o.orphanTimeout = d } }
+
+// WithOrphans sets what happens to an orphan (orphans; default
+// subconn.ReclaimOrphans).
+func WithOrphans(mode subconn.OrphanMode) Option { return func(o *options) { o.orphans = mode } }
+
+// WithDrainTimeout sets how long a shut-down subchannel's sockets may drain
+// before they are force-closed (drainTimeout; default
+// subconn.DefaultDrainTimeout; d <= 0 disables the bound).
+func WithDrainTimeout(d time.Duration) Option { return func(o *options) { o.drainTimeout = d } }
+
+// WithTraceRing sets how many recent events the manager keeps
+// (traceRingSize; default subconn.DefaultTraceRing).
+func WithTraceRing(n int) Option { return func(o *options) { o.traceRing = n } }
+
+// Wrap returns a builder of the policy b builds, under the guard: same name,
+// same config (parsed by b's own parser), every subchannel it creates owned
+// by one manager and its orphans handled as opts say. Register it instead of
+// b to ship a policy that is leak-proof wherever it is named:
+//
+//	func init() { balancer.Register(guard.Wrap(myBuilder{})) }
+//
+// Wrap does not register anything, and b is used directly, never looked up
+// by name.
+func Wrap(b balancer.Builder, opts ...Option) balancer.Builder {
+	o := options{
+		orphanTimeout: subconn.DefaultOrphanTimeout,
+		orphans:       subconn.ReclaimOrphans,
+		drainTimeout:  subconn.DefaultDrainTimeout,
+		traceRing:     subconn.DefaultTraceRing,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.orphanTimeout <= 0 {
+		o.orphanTimeout = subconn.DefaultOrphanTimeout
+	}
+	w := wrapped{child: b, o: o}
+	if p, ok := b.(balancer.ConfigParser); ok {
+		return wrappedParser{wrapped: w, p: p}
+	}
+	return w
+}
+
+type wrapped struct {
+	child balancer.Builder
+	o     options
+}
+
+func (w wrapped) Name() string { return w.child.Name() }
+
+func (w wrapped) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
+	m := subconn.NewManager(cc, subconn.WithTarget(opts.Target.String()), subconn.WithDrainTimeout(w.o.drainTimeout), subconn.WithTraceRing(w.o.traceRing))
+	fixed := &lbConfig{child: w.child, orphanTimeout: w.o.orphanTimeout, orphans: w.o.orphans}
+	return newGuard(cc, opts, w.child.Name(), fixed, m)
+}
+
+// wrappedParser is a wrapped policy whose child parses its config.
+type wrappedParser struct {
+	wrapped
+	p balancer.ConfigParser
+}
+
+func (w wrappedParser) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfig, error) {
+	return w.p.ParseConfig(js)
+}
