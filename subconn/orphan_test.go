@@ -76,7 +76,7 @@ func TestOrphanIsReclaimedAndTheChildHearsNothingMore(t *testing.T) {
 	if st.Orphans != 1 {
 		t.Errorf("Stats.Orphans = %d, want 1", st.Orphans)
 	}
-	if n := cc.metrics.count("leakproof.leaks fake:///orphans orphan"); n != 1 {
+	if n := cc.metrics.count(MetricLeaks + " fake:///orphans orphan"); n != 1 {
 		t.Errorf("leakproof.leaks{orphan} = %d, want 1 (counts %v)", n, cc.metrics.counts)
 	}
 	got := kinds(m.Trace(), "10.0.0.2:1")
