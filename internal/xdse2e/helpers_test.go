@@ -217,6 +217,38 @@ func (c *client) load() (stop func() (ok, failed int, lastErr error)) {
 	}
 }
 
+// loadErrs is load that returns every error.
+func (c *client) loadErrs() (stop func() (ok int, errs []error)) {
+	var (
+		wg   sync.WaitGroup
+		quit = make(chan struct{})
+		n    int
+		errs []error
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			if _, err := c.echo(context.Background(), true); err != nil {
+				errs = append(errs, err)
+			} else {
+				n++
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return func() (int, []error) {
+		close(quit)
+		wg.Wait()
+		return n, errs
+	}
+}
+
 // maxSockets samples sockets to addrs for d and returns the maximum per
 // backend.
 func maxSockets(t *testing.T, d time.Duration, addrs ...string) map[string]int {

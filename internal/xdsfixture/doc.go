@@ -22,7 +22,10 @@
 // On a NACK the server rolls that resource type back to the version the
 // client holds (a real control plane does the same or stops pushing) and
 // records the NACK for the test to inspect ([Server.NACKs],
-// [Server.WaitNACK]).
+// [Server.WaitNACK]). The rollback is per node, as the snapshot cache is,
+// and only of the version the cache holds now: a late NACK of an older
+// version (another client's, or one overtaken by a newer Update) changes
+// nothing.
 //
 // Versions are per resource type and change only when a type's resources
 // change, so an EDS push reaches the client as an EDS update alone.

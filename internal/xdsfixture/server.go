@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	v3corepb "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	v3discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	v3discoverypb "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -64,10 +65,22 @@ type Server struct {
 	version int
 	current [types.UnknownType]v3cache.Resources            // what the cache holds, per type
 	history [types.UnknownType]map[string]v3cache.Resources // every version published, per type
-	nonces  map[string]string                               // response nonce → version sent
-	acked   [types.UnknownType]string                       // last version the client accepted, per type
+	nonces  map[streamNonce]string                          // response → version sent
+	streams map[int64]*streamState                          // open ADS streams (one per client)
 	nacks   []NACK
 	changed chan struct{} // closed and replaced on every ACK or NACK
+}
+
+// streamState is what one client (one ADS stream) holds.
+type streamState struct {
+	subscribed [types.UnknownType]bool   // it asked for the type
+	acked      [types.UnknownType]string // last version of the type it accepted
+}
+
+// streamNonce names one response: nonces are per stream.
+type streamNonce struct {
+	stream int64
+	nonce  string
 }
 
 // serving is one incarnation of the server: Restart replaces it.
@@ -85,7 +98,8 @@ func Start(o Options) (*Server, error) {
 	s := &Server{
 		nodeID:  o.NodeID,
 		logf:    o.Logf,
-		nonces:  map[string]string{},
+		nonces:  map[streamNonce]string{},
+		streams: map[int64]*streamState{},
 		changed: make(chan struct{}),
 	}
 	if s.nodeID == "" {
@@ -177,23 +191,46 @@ func (s *Server) setLocked(ctx context.Context) error {
 	return nil
 }
 
-// Acked returns the last version of typeURL the client accepted ("" if none).
+// Acked returns the version of typeURL every connected client has
+// accepted: the oldest among the clients that asked for the type ("" if a
+// client accepted none yet, or none asked).
 func (s *Server) Acked(typeURL string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.acked[v3cache.GetResponseType(typeURL)]
+	v, _ := s.ackedLocked(v3cache.GetResponseType(typeURL))
+	return v
 }
 
-// WaitAcked waits until the client has accepted version (or a later one) of
-// typeURL.
+// ackedLocked returns the oldest version of t accepted by the streams that
+// asked for it, and that number (-1 when none asked). Caller must hold s.mu.
+func (s *Server) ackedLocked(t types.ResponseType) (string, int) {
+	oldest, n := "", -1
+	for _, st := range s.streams {
+		if !st.subscribed[t] {
+			continue
+		}
+		v, err := strconv.Atoi(st.acked[t])
+		if err != nil {
+			v = 0
+		}
+		if n < 0 || v < n {
+			oldest, n = st.acked[t], v
+		}
+	}
+	return oldest, n
+}
+
+// WaitAcked waits until every connected client that asked for typeURL has
+// accepted version (or a later one). Pass the version Update returned.
 func (s *Server) WaitAcked(ctx context.Context, typeURL, version string) error {
 	want, err := strconv.Atoi(version)
 	if err != nil {
 		return fmt.Errorf("xdsfixture: version %q: %w", version, err)
 	}
+	t := v3cache.GetResponseType(typeURL)
 	for {
 		s.mu.Lock()
-		got, _ := strconv.Atoi(s.acked[v3cache.GetResponseType(typeURL)])
+		_, got := s.ackedLocked(t)
 		ch := s.changed
 		s.mu.Unlock()
 		if got >= want {
@@ -202,7 +239,7 @@ func (s *Server) WaitAcked(ctx context.Context, typeURL, version string) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("xdsfixture: waiting for the client to accept %s version %s (it holds %d): %w", typeName(v3cache.GetResponseType(typeURL)), version, got, ctx.Err())
+			return fmt.Errorf("xdsfixture: waiting for every client to accept %s version %s (oldest held: %d): %w", typeName(t), version, got, ctx.Err())
 		}
 	}
 }
@@ -294,6 +331,7 @@ func (s *Server) serveLocked(lis net.Listener) *serving {
 	xs := v3server.NewServer(ctx, cache, v3server.CallbackFuncs{
 		StreamRequestFunc:  s.onRequest,
 		StreamResponseFunc: s.onResponse,
+		StreamClosedFunc:   s.onClosed,
 	})
 	gs := grpc.NewServer()
 	v3discoverygrpc.RegisterAggregatedDiscoveryServiceServer(gs, xs)
@@ -313,37 +351,61 @@ func (r *serving) stop() {
 
 // onResponse remembers which version each nonce carried, so that a NACK
 // can name the version it rejects.
-func (s *Server) onResponse(_ context.Context, _ int64, _ *v3discoverypb.DiscoveryRequest, resp *v3discoverypb.DiscoveryResponse) {
+func (s *Server) onResponse(_ context.Context, stream int64, _ *v3discoverypb.DiscoveryRequest, resp *v3discoverypb.DiscoveryResponse) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.nonces[resp.GetNonce()] = resp.GetVersionInfo()
+	s.nonces[streamNonce{stream, resp.GetNonce()}] = resp.GetVersionInfo()
+}
+
+// onClosed forgets the nonces of a closed stream.
+func (s *Server) onClosed(stream int64, _ *v3corepb.Node) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.nonces {
+		if k.stream == stream {
+			delete(s.nonces, k)
+		}
+	}
+	delete(s.streams, stream)
+	s.broadcastLocked()
 }
 
 // onRequest records ACKs and NACKs. On a NACK it rolls the type back to the
 // version the client holds before the cache sees the request: the cache
 // answers any request whose version differs from its snapshot, so without
 // the rollback it would resend the rejected version at once, forever.
-func (s *Server) onRequest(_ int64, req *v3discoverypb.DiscoveryRequest) error {
-	if req.GetResponseNonce() == "" {
-		return nil // a subscription, not an answer
-	}
+func (s *Server) onRequest(stream int64, req *v3discoverypb.DiscoveryRequest) error {
 	t := v3cache.GetResponseType(req.GetTypeUrl())
 	if t == types.UnknownType {
 		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rejected := s.nonces[req.GetResponseNonce()]
-	delete(s.nonces, req.GetResponseNonce())
+	st := s.streams[stream]
+	if st == nil {
+		st = &streamState{}
+		s.streams[stream] = st
+	}
+	st.subscribed[t] = true
+	if req.GetResponseNonce() == "" {
+		return nil // a subscription, not an answer
+	}
+	key := streamNonce{stream, req.GetResponseNonce()}
+	rejected := s.nonces[key]
+	delete(s.nonces, key)
 	defer s.broadcastLocked()
 	if req.GetErrorDetail() == nil {
-		s.acked[t] = req.GetVersionInfo()
+		st.acked[t] = req.GetVersionInfo()
 		return nil
 	}
 	held := req.GetVersionInfo()
+	st.acked[t] = held
 	s.nacks = append(s.nacks, NACK{TypeURL: req.GetTypeUrl(), Rejected: rejected, Held: held, Message: req.GetErrorDetail().GetMessage()})
 	s.logf("xdsfixture: client NACKed %s version %q (keeps %q): %s", typeName(t), rejected, held, req.GetErrorDetail().GetMessage())
-	if s.closed || s.run == nil || s.current[t].Version == held {
+	// Roll back only what the cache holds now: a NACK of an older version
+	// (another client's, or one overtaken by a newer Update) must not undo
+	// a newer push.
+	if s.closed || s.run == nil || rejected == "" || s.current[t].Version != rejected {
 		return nil
 	}
 	back, ok := s.history[t][held]
