@@ -6,6 +6,7 @@
 #                                    samples for a confidence interval)
 #   scripts/bench.sh -count 10       10 rounds
 #   scripts/bench.sh -only pick,churn   some groups: manager pick churn rpc release memory
+#                                    xds (not in the default set: about a minute a round)
 #   scripts/bench.sh -out DIR        where raw output goes (default .cache/bench/<time>)
 #   scripts/bench.sh -report DIR     only print the tables of an earlier run
 #
@@ -46,6 +47,7 @@ groups=(
   "release   ./benchmarks  ^(BenchmarkReleaseRemoved|BenchmarkReleaseShutdown)$  200x"
   "release   ./benchmarks  ^BenchmarkReleaseOpenStream$                    5x"
   "memory    ./benchmarks  ^(BenchmarkMemorySubchannel|BenchmarkMemoryPolicy)$  1x"
+  "xds       ./benchmarks  ^BenchmarkXDSChurn$                             5x"
 )
 
 selected() { [[ ",$only," == *",$1,"* ]]; }
