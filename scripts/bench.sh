@@ -6,6 +6,7 @@
 #                                    samples for a confidence interval)
 #   scripts/bench.sh -count 10       10 rounds
 #   scripts/bench.sh -only pick,churn   some groups: manager pick churn rpc release memory guard
+#                                    xds (not in the default set: about a minute a round)
 #   scripts/bench.sh -out DIR        where raw output goes (default .cache/bench/<time>)
 #   scripts/bench.sh -report DIR     only print the tables of an earlier run
 #
@@ -47,6 +48,7 @@ groups=(
   "release   ./benchmarks  ^BenchmarkReleaseOpenStream$                    5x"
   "memory    ./benchmarks  ^(BenchmarkMemorySubchannel|BenchmarkMemoryPolicy)$  1x"
   "guard     ./benchmarks  ^(BenchmarkGuardPick|BenchmarkGuardChurn)$      0.5s"
+  "xds       ./benchmarks  ^BenchmarkXDSChurn$                             5x"
 )
 
 selected() { [[ ",$only," == *",$1,"* ]]; }

@@ -8,6 +8,15 @@
 //     Attributes). A second Acquire of the same key shares the same real
 //     subchannel and counts 1→2. Release counts down; at zero the manager
 //     calls Shutdown on the real SubConn exactly once.
+//   - A key's Addr is the backend's canonical address, so two spellings of
+//     one backend share one subchannel: IP literals are normalised (an
+//     IPv4-mapped IPv6 address is unmapped, IPv6 is zero-compressed and lower
+//     case, the port is a number: "[::ffff:127.0.0.1]:080" is
+//     "127.0.0.1:80"). Hostnames are kept as written and never resolved
+//     ("localhost:80" and "127.0.0.1:80" are two keys); addresses without a
+//     port, unix socket paths and named ports are not changed. The
+//     subchannel dials the spelling of its first Acquire; traces and
+//     SubConn.Key show the canonical one.
 //   - A Set keeps one holder's handles in step with an address list (Sync),
 //     acquiring what is new and releasing what is gone.
 //   - Manager.ClientConn wraps a balancer.ClientConn for a child policy such

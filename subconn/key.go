@@ -1,7 +1,11 @@
 package subconn
 
 import (
+	"errors"
+	"net"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"google.golang.org/grpc/resolver"
@@ -28,13 +32,67 @@ func recordOf(addr resolver.Address) *record {
 }
 
 // keyAddr strips what is not part of a backend key: BalancerAttributes and
-// the deprecated Metadata. If addr already carries a manager's stamp, the
-// original (unstamped) address of that record is the key.
+// the deprecated Metadata, and writes Addr in its canonical form
+// (canonicalAddr). If addr already carries a manager's stamp, the original
+// (unstamped) address of that record is the key.
 func keyAddr(addr resolver.Address) resolver.Address {
 	if r := recordOf(addr); r != nil {
-		addr = r.addr
+		return r.addr
 	}
-	return resolver.Address{Addr: addr.Addr, ServerName: addr.ServerName, Attributes: addr.Attributes}
+	return resolver.Address{Addr: canonicalAddr(addr.Addr), ServerName: addr.ServerName, Attributes: addr.Attributes}
+}
+
+// canonicalAddr returns one spelling per backend for an IP literal with a
+// port, so that two spellings of one backend share one key (and one
+// subchannel): an IPv4-mapped IPv6 address is unmapped
+// ("[::ffff:127.0.0.1]:80" is "127.0.0.1:80"), IPv6 is zero-compressed and
+// lower case ("[2001:DB8:0:0::1]:80" is "[2001:db8::1]:80"), and the port is
+// a number ("127.0.0.1:0080" is "127.0.0.1:80"). A hostname is kept as it
+// is, never resolved (only its port is normalised): "localhost:80" and
+// "127.0.0.1:80" stay two keys. Anything else (no port, a unix socket path,
+// a port that is not a number) is returned unchanged. An address already in
+// canonical form is returned without allocating.
+func canonicalAddr(s string) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return s
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return s
+	}
+	var buf [64]byte
+	var c []byte
+	switch ip, err := parseIP(host); {
+	case err == nil:
+		c = netip.AddrPortFrom(ip.Unmap(), uint16(p)).AppendTo(buf[:0])
+	case strings.IndexByte(host, ':') >= 0: // not an address netip accepts: keep the brackets
+		c = strconv.AppendUint(append(append(append(buf[:0], '['), host...), ']', ':'), p, 10)
+	default: // a hostname
+		c = strconv.AppendUint(append(append(buf[:0], host...), ':'), p, 10)
+	}
+	if string(c) != s {
+		return string(c)
+	}
+	return s
+}
+
+// errNotIP says a host is a name: parsing it would allocate an error.
+var errNotIP = errors.New("not an IP literal")
+
+// parseIP parses an IP literal. A host that cannot be one (a letter other
+// than a hex digit, a '-' or a '_' before any ':' or '.', as in most DNS
+// names) is refused without allocating.
+func parseIP(host string) (netip.Addr, error) {
+	for i := 0; i < len(host); i++ {
+		switch c := host[i]; {
+		case c == ':' || c == '.':
+			return netip.ParseAddr(host)
+		case ('g' <= c && c <= 'z') || ('G' <= c && c <= 'Z') || c == '-' || c == '_':
+			return netip.Addr{}, errNotIP
+		}
+	}
+	return netip.ParseAddr(host)
 }
 
 // keyString renders a backend key the way the trace prints it:

@@ -59,3 +59,53 @@ func TestKeyMapSameHostDifferentAttributes(t *testing.T) {
 		}
 	}
 }
+
+func TestCanonicalAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:80":               "127.0.0.1:80",
+		"[::ffff:127.0.0.1]:80":      "127.0.0.1:80",
+		"[::FFFF:7f00:1]:80":         "127.0.0.1:80",
+		"[2001:DB8:0:0:0:0:0:1]:443": "[2001:db8::1]:443",
+		"[2001:db8::1]:443":          "[2001:db8::1]:443",
+		"[::1]:8080":                 "[::1]:8080",
+		"[0:0:0:0:0:0:0:1]:8080":     "[::1]:8080",
+		"127.0.0.1:0080":             "127.0.0.1:80",
+		"[fe80::1%eth0]:80":          "[fe80::1%eth0]:80",
+		"[FE80:0::1%eth0]:80":        "[fe80::1%eth0]:80",
+		"localhost:80":               "localhost:80", // hostnames are not resolved
+		"localhost:0080":             "localhost:80",
+		"Backend.Example:443":        "Backend.Example:443", // nor lower-cased
+		"backend.example:https":      "backend.example:https",
+		"127.0.0.1":                  "127.0.0.1", // no port: left alone
+		"::ffff:127.0.0.1":           "::ffff:127.0.0.1",
+		"/run/backend.sock":          "/run/backend.sock",
+		"unix:///run/backend.sock":   "unix:///run/backend.sock",
+		"127.0.0.1:65536":            "127.0.0.1:65536",
+		"":                           "",
+		"[::ffff:10.0.0.1]:1":        "10.0.0.1:1",
+		"a-very-long-host-name-that-does-not-fit-in-sixty-four-bytes.example.com:0443": "a-very-long-host-name-that-does-not-fit-in-sixty-four-bytes.example.com:443",
+	} {
+		if got := canonicalAddr(in); got != want {
+			t.Errorf("canonicalAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for _, in := range []string{"127.0.0.1:80", "[2001:db8::1]:443", "localhost:80"} {
+		if n := testing.AllocsPerRun(100, func() { canonicalAddr(in) }); n != 0 {
+			t.Errorf("canonicalAddr(%q) of a canonical address: %v allocations, want 0", in, n)
+		}
+	}
+}
+
+// TestKeyAddrSpellings: two spellings of one backend are one key; a
+// hostname and its address are two.
+func TestKeyAddrSpellings(t *testing.T) {
+	km := newKeyMap[*kv]()
+	v := &kv{keyAddr(resolver.Address{Addr: "127.0.0.1:5000"})}
+	km.set(v.a, v)
+	if got, ok := km.get(keyAddr(resolver.Address{Addr: "[::ffff:127.0.0.1]:5000"})); !ok || got != v {
+		t.Errorf("the mapped spelling does not find the key of 127.0.0.1:5000")
+	}
+	if _, ok := km.get(keyAddr(resolver.Address{Addr: "localhost:5000"})); ok {
+		t.Errorf("localhost:5000 found the key of 127.0.0.1:5000: hostnames must not be resolved")
+	}
+}

@@ -1,0 +1,9 @@
+package xdsfixture_test
+
+import (
+	"testing"
+
+	"github.com/leakproof/leakproof/leaktest"
+)
+
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
