@@ -49,24 +49,11 @@ func (h *SubConn) ID() uint64 { return h.rec.id }
 // Key returns the backend key, as traces print it.
 func (h *SubConn) Key() string { return h.rec.key }
 
-// Address returns the backend address this subchannel connects to.
-func (h *SubConn) Address() resolver.Address { return h.rec.addr }
-
 // Holder returns the holder name given to Acquire.
 func (h *SubConn) Holder() string { return h.holder }
 
-// Manager returns the manager that owns the subchannel.
-func (h *SubConn) Manager() *Manager { return h.rec.m }
-
-// State returns the subchannel's current connectivity state.
-func (h *SubConn) State() connectivity.State {
-	m := h.rec.m
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return h.rec.state
-}
-
-// Released reports whether this handle has been released.
+// Released reports whether this handle's reference is gone: released by its
+// holder, or reclaimed by the manager as an orphan.
 func (h *SubConn) Released() bool { return h.released.Load() }
 
 func (h *SubConn) String() string {

@@ -69,7 +69,7 @@ type Manager struct {
 func NewManager(cc balancer.ClientConn, opts ...Option) *Manager {
 	o := options{drainTimeout: DefaultDrainTimeout, ringSize: DefaultTraceRing}
 	for _, opt := range opts {
-		opt(&o)
+		opt.apply(&o)
 	}
 	m := &Manager{
 		id:           nextManagerID.Add(1),

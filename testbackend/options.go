@@ -9,7 +9,13 @@ import (
 )
 
 // An Option configures a Backend at Start.
-type Option func(*options)
+type Option interface {
+	apply(*options)
+}
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
 
 type options struct {
 	name       string
@@ -38,13 +44,13 @@ func (o *options) validate() error {
 // Name sets the name the backend reports in every response. The default is
 // its address.
 func Name(name string) Option {
-	return func(o *options) { o.name = name }
+	return optionFunc(func(o *options) { o.name = name })
 }
 
 // Port makes the backend listen on 127.0.0.1:port instead of a port the
 // kernel picks. Restart always reuses the port the backend first got.
 func Port(port int) Option {
-	return func(o *options) { o.port = port }
+	return optionFunc(func(o *options) { o.port = port })
 }
 
 // Keepalive sets the server's keepalive parameters. A MaxConnectionAge of
@@ -52,13 +58,13 @@ func Port(port int) Option {
 // often — a GOAWAY storm; MaxConnectionAgeGrace bounds how long a connection
 // may drain after it.
 func Keepalive(kp keepalive.ServerParameters) Option {
-	return func(o *options) { o.keepalive = kp }
+	return optionFunc(func(o *options) { o.keepalive = kp })
 }
 
 // ResetAfter resets (TCP RST) every accepted connection d after it was
 // accepted, whatever it is doing then. Zero, the default, never does.
 func ResetAfter(d time.Duration) Option {
-	return func(o *options) { o.resetAfter = d }
+	return optionFunc(func(o *options) { o.resetAfter = d })
 }
 
 // ConnLimit makes the backend behave like a server at its connection limit
@@ -69,12 +75,12 @@ func ResetAfter(d time.Duration) Option {
 // connection is never served later, even when a slot frees up. ConnLimit(0)
 // is Frozen. A negative k means no limit, the default.
 func ConnLimit(k int) Option {
-	return func(o *options) {
+	return optionFunc(func(o *options) {
 		if k < 0 {
 			k = -1
 		}
 		o.connLimit = k
-	}
+	})
 }
 
 // Frozen makes a backend that accepts TCP connections and never speaks
@@ -87,12 +93,12 @@ func Frozen() Option {
 // ca.ClientCredentials complete the handshake; clients that trust any other
 // CA fail it.
 func TLS(ca *CA) Option {
-	return func(o *options) { o.ca = ca }
+	return optionFunc(func(o *options) { o.ca = ca })
 }
 
 // ServerOptions adds options to the grpc.Server, for example a stats
 // handler. Creds and KeepaliveParams are set by TLS and Keepalive; adding
 // them here too is undefined.
 func ServerOptions(opts ...grpc.ServerOption) Option {
-	return func(o *options) { o.serverOpts = append(o.serverOpts, opts...) }
+	return optionFunc(func(o *options) { o.serverOpts = append(o.serverOpts, opts...) })
 }

@@ -25,9 +25,9 @@ import (
 	"time"
 
 	_ "github.com/leakproof/leakproof/balancer/roundrobin" // registers leakproof_round_robin
-	"github.com/leakproof/leakproof/leaktest/backend"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
@@ -59,9 +59,9 @@ func run(w io.Writer, listen string, linger time.Duration) (err error) {
 
 	r := manual.NewBuilderWithScheme("otel")
 	var state resolver.State
-	var bs []*backend.Backend
+	var bs []*testbackend.Backend
 	for i := range 2 {
-		b, err := backend.Start(backend.Name(fmt.Sprintf("backend-%d", i)))
+		b, err := testbackend.Start(testbackend.Name(fmt.Sprintf("backend-%d", i)))
 		if err != nil {
 			return err
 		}
@@ -112,7 +112,7 @@ func run(w io.Writer, listen string, linger time.Duration) (err error) {
 }
 
 // waitServed sends Echo RPCs until each of bs has answered one.
-func waitServed(ctx context.Context, echo echov1.EchoServiceClient, bs ...*backend.Backend) error {
+func waitServed(ctx context.Context, echo echov1.EchoServiceClient, bs ...*testbackend.Backend) error {
 	want := map[string]bool{}
 	for _, b := range bs {
 		want[b.Name()] = true

@@ -11,9 +11,9 @@ import (
 
 	_ "github.com/leakproof/leakproof/balancer/pickfirst" // registers leakproof_pick_first
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/leaktest/backend"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/testbackend"
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -144,9 +144,9 @@ func disconnectErrors(t *testing.T, s scrape, target, label string, want float64
 	}
 }
 
-func startBackend(t *testing.T, opts ...backend.Option) *backend.Backend {
+func startBackend(t *testing.T, opts ...testbackend.Option) *testbackend.Backend {
 	t.Helper()
-	b, err := backend.Start(opts...)
+	b, err := testbackend.Start(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,12 +187,12 @@ func endpoints(addrs ...string) resolver.State {
 // exactly the subchannels, sockets, lost connections and leaks there are,
 // beside grpc's own subchannel metrics.
 func TestScrapeThroughFaults(t *testing.T) {
-	a := startBackend(t, backend.Name("a"))
-	b := startBackend(t, backend.Name("b"))
+	a := startBackend(t, testbackend.Name("a"))
+	b := startBackend(t, testbackend.Name("b"))
 	// One GOAWAY per connection, MaxConnectionAge after it opened. The
 	// pick_first channel does not reconnect until its next RPC, so it sees
 	// exactly one.
-	g := startBackend(t, backend.Name("goaway"), backend.Keepalive(keepalive.ServerParameters{
+	g := startBackend(t, testbackend.Name("goaway"), testbackend.Keepalive(keepalive.ServerParameters{
 		MaxConnectionAge:      300 * time.Millisecond,
 		MaxConnectionAgeGrace: longTimeout,
 	}))
@@ -232,7 +232,7 @@ func TestScrapeThroughFaults(t *testing.T) {
 	if n := b.ResetConns(); n != 1 {
 		t.Fatalf("reset %d connections on b, want 1", n)
 	}
-	rrState[connectionsLost] = map[string]float64{subconn.CauseReset: 1}
+	rrState[connectionsLost] = map[string]float64{string(subconn.CauseReset): 1}
 	rrState[grpcDisconnects] = total(1)
 	rrState[grpcAttemptsOK] = total(3)
 	sc.wait("b's connection reset", map[string]state{rrTarget: rrState})
@@ -248,7 +248,7 @@ func TestScrapeThroughFaults(t *testing.T) {
 	pfState := state{
 		subchannelsOpen: total(1),
 		socketsOpen:     total(0),
-		connectionsLost: {subconn.CauseGoAway: 1},
+		connectionsLost: {string(subconn.CauseGoAway): 1},
 		grpcOpenConns:   total(0),
 		grpcDisconnects: total(1),
 		grpcAttemptsOK:  total(1),
