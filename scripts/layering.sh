@@ -7,10 +7,11 @@
 #
 #   0  internal/sockowner                       what subconn and leaktest share
 #   1  subconn, leaktest, proto/..., internal/leakypolicy
-#   2  internal/policy, testbackend
+#   2  internal/policy, testbackend, internal/xdsfixture
 #   3  balancer/...
 #   4  admin, soak
-#   5  cmd/..., examples/..., benchmarks, internal/e2e/...
+#   5  cmd/..., examples/..., benchmarks, internal/e2e/..., internal/xdse2e,
+#      scripts/... (programs)
 #
 # So leaktest never sees a policy, the soak, admin or the proto, and the soak
 # and the CLI sit at the top. A package missing from the table fails the check:
@@ -27,10 +28,10 @@ layer() {
   case "$1" in
     internal/sockowner) echo 0 ;;
     subconn | leaktest | proto/* | internal/leakypolicy) echo 1 ;;
-    internal/policy | testbackend) echo 2 ;;
+    internal/policy | testbackend | internal/xdsfixture) echo 2 ;;
     balancer/*) echo 3 ;;
     admin | soak) echo 4 ;;
-    cmd/* | examples/* | benchmarks | internal/e2e | internal/e2e/*) echo 5 ;;
+    cmd/* | examples/* | benchmarks | internal/e2e | internal/e2e/* | internal/xdse2e | scripts/*) echo 5 ;;
     *) echo "" ;;
   esac
 }
