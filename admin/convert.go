@@ -76,8 +76,8 @@ func timestamp(t time.Time) *timestamppb.Timestamp {
 	return timestamppb.New(t)
 }
 
-func managerToProto(m managerView) *adminv1.Manager {
-	st := m.stats
+func managerToProto(m subconn.ManagerState) *adminv1.Manager {
+	st := m.Stats
 	ps := &adminv1.ManagerStats{
 		Created:         st.Created,
 		Shutdowns:       st.Shutdowns,
@@ -93,7 +93,7 @@ func managerToProto(m managerView) *adminv1.Manager {
 	for k, v := range st.ConnectionsLost {
 		ps.ConnectionsLost[string(k)] = v
 	}
-	return &adminv1.Manager{Id: m.id, Target: m.target, Closed: m.closed, Stats: ps}
+	return &adminv1.Manager{Id: m.ID, Target: m.Target, Closed: m.Closed, Stats: ps}
 }
 
 func subchannelToProto(si subconn.SubchannelInfo) *adminv1.Subchannel {
@@ -121,7 +121,7 @@ func subchannelToProto(si subconn.SubchannelInfo) *adminv1.Subchannel {
 	return ps
 }
 
-func checkToProto(r checkResult) *adminv1.CheckLeaksResponse {
+func checkToProto(r subconn.LiveReport) *adminv1.CheckLeaksResponse {
 	resp := &adminv1.CheckLeaksResponse{
 		Subchannels:   int64(r.Subchannels),
 		Draining:      int64(r.Draining),
@@ -130,7 +130,7 @@ func checkToProto(r checkResult) *adminv1.CheckLeaksResponse {
 	}
 	for _, p := range r.Problems {
 		pp := &adminv1.Problem{
-			Kind:         p.Kind,
+			Kind:         string(p.Kind),
 			ManagerId:    p.Manager,
 			Target:       p.Target,
 			SubchannelId: p.Subchannel,

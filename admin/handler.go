@@ -49,7 +49,7 @@ type view struct {
 	Managers             []managerJSON            `json:"managers"`
 	Subchannels          []subconn.SubchannelInfo `json:"subchannels"`
 	Events               []subconn.Event          `json:"events"`
-	Check                checkResult              `json:"check"`
+	Check                subconn.LiveReport       `json:"check"`
 	ActiveWatchers       int64                    `json:"active_watchers"`
 	DroppedWatchers      uint64                   `json:"dropped_watchers"`
 	DroppedSubscriptions uint64                   `json:"dropped_subscriptions"`
@@ -130,7 +130,7 @@ func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Managers:             []managerJSON{},
 		Subchannels:          allSubchannels(ms),
 		Events:               recentEvents(ms, n),
-		Check:                check(now, grace, ms),
+		Check:                subconn.CheckLive(now, grace, ms),
 		ActiveWatchers:       max(watchers.active.Load(), 0),
 		DroppedWatchers:      watchers.dropped.Load(),
 		DroppedSubscriptions: subconn.DroppedSubscriptions(),
@@ -142,9 +142,9 @@ func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.Events = []subconn.Event{}
 	}
 	for _, m := range ms {
-		st := m.stats
+		st := m.Stats
 		v.Managers = append(v.Managers, managerJSON{
-			ID: m.id, Target: m.target, Closed: m.closed, Created: st.Created, Shutdowns: st.Shutdowns,
+			ID: m.ID, Target: m.Target, Closed: m.Closed, Created: st.Created, Shutdowns: st.Shutdowns,
 			Destroyed: st.Destroyed, Refs: st.Refs, Unrefs: st.Unrefs, Leaks: st.Leaks,
 			SocketsOpened: st.SocketsOpened, SocketsClosed: st.SocketsClosed, DrainTimeouts: st.DrainTimeouts,
 			ConnectionsLost: st.ConnectionsLost,

@@ -46,7 +46,7 @@ func (s *service) CheckLeaks(_ context.Context, req *adminv1.CheckLeaksRequest) 
 			return nil, status.Errorf(codes.InvalidArgument, "admin: grace_period %v is negative", grace)
 		}
 	}
-	return checkToProto(check(time.Now(), grace, collect(req.GetTarget()))), nil
+	return checkToProto(subconn.CheckLive(time.Now(), grace, collect(req.GetTarget()))), nil
 }
 
 // eventFilter is the part of a WatchEventsRequest that selects events.

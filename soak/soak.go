@@ -72,7 +72,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		start:    time.Now(),
 		prefix:   fmt.Sprintf("soak:///r%d/", runs.Add(1)),
 		socks:    newSockTracker(),
-		trace:    newTraceChecker(),
+		trace:    subconn.NewTraceChecker(),
 		names:    map[netip.AddrPort]string{},
 		present:  map[string]bool{},
 		lastGone: map[string]time.Time{},
@@ -99,7 +99,7 @@ type runner struct {
 	names    map[netip.AddrPort]string // backend address → name
 	tlsCreds credentials.TransportCredentials
 	socks    *sockTracker
-	trace    *traceChecker
+	trace    *subconn.TraceChecker
 	sub      *subconn.Subscription
 	tw       *subconn.TraceWriter
 	subDone  chan struct{}
@@ -386,7 +386,7 @@ func (r *runner) closeChannel(c *client) {
 func (r *runner) drainTrace() {
 	defer close(r.subDone)
 	for e := range r.sub.C {
-		r.trace.add(e)
+		r.trace.Add(e)
 		if e.Target != r.mainTgt {
 			continue
 		}

@@ -44,7 +44,7 @@ func (r *runner) result(leaks *leaktest.Leaks, twErr error) *Result {
 		RPCs:           r.stats.snapshot(),
 		Failures:       slices.Clone(r.failures),
 		Removals:       r.removals.clone(),
-		Trace:          r.trace.report(),
+		Trace:          r.trace.Report(),
 		Samples:        slices.Clone(r.samples),
 	}
 	if r.cfg.Compare != "" {

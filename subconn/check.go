@@ -3,6 +3,7 @@ package subconn
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // A TraceError is a line of a JSON-lines trace that could not be read.
@@ -64,6 +66,15 @@ const (
 	ProblemInvalid    ProblemKind = "invalid"     // events out of lifecycle order (e.g. a second Shutdown)
 )
 
+// The problems CheckLive finds in the managers' state, besides those
+// CheckTrace finds in their rings.
+const (
+	ProblemSocketsOpen        ProblemKind = "sockets_open_after_shutdown" // shut down past the grace period, sockets still open
+	ProblemNotDestroyed       ProblemKind = "shut_down_not_destroyed"     // shut down past the grace period, no socket, no destroy
+	ProblemReleasedNotShut    ProblemKind = "released_not_shut_down"      // every reference released, Shutdown never called
+	ProblemClosedManagerAlive ProblemKind = "closed_manager_subchannel"   // the manager closed, the subchannel never shut down
+)
+
 // A Problem is a leak or inconsistency found in a trace, with the events
 // that show it.
 type Problem struct {
@@ -73,9 +84,13 @@ type Problem struct {
 	Subchannel uint64      `json:"subchannel"`
 	Key        string      `json:"key"`
 	Message    string      `json:"message"`
-	Events     []Event     `json:"events"`
+	// SinceShutdown is how long ago the subchannel was shut down, for the
+	// live problems of a shut-down subchannel (CheckLive).
+	SinceShutdown Duration `json:"since_shutdown,omitempty"`
+	Events        []Event  `json:"events"`
 }
 
+// String renders p on one line, without its events.
 func (p Problem) String() string {
 	return fmt.Sprintf("%s: subchannel #%d %s (manager %d): %s", p.Kind, p.Subchannel, p.Key, p.Manager, p.Message)
 }
@@ -92,8 +107,29 @@ type Report struct {
 // Clean reports whether the trace shows no problem.
 func (r Report) Clean() bool { return len(r.Problems) == 0 }
 
-// evidenceCap bounds the events kept per subchannel as evidence.
+// evidenceCap bounds the events attached to a problem as evidence: the
+// first half (create, first refs) and the latest half of the subchannel's
+// lifecycle events.
 const evidenceCap = 24
+
+// isEvidence reports whether e shows ownership. State changes and connects
+// do not, and are too frequent to keep.
+func isEvidence(e Event) bool { return e.Kind != KindState && e.Kind != KindConnect }
+
+// evidence returns the lifecycle events of subchannel id in events, capped
+// like scReplay.note caps them.
+func evidence(events []Event, id uint64) []Event {
+	var out []Event
+	for _, e := range events {
+		if e.Subchannel == id && isEvidence(e) {
+			out = append(out, e)
+		}
+	}
+	if len(out) > evidenceCap {
+		out = append(out[:evidenceCap/2:evidenceCap/2], out[len(out)-evidenceCap/2:]...)
+	}
+	return out
+}
 
 type scReplay struct {
 	id, manager   uint64
@@ -154,10 +190,7 @@ func CheckTrace(events []Event) Report {
 			scs[e.Subchannel] = s
 			order = append(order, e.Subchannel)
 		}
-		switch e.Kind {
-		case KindState, KindConnect:
-			// Not lifecycle evidence; too frequent to keep.
-		default:
+		if isEvidence(e) {
 			s.note(e)
 		}
 		if s.destroyed {
@@ -218,7 +251,7 @@ func CheckTrace(events []Event) Report {
 				problem(s, ProblemInvalid, "destroy without Shutdown (seq %d)", e.Seq)
 			}
 			if len(s.sockets) > 0 {
-				problem(s, ProblemLeak, "destroy with %d socket(s) still open: %s", len(s.sockets), socketList(s.sockets))
+				problem(s, ProblemLeak, "destroy with %d socket(s) still open: %s", len(s.sockets), socketList(time.Time{}, openSockets(s.sockets)))
 			}
 		}
 	}
@@ -230,7 +263,7 @@ func CheckTrace(events []Event) Report {
 		}
 		switch {
 		case s.shutdowns > 0 && len(s.sockets) > 0:
-			problem(s, ProblemLeak, "shut down but never destroyed: %d socket(s) still open: %s", len(s.sockets), socketList(s.sockets))
+			problem(s, ProblemLeak, "shut down but never destroyed: %d socket(s) still open: %s", len(s.sockets), socketList(time.Time{}, openSockets(s.sockets)))
 		case s.shutdowns > 0:
 			problem(s, ProblemLeak, "shut down but never destroyed")
 		case s.sawRefs && s.refs == 0:
@@ -244,16 +277,30 @@ func CheckTrace(events []Event) Report {
 	return rep
 }
 
-func socketList(m map[uint64]Event) string {
-	ids := make([]uint64, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
+// openSockets lists the sockets of socket_open events by id.
+func openSockets(m map[uint64]Event) []SocketInfo {
+	out := make([]SocketInfo, 0, len(m))
+	for _, e := range m {
+		out = append(out, SocketInfo{ID: e.Socket.ID, Local: e.Socket.Local, Remote: e.Socket.Remote, Opened: e.Time})
 	}
-	slices.Sort(ids)
-	parts := make([]string, 0, len(ids))
-	for _, id := range ids {
-		s := m[id].Socket
-		parts = append(parts, fmt.Sprintf("socket %d %s->%s", s.ID, s.Local, s.Remote))
+	slices.SortFunc(out, func(a, b SocketInfo) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// socketList names sockets as evidence: "socket 3 local->remote", with how
+// long each has been open at now unless now is zero, and "(goaway)" if the
+// server sent GOAWAY on it.
+func socketList(now time.Time, socks []SocketInfo) string {
+	parts := make([]string, 0, len(socks))
+	for _, s := range socks {
+		p := fmt.Sprintf("socket %d %s->%s", s.ID, s.Local, s.Remote)
+		if !now.IsZero() {
+			p += fmt.Sprintf(" open %v", now.Sub(s.Opened).Round(time.Millisecond))
+		}
+		if s.GoAway {
+			p += " (goaway)"
+		}
+		parts = append(parts, p)
 	}
 	return strings.Join(parts, ", ")
 }

@@ -197,3 +197,14 @@ func TestH2SnifferTurnsOffForTLS(t *testing.T) {
 		t.Fatalf("sniffer on TLS bytes: goaway %v, off %v", ok, s.off)
 	}
 }
+
+func TestEvidenceKeepsTheStartAndTheEnd(t *testing.T) {
+	var ev []Event
+	for i := range 100 {
+		ev = append(ev, Event{Seq: uint64(i + 1), Subchannel: 1, Kind: KindRef})
+	}
+	got := evidence(ev, 1)
+	if len(got) != evidenceCap || got[0].Seq != 1 || got[evidenceCap/2-1].Seq != evidenceCap/2 || got[len(got)-1].Seq != 100 {
+		t.Fatalf("evidence of 100 events: %d kept, first %d, last %d", len(got), got[0].Seq, got[len(got)-1].Seq)
+	}
+}

@@ -1,4 +1,4 @@
-package admin
+package subconn_test
 
 import (
 	"strings"
@@ -8,6 +8,7 @@ import (
 	"github.com/leakproof/leakproof/subconn"
 )
 
+// These tests check CheckLive, the live leak check the admin service runs.
 // The states below cannot be provoked on a real channel: the manager's own
 // invariants prevent them (it shuts a subchannel down in the same critical
 // section that drops its last reference, and Close shuts down everything it
@@ -15,13 +16,13 @@ import (
 // tests feed it hand-made snapshots and rings. The states a real channel can
 // reach are tested end to end in service_ext_test.go.
 
-var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+var lt0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // life returns the events of a subchannel's full life on manager 1.
-func life(seq uint64, id uint64, key string, destroyed bool) []subconn.Event {
+func liveLife(seq uint64, id uint64, key string, destroyed bool) []subconn.Event {
 	ev := func(kind subconn.Kind, before, after int, holder string) subconn.Event {
 		seq++
-		return subconn.Event{Seq: seq, Time: t0, Manager: 1, Target: "t", Subchannel: id, Key: key, Kind: kind, RefsBefore: before, RefsAfter: after, Holder: holder}
+		return subconn.Event{Seq: seq, Time: lt0, Manager: 1, Target: "t", Subchannel: id, Key: key, Kind: kind, RefsBefore: before, RefsAfter: after, Holder: holder}
 	}
 	out := []subconn.Event{
 		ev(subconn.KindCreate, 0, 0, "a"),
@@ -42,40 +43,40 @@ func life(seq uint64, id uint64, key string, destroyed bool) []subconn.Event {
 	return out
 }
 
-func info(id uint64, key string, refs int, holders ...string) subconn.SubchannelInfo {
-	return subconn.SubchannelInfo{ID: id, Manager: 1, Target: "t", Key: key, State: "READY", Refs: refs, Holders: holders, Created: t0}
+func liveInfo(id uint64, key string, refs int, holders ...string) subconn.SubchannelInfo {
+	return subconn.SubchannelInfo{ID: id, Manager: 1, Target: "t", Key: key, State: "READY", Refs: refs, Holders: holders, Created: lt0}
 }
 
-func kinds(r checkResult) []string {
+func liveKinds(r subconn.LiveReport) []string {
 	var out []string
 	for _, p := range r.Problems {
-		out = append(out, p.Kind)
+		out = append(out, string(p.Kind))
 	}
 	return out
 }
 
-func TestCheckCleanState(t *testing.T) {
-	ev := append(life(0, 1, "b:1", false), life(100, 2, "b:2", true)...)
-	r := check(t0, time.Second, []managerView{{id: 1, target: "t", events: ev, subchannels: []subconn.SubchannelInfo{info(1, "b:1", 1, "a")}}})
+func TestCheckLiveCleanState(t *testing.T) {
+	ev := append(liveLife(0, 1, "b:1", false), liveLife(100, 2, "b:2", true)...)
+	r := subconn.CheckLive(lt0, time.Second, []subconn.ManagerState{{ID: 1, Target: "t", Events: ev, Subchannels: []subconn.SubchannelInfo{liveInfo(1, "b:1", 1, "a")}}})
 	if len(r.Problems) != 0 || r.Subchannels != 1 || r.EventsChecked != len(ev) || r.Draining != 0 {
 		t.Fatalf("clean state: %+v", r)
 	}
 }
 
-func TestCheckShutDownSubchannels(t *testing.T) {
-	draining := info(1, "b:1", 0)
-	draining.Shutdown, draining.ShutdownAt = true, t0.Add(-time.Second)
-	draining.Sockets = []subconn.SocketInfo{{ID: 9, Local: "127.0.0.1:1000", Remote: "b:1", Opened: t0.Add(-time.Minute)}}
-	idle := info(2, "b:2", 0)
-	idle.Shutdown, idle.ShutdownAt = true, t0.Add(-time.Minute)
-	ms := []managerView{{id: 1, target: "t", subchannels: []subconn.SubchannelInfo{draining, idle}}}
+func TestCheckLiveShutDownSubchannels(t *testing.T) {
+	draining := liveInfo(1, "b:1", 0)
+	draining.Shutdown, draining.ShutdownAt = true, lt0.Add(-time.Second)
+	draining.Sockets = []subconn.SocketInfo{{ID: 9, Local: "127.0.0.1:1000", Remote: "b:1", Opened: lt0.Add(-time.Minute)}}
+	idle := liveInfo(2, "b:2", 0)
+	idle.Shutdown, idle.ShutdownAt = true, lt0.Add(-time.Minute)
+	ms := []subconn.ManagerState{{ID: 1, Target: "t", Subchannels: []subconn.SubchannelInfo{draining, idle}}}
 
-	r := check(t0, 2*time.Second, ms)
-	if got := kinds(r); len(got) != 1 || got[0] != problemNotDestroyed || r.Draining != 1 {
-		t.Fatalf("grace 2s: problems %v, draining %d; want %s for #2 only and #1 draining", got, r.Draining, problemNotDestroyed)
+	r := subconn.CheckLive(lt0, 2*time.Second, ms)
+	if got := liveKinds(r); len(got) != 1 || got[0] != string(subconn.ProblemNotDestroyed) || r.Draining != 1 {
+		t.Fatalf("grace 2s: problems %v, draining %d; want %s for #2 only and #1 draining", got, r.Draining, string(subconn.ProblemNotDestroyed))
 	}
-	r = check(t0, 0, ms)
-	if got := kinds(r); len(got) != 2 || got[0] != problemSocketsOpen || got[1] != problemNotDestroyed {
+	r = subconn.CheckLive(lt0, 0, ms)
+	if got := liveKinds(r); len(got) != 2 || got[0] != string(subconn.ProblemSocketsOpen) || got[1] != string(subconn.ProblemNotDestroyed) {
 		t.Fatalf("grace 0: problems %v", got)
 	}
 	p := r.Problems[0]
@@ -84,12 +85,12 @@ func TestCheckShutDownSubchannels(t *testing.T) {
 	}
 }
 
-func TestCheckReleasedButNotShutDown(t *testing.T) {
-	ev := life(0, 1, "b:1", false)
+func TestCheckLiveReleasedButNotShutDown(t *testing.T) {
+	ev := liveLife(0, 1, "b:1", false)
 	ev = append(ev, subconn.Event{Seq: 50, Manager: 1, Target: "t", Subchannel: 1, Key: "b:1", Kind: subconn.KindUnref, RefsBefore: 1, RefsAfter: 0, Holder: "a"})
-	r := check(t0, time.Second, []managerView{{id: 1, target: "t", events: ev, subchannels: []subconn.SubchannelInfo{info(1, "b:1", 0)}}})
-	if got := kinds(r); len(got) != 1 || got[0] != problemReleasedNotShut {
-		t.Fatalf("problems %v, want only %s (CheckTrace's own end-of-trace verdict left to the live state)", got, problemReleasedNotShut)
+	r := subconn.CheckLive(lt0, time.Second, []subconn.ManagerState{{ID: 1, Target: "t", Events: ev, Subchannels: []subconn.SubchannelInfo{liveInfo(1, "b:1", 0)}}})
+	if got := liveKinds(r); len(got) != 1 || got[0] != string(subconn.ProblemReleasedNotShut) {
+		t.Fatalf("problems %v, want only %s (CheckTrace's own end-of-trace verdict left to the live state)", got, string(subconn.ProblemReleasedNotShut))
 	}
 	p := r.Problems[0]
 	if p.Target != "t" || p.Key != "b:1" || len(p.Events) == 0 || p.Events[len(p.Events)-1].Kind != subconn.KindUnref {
@@ -102,23 +103,23 @@ func TestCheckReleasedButNotShutDown(t *testing.T) {
 	}
 }
 
-func TestCheckClosedManagerWithLiveSubchannel(t *testing.T) {
-	r := check(t0, time.Second, []managerView{{id: 1, target: "t", closed: true, subchannels: []subconn.SubchannelInfo{info(3, "b:3", 1, "endpoint{b:3}")}}})
-	if got := kinds(r); len(got) != 1 || got[0] != problemClosedManagerAlive || !strings.Contains(r.Problems[0].Message, "endpoint{b:3}") {
-		t.Fatalf("problems %+v, want %s naming the holder", r.Problems, problemClosedManagerAlive)
+func TestCheckLiveClosedManagerWithLiveSubchannel(t *testing.T) {
+	r := subconn.CheckLive(lt0, time.Second, []subconn.ManagerState{{ID: 1, Target: "t", Closed: true, Subchannels: []subconn.SubchannelInfo{liveInfo(3, "b:3", 1, "endpoint{b:3}")}}})
+	if got := liveKinds(r); len(got) != 1 || got[0] != string(subconn.ProblemClosedManagerAlive) || !strings.Contains(r.Problems[0].Message, "endpoint{b:3}") {
+		t.Fatalf("problems %+v, want %s naming the holder", r.Problems, string(subconn.ProblemClosedManagerAlive))
 	}
 }
 
-func TestCheckRingFindings(t *testing.T) {
+func TestCheckLiveRingFindings(t *testing.T) {
 	// An unref by a holder that never took a reference, and a destroy with a
 	// socket still open: both shown by the ring alone.
-	ev := life(0, 1, "b:1", false)
+	ev := liveLife(0, 1, "b:1", false)
 	ev = append(ev, subconn.Event{Seq: 50, Manager: 1, Target: "t", Subchannel: 1, Key: "b:1", Kind: subconn.KindUnref, RefsBefore: 1, RefsAfter: 0, Holder: "stranger"})
 	ev = append(ev,
 		subconn.Event{Seq: 51, Manager: 1, Target: "t", Subchannel: 1, Key: "b:1", Kind: subconn.KindShutdown},
 		subconn.Event{Seq: 52, Manager: 1, Target: "t", Subchannel: 1, Key: "b:1", Kind: subconn.KindDestroy})
-	r := check(t0, time.Second, []managerView{{id: 1, target: "t", events: ev}})
-	got := strings.Join(kinds(r), ",")
+	r := subconn.CheckLive(lt0, time.Second, []subconn.ManagerState{{ID: 1, Target: "t", Events: ev}})
+	got := strings.Join(liveKinds(r), ",")
 	if got != "unbalanced,leak" {
 		t.Fatalf("problems %v, want unbalanced then leak", r.Problems)
 	}
@@ -130,11 +131,11 @@ func TestCheckRingFindings(t *testing.T) {
 	}
 }
 
-func TestCheckPartialRingIsNotALeak(t *testing.T) {
+func TestCheckLivePartialRingIsNotALeak(t *testing.T) {
 	// Only the end of #1's life and the middle of #2's are left in the ring;
 	// #2 is still alive and held, #3 (shutdown in the ring, destroyed since)
 	// is gone from the snapshot.
-	full := append(life(0, 1, "b:1", true), life(100, 2, "b:2", false)...)
+	full := append(liveLife(0, 1, "b:1", true), liveLife(100, 2, "b:2", false)...)
 	var ring []subconn.Event
 	for _, e := range full {
 		if e.Kind != subconn.KindCreate && e.Kind != subconn.KindRef {
@@ -144,35 +145,8 @@ func TestCheckPartialRingIsNotALeak(t *testing.T) {
 	ring = append(ring,
 		subconn.Event{Seq: 200, Manager: 1, Target: "t", Subchannel: 3, Key: "b:3", Kind: subconn.KindUnref, RefsBefore: 1, RefsAfter: 0, Holder: "a"},
 		subconn.Event{Seq: 201, Manager: 1, Target: "t", Subchannel: 3, Key: "b:3", Kind: subconn.KindShutdown, Holder: "a"})
-	r := check(t0, time.Second, []managerView{{id: 1, target: "t", events: ring[3:], subchannels: []subconn.SubchannelInfo{info(2, "b:2", 1, "a")}}})
+	r := subconn.CheckLive(lt0, time.Second, []subconn.ManagerState{{ID: 1, Target: "t", Events: ring[3:], Subchannels: []subconn.SubchannelInfo{liveInfo(2, "b:2", 1, "a")}}})
 	if len(r.Problems) != 0 {
 		t.Fatalf("partial ring: false positives %+v", r.Problems)
-	}
-}
-
-func TestEvidenceKeepsTheStartAndTheEnd(t *testing.T) {
-	var ev []subconn.Event
-	for i := range 100 {
-		ev = append(ev, subconn.Event{Seq: uint64(i + 1), Subchannel: 1, Kind: subconn.KindRef})
-	}
-	got := evidence(ev, 1)
-	if len(got) != evidenceCap || got[0].Seq != 1 || got[evidenceCap/2-1].Seq != evidenceCap/2 || got[len(got)-1].Seq != 100 {
-		t.Fatalf("evidence of 100 events: %d kept, first %d, last %d", len(got), got[0].Seq, got[len(got)-1].Seq)
-	}
-}
-
-func TestResumeFrom(t *testing.T) {
-	for _, tc := range []struct {
-		sent []uint64
-		from uint64
-		want uint64
-	}{
-		{nil, 0, 1},
-		{nil, 40, 40},
-		{[]uint64{7, 9, 8}, 0, 7},
-	} {
-		if got := resumeFrom(tc.sent, tc.from); got != tc.want {
-			t.Errorf("resumeFrom(%v, %d) = %d, want %d", tc.sent, tc.from, got, tc.want)
-		}
 	}
 }

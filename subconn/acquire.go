@@ -1,0 +1,173 @@
+package subconn
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/resolver"
+)
+
+// Acquire returns a handle on the subchannel for addr's backend key (Addr,
+// ServerName and Attributes; BalancerAttributes are ignored), creating it if
+// no live one exists. holder names who takes the reference, in the trace and
+// in snapshots. Each handle is one reference: Release it exactly once.
+func (m *Manager) Acquire(addr resolver.Address, holder string, opts ...AcquireOption) (*SubConn, error) {
+	var o acquireOpts
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return m.acquire(addr, holder, o)
+}
+
+func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (*SubConn, error) {
+	ka := keyAddr(addr)
+	if ka.Addr == "" {
+		return nil, fmt.Errorf("subconn: acquire for %q: empty address", holder)
+	}
+	m.mu.Lock()
+	for {
+		if m.closed {
+			m.mu.Unlock()
+			return nil, fmt.Errorf("subconn: acquire %s for %q: %w", keyString(ka), holder, ErrClosed)
+		}
+		r, ok := m.live.get(ka)
+		if !ok {
+			break
+		}
+		if r.sc == nil || r.shutdown {
+			// Another goroutine is creating it or shutting it down: wait, so
+			// that a key never has two SubConns that are not shut down.
+			m.settled.Wait()
+			continue
+		}
+		h := m.refLocked(r, holder, o)
+		m.mu.Unlock()
+		m.cq.kick(false)
+		return h, nil
+	}
+	r := &record{
+		m:       m,
+		id:      nextSubchannelID.Add(1),
+		addr:    ka,
+		key:     keyString(ka),
+		created: time.Now(),
+		state:   connectivity.Idle,
+	}
+	m.live.set(ka, r)
+	m.mu.Unlock()
+
+	stamped := addr
+	stamped.Attributes = ka.Attributes.WithValue(ownerKey{}, r)
+	nso := o.nsOpts
+	nso.StateListener = r.onState
+	sc, err := m.cc.NewSubConn([]resolver.Address{stamped}, nso)
+
+	m.mu.Lock()
+	m.settled.Broadcast()
+	if err != nil {
+		m.live.remove(ka, func(x *record) bool { return x == r })
+		m.mu.Unlock()
+		return nil, fmt.Errorf("subconn: acquire %s for %q: %w", r.key, holder, err)
+	}
+	r.sc = sc
+	m.all[r.id] = r
+	m.openSubchannels.Add(1)
+	m.stats.Created++
+	m.emitLocked(r, Event{Kind: KindCreate, Holder: holder, Reason: o.reason})
+	if m.closed { // Close ran while NewSubConn did: nobody may hold it.
+		m.markShutdownLocked(r, holder, "manager closed while the subchannel was being created")
+		m.mu.Unlock()
+		m.shutdownRecord(r)
+		return nil, fmt.Errorf("subconn: acquire %s for %q: %w", r.key, holder, ErrClosed)
+	}
+	h := m.refLocked(r, holder, o)
+	m.mu.Unlock()
+	m.cq.kick(false)
+	return h, nil
+}
+
+// refLocked adds a handle for holder on r. Caller must hold m.mu.
+func (m *Manager) refLocked(r *record, holder string, o acquireOpts) *SubConn {
+	h := &SubConn{SubConn: r.sc, rec: r, holder: holder, listener: o.listener, autoReconnect: o.autoReconnect, queued: connectivity.Idle}
+	if o.bind != nil {
+		o.bind(h)
+	}
+	r.holders = append(r.holders, h)
+	r.refs++
+	if o.autoReconnect {
+		r.autoReconnect++
+	}
+	m.stats.Refs++
+	m.emitLocked(r, Event{Kind: KindRef, RefsBefore: r.refs - 1, RefsAfter: r.refs, Holder: holder, Reason: o.reason})
+	if r.state != connectivity.Idle {
+		// The holder believes a new SubConn is IDLE; tell it the truth.
+		m.queueStateLocked(h, balancer.SubConnState{ConnectivityState: r.state, ConnectionError: r.lastErr})
+	}
+	return h
+}
+
+// queueStateLocked queues a state update for h unless h already has it.
+// Caller must hold m.mu.
+func (m *Manager) queueStateLocked(h *SubConn, st balancer.SubConnState) {
+	if h.listener == nil || h.queued == st.ConnectivityState {
+		return
+	}
+	h.queued = st.ConnectivityState
+	m.cq.add(func() {
+		if !h.released.Load() {
+			h.listener(st)
+		}
+	})
+}
+
+// release drops h's reference. Exactly one caller sees refs reach zero and
+// calls Shutdown.
+func (m *Manager) release(h *SubConn, reason string) error {
+	r := h.rec
+	m.mu.Lock()
+	if h.released.Load() {
+		closed := m.closed
+		m.mu.Unlock()
+		if closed {
+			return fmt.Errorf("subconn: release %s by %q after the manager closed: %w", r.key, h.holder, ErrReleased)
+		}
+		return fmt.Errorf("subconn: release %s by %q: %w", r.key, h.holder, ErrReleased)
+	}
+	shut := m.unrefLocked(h, KindUnref, reason)
+	m.mu.Unlock()
+	if shut {
+		m.shutdownRecord(r)
+	}
+	m.cq.kick(false)
+	return nil
+}
+
+// unrefLocked drops h's reference and reports whether the caller must now
+// call shutdownRecord. Caller must hold m.mu.
+func (m *Manager) unrefLocked(h *SubConn, kind Kind, reason string) bool {
+	r := h.rec
+	h.released.Store(true)
+	if i := slices.Index(r.holders, h); i >= 0 {
+		r.holders = slices.Delete(r.holders, i, i+1)
+	}
+	if h.autoReconnect {
+		r.autoReconnect--
+	}
+	r.refs--
+	m.stats.Unrefs++
+	if kind == KindLeak {
+		m.stats.Leaks++
+	}
+	m.emitLocked(r, Event{Kind: kind, RefsBefore: r.refs + 1, RefsAfter: r.refs, Holder: h.holder, Reason: reason})
+	if l := h.listener; l != nil && !m.closed {
+		m.cq.add(func() { l(balancer.SubConnState{ConnectivityState: connectivity.Shutdown}) })
+	}
+	if r.refs > 0 {
+		return false
+	}
+	m.markShutdownLocked(r, h.holder, reason)
+	return true
+}

@@ -1,0 +1,36 @@
+package subconn
+
+import (
+	"time"
+)
+
+// tracingLocked reports whether events are recorded at all. Caller must hold
+// m.mu.
+func (m *Manager) tracingLocked() bool { return m.ring.size > 0 || listening() }
+
+// emitLocked records e, an event about r (nil for manager events), after
+// filling in what every event carries: seq, time, manager and target, and
+// r's id, key and state. Callers name the rest (Kind, refs, holder, reason,
+// cause, socket) in a struct literal. Caller must hold m.mu, which keeps a
+// manager's events in seq order.
+func (m *Manager) emitLocked(r *record, e Event) {
+	if !m.tracingLocked() {
+		return
+	}
+	e.Seq = hub.seq.Add(1)
+	e.Time = time.Now()
+	e.Manager, e.Target = m.id, m.target
+	if r != nil {
+		e.Subchannel, e.Key, e.State = r.id, r.key, r.state.String()
+	}
+	m.ring.add(e)
+	if listening() {
+		publish(e)
+	}
+}
+
+// emitLossLocked records the goaway or conn_lost event of l. Caller must
+// hold m.mu.
+func (m *Manager) emitLossLocked(r *record, l loss) {
+	m.emitLocked(r, Event{Kind: l.kind, RefsBefore: r.refs, RefsAfter: r.refs, Reason: l.reason(), Cause: l.cause})
+}

@@ -1,0 +1,82 @@
+package subconn
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// markShutdownLocked decides that r is shut down. r stays in m.live until
+// Shutdown has returned. Caller must hold m.mu and then call shutdownRecord
+// without it.
+func (m *Manager) markShutdownLocked(r *record, holder, reason string) {
+	r.shutdown = true
+	r.shutdownAt = time.Now()
+	m.stats.Shutdowns++
+	m.emitLocked(r, Event{Kind: KindShutdown, Holder: holder, Reason: reason})
+}
+
+// shutdownRecord calls Shutdown on r's SubConn. It is called exactly once per
+// record, by the goroutine that marked it shut down, without m.mu (grpc may
+// close sockets synchronously, which reports back to the manager).
+func (m *Manager) shutdownRecord(r *record) {
+	r.sc.Shutdown()
+	m.mu.Lock()
+	m.live.remove(r.addr, func(x *record) bool { return x == r })
+	m.settled.Broadcast()
+	if !m.maybeDestroyLocked(r) {
+		m.startDrainTimerLocked(r)
+	}
+	m.mu.Unlock()
+}
+
+// startDrainTimerLocked bounds how long the sockets of r, shut down, may
+// stay open: after the drain timeout drainExpired force-closes them. It
+// starts the timer once. Caller must hold m.mu.
+func (m *Manager) startDrainTimerLocked(r *record) {
+	if r.drainTimer != nil || m.drainTimeout <= 0 {
+		return
+	}
+	d := m.drainTimeout
+	r.drainTimer = time.AfterFunc(d, func() { m.drainExpired(r, d) })
+}
+
+// drainExpired force-closes the sockets r still holds after the drain timeout.
+func (m *Manager) drainExpired(r *record, d time.Duration) {
+	m.mu.Lock()
+	if r.destroyed {
+		m.mu.Unlock()
+		return
+	}
+	r.drainExpired = true
+	socks := slices.Clone(r.sockets)
+	m.stats.DrainTimeouts++
+	if m.tracingLocked() {
+		m.emitLocked(r, Event{Kind: KindDrainTimeout, Reason: fmt.Sprintf("%d socket(s) still open %v after Shutdown; force-closing", len(socks), d)})
+	}
+	m.mu.Unlock()
+	m.recordLeaks(leakDrainTimeoutSocket, len(socks))
+	for _, c := range socks {
+		c.forceClose()
+	}
+}
+
+// maybeDestroyLocked writes destroy once r is released, shut down and owns
+// no socket. Caller must hold m.mu.
+func (m *Manager) maybeDestroyLocked(r *record) bool {
+	if r.destroyed || !r.shutdown || r.refs > 0 || len(r.sockets) > 0 || r.dialing > 0 {
+		return false
+	}
+	r.destroyed = true
+	if r.drainTimer != nil {
+		r.drainTimer.Stop()
+	}
+	delete(m.all, r.id)
+	m.openSubchannels.Add(-1)
+	m.stats.Destroyed++
+	m.emitLocked(r, Event{Kind: KindDestroy})
+	if m.closed && len(m.all) == 0 {
+		m.retireLocked()
+	}
+	return true
+}
