@@ -169,6 +169,15 @@ func (r *runner) inject(ctx, pctx context.Context, f Fault, p *phaseRun) error {
 		}
 
 	case FaultFreeze:
+		r.frozen.Freeze()
+		defer func() {
+			// The freeze ends with the phase: the backend resets what it
+			// held, as a server restarted out of its stall.
+			n := r.frozen.Thaw()
+			r.mu.Lock()
+			p.thawed += n
+			r.mu.Unlock()
+		}()
 		r.setList(addrState(append([]*testbackend.Backend{r.frozen}, rg...)...))
 		if sleepCtx(pctx, time.Until(p.started.Add(r.phaseLen/2))) {
 			n := 0
@@ -417,7 +426,8 @@ func (r *runner) evidence(p *phaseRun) string {
 	case FaultReset:
 		parts = append(parts, fmt.Sprintf("%s reset; the resetting backend accepted %d", plural(p.resets, "connection"), accepted["resetting"]))
 	case FaultFreeze:
-		parts = append(parts, fmt.Sprintf("the frozen backend accepted %s and answered none; %s reset halfway", plural(int(accepted["frozen"]), "connection"), plural(p.resets, "connection")))
+		parts = append(parts, fmt.Sprintf("the frozen backend accepted %s and answered none; %s reset halfway; %s still held when it thawed",
+			plural(int(accepted["frozen"]), "connection"), plural(p.resets, "connection"), plural(p.thawed, "connection")))
 	case FaultRestart:
 		parts = append(parts, fmt.Sprintf("restarted %s", strings.Join(p.restarts, ", ")))
 	case FaultTLS:

@@ -46,6 +46,11 @@ const (
 
 var runs atomic.Uint64
 
+// frozenOptions start the frozen backend: frozen (until its phase thaws
+// it), noticing the clients that leave. A test replaces them with a backend
+// that holds connections until shutdown, to see the in-run checks catch it.
+var frozenOptions = []testbackend.Option{testbackend.Frozen()}
+
 // Run starts the backends, runs the timeline of faults under RPC load,
 // closes everything and checks that nothing leaked. It returns an error
 // (and no result) for an invalid Config or when /proc cannot be read, and
@@ -73,6 +78,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		prefix:   fmt.Sprintf("soak:///r%d/", runs.Add(1)),
 		socks:    newSockTracker(),
 		trace:    subconn.NewTraceChecker(),
+		inRun:    newInRun(),
 		names:    map[netip.AddrPort]string{},
 		present:  map[string]bool{},
 		lastGone: map[string]time.Time{},
@@ -100,6 +106,7 @@ type runner struct {
 	tlsCreds credentials.TransportCredentials
 	socks    *sockTracker
 	trace    *subconn.TraceChecker
+	inRun    *inRun // the in-run checks' state, guarded by mu
 	sub      *subconn.Subscription
 	tw       *subconn.TraceWriter
 	subDone  chan struct{}
@@ -156,6 +163,7 @@ type phaseRun struct {
 	updates     int
 	errors      int
 	resets      int
+	thawed      int
 	restarts    []string
 	handshakes  int
 	tlsChannels int
@@ -306,7 +314,7 @@ func (r *runner) startBackends() error {
 		r.regular = append(r.regular, b)
 	}
 	var err error
-	if r.frozen, err = start("frozen", roleFrozen, testbackend.Frozen()); err != nil {
+	if r.frozen, err = start("frozen", roleFrozen, frozenOptions...); err != nil {
 		return err
 	}
 	if r.resetter, err = start("resetting", roleResetting, testbackend.ResetAfter(200*time.Millisecond)); err != nil {
@@ -512,11 +520,17 @@ func (r *runner) sample(now time.Time) {
 	for name, n := range sc.total {
 		s.OtherSockets += n - sc.byKind[kindMain][name] - sc.byKind[kindCompare][name]
 	}
+	liveChannels, err := r.readOwners(&s)
+	if err != nil {
+		r.problem("soak: reading descriptors: %v", err)
+		return
+	}
 	for _, m := range subconn.Managers() {
 		if !strings.HasPrefix(m.Target(), r.prefix) {
 			continue
 		}
 		for _, info := range m.Snapshot() {
+			s.Records++
 			if !info.Shutdown {
 				s.Subchannels++
 				s.Refs += info.Refs
@@ -535,7 +549,8 @@ func (r *runner) sample(now time.Time) {
 	r.checkRemovals(now, sc)
 	r.checkLimit(now, s)
 	r.checkClosed(now, sc)
-	r.samples = append(r.samples, s)
+	r.observe(s, sc, liveChannels)
+	r.keepLocked(s)
 	r.mu.Unlock()
 	if r.cfg.OnSample != nil {
 		r.cfg.OnSample(s)
@@ -681,6 +696,7 @@ func (r *runner) checkClosed(now time.Time, sc *socketCount) {
 		switch {
 		case n == 0:
 			r.closedOK++
+			r.socks.forget(c.ch)
 		case now.Sub(c.at) > bound:
 			r.closedFailed++
 			r.listClosedFailure(fmt.Sprintf("channel %s: %d socket(s) (%s) still open %v after Close", c.ch.name, n, strings.Join(where, " "), now.Sub(c.at).Round(time.Millisecond)))

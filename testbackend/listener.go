@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/leakproof/leakproof/internal/sockowner"
 )
 
 // connTracker knows every server-side connection a Backend has open, across
@@ -112,7 +114,7 @@ func newListener(inner *net.TCPListener, t *connTracker, o *options) *listener {
 		limit:      o.connLimit,
 		resetAfter: o.resetAfter,
 		stall:      o.stallForever,
-		inode:      socketInode(inner),
+		inode:      sockowner.Inode(inner),
 		held:       make(map[*trackedConn]struct{}),
 		timers:     make(map[*trackedConn]*time.Timer),
 	}
@@ -127,7 +129,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := &trackedConn{TCPConn: raw, lis: l, inode: socketInode(raw)}
+		c := &trackedConn{TCPConn: raw, lis: l, inode: sockowner.Inode(raw)}
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
