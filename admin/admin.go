@@ -24,7 +24,13 @@ const DefaultWatchBuffer = 4096
 const DefaultGracePeriod = subconn.DefaultDrainTimeout
 
 // An Option configures the admin service.
-type Option func(*options)
+type Option interface {
+	apply(*options)
+}
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
 
 type options struct {
 	watchBuffer int
@@ -34,7 +40,7 @@ type options struct {
 // before it is dropped (default DefaultWatchBuffer). A dropped stream ends
 // with RESOURCE_EXHAUSTED and the seq to resume from; the balancers never
 // wait for it. n < 1 means 1.
-func WatchBuffer(n int) Option { return func(o *options) { o.watchBuffer = max(n, 1) } }
+func WatchBuffer(n int) Option { return optionFunc(func(o *options) { o.watchBuffer = max(n, 1) }) }
 
 // Register adds leakproof.admin.v1.AdminService to s: a live view of every
 // leakproof subchannel manager in this process (the managers register
@@ -43,7 +49,7 @@ func WatchBuffer(n int) Option { return func(o *options) { o.watchBuffer = max(n
 func Register(s grpc.ServiceRegistrar, opts ...Option) {
 	o := options{watchBuffer: DefaultWatchBuffer}
 	for _, opt := range opts {
-		opt(&o)
+		opt.apply(&o)
 	}
 	adminv1.RegisterAdminServiceServer(s, &service{o: o})
 }

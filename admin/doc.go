@@ -26,8 +26,10 @@
 //
 // # The leak check
 //
-// CheckLeaks (and the handler's check) reports subchannels shut down whose
-// sockets are still open longer than a grace period (DefaultGracePeriod,
+// CheckLeaks (and the handler's check) runs subconn.CheckLive, the module's
+// one live leak check, and only converts its result. It reports
+// subchannels shut down whose sockets are still open longer than a grace
+// period (DefaultGracePeriod,
 // the default drain timeout), subchannels released to zero references but
 // never shut down, subchannels of closed managers never shut down, and what
 // subconn.CheckTrace finds replaying the rings: unbalanced references,

@@ -56,37 +56,26 @@ const (
 	FaultChurn Fault = "churn"
 )
 
-var allFaults = []Fault{
-	FaultGoAway, FaultDuplicate, FaultOverlap, FaultReset, FaultFreeze, FaultFlap,
-	FaultResolverError, FaultEmpty, FaultRestart, FaultTLS, FaultChurn,
-}
-
-var faultDescriptions = map[Fault]string{
-	FaultGoAway:        "GOAWAY storm: MaxConnectionAge 50ms on two backends",
-	FaultDuplicate:     "duplicate addresses: [A, A, B]",
-	FaultOverlap:       "overlapping endpoints: [{A}, {A,B}, {B,C}]",
-	FaultReset:         "abrupt close: TCP RST on the backends in use, one every 250ms, and a backend that resets every connection after 200ms",
-	FaultFreeze:        "connection-limit freeze: a backend that accepts and never answers, listed first",
-	FaultFlap:          "resolver flapping: two halves of the backends, alternating every 200ms",
-	FaultResolverError: "resolver errors between good updates",
-	FaultEmpty:         "empty address lists, 150ms out of every 500ms",
-	FaultRestart:       "backend stop (hard) and restart on the same port",
-	FaultTLS:           "TLS handshake failures under concurrency: channels that do not trust the backend's CA",
-	FaultChurn:         "channel churn: create, use once and close channels from several goroutines",
-}
-
 // AllFaults returns every fault, in the order the timeline runs them.
-func AllFaults() []Fault { return slices.Clone(allFaults) }
+func AllFaults() []Fault {
+	out := make([]Fault, len(faultTable))
+	for i, s := range faultTable {
+		out[i] = s.fault
+	}
+	return out
+}
 
 // Description says in one line how the fault is made.
 func (f Fault) Description() string {
-	if d, ok := faultDescriptions[f]; ok {
-		return d
+	if !f.valid() {
+		return "unknown fault"
 	}
-	return "unknown fault"
+	return specOf(f).description
 }
 
-func (f Fault) valid() bool { _, ok := faultDescriptions[f]; return ok }
+func (f Fault) valid() bool {
+	return slices.ContainsFunc(faultTable, func(s faultSpec) bool { return s.fault == f })
+}
 
 // ParseFaults parses a comma-separated fault selection: names select faults
 // ("goaway,rst"), names with a leading '-' exclude them ("-tls" is every
@@ -120,7 +109,7 @@ func ParseFaults(spec string) ([]Fault, error) {
 		all = true
 	}
 	var out []Fault
-	for _, f := range allFaults {
+	for _, f := range AllFaults() {
 		if (all || include[f]) && !exclude[f] {
 			out = append(out, f)
 		}
@@ -132,8 +121,9 @@ func ParseFaults(spec string) ([]Fault, error) {
 }
 
 func faultNames() string {
-	names := make([]string, len(allFaults))
-	for i, f := range allFaults {
+	all := AllFaults()
+	names := make([]string, len(all))
+	for i, f := range all {
 		names[i] = string(f)
 	}
 	return strings.Join(names, ", ")

@@ -43,6 +43,14 @@
 // sockets themselves. Result.WriteText, Result.WriteHTML (plots of every
 // sample with the faults marked) and Result's JSON encoding report it.
 //
+// The verdict is judged from typed results only: leaktest.Find's Leaks for
+// the baseline, subconn.TraceChecker's Report for the trace, the fault
+// table's proof for each phase; no message text is ever matched.
+//
+// The soak sits at the top of the module's import graph, beside the admin
+// service and below only the CLI: nothing under leaktest or subconn imports
+// it (scripts/layering.sh checks this).
+//
 // The soak reads the whole process: run one at a time, with no other test
 // starting goroutines or sockets meanwhile. It needs Linux.
 package soak

@@ -15,25 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/status"
-)
-
-// Timing of the faults.
-const (
-	goAwayAge      = 50 * time.Millisecond
-	resetEvery     = 250 * time.Millisecond
-	flapEvery      = 200 * time.Millisecond
-	emptyFor       = 150 * time.Millisecond
-	emptyEvery     = 500 * time.Millisecond
-	errorEvery     = 300 * time.Millisecond
-	tlsChannels    = 3
-	tlsReplace     = 500 * time.Millisecond
-	tlsRPCTimeout  = time.Second
-	churnParallel  = 3
-	churnPace      = 10 * time.Millisecond
-	churnRPCTimout = 5 * time.Second
 )
 
 // plan returns the phase length and the number of times the timeline of n
@@ -47,13 +29,7 @@ func plan(d time.Duration, n int) (phase time.Duration, cycles int) {
 
 // setsList reports whether the fault sets the resolved list itself; the
 // others run with the base list.
-func (f Fault) setsList() bool {
-	switch f {
-	case FaultDuplicate, FaultOverlap, FaultReset, FaultFreeze, FaultFlap, FaultResolverError, FaultEmpty:
-		return true
-	}
-	return false
-}
+func (f Fault) setsList() bool { return specOf(f).setsList }
 
 // timeline runs the quiet start, the phases and the quiet end.
 func (r *runner) timeline(ctx context.Context) {
@@ -125,115 +101,7 @@ func (r *runner) runPhase(ctx context.Context, f Fault, end time.Time) {
 // inject makes fault f happen until pctx ends, then undoes what it must.
 // ctx is the run's context: restores use it, not pctx.
 func (r *runner) inject(ctx, pctx context.Context, f Fault, p *phaseRun) error {
-	rg := r.regular
-	switch f {
-	case FaultGoAway:
-		kp := keepalive.ServerParameters{MaxConnectionAge: goAwayAge, MaxConnectionAgeGrace: goAwayGrace}
-		targets := r.busiest(2)
-		r.mu.Lock()
-		p.targets = r.namesOf(targets)
-		r.mu.Unlock()
-		var errs []error
-		for _, b := range targets {
-			if err := b.SetKeepalive(kp); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		<-pctx.Done()
-		for _, b := range targets {
-			if err := b.SetKeepalive(keepalive.ServerParameters{}); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		r.mu.Lock()
-		r.drainWindows = append(r.drainWindows, timeWindow{p.started, time.Now().Add(goAwayGrace + r.cfg.RemovalSlack)})
-		r.mu.Unlock()
-		return joinErrs(errs)
-
-	case FaultDuplicate:
-		st := addrState(rg[0], rg[0], rg[1])
-		r.setList(st)
-		<-pctx.Done()
-
-	case FaultOverlap:
-		r.setList(endpointState([]*testbackend.Backend{rg[0]}, []*testbackend.Backend{rg[0], rg[1]}, []*testbackend.Backend{rg[1], rg[2]}))
-		<-pctx.Done()
-
-	case FaultReset:
-		r.setList(addrState(append([]*testbackend.Backend{r.resetter}, rg...)...))
-		for i := 0; sleepCtx(pctx, resetEvery); i++ {
-			n := r.busiestNow(i).ResetConns()
-			r.mu.Lock()
-			p.resets += n
-			r.mu.Unlock()
-		}
-
-	case FaultFreeze:
-		r.frozen.Freeze()
-		defer func() {
-			// The freeze ends with the phase: the backend resets what it
-			// held, as a server restarted out of its stall.
-			n := r.frozen.Thaw()
-			r.mu.Lock()
-			p.thawed += n
-			r.mu.Unlock()
-		}()
-		r.setList(addrState(append([]*testbackend.Backend{r.frozen}, rg...)...))
-		if sleepCtx(pctx, time.Until(p.started.Add(r.phaseLen/2))) {
-			n := 0
-			for _, b := range rg {
-				n += b.ResetConns()
-			}
-			r.mu.Lock()
-			p.resets += n
-			r.mu.Unlock()
-		}
-		<-pctx.Done()
-
-	case FaultFlap:
-		half := len(rg) / 2
-		lists := []resolver.State{addrState(rg[:half]...), addrState(rg[half:]...)}
-		for i := 0; ; i++ {
-			r.setList(lists[i%2])
-			if !sleepCtx(pctx, flapEvery) {
-				break
-			}
-		}
-
-	case FaultResolverError:
-		for i := 1; ; i++ {
-			r.reportError(fmt.Errorf("soak: injected resolver error %d", i))
-			if !sleepCtx(pctx, errorEvery/2) {
-				break
-			}
-			r.setList(r.baseState())
-			if !sleepCtx(pctx, errorEvery/2) {
-				break
-			}
-		}
-
-	case FaultEmpty:
-		for {
-			r.setList(resolver.State{})
-			if !sleepCtx(pctx, emptyFor) {
-				break
-			}
-			r.setList(r.baseState())
-			if !sleepCtx(pctx, emptyEvery-emptyFor) {
-				break
-			}
-		}
-
-	case FaultRestart:
-		return r.restarts(ctx, pctx, p)
-
-	case FaultTLS:
-		return r.tlsFailures(pctx, p)
-
-	case FaultChurn:
-		r.churn(pctx, p)
-	}
-	return nil
+	return specOf(f).inject(r, ctx, pctx, p)
 }
 
 // busiest returns n regular backends, those the main channel holds the
@@ -420,22 +288,8 @@ func (r *runner) evidence(p *phaseRun) string {
 		accepted[name] = b.Stats().Accepted - p.accepted0[name]
 	}
 	p.accepted = accepted
-	switch p.Fault {
-	case FaultGoAway:
-		parts = append(parts, fmt.Sprintf("%s accepted %d connections", strings.Join(p.targets, " and "), p.acceptedBy(p.targets)))
-	case FaultReset:
-		parts = append(parts, fmt.Sprintf("%s reset; the resetting backend accepted %d", plural(p.resets, "connection"), accepted["resetting"]))
-	case FaultFreeze:
-		parts = append(parts, fmt.Sprintf("the frozen backend accepted %s and answered none; %s reset halfway; %s still held when it thawed",
-			plural(int(accepted["frozen"]), "connection"), plural(p.resets, "connection"), plural(p.thawed, "connection")))
-	case FaultRestart:
-		parts = append(parts, fmt.Sprintf("restarted %s", strings.Join(p.restarts, ", ")))
-	case FaultTLS:
-		parts = append(parts, fmt.Sprintf("%d connections to the TLS backend from %d channels, every handshake rejected; %d RPCs failed with the handshake error", accepted["tls"], p.tlsChannels, p.handshakes))
-	case FaultChurn:
-		parts = append(parts, fmt.Sprintf("%d channels created, used and closed", p.churned))
-	case FaultResolverError:
-		parts = append(parts, plural(p.errors, "resolver error"))
+	if what := specOf(p.Fault).evidence; what != nil {
+		parts = append(parts, what(p))
 	}
 	if p.updates > 0 {
 		parts = append(parts, plural(p.updates, "resolver update"))
@@ -456,41 +310,7 @@ func (r *runner) evidence(p *phaseRun) string {
 // provoked reports whether the phase shows that its fault happened, and
 // if not, why not. Caller must hold r.mu.
 func (r *runner) provoked(p *phaseRun) (bool, string) {
-	switch p.Fault {
-	case FaultGoAway:
-		if n := p.acceptedBy(p.targets); n < 4 {
-			return false, fmt.Sprintf("the GOAWAY storm made only %d new connection(s)", n)
-		}
-	case FaultReset:
-		if p.resets == 0 && p.accepted["resetting"] == 0 {
-			return false, "no connection was reset"
-		}
-	case FaultFreeze:
-		if p.accepted["frozen"] == 0 {
-			return false, "nothing connected to the frozen backend"
-		}
-	case FaultRestart:
-		if len(p.restarts) == 0 {
-			return false, "no backend restarted"
-		}
-	case FaultTLS:
-		if p.handshakes == 0 || p.accepted["tls"] == 0 {
-			return false, "no TLS handshake failed"
-		}
-	case FaultChurn:
-		if p.churned == 0 {
-			return false, "no channel churned"
-		}
-	case FaultResolverError:
-		if p.errors == 0 {
-			return false, "no resolver error reported"
-		}
-	default:
-		if p.updates == 0 {
-			return false, "no resolver update"
-		}
-	}
-	return true, ""
+	return specOf(p.Fault).provoked(p)
 }
 
 // acceptedBy sums the connections the named backends accepted in the

@@ -88,7 +88,7 @@ var bandColors = []string{
 }
 
 func faultColor(f Fault) string {
-	if i := slices.Index(allFaults, f); i >= 0 {
+	if i := slices.Index(AllFaults(), f); i >= 0 {
 		return bandColors[i%len(bandColors)]
 	}
 	return "#eeeeee"

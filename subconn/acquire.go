@@ -17,7 +17,7 @@ import (
 func (m *Manager) Acquire(addr resolver.Address, holder string, opts ...AcquireOption) (*SubConn, error) {
 	var o acquireOpts
 	for _, opt := range opts {
-		opt(&o)
+		opt.applyAcquire(&o)
 	}
 	return m.acquire(addr, holder, o)
 }

@@ -70,7 +70,17 @@
 // ring (WithTraceRing, Manager.Trace); Subscribe and NewTraceWriter stream
 // the events of every manager in the process. When the ring size is zero and
 // nobody subscribes, no event is built at all. The JSON-lines format is
-// Event's JSON encoding, one object per line; ReadTrace reads it and
-// CheckTrace replays it and names every leaked subchannel and unbalanced
-// reference.
+// Event's JSON encoding, one object per line; ReadTrace reads it. A goaway
+// or conn_lost event carries its Cause, a typed value (also the key of
+// Stats.ConnectionsLost), never a string to parse back.
+//
+// # The leak checker
+//
+// The package holds the module's one leak checker, in three forms over the
+// same rules: CheckTrace replays a whole trace and names every leaked
+// subchannel and unbalanced reference, with its events as evidence;
+// TraceChecker is the same check fed event by event, for a trace too long
+// to keep (the soak uses it); CheckLive checks running managers, read with
+// Manager.Inspect, and their rings (the admin service uses it). Packages
+// above only convert and display the Problems.
 package subconn

@@ -48,25 +48,8 @@ func (h *SubConn) ID() uint64 { return h.rec.id }
 // Key returns the backend key, as traces print it.
 func (h *SubConn) Key() string { return h.rec.key }
 
-// Address returns the backend address this subchannel connects to.
-func (h *SubConn) Address() resolver.Address { return h.rec.addr }
-
 // Holder returns the holder name given to Acquire.
 func (h *SubConn) Holder() string { return h.holder }
-
-// Manager returns the manager that owns the subchannel.
-func (h *SubConn) Manager() *Manager { return h.rec.m }
-
-// State returns the subchannel's current connectivity state.
-func (h *SubConn) State() connectivity.State {
-	m := h.rec.m
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return h.rec.state
-}
-
-// Released reports whether this handle has been released.
-func (h *SubConn) Released() bool { return h.released.Load() }
 
 func (h *SubConn) String() string {
 	return fmt.Sprintf("subconn #%d %s (holder %q)", h.rec.id, h.rec.key, h.holder)

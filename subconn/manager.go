@@ -68,7 +68,7 @@ type Manager struct {
 func NewManager(cc balancer.ClientConn, opts ...Option) *Manager {
 	o := options{drainTimeout: DefaultDrainTimeout, ringSize: DefaultTraceRing}
 	for _, opt := range opts {
-		opt(&o)
+		opt.apply(&o)
 	}
 	if o.target == "" && cc != nil {
 		o.target = cc.Target()

@@ -6,8 +6,16 @@ import (
 	"google.golang.org/grpc/balancer"
 )
 
-// An Option configures a Manager.
-type Option func(*options)
+// An Option configures a Manager. As in go.uber.org/goleak and package
+// leaktest, options are values with an unexported method: every package of
+// the module uses this one style.
+type Option interface {
+	apply(*options)
+}
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
 
 type options struct {
 	drainTimeout time.Duration
@@ -18,19 +26,27 @@ type options struct {
 // WithDrainTimeout sets how long sockets of a shut-down subchannel may stay
 // open before they are force-closed; d <= 0 disables the bound (grpc's own
 // behaviour: a stream that never ends keeps its socket open forever).
-func WithDrainTimeout(d time.Duration) Option { return func(o *options) { o.drainTimeout = d } }
+func WithDrainTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.drainTimeout = d })
+}
 
 // WithTraceRing sets how many recent events the manager keeps for Trace and
 // the admin service; 0 keeps none (and with no subscriber, tracing costs
 // nothing).
-func WithTraceRing(n int) Option { return func(o *options) { o.ringSize = n } }
+func WithTraceRing(n int) Option { return optionFunc(func(o *options) { o.ringSize = n }) }
 
 // WithTarget sets the channel target shown in traces and snapshots (default
 // the ClientConn's Target()).
-func WithTarget(target string) Option { return func(o *options) { o.target = target } }
+func WithTarget(target string) Option { return optionFunc(func(o *options) { o.target = target }) }
 
 // An AcquireOption configures one Acquire.
-type AcquireOption func(*acquireOpts)
+type AcquireOption interface {
+	applyAcquire(*acquireOpts)
+}
+
+type acquireOptionFunc func(*acquireOpts)
+
+func (f acquireOptionFunc) applyAcquire(o *acquireOpts) { f(o) }
 
 type acquireOpts struct {
 	listener      func(balancer.SubConnState)
@@ -45,14 +61,18 @@ type acquireOpts struct {
 // lock held; after the holder releases, exactly one final SHUTDOWN update is
 // delivered and nothing after it.
 func WithStateListener(f func(balancer.SubConnState)) AcquireOption {
-	return func(o *acquireOpts) { o.listener = f }
+	return acquireOptionFunc(func(o *acquireOpts) { o.listener = f })
 }
 
 // WithAutoReconnect asks the manager to call Connect on the same subchannel
 // whenever it goes IDLE (after a GOAWAY, a lost connection or a backoff) while
 // this holder holds it. The first connection is still the holder's to start,
 // with Connect.
-func WithAutoReconnect() AcquireOption { return func(o *acquireOpts) { o.autoReconnect = true } }
+func WithAutoReconnect() AcquireOption {
+	return acquireOptionFunc(func(o *acquireOpts) { o.autoReconnect = true })
+}
 
 // WithReason records why the reference is taken, in the trace.
-func WithReason(reason string) AcquireOption { return func(o *acquireOpts) { o.reason = reason } }
+func WithReason(reason string) AcquireOption {
+	return acquireOptionFunc(func(o *acquireOpts) { o.reason = reason })
+}

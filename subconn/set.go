@@ -97,10 +97,10 @@ func (s *Set) Sync(addrs []resolver.Address) (added, removed []*SubConn, err err
 // manager binds the handle before it can deliver any update.
 func (s *Set) listenerOpt() AcquireOption {
 	var h *SubConn
-	return func(o *acquireOpts) {
+	return acquireOptionFunc(func(o *acquireOpts) {
 		o.listener = func(st balancer.SubConnState) { s.listen(h, st) }
 		o.bind = func(sc *SubConn) { h = sc }
-	}
+	})
 }
 
 // Get returns the SubConn the set holds for addr's key.
@@ -112,15 +112,6 @@ func (s *Set) Get(addr resolver.Address) (*SubConn, bool) {
 		return nil, false
 	}
 	return e.sc, true
-}
-
-// SubConns returns the SubConns the set holds, in no particular order.
-func (s *Set) SubConns() []*SubConn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*SubConn, 0, s.held.len())
-	s.held.all(func(e *setEntry) { out = append(out, e.sc) })
-	return out
 }
 
 // Len returns the number of SubConns held.

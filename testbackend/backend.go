@@ -89,7 +89,7 @@ type Stats struct {
 func Start(opts ...Option) (*Backend, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
-		opt(&o)
+		opt.apply(&o)
 	}
 	if err := o.validate(); err != nil {
 		return nil, err

@@ -9,7 +9,13 @@ import (
 )
 
 // An Option configures a Backend at Start.
-type Option func(*options)
+type Option interface {
+	apply(*options)
+}
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
 
 type options struct {
 	name         string
@@ -40,13 +46,13 @@ func (o *options) validate() error {
 // Name sets the name the backend reports in every response. The default is
 // its address.
 func Name(name string) Option {
-	return func(o *options) { o.name = name }
+	return optionFunc(func(o *options) { o.name = name })
 }
 
 // Port makes the backend listen on 127.0.0.1:port instead of a port the
 // kernel picks. Restart always reuses the port the backend first got.
 func Port(port int) Option {
-	return func(o *options) { o.port = port }
+	return optionFunc(func(o *options) { o.port = port })
 }
 
 // Keepalive sets the server's keepalive parameters. A MaxConnectionAge of
@@ -54,13 +60,13 @@ func Port(port int) Option {
 // often — a GOAWAY storm; MaxConnectionAgeGrace bounds how long a connection
 // may drain after it.
 func Keepalive(kp keepalive.ServerParameters) Option {
-	return func(o *options) { o.keepalive = kp }
+	return optionFunc(func(o *options) { o.keepalive = kp })
 }
 
 // ResetAfter resets (TCP RST) every accepted connection d after it was
 // accepted, whatever it is doing then. Zero, the default, never does.
 func ResetAfter(d time.Duration) Option {
-	return func(o *options) { o.resetAfter = d }
+	return optionFunc(func(o *options) { o.resetAfter = d })
 }
 
 // ConnLimit makes the backend behave like a server at its connection limit
@@ -74,19 +80,19 @@ func ResetAfter(d time.Duration) Option {
 // when the backend stops. ConnLimit(0) holds every connection, like Frozen,
 // but Thaw does not lift a limit. A negative k means no limit, the default.
 func ConnLimit(k int) Option {
-	return func(o *options) {
+	return optionFunc(func(o *options) {
 		if k < 0 {
 			k = -1
 		}
 		o.connLimit = k
-	}
+	})
 }
 
 // Frozen starts the backend frozen, as Freeze leaves it: it accepts TCP
 // connections and never speaks HTTP/2 on any of them, so a client's
 // connection attempt can only time out. Thaw ends the freeze.
 func Frozen() Option {
-	return func(o *options) { o.frozen = true }
+	return optionFunc(func(o *options) { o.frozen = true })
 }
 
 // StallForever makes held connections (Frozen, Freeze, ConnLimit) stay open
@@ -96,19 +102,19 @@ func Frozen() Option {
 // whose descriptors pile up in CLOSE_WAIT, and is how a test proves that a
 // check catches a backend that holds connections until shutdown.
 func StallForever() Option {
-	return func(o *options) { o.stallForever = true }
+	return optionFunc(func(o *options) { o.stallForever = true })
 }
 
 // TLS serves with a certificate for 127.0.0.1 issued by ca. Clients that use
 // ca.ClientCredentials complete the handshake; clients that trust any other
 // CA fail it.
 func TLS(ca *CA) Option {
-	return func(o *options) { o.ca = ca }
+	return optionFunc(func(o *options) { o.ca = ca })
 }
 
 // ServerOptions adds options to the grpc.Server, for example a stats
 // handler. Creds and KeepaliveParams are set by TLS and Keepalive; adding
 // them here too is undefined.
 func ServerOptions(opts ...grpc.ServerOption) Option {
-	return func(o *options) { o.serverOpts = append(o.serverOpts, opts...) }
+	return optionFunc(func(o *options) { o.serverOpts = append(o.serverOpts, opts...) })
 }

@@ -1,0 +1,77 @@
+package soak
+
+import (
+	"fmt"
+	"time"
+)
+
+// limitWatch checks the sockets per backend outside drain windows. Guarded
+// by r.mu.
+type limitWatch struct {
+	// drainWindows are the GOAWAY drain windows.
+	drainWindows []timeWindow
+	// streak counts consecutive samples over the socket limit per backend.
+	streak        map[string]int
+	limitMax      int // most main sockets to one backend outside windows
+	limitWhere    string
+	limitFailures []string
+	cmpLimitMax   int
+	cmpLimitWhere string
+}
+
+type timeWindow struct{ from, to time.Time }
+
+// checkLimit checks the main channel's sockets per backend against the
+// limit outside the drain windows; two samples in a row over it are a
+// failure. Caller must hold r.mu.
+func (r *runner) checkLimit(now time.Time, s Sample) {
+	drain := false
+	for _, w := range r.drainWindows {
+		if !now.Before(w.from) && !now.After(w.to) {
+			drain = true
+		}
+	}
+	if p := r.cur; p != nil && p.Fault == FaultGoAway {
+		drain = true
+	}
+	bound := r.cfg.bound()
+	excused := func(name string) bool {
+		t, ok := r.lastGone[name]
+		return drain || (ok && now.Sub(t) <= bound)
+	}
+	where := func(name string) string {
+		w := fmt.Sprintf("%s at %.1fs", name, time.Duration(s.At).Seconds())
+		if s.Phase != "" {
+			w += " (" + string(s.Phase) + ")"
+		}
+		return w
+	}
+	for name, n := range s.Sockets {
+		if excused(name) {
+			r.streak[name] = 0
+			continue
+		}
+		if n > r.limitMax {
+			r.limitMax, r.limitWhere = n, ""
+			if n > 1 {
+				r.limitWhere = where(name)
+			}
+		}
+		if r.cfg.SocketLimit <= 0 || n <= r.cfg.SocketLimit {
+			r.streak[name] = 0
+			continue
+		}
+		r.streak[name]++
+		if r.streak[name] == 2 && len(r.limitFailures) < 10 {
+			r.limitFailures = append(r.limitFailures, fmt.Sprintf("%d sockets to %s", n, where(name)))
+		}
+	}
+	for name, n := range s.CompareSockets {
+		if !excused(name) && n > r.cmpLimitMax {
+			r.cmpLimitMax, r.cmpLimitWhere = n, ""
+			if n > 1 {
+				r.cmpLimitWhere = where(name)
+			}
+		}
+	}
+}

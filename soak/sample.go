@@ -1,0 +1,134 @@
+package soak
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/leakproof/leakproof/subconn"
+)
+
+// drainTrace feeds the subscription to the trace checker and the phase
+// counters until the subscription closes.
+func (r *runner) drainTrace() {
+	defer close(r.subDone)
+	for e := range r.sub.C {
+		r.trace.Add(e)
+		if e.Target != r.mainTgt {
+			continue
+		}
+		switch e.Kind {
+		case subconn.KindGoAway, subconn.KindConnLost:
+			r.mu.Lock()
+			if p := r.cur; p != nil {
+				if e.Kind == subconn.KindGoAway {
+					p.goaways++
+				} else {
+					p.lost[e.Cause]++
+				}
+			}
+			r.mu.Unlock()
+		}
+	}
+}
+
+// liveManagers counts the run's managers still open or draining.
+func (r *runner) liveManagers() int {
+	n := 0
+	for _, m := range subconn.Managers() {
+		if strings.HasPrefix(m.Target(), r.prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// sampler samples every SampleInterval until ctx is done.
+func (r *runner) sampler(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(r.cfg.SampleInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			r.sample(now)
+		}
+	}
+}
+
+// sample takes one reading and checks the invariants on it.
+func (r *runner) sample(now time.Time) {
+	sc, err := r.socks.count(r.names)
+	if err != nil {
+		r.problem("soak: reading sockets: %v", err)
+		return
+	}
+	s := Sample{
+		At:         since(r.start, now),
+		Goroutines: runtime.NumGoroutine(),
+		FDs:        countFDs(),
+		Sockets:    cloneCounts(sc.byKind[kindMain]),
+		RPCsOK:     r.stats.ok.Load(),
+		RPCsFailed: r.stats.failed.Load(),
+	}
+	if r.cfg.Compare != "" {
+		s.CompareSockets = cloneCounts(sc.byKind[kindCompare])
+	}
+	for name, n := range sc.total {
+		s.OtherSockets += n - sc.byKind[kindMain][name] - sc.byKind[kindCompare][name]
+	}
+	liveChannels, err := r.readOwners(&s)
+	if err != nil {
+		r.problem("soak: reading descriptors: %v", err)
+		return
+	}
+	for _, m := range subconn.Managers() {
+		if !strings.HasPrefix(m.Target(), r.prefix) {
+			continue
+		}
+		for _, info := range m.Snapshot() {
+			s.Records++
+			if !info.Shutdown {
+				s.Subchannels++
+				s.Refs += info.Refs
+			}
+		}
+	}
+
+	r.mu.Lock()
+	if p := r.cur; p != nil {
+		s.Phase = p.Fault
+		maxInto(p.MaxSockets, s.Sockets)
+		if r.cfg.Compare != "" {
+			maxInto(p.CompareMaxSockets, s.CompareSockets)
+		}
+	}
+	r.checkRemovals(now, sc)
+	r.checkLimit(now, s)
+	r.checkClosed(now, sc)
+	r.observe(s, sc, liveChannels)
+	r.keepLocked(s)
+	r.mu.Unlock()
+	if r.cfg.OnSample != nil {
+		r.cfg.OnSample(s)
+	}
+}
+
+func cloneCounts(m map[string]int) map[string]int {
+	out := make(map[string]int, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func maxInto(dst, src map[string]int) {
+	for k, v := range src {
+		if v > dst[k] {
+			dst[k] = v
+		}
+	}
+}
