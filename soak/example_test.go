@@ -32,6 +32,9 @@ func ExampleRun() {
 	// removed backends released: true
 	// sockets per backend: true
 	// closed channels released: true
+	// backend connections explained: true
+	// client descriptors and goroutines explained: true
+	// no growth: true
 	// refcount trace: true
 	// goroutines at baseline: true
 	// descriptors at baseline: true
