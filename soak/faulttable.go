@@ -248,6 +248,47 @@ var faultTable = []faultSpec{
 			return true, ""
 		},
 	},
+	{
+		fault:       FaultExec,
+		description: fmt.Sprintf("sockets inherited by child processes: a child every %v while channels dial and close; no child holds our socket, nothing stays ESTABLISHED", execEvery),
+		inject: func(r *runner, _, pctx context.Context, p *phaseRun) error {
+			return r.execChildren(pctx, p)
+		},
+		evidence: func(p *phaseRun) string {
+			if p.exec == nil {
+				return ""
+			}
+			return fmt.Sprintf("%d child processes started while %d channels dialed and closed; %d sockets found in children, %d connections left ESTABLISHED elsewhere",
+				p.exec.children, p.exec.channels, len(p.exec.inherited), len(p.exec.stray))
+		},
+		provoked: func(p *phaseRun) (bool, string) {
+			if p.exec == nil || p.exec.children == 0 || p.exec.channels == 0 {
+				return false, "no child process started beside a channel"
+			}
+			return true, ""
+		},
+	},
+	{
+		fault:       FaultStarve,
+		description: fmt.Sprintf("resolver starvation: a child soak under RLIMIT_NOFILE of %d above its use, whose resolver fails for stretches, then recovers", starveHeadroom),
+		inject: func(r *runner, _, pctx context.Context, p *phaseRun) error {
+			return r.starvation(pctx, p)
+		},
+		evidence: func(p *phaseRun) string {
+			s := p.starve
+			if s == nil {
+				return ""
+			}
+			return fmt.Sprintf("child under RLIMIT_NOFILE %d: %d cycle(s), %d lookups (at most %.1f/s per resolver), at most %.0f%% of a core while starving; %d of %d RPCs failed with the resolver's error, %d channels recovered (slowest %s); descriptors after each cycle %v",
+				s.Limit, s.Cycles, s.Lookups, s.MaxLookupsPerS, s.MaxCPU*100, s.ClearErrors, s.StarvedRPCs, s.Recovered, s.SlowestRecover, s.FDs)
+		},
+		provoked: func(p *phaseRun) (bool, string) {
+			if p.starve == nil || p.starve.StarvedRPCs == 0 {
+				return false, "no RPC ran while the resolver starved"
+			}
+			return true, ""
+		},
+	},
 }
 
 // updated is the proof of the faults that only change the resolved list.

@@ -34,9 +34,10 @@ const (
 	heldSlack = 1
 	openSlack = 2
 	// otherSlack is how many descriptors beyond the first sample may be
-	// owned by nobody: sockets between their dial and their booking, and
-	// the pipes of child processes being started.
-	otherSlack = 16
+	// owned by nobody: a few connections accepted between two readings,
+	// and the child processes of the exec and starve faults (a pidfd each,
+	// /dev/null and pipes while one starts).
+	otherSlack = 32
 	// The goroutine budget: per socket of either side (grpc's reader and
 	// writer, the server's keepalive), per live channel (resolver,
 	// balancer, idleness), per load goroutine, and a constant.

@@ -129,6 +129,8 @@ type phaseRun struct {
 	errors      int
 	resets      int
 	thawed      int
+	exec        *execStats
+	starve      *starveReport
 	restarts    []string
 	handshakes  int
 	tlsChannels int
