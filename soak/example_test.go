@@ -53,6 +53,6 @@ func ExampleParseFaults() {
 	_, err = soak.ParseFaults("goaway,meteor")
 	fmt.Println(err != nil)
 	// Output:
-	// [goaway dup overlap rst freeze flap resolver-error empty restart]
+	// [goaway dup overlap rst freeze flap resolver-error empty restart exec starve]
 	// true
 }

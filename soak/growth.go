@@ -147,12 +147,14 @@ func warmUp(d time.Duration) time.Duration {
 	return min(max(d/10, quiet), maxWarmUp)
 }
 
-// runSlopes fits every sampled series after warm-up. backends names the
-// backends in report order.
-func runSlopes(samples []Sample, warm time.Duration, backends []string) []Slope {
+// runSlopes fits every sampled series after warm-up and up to end, the
+// end of the timeline (the samples of the shutdown go back to the baseline
+// and are judged by the checks at the end). backends names the backends in
+// report order.
+func runSlopes(samples []Sample, warm, end time.Duration, backends []string) []Slope {
 	var after []Sample
 	for _, s := range samples {
-		if time.Duration(s.At) >= warm {
+		if at := time.Duration(s.At); at >= warm && at <= end {
 			after = append(after, s)
 		}
 	}

@@ -61,7 +61,7 @@ func TestSlopeCheckCatchesASlowLeak(t *testing.T) {
 	warm := warmUp(d)
 	backends := []string{"b0", "frozen"}
 
-	clean := runSlopes(leakyProcess(d, nil), warm, backends)
+	clean := runSlopes(leakyProcess(d, nil), warm, d, backends)
 	if got := climbing(clean); len(got) != 0 {
 		t.Fatalf("a steady process climbs: %v\n%v", got, clean)
 	}
@@ -80,7 +80,7 @@ func TestSlopeCheckCatchesASlowLeak(t *testing.T) {
 		{"goroutines 2 a minute", func(s *Sample, m float64) { s.Goroutines += int(2 * m) }, []string{"goroutines"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			slopes := runSlopes(leakyProcess(d, tc.leak), warm, backends)
+			slopes := runSlopes(leakyProcess(d, tc.leak), warm, d, backends)
 			if got := climbing(slopes); strings.Join(got, ",") != strings.Join(tc.series, ",") {
 				t.Errorf("climbing %v, want %v", got, tc.series)
 			}
@@ -89,7 +89,7 @@ func TestSlopeCheckCatchesASlowLeak(t *testing.T) {
 				t.Errorf("growth check: pass %v, %s; want a failure naming %s", c.Pass, c.Detail, tc.series[0])
 			}
 			// The same leak over a run too short to judge is reported only.
-			short := runSlopes(leakyProcess(2*time.Minute, tc.leak), warmUp(2*time.Minute), backends)
+			short := runSlopes(leakyProcess(2*time.Minute, tc.leak), warmUp(2*time.Minute), 2*time.Minute, backends)
 			if got := climbing(short); len(got) != 0 {
 				t.Errorf("a 2-minute run was judged: %v climb", got)
 			}

@@ -297,6 +297,23 @@ func (r *Result) WriteText(w io.Writer) error {
 	if r.Compare != "" {
 		head += "\t" + r.Compare
 	}
+	fmt.Fprintf(tw, "\n  peak\tgoroutines %d, fds %d, client sockets %d, heap in use %.1f MiB, manager records %d\n", r.Peak.Goroutines, r.Peak.FDs, r.Peak.Sockets, float64(r.Peak.HeapInUse)/mib, r.Peak.Records)
+	fmt.Fprintf(tw, "  final\tgoroutines %d, fds %d, client sockets %d, heap in use %.1f MiB, manager records %d\n", r.Final.Goroutines, r.Final.FDs, r.Final.Sockets, float64(r.Final.HeapInUse)/mib, r.Final.Records)
+	fmt.Fprintf(tw, "  subchannels\t%d created, %d destroyed\n", r.Subchannels.Created, r.Subchannels.Destroyed)
+	fmt.Fprintf(tw, "\n  slope after %v warm-up\tper minute\tspan\tverdict\n", time.Duration(r.WarmUp).Round(time.Second))
+	for _, sl := range r.Slopes {
+		if strings.Contains(sl.Series, " in phase ") && !sl.Climbing {
+			continue // the per-phase series are in the JSON and the HTML report
+		}
+		v := "not judged"
+		switch {
+		case sl.Climbing:
+			v = "CLIMBING"
+		case sl.Judged:
+			v = "flat"
+		}
+		fmt.Fprintf(tw, "  %s\t%+.3g %s\t%v\t%s\n", sl.Series, sl.PerMinute, sl.Unit, time.Duration(sl.Span).Round(time.Second), v)
+	}
 	fmt.Fprintf(tw, "\n%s\tevidence\n", head)
 	for _, p := range r.Phases {
 		line := fmt.Sprintf("  %s\t%s\t%s", p.Fault, window(p.Start, p.End), formatCounts(p.MaxSockets, r.backendOrder()))

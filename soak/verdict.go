@@ -61,7 +61,7 @@ func (r *runner) result(leaks *leaktest.Leaks, twErr error) *Result {
 	}
 	warm := warmUp(r.cfg.Duration)
 	res.WarmUp = subconn.Duration(warm)
-	res.Slopes = append(runSlopes(r.samples, warm, res.backendOrder()), r.inRun.phaseSlopes()...)
+	res.Slopes = append(runSlopes(r.samples, warm, r.cfg.Duration, res.backendOrder()), r.inRun.phaseSlopes()...)
 	res.Peak = r.inRun.peak
 	if n := len(r.samples); n > 0 {
 		last := r.samples[n-1]
