@@ -55,7 +55,6 @@
 // pidfds). The samples, the JSON and the HTML report carry each owner's
 // series, with the heap in use and live, and the live manager records.
 //
-//
 // Every Config.SampleInterval the run reads goroutines, open descriptors and
 // the real TCP sockets of the process (/proc, through package leaktest),
 // attributes each socket to the channel that dialed it, and counts the live
