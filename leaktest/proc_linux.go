@@ -112,3 +112,26 @@ func readSockets(inodes map[uint64]struct{}) (map[uint64]Socket, error) {
 	}
 	return socks, nil
 }
+
+// readNetSockets reads every TCP socket of the network namespace.
+func readNetSockets() ([]Socket, error) {
+	var out []Socket
+	for _, name := range [...]string{"/proc/self/net/tcp", "/proc/self/net/tcp6"} {
+		f, err := os.Open(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("leaktest: read TCP sockets: %w", err)
+		}
+		err = scanNetTCP(f, binary.NativeEndian, func(s Socket) bool {
+			out = append(out, s)
+			return true
+		})
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("leaktest: read %s: %w", name, err)
+		}
+	}
+	return out, nil
+}

@@ -95,3 +95,13 @@ func socketInode(target string) (uint64, bool) {
 	ino, err := strconv.ParseUint(s, 10, 64)
 	return ino, err == nil
 }
+
+// NetSockets returns every TCP socket in this process's network namespace,
+// whichever process holds it (from /proc/self/net/tcp and tcp6), listeners
+// included. A socket this process holds has an inode among Take's Sockets;
+// one it does not was opened, or inherited, by another process: a child
+// that kept a socket of ours keeps its connection ESTABLISHED after we
+// close our descriptor.
+func NetSockets() ([]Socket, error) {
+	return readNetSockets()
+}

@@ -42,7 +42,7 @@ func (r *runner) startBackends() error {
 		r.regular = append(r.regular, b)
 	}
 	var err error
-	if r.frozen, err = start("frozen", roleFrozen, testbackend.Frozen()); err != nil {
+	if r.frozen, err = start("frozen", roleFrozen, frozenOptions...); err != nil {
 		return err
 	}
 	if r.resetter, err = start("resetting", roleResetting, testbackend.ResetAfter(resetAfter)); err != nil {
@@ -100,3 +100,8 @@ func endpointState(eps ...[]*testbackend.Backend) resolver.State {
 	}
 	return st
 }
+
+// frozenOptions start the frozen backend: frozen (until its phase thaws
+// it), noticing the clients that leave. A test replaces them with a backend
+// that holds connections until shutdown, to see the in-run checks catch it.
+var frozenOptions = []testbackend.Option{testbackend.Frozen()}

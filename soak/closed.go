@@ -34,6 +34,7 @@ func (r *runner) checkClosed(now time.Time, sc *socketCount) {
 		switch {
 		case n == 0:
 			r.closedOK++
+			r.socks.forget(c.ch)
 		case now.Sub(c.at) > bound:
 			r.closedFailed++
 			r.listClosedFailure(fmt.Sprintf("channel %s: %d socket(s) (%s) still open %v after Close", c.ch.name, n, strings.Join(where, " "), now.Sub(c.at).Round(time.Millisecond)))

@@ -53,6 +53,14 @@ const (
 	// FaultChurn creates and closes channels, one RPC each, from several
 	// goroutines.
 	FaultChurn Fault = "churn"
+	// FaultExec starts short-lived child processes while channels dial,
+	// use and close connections, and checks that no child holds a socket
+	// of the process and that no connection to a backend stays ESTABLISHED
+	// in the network namespace after its channel closed.
+	FaultExec Fault = "exec"
+	// FaultStarve runs a child soak under a lowered RLIMIT_NOFILE whose
+	// resolver fails for long stretches, then recovers.
+	FaultStarve Fault = "starve"
 )
 
 // AllFaults returns every fault, in the order the timeline runs them.

@@ -14,11 +14,46 @@
 // timeline): GOAWAY storms, TCP resets, backends stopped and restarted on
 // the same port, duplicate addresses and overlapping endpoints, resolver
 // flapping, errors and empty lists, a frozen backend that accepts and never
-// answers, TLS handshake failures on channels of their own, and channel
-// churn. Config.Compare runs a second policy (grpc's round_robin, say) side
+// answers, TLS handshake failures on channels of their own, channel churn,
+// child processes started while channels dial (exec), and resolver
+// starvation under a lowered RLIMIT_NOFILE in a child soak (starve).
+// Config.Compare runs a second policy (grpc's round_robin, say) side
 // by side on the same backends and resolver updates, for comparison only.
 //
+// # The fault catalogue: backends and children
+//
+// Each fault's backend state is bounded by its phase, so that a long run
+// models the fault and not a pile of its leftovers:
+//
+//   - freeze: the frozen backend (testbackend.Frozen) models a server at its
+//     connection limit. It is frozen for its phase only: it accepts, reads
+//     and discards, and never writes, so a client that gives up (closes or
+//     resets) is noticed and the backend closes its end; when the phase ends
+//     it thaws, resetting what it still held, as a server restarted out of
+//     its stall. It therefore holds at most the connections its clients are
+//     still trying: never one whose client has gone, never one past its
+//     phase. (The frozen backend used to hold every connection, unread, until
+//     shutdown: ~5 descriptors a minute that only Close released. A test
+//     brings that model back, testbackend.StallForever, and the run fails.)
+//   - rst: the resetting backend resets each connection after 200ms, and the
+//     timer goes with the connection; ResetConns empties the regular ones.
+//   - restart, goaway: a stop closes the listener and every connection and
+//     waits for the server's goroutines before the restart listens again.
+//   - tls: failed handshakes close their connections on both sides.
+//   - exec: each child is an idle re-execution of the soak's binary that
+//     exits after 150ms and is waited for; starve: the child soak exits when
+//     its phase ends (and is killed if it does not), its backends and channels
+//     closed inside it.
+//
 // # What is checked, and when
+//
+// Every descriptor of the process has an owner in the soak's books: the
+// sockets of the channels under test (their dialer books each by inode from
+// the moment it exists until its Close), each backend's sockets (listener
+// and connections, held ones included: testbackend.Inodes), and everything
+// else (files, pipes, the runtime's poller, the trace writer, children's
+// pidfds). The samples, the JSON and the HTML report carry each owner's
+// series, with the heap in use and live, and the live manager records.
 //
 // Every Config.SampleInterval the run reads goroutines, open descriptors and
 // the real TCP sockets of the process (/proc, through package leaktest),
@@ -32,13 +67,38 @@
 //   - the leakproof policies hold at most one socket per backend outside
 //     GOAWAY and removal drain windows;
 //   - a closed channel's sockets (churned, TLS) must go within the same
-//     bound.
+//     bound;
+//   - backend connections explained: a backend holds no more connections
+//     than its phase allows (the frozen one while frozen: its clients'
+//     sockets to it plus one in flight; otherwise none), and keeps no more
+//     open than its clients hold;
+//   - client explained: descriptors nobody owns stay within a constant of
+//     the first sample, and goroutines within a budget of live sockets,
+//     channels and load goroutines plus a constant;
+//   - no growth: one mechanism, a least-squares slope, judges each owner's
+//     fewest descriptors in each repeat of a phase (a climb across three or
+//     more repeats fails naming the owner and the phase, even if
+//     everything is released at shutdown) and, on runs with five minutes of
+//     samples after warm-up, every sampled series: goroutines, descriptors
+//     and each owner's share, heap in use and live, live manager records.
+//     The limits (0.5 descriptor or record and 1 goroutine a minute, 1 MiB
+//     of heap a minute, each with a rise above a count's noise) sit well
+//     above a clean 10-minute run with every fault and well below the
+//     frozen backend's old leak.
+//
+// Conditions checked on samples must hold for three samples in a row to
+// fail, so that a socket caught between two readings is not a leak.
 //
 // At the end everything is closed and the run checks that goroutines,
 // descriptors and sockets to every backend are back at the baseline taken
 // when Run started, that the refcount trace of the run's channels checks
 // clean (subconn.CheckTrace), and that every fault ran and showed its
-// effect. Result.Verdict names each failed check with its evidence: which
+// effect; the exec and starve faults carry their own checks (no child holds
+// a socket of ours; no connection to a backend stays ESTABLISHED in the
+// network namespace once its channel closed; no busy loop, no descriptor
+// growth, clear errors and recovery under resolver starvation). Result
+// carries the slopes, peak and final totals and the subchannels created
+// and destroyed. Result.Verdict names each failed check with its evidence: which
 // backend's sockets stayed open after its removal, since when, and the
 // sockets themselves. Result.WriteText, Result.WriteHTML (plots of every
 // sample with the faults marked) and Result's JSON encoding report it.

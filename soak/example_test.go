@@ -32,6 +32,9 @@ func ExampleRun() {
 	// removed backends released: true
 	// sockets per backend: true
 	// closed channels released: true
+	// backend connections explained: true
+	// client descriptors and goroutines explained: true
+	// no growth: true
 	// refcount trace: true
 	// goroutines at baseline: true
 	// descriptors at baseline: true
@@ -50,6 +53,6 @@ func ExampleParseFaults() {
 	_, err = soak.ParseFaults("goaway,meteor")
 	fmt.Println(err != nil)
 	// Output:
-	// [goaway dup overlap rst freeze flap resolver-error empty restart]
+	// [goaway dup overlap rst freeze flap resolver-error empty restart exec starve]
 	// true
 }

@@ -113,6 +113,15 @@ var faultTable = []faultSpec{
 		description: "connection-limit freeze: a backend that accepts and never answers, listed first",
 		setsList:    true,
 		inject: func(r *runner, _, pctx context.Context, p *phaseRun) error {
+			r.frozen.Freeze()
+			defer func() {
+				// The freeze ends with the phase: the backend resets what
+				// it held, as a server restarted out of its stall.
+				n := r.frozen.Thaw()
+				r.mu.Lock()
+				p.thawed += n
+				r.mu.Unlock()
+			}()
 			r.setList(addrState(append([]*testbackend.Backend{r.frozen}, r.regular...)...))
 			if sleepCtx(pctx, time.Until(p.started.Add(r.phaseLen/2))) {
 				n := 0
@@ -127,7 +136,8 @@ var faultTable = []faultSpec{
 			return nil
 		},
 		evidence: func(p *phaseRun) string {
-			return fmt.Sprintf("the frozen backend accepted %s and answered none; %s reset halfway", plural(int(p.accepted["frozen"]), "connection"), plural(p.resets, "connection"))
+			return fmt.Sprintf("the frozen backend accepted %s and answered none; %s reset halfway; %s still held when it thawed",
+				plural(int(p.accepted["frozen"]), "connection"), plural(p.resets, "connection"), plural(p.thawed, "connection"))
 		},
 		provoked: func(p *phaseRun) (bool, string) {
 			if p.accepted["frozen"] == 0 {
@@ -234,6 +244,47 @@ var faultTable = []faultSpec{
 		provoked: func(p *phaseRun) (bool, string) {
 			if p.churned == 0 {
 				return false, "no channel churned"
+			}
+			return true, ""
+		},
+	},
+	{
+		fault:       FaultExec,
+		description: fmt.Sprintf("sockets inherited by child processes: a child every %v while channels dial and close; no child holds our socket, nothing stays ESTABLISHED", execEvery),
+		inject: func(r *runner, _, pctx context.Context, p *phaseRun) error {
+			return r.execChildren(pctx, p)
+		},
+		evidence: func(p *phaseRun) string {
+			if p.exec == nil {
+				return ""
+			}
+			return fmt.Sprintf("%d child processes started while %d channels dialed and closed; %d sockets found in children, %d connections left ESTABLISHED elsewhere",
+				p.exec.children, p.exec.channels, len(p.exec.inherited), len(p.exec.stray))
+		},
+		provoked: func(p *phaseRun) (bool, string) {
+			if p.exec == nil || p.exec.children == 0 || p.exec.channels == 0 {
+				return false, "no child process started beside a channel"
+			}
+			return true, ""
+		},
+	},
+	{
+		fault:       FaultStarve,
+		description: fmt.Sprintf("resolver starvation: a child soak under RLIMIT_NOFILE of %d above its use, whose resolver fails for stretches, then recovers", starveHeadroom),
+		inject: func(r *runner, _, pctx context.Context, p *phaseRun) error {
+			return r.starvation(pctx, p)
+		},
+		evidence: func(p *phaseRun) string {
+			s := p.starve
+			if s == nil {
+				return ""
+			}
+			return fmt.Sprintf("child under RLIMIT_NOFILE %d: %d cycle(s), %d lookups (at most %.1f/s per resolver), at most %.0f%% of a core while starving; %d of %d RPCs failed with the resolver's error, %d channels recovered (slowest %s); descriptors after each cycle %v",
+				s.Limit, s.Cycles, s.Lookups, s.MaxLookupsPerS, s.MaxCPU*100, s.ClearErrors, s.StarvedRPCs, s.Recovered, s.SlowestRecover, s.FDs)
+		},
+		provoked: func(p *phaseRun) (bool, string) {
+			if p.starve == nil || p.starve.StarvedRPCs == 0 {
+				return false, "no RPC ran while the resolver starved"
 			}
 			return true, ""
 		},

@@ -129,6 +129,26 @@ func (r *Result) charts() []template.HTML {
 	var out []template.HTML
 	out = append(out, r.chart("Goroutines", xs, []series{{name: "goroutines", color: lineColors[0], points: col(func(s Sample) float64 { return float64(s.Goroutines) })}}))
 	out = append(out, r.chart("Open file descriptors", xs, []series{{name: "fds", color: lineColors[0], points: col(func(s Sample) float64 { return float64(s.FDs) })}}))
+	// The descriptor books: each owner its own line.
+	owners := []series{
+		{name: ownerClient, color: lineColors[0], points: col(func(s Sample) float64 { return float64(s.ClientFDs) })},
+		{name: ownerOther, color: lineColors[7], dash: "5,3", points: col(func(s Sample) float64 { return float64(s.OtherFDs) })},
+	}
+	held := []series{}
+	for i, b := range r.Backends {
+		owners = append(owners, series{name: backendOwner(b.Name), color: lineColors[(i+1)%len(lineColors)], points: col(func(s Sample) float64 { return float64(s.BackendFDs[b.Name]) })})
+		if slices.ContainsFunc(r.Samples, func(s Sample) bool { return s.Held[b.Name] > 0 }) {
+			held = append(held, series{name: b.Name, color: lineColors[(i+1)%len(lineColors)], points: col(func(s Sample) float64 { return float64(s.Held[b.Name]) })})
+		}
+	}
+	out = append(out, r.chart("Descriptors by owner: the channels under test, each backend (listener and connections, held ones included), everything else", xs, owners))
+	if len(held) > 0 {
+		out = append(out, r.chart("Connections held by backends (frozen: accepted, never answered)", xs, held))
+	}
+	out = append(out, r.chart("Go heap, MiB: in use, and live after the last GC", xs, []series{
+		{name: "in use", color: lineColors[0], points: col(func(s Sample) float64 { return math.Round(float64(s.HeapInUse)/mib*10) / 10 })},
+		{name: "live", color: lineColors[3], dash: "5,3", points: col(func(s Sample) float64 { return math.Round(float64(s.HeapLive)/mib*10) / 10 })},
+	}))
 
 	sockets := func(title string, get func(Sample) map[string]int) {
 		var ss []series
@@ -148,8 +168,9 @@ func (r *Result) charts() []template.HTML {
 		sockets("Sockets per backend: "+r.Compare+" (comparison)", func(s Sample) map[string]int { return s.CompareSockets })
 	}
 	out = append(out, r.chart("Sockets of churned and TLS channels, all backends", xs, []series{{name: "sockets", color: lineColors[9], points: col(func(s Sample) float64 { return float64(s.OtherSockets) })}}))
-	out = append(out, r.chart("Live subchannels and references (leakproof managers)", xs, []series{
+	out = append(out, r.chart("Live subchannels, references and manager records (leakproof managers)", xs, []series{
 		{name: "subchannels", color: lineColors[0], points: col(func(s Sample) float64 { return float64(s.Subchannels) })},
+		{name: "records", color: lineColors[2], dash: "2,2", points: col(func(s Sample) float64 { return float64(s.Records) })},
 		{name: "refs", color: lineColors[3], dash: "5,3", points: col(func(s Sample) float64 { return float64(s.Refs) })},
 	}))
 	rate := make([]float64, len(r.Samples))
@@ -371,6 +392,13 @@ ul { font-size: 13px; }
 <tr><th>backend</th><th>removed at</th><th>by fault</th><th>sockets</th><th>evidence</th></tr>
 {{range .Leaks}}<tr><td class="fail">{{.Backend}} {{.Addr}}</td><td class="num">{{dur .RemovedAt}}</td><td>{{.Fault}}</td><td class="num">{{.Sockets}} after {{dur .After}}</td><td class="detail">{{.Evidence}}</td></tr>
 {{end}}</table>{{end}}
+
+<h2>Growth: least-squares slopes</h2>
+<p class="sub">Each sampled series after a {{dur .R.WarmUp}} warm-up (judged on runs with at least 5 minutes of samples after it), and each owner's fewest descriptors in each repeat of a phase (judged from 3 repeats). A leak is a slope clearly above zero.</p>
+<table>
+<tr><th>series</th><th>points</th><th>span</th><th>slope per minute</th><th>rise</th><th>limit per minute</th><th>verdict</th></tr>
+{{range .R.Slopes}}<tr><td>{{.Series}}</td><td class="num">{{.Points}}</td><td class="num">{{dur .Span}}</td><td class="num">{{printf "%+.3g" .PerMinute}} {{.Unit}}</td><td class="num">{{printf "%+.3g" .Rise}}</td><td class="num">{{printf "%.3g" .Limit}}</td><td>{{if .Climbing}}<span class="fail">climbing</span>{{else if .Judged}}<span class="pass">flat</span>{{else}}<span class="info">not judged</span>{{end}}</td></tr>
+{{end}}</table>
 
 <h2>RPCs</h2>
 <table>

@@ -48,6 +48,21 @@ type Result struct {
 	// Trace is the check of the whole refcount trace of the run's channels.
 	Trace subconn.Report `json:"trace"`
 
+	// Slopes are the least-squares trends of the sampled series after
+	// warm-up (goroutines, descriptors and each owner's share, heap, live
+	// manager records), and of each owner's descriptors across the repeats
+	// of each phase. A climbing one fails CheckGrowth.
+	Slopes []Slope `json:"slopes"`
+	// WarmUp is the start of the run left out of the run-level slopes.
+	WarmUp subconn.Duration `json:"warm_up"`
+	// Peak and Final are the highest readings over the run and the last
+	// one, after everything was closed.
+	Peak  Totals `json:"peak"`
+	Final Totals `json:"final"`
+	// Subchannels counts the subchannels of the run's channels, from the
+	// refcount trace.
+	Subchannels SubchannelTotals `json:"subchannels"`
+
 	// Checks is the verdict, one entry per check.
 	Checks []Check `json:"checks"`
 	// Pass is true when every check that counts passed.
@@ -55,6 +70,21 @@ type Result struct {
 
 	// Samples are the periodic readings, oldest first.
 	Samples []Sample `json:"-"`
+}
+
+// Totals are readings of the whole process.
+type Totals struct {
+	Goroutines int    `json:"goroutines"`
+	FDs        int    `json:"fds"`
+	Sockets    int    `json:"sockets"` // of the channels under test (the client's descriptors)
+	HeapInUse  uint64 `json:"heap_inuse"`
+	Records    int    `json:"records"`
+}
+
+// SubchannelTotals count subchannels over a run.
+type SubchannelTotals struct {
+	Created   int `json:"created"`
+	Destroyed int `json:"destroyed"`
 }
 
 // A BackendInfo describes one backend the soak started.
@@ -187,9 +217,28 @@ type Sample struct {
 	CompareSockets map[string]int `json:"compare_sockets,omitempty"`
 	OtherSockets   int            `json:"other_sockets"`
 	// Subchannels and Refs are the live (not shut down) subchannels and
-	// the references held on them, over the leakproof managers of the run.
+	// the references held on them, over the leakproof managers of the run;
+	// Records every subchannel record the managers keep (shut-down ones
+	// still draining included).
 	Subchannels int `json:"subchannels"`
 	Refs        int `json:"refs"`
+	Records     int `json:"records"`
+	// The descriptor books: FDs split by owner. ClientFDs are the sockets
+	// of the run's channels (booked by their dialers); BackendFDs each
+	// backend's sockets (listener and connections, held ones included;
+	// booked by its tracker), of which BackendConns are connections and
+	// Held connections held without HTTP/2 (frozen); OtherFDs everything
+	// else (files, pipes, the runtime's poller, the trace writer, and any
+	// socket nobody booked).
+	ClientFDs    int            `json:"client_fds"`
+	BackendFDs   map[string]int `json:"backend_fds"`
+	BackendConns map[string]int `json:"backend_conns"`
+	Held         map[string]int `json:"held,omitempty"`
+	OtherFDs     int            `json:"other_fds"`
+	// HeapInUse is the Go heap in use (runtime HeapInuse); HeapLive the
+	// heap the last GC found live, which a leak grows without GC noise.
+	HeapInUse uint64 `json:"heap_inuse"`
+	HeapLive  uint64 `json:"heap_live"`
 	// RPCs so far on the channels under test.
 	RPCsOK     int64 `json:"rpcs_ok"`
 	RPCsFailed int64 `json:"rpcs_failed"`
@@ -247,6 +296,23 @@ func (r *Result) WriteText(w io.Writer) error {
 	head := "  fault\twindow\tmax sockets per backend (" + r.Policy + ")"
 	if r.Compare != "" {
 		head += "\t" + r.Compare
+	}
+	fmt.Fprintf(tw, "\n  peak\tgoroutines %d, fds %d, client sockets %d, heap in use %.1f MiB, manager records %d\n", r.Peak.Goroutines, r.Peak.FDs, r.Peak.Sockets, float64(r.Peak.HeapInUse)/mib, r.Peak.Records)
+	fmt.Fprintf(tw, "  final\tgoroutines %d, fds %d, client sockets %d, heap in use %.1f MiB, manager records %d\n", r.Final.Goroutines, r.Final.FDs, r.Final.Sockets, float64(r.Final.HeapInUse)/mib, r.Final.Records)
+	fmt.Fprintf(tw, "  subchannels\t%d created, %d destroyed\n", r.Subchannels.Created, r.Subchannels.Destroyed)
+	fmt.Fprintf(tw, "\n  slope after %v warm-up\tper minute\tspan\tverdict\n", time.Duration(r.WarmUp).Round(time.Second))
+	for _, sl := range r.Slopes {
+		if strings.Contains(sl.Series, " in phase ") && !sl.Climbing {
+			continue // the per-phase series are in the JSON and the HTML report
+		}
+		v := "not judged"
+		switch {
+		case sl.Climbing:
+			v = "CLIMBING"
+		case sl.Judged:
+			v = "flat"
+		}
+		fmt.Fprintf(tw, "  %s\t%+.3g %s\t%v\t%s\n", sl.Series, sl.PerMinute, sl.Unit, time.Duration(sl.Span).Round(time.Second), v)
 	}
 	fmt.Fprintf(tw, "\n%s\tevidence\n", head)
 	for _, p := range r.Phases {

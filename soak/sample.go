@@ -80,11 +80,17 @@ func (r *runner) sample(now time.Time) {
 	for name, n := range sc.total {
 		s.OtherSockets += n - sc.byKind[kindMain][name] - sc.byKind[kindCompare][name]
 	}
+	liveChannels, err := r.readOwners(&s)
+	if err != nil {
+		r.problem("soak: reading descriptors: %v", err)
+		return
+	}
 	for _, m := range subconn.Managers() {
 		if !strings.HasPrefix(m.Target(), r.prefix) {
 			continue
 		}
 		for _, info := range m.Snapshot() {
+			s.Records++
 			if !info.Shutdown {
 				s.Subchannels++
 				s.Refs += info.Refs
@@ -103,7 +109,8 @@ func (r *runner) sample(now time.Time) {
 	r.checkRemovals(now, sc)
 	r.checkLimit(now, s)
 	r.checkClosed(now, sc)
-	r.samples = append(r.samples, s)
+	r.observe(s, sc, liveChannels)
+	r.keepLocked(s)
 	r.mu.Unlock()
 	if r.cfg.OnSample != nil {
 		r.cfg.OnSample(s)

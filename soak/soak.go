@@ -70,6 +70,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		present:      map[string]bool{},
 		removalWatch: removalWatch{lastGone: map[string]time.Time{}},
 		limitWatch:   limitWatch{streak: map[string]int{}},
+		inRun:        newInRun(),
 	}
 	r.mainTgt = r.prefix + "main"
 	return r.run(ctx)
@@ -113,6 +114,7 @@ type runner struct {
 	removalWatch
 	limitWatch
 	closedWatch
+	inRun        *inRun // the in-run checks on the descriptor books
 	samples      []Sample
 	failures     []string
 	failureCount int
@@ -126,6 +128,9 @@ type phaseRun struct {
 	updates     int
 	errors      int
 	resets      int
+	thawed      int
+	exec        *execStats
+	starve      *starveReport
 	restarts    []string
 	handshakes  int
 	tlsChannels int

@@ -20,7 +20,7 @@ import (
 // package stays within a few tens of seconds. SOAK_DURATION runs the clean
 // soaks longer (the long soak is `leakproof soak --duration 1h`).
 const (
-	allFaultsDuration = 8 * time.Second
+	allFaultsDuration = 10 * time.Second
 	fewFaultsDuration = 4 * time.Second
 )
 
@@ -218,7 +218,7 @@ func TestInvalidConfigStartsNothing(t *testing.T) {
 		{"unknown fault", soak.Config{Faults: []soak.Fault{"meteor"}}, `unknown fault "meteor"`},
 		{"fault twice", soak.Config{Faults: []soak.Fault{soak.FaultTLS, soak.FaultTLS}}, "selected twice"},
 		{"no fault", soak.Config{Faults: []soak.Fault{}}, "no fault selected"},
-		{"too short", soak.Config{Duration: 3 * time.Second}, "duration 3s is too short for 11 fault(s): need at least 7.5s"},
+		{"too short", soak.Config{Duration: 3 * time.Second}, "duration 3s is too short for 13 fault(s): need at least 8.5s"},
 		{"negative", soak.Config{Workers: -1}, "must not be negative"},
 		{"failure rate", soak.Config{MaxFailureRate: 1.5}, "max failure rate 1.5 must be at most 1"},
 	} {

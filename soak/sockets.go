@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/leakproof/leakproof/internal/sockowner"
@@ -32,8 +33,13 @@ const (
 type sockTracker struct {
 	owners sockowner.Table[int] // socket → channel id
 
-	mu    sync.Mutex
-	chans []*chanRec // by id
+	mu     sync.Mutex
+	chans  map[int]*chanRec // by id, until forgotten
+	nextID int
+	// inodes are the open sockets of the channels by inode, for the
+	// descriptor books: an inode names a socket in /proc/self/fd whatever
+	// its TCP state, also once it is gone from /proc/net/tcp.
+	inodes map[uint64]*chanRec
 }
 
 type chanRec struct {
@@ -48,9 +54,29 @@ func newSockTracker() *sockTracker { return &sockTracker{} }
 func (t *sockTracker) register(name, kind string) *chanRec {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	c := &chanRec{id: len(t.chans), name: name, kind: kind}
-	t.chans = append(t.chans, c)
+	if t.chans == nil {
+		t.chans = map[int]*chanRec{}
+	}
+	c := &chanRec{id: t.nextID, name: name, kind: kind}
+	t.nextID++
+	t.chans[c.id] = c
 	return c
+}
+
+// live returns the number of channels registered and not yet forgotten:
+// open ones, and closed ones whose sockets may still be open.
+func (t *sockTracker) live() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.chans)
+}
+
+// forget drops a closed channel whose sockets are all gone, so that a long
+// run's churn does not grow the tracker.
+func (t *sockTracker) forget(ch *chanRec) {
+	t.mu.Lock()
+	delete(t.chans, ch.id)
+	t.mu.Unlock()
 }
 
 // channel returns the channel that dialed the socket between local and
@@ -62,19 +88,78 @@ func (t *sockTracker) channel(local, remote netip.AddrPort) (*chanRec, bool) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.chans[id], true
+	ch, ok := t.chans[id]
+	return ch, ok
 }
 
 // dialer returns the channel's dial function: subconn.Dialer over a TCP
 // dial that records the socket for ch until it is closed.
 func (t *sockTracker) dialer(ch *chanRec) subconn.DialFunc {
 	return subconn.Dialer(func(ctx context.Context, addr string) (net.Conn, error) {
-		conn, err := sockowner.Dial(ctx, "tcp", addr)
+		var booked []uint64
+		conn, err := sockowner.DialBooked(ctx, "tcp", addr, func(ino uint64) {
+			booked = append(booked, ino)
+			t.bookInode(ino, ch)
+		})
 		if err != nil {
+			for _, ino := range booked {
+				t.removeInode(ino)
+			}
 			return nil, err
 		}
-		return sockowner.Wrap(conn, t.owners.Register(conn.LocalAddr(), conn.RemoteAddr(), ch.id)), nil
+		unregister := t.owners.Register(conn.LocalAddr(), conn.RemoteAddr(), ch.id)
+		ino := t.addInode(conn, ch)
+		for _, b := range booked {
+			if b != ino {
+				t.removeInode(b) // Happy Eyeballs' other attempts
+			}
+		}
+		return sockowner.Wrap(conn, func() {
+			unregister()
+			t.removeInode(ino)
+		}), nil
 	})
+}
+
+// addInode books conn's socket for ch and returns its inode (0 if unknown).
+func (t *sockTracker) addInode(conn net.Conn, ch *chanRec) uint64 {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return 0
+	}
+	ino := sockowner.Inode(sc)
+	t.bookInode(ino, ch)
+	return ino
+}
+
+// bookInode books the socket with inode ino for ch.
+func (t *sockTracker) bookInode(ino uint64, ch *chanRec) {
+	if ino == 0 {
+		return
+	}
+	t.mu.Lock()
+	if t.inodes == nil {
+		t.inodes = map[uint64]*chanRec{}
+	}
+	t.inodes[ino] = ch
+	t.mu.Unlock()
+}
+
+func (t *sockTracker) removeInode(ino uint64) {
+	if ino == 0 {
+		return
+	}
+	t.mu.Lock()
+	delete(t.inodes, ino)
+	t.mu.Unlock()
+}
+
+// byInode returns the channel whose socket has inode ino, if it is open.
+func (t *sockTracker) byInode(ino uint64) (*chanRec, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ch, ok := t.inodes[ino]
+	return ch, ok
 }
 
 // socketCount is one reading of the real sockets to the backends.

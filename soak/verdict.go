@@ -16,6 +16,9 @@ const (
 	CheckRemovals      = "removed backends released"
 	CheckSocketLimit   = "sockets per backend"
 	CheckClosed        = "closed channels released"
+	CheckBackendConns  = "backend connections explained"
+	CheckClientBudget  = "client descriptors and goroutines explained"
+	CheckGrowth        = "no growth"
 	CheckTrace         = "refcount trace"
 	CheckGoroutines    = "goroutines at baseline"
 	CheckFDs           = "descriptors at baseline"
@@ -56,12 +59,24 @@ func (r *runner) result(leaks *leaktest.Leaks, twErr error) *Result {
 	for _, p := range r.phases {
 		res.Phases = append(res.Phases, p.Phase)
 	}
+	warm := warmUp(r.cfg.Duration)
+	res.WarmUp = subconn.Duration(warm)
+	res.Slopes = append(runSlopes(r.samples, warm, r.cfg.Duration, res.backendOrder()), r.inRun.phaseSlopes()...)
+	res.Peak = r.inRun.peak
+	if n := len(r.samples); n > 0 {
+		last := r.samples[n-1]
+		res.Final = Totals{Goroutines: last.Goroutines, FDs: last.FDs, Sockets: last.ClientFDs, HeapInUse: last.HeapInUse, Records: last.Records}
+	}
+	res.Subchannels = SubchannelTotals{Created: res.Trace.Subchannels, Destroyed: res.Trace.Destroyed}
 
 	add := func(c Check) { res.Checks = append(res.Checks, c) }
 	add(rpcCheck(CheckRPCFailures, res.RPCs, r.cfg.MaxFailureRate))
 	add(removalCheck(CheckRemovals, res.Removals, r.cfg.bound()))
 	add(r.limitCheck())
 	add(r.closedCheck())
+	add(r.inRun.backendCheck())
+	add(r.inRun.clientCheck())
+	add(growthCheck(res.Slopes, warm))
 	add(r.traceCheck(res.Trace, twErr))
 	for _, c := range baselineChecks(leaks) {
 		add(c)

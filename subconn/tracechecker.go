@@ -13,19 +13,37 @@ import (
 // (manager close events matter only for subchannels never destroyed), so
 // the merged report is the report of the whole trace.
 //
+// Its memory stays bounded however long it is fed: a manager's close event
+// is kept only while that manager has subchannels not yet destroyed, and an
+// event after a destroy is caught for the latest DestroyedWindow destroyed
+// subchannels (such an event comes within milliseconds of the destroy: a
+// dial racing a Shutdown, say).
+//
 // A TraceChecker is safe for concurrent use.
 type TraceChecker struct {
 	mu        sync.Mutex
 	open      map[uint64][]Event // subchannel → its events so far
-	destroyed map[uint64]bool    // destroyed subchannels → no event seen after
-	managers  []Event            // manager_open and manager_close
+	destroyed map[uint64]bool    // recently destroyed subchannels → no event seen after
+	recent    []uint64           // destroyed ids in destroy order, a ring of DestroyedWindow
+	next      int                // where recent's next id goes
+	perMgr    map[uint64]int     // manager → its subchannels not yet destroyed
+	closed    map[uint64]Event   // manager_close of managers in perMgr
 	rep       Report
 	events    int
 }
 
+// DestroyedWindow is how many destroyed subchannels a TraceChecker
+// remembers, to report an event that comes after a destroy.
+const DestroyedWindow = 1 << 14
+
 // NewTraceChecker returns an empty checker.
 func NewTraceChecker() *TraceChecker {
-	return &TraceChecker{open: map[uint64][]Event{}, destroyed: map[uint64]bool{}}
+	return &TraceChecker{
+		open:      map[uint64][]Event{},
+		destroyed: map[uint64]bool{},
+		perMgr:    map[uint64]int{},
+		closed:    map[uint64]Event{},
+	}
 }
 
 // Add takes the next event. The events of one manager must come in seq
@@ -35,8 +53,8 @@ func (c *TraceChecker) Add(e Event) {
 	defer c.mu.Unlock()
 	c.events++
 	if e.Subchannel == 0 {
-		if e.Kind == KindManagerOpen || e.Kind == KindManagerClose {
-			c.managers = append(c.managers, e)
+		if e.Kind == KindManagerClose && c.perMgr[e.Manager] > 0 {
+			c.closed[e.Manager] = e
 		}
 		return
 	}
@@ -53,14 +71,35 @@ func (c *TraceChecker) Add(e Event) {
 	if _, seen := c.destroyed[e.Subchannel]; seen {
 		return // already reported
 	}
-	evs := append(c.open[e.Subchannel], e)
+	evs, known := c.open[e.Subchannel]
+	if !known {
+		c.perMgr[e.Manager]++
+	}
+	evs = append(evs, e)
 	if e.Kind != KindDestroy {
 		c.open[e.Subchannel] = evs
 		return
 	}
 	delete(c.open, e.Subchannel)
-	c.destroyed[e.Subchannel] = true
+	c.rememberDestroyedLocked(e.Subchannel)
+	if c.perMgr[e.Manager]--; c.perMgr[e.Manager] <= 0 {
+		delete(c.perMgr, e.Manager)
+		delete(c.closed, e.Manager)
+	}
 	c.rep.merge(CheckTrace(evs))
+}
+
+// rememberDestroyedLocked notes id as destroyed, forgetting the oldest
+// beyond DestroyedWindow. Caller must hold c.mu.
+func (c *TraceChecker) rememberDestroyedLocked(id uint64) {
+	if len(c.recent) < DestroyedWindow {
+		c.recent = append(c.recent, id)
+	} else {
+		delete(c.destroyed, c.recent[c.next])
+		c.recent[c.next] = id
+		c.next = (c.next + 1) % DestroyedWindow
+	}
+	c.destroyed[id] = true
 }
 
 // Report checks what is still open and returns the report of the whole
@@ -68,7 +107,10 @@ func (c *TraceChecker) Add(e Event) {
 func (c *TraceChecker) Report() Report {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	rest := slices.Clone(c.managers)
+	var rest []Event
+	for _, e := range c.closed {
+		rest = append(rest, e)
+	}
 	for _, evs := range c.open {
 		rest = append(rest, evs...)
 	}

@@ -67,3 +67,56 @@ func TestTraceCheckerAgreesWithCheckTrace(t *testing.T) {
 		t.Errorf("%d subchannels' events kept, want the 3 never destroyed", len(c.open))
 	}
 }
+
+// TestTraceCheckerStaysBounded feeds the checker the lives of many
+// subchannels of many managers that open and close, as a long soak does,
+// and checks that what it keeps does not grow with the trace; a subchannel
+// still held when its manager closes is still reported.
+func TestTraceCheckerStaysBounded(t *testing.T) {
+	var seq uint64
+	ev := func(m, sc uint64, kind Kind, before, after int) Event {
+		seq++
+		return Event{Seq: seq, Manager: m, Subchannel: sc, Key: "127.0.0.1:1", Kind: kind, RefsBefore: before, RefsAfter: after, Holder: "h"}
+	}
+	c := NewTraceChecker()
+	const managers, perManager = 2000, 20
+	sc := uint64(0)
+	for m := uint64(1); m <= managers; m++ {
+		c.Add(ev(m, 0, KindManagerOpen, 0, 0))
+		for range perManager {
+			sc++
+			for _, e := range []Event{ev(m, sc, KindCreate, 0, 0), ev(m, sc, KindRef, 0, 1), ev(m, sc, KindUnref, 1, 0), ev(m, sc, KindShutdown, 0, 0)} {
+				c.Add(e)
+			}
+		}
+		c.Add(ev(m, 0, KindManagerClose, 0, 0))
+		for s := sc - perManager + 1; s <= sc; s++ {
+			c.Add(ev(m, s, KindDestroy, 0, 0))
+		}
+	}
+	if n := len(c.destroyed); n > DestroyedWindow {
+		t.Errorf("%d destroyed subchannels remembered, want at most %d", n, DestroyedWindow)
+	}
+	if len(c.closed) != 0 || len(c.perMgr) != 0 || len(c.open) != 0 {
+		t.Errorf("kept %d closed managers, %d manager counts, %d open subchannels after every subchannel was destroyed", len(c.closed), len(c.perMgr), len(c.open))
+	}
+	// A recent destroy is still remembered: an event after it is caught.
+	c.Add(ev(managers, sc, KindConnect, 0, 0))
+	// A subchannel held when its manager closes is a leak.
+	m := uint64(managers + 1)
+	c.Add(ev(m, 0, KindManagerOpen, 0, 0))
+	c.Add(ev(m, sc+1, KindCreate, 0, 0))
+	c.Add(ev(m, sc+1, KindRef, 0, 1))
+	c.Add(ev(m, 0, KindManagerClose, 0, 0))
+	rep := c.Report()
+	var kinds []ProblemKind
+	for _, p := range rep.Problems {
+		kinds = append(kinds, p.Kind)
+	}
+	if !slices.Contains(kinds, ProblemInvalid) || !slices.Contains(kinds, ProblemLeak) || len(kinds) != 2 {
+		t.Errorf("problems %v, want the event after destroy and the closed manager's leak", rep.Problems)
+	}
+	if rep.Destroyed != managers*perManager {
+		t.Errorf("%d destroyed, want %d", rep.Destroyed, managers*perManager)
+	}
+}

@@ -76,8 +76,10 @@ type Stats struct {
 	// included.
 	Open int
 	// Held is the number of open connections that get no HTTP/2 at all
-	// (ConnLimit, Frozen).
+	// (ConnLimit, Frozen, Freeze).
 	Held int
+	// Frozen reports whether the backend is frozen now (Frozen, Freeze).
+	Frozen bool
 	// RPCs counts EchoService calls (unary calls and streams) that reached a
 	// handler. Health checks are not counted.
 	RPCs int64
@@ -100,6 +102,7 @@ func Start(opts ...Option) (*Backend, error) {
 		kp:       o.keepalive,
 		serving:  true,
 	}
+	b.conns.frozen.Store(o.frozen)
 	if o.ca != nil {
 		cert, err := o.ca.IssueServerCert()
 		if err != nil {
@@ -137,8 +140,60 @@ func (b *Backend) Stats() Stats {
 		Accepted: b.conns.accepted.Load(),
 		Open:     len(conns),
 		Held:     held,
+		Frozen:   b.conns.frozen.Load(),
 		RPCs:     b.rpcs.Load(),
 	}
+}
+
+// Freeze makes the backend hold every connection it accepts from now on,
+// open and silent, as a server whose workers are all stuck: clients connect
+// at the TCP level and their HTTP/2 handshakes time out. Connections served
+// already go on being served. A held connection is closed when its client
+// closes or resets it, so a freeze holds at most the connections clients
+// keep trying (see StallForever for a server that never notices).
+func (b *Backend) Freeze() { b.conns.frozen.Store(true) }
+
+// Thaw ends a freeze (Frozen, Freeze): new connections are served again,
+// and every connection held so far is reset with a TCP RST, as a server
+// restarted out of its stall resets the connections in its queues. It
+// returns how many it reset. With StallForever the held connections are
+// left open. Thaw does not lift a ConnLimit, but resets the connections it
+// held.
+func (b *Backend) Thaw() int {
+	b.conns.frozen.Store(false)
+	if b.opts.stallForever {
+		return 0
+	}
+	conns, _ := b.conns.snapshot()
+	n := 0
+	for _, c := range conns {
+		if c.held {
+			c.reset()
+			n++
+		}
+	}
+	return n
+}
+
+// Inodes returns the inode of every socket the backend has open now — its
+// listening socket and its connections, held ones included — as
+// /proc/self/fd shows them ("socket:[inode]"), so that a caller can tell the
+// backend's descriptors from its own. It is empty where inodes cannot be
+// read (outside Unix).
+func (b *Backend) Inodes() []uint64 {
+	var out []uint64
+	b.mu.Lock()
+	if b.cur != nil && b.cur.lis.inode != 0 {
+		out = append(out, b.cur.lis.inode)
+	}
+	b.mu.Unlock()
+	conns, _ := b.conns.snapshot()
+	for _, c := range conns {
+		if c.inode != 0 {
+			out = append(out, c.inode)
+		}
+	}
+	return out
 }
 
 // SetServing sets the health status the backend reports, for the whole

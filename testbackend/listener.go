@@ -2,16 +2,21 @@ package testbackend
 
 import (
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/leakproof/leakproof/internal/sockowner"
 )
 
 // connTracker knows every server-side connection a Backend has open, across
-// restarts, so that ResetConns and Stats see them all.
+// restarts, so that ResetConns, Thaw and Stats see them all.
 type connTracker struct {
 	accepted atomic.Int64
+	// frozen is the Backend's freeze, shared by every run's listener.
+	frozen atomic.Bool
 
 	mu   sync.Mutex
 	open map[*trackedConn]struct{}
@@ -44,12 +49,13 @@ func (t *connTracker) snapshot() (conns []*trackedConn, held int) {
 }
 
 // trackedConn is a server-side TCP connection. Close is idempotent in its
-// bookkeeping and may be called by grpc, by the listener and by a reset at
-// once.
+// bookkeeping and may be called by grpc, by the listener, by a reset and by
+// the watcher of a held connection at once.
 type trackedConn struct {
 	*net.TCPConn
-	lis  *listener
-	held bool // never handed to grpc: no HTTP/2 is ever written
+	lis   *listener
+	held  bool   // never handed to grpc: no HTTP/2 is ever written
+	inode uint64 // the socket's inode, 0 if unknown
 
 	once sync.Once
 }
@@ -67,16 +73,31 @@ func (c *trackedConn) reset() {
 	_ = c.Close()
 }
 
+// watch reads a held connection and throws the bytes away until the client
+// closes or resets it, then closes it: a frozen server never answers, but
+// its kernel still sees the client leave, and so must its descriptor
+// table. Without the watcher a held connection whose client has gone would
+// sit in CLOSE_WAIT (and then CLOSE, gone from /proc/net/tcp) until the
+// backend stops.
+func (c *trackedConn) watch() {
+	_, _ = io.Copy(io.Discard, c.TCPConn)
+	_ = c.Close()
+}
+
 // listener wraps the TCP listener of one run of a Backend. It counts and
 // tracks every accepted connection, holds the ones past the connection limit
-// instead of handing them to grpc, and resets connections on a timer.
+// (or all while frozen) instead of handing them to grpc, and resets
+// connections on a timer.
 type listener struct {
 	inner      *net.TCPListener
 	tracker    *connTracker
 	limit      int           // served connections at once; unlimited if < 0
 	resetAfter time.Duration // 0: never
+	stall      bool          // StallForever: held connections are not watched
+	inode      uint64        // the listening socket's inode, 0 if unknown
 
-	// wg counts reset timers whose function runs or may still run.
+	// wg counts reset timers whose function runs or may still run, and the
+	// watchers of held connections.
 	wg sync.WaitGroup
 
 	mu     sync.Mutex
@@ -92,29 +113,39 @@ func newListener(inner *net.TCPListener, t *connTracker, o *options) *listener {
 		tracker:    t,
 		limit:      o.connLimit,
 		resetAfter: o.resetAfter,
+		stall:      o.stallForever,
+		inode:      sockowner.Inode(inner),
 		held:       make(map[*trackedConn]struct{}),
 		timers:     make(map[*trackedConn]*time.Timer),
 	}
 }
 
 // Accept returns the next connection grpc may serve. Connections past the
-// limit are kept here, open and silent, and Accept goes on waiting.
+// limit, or every connection while the backend is frozen, are kept here,
+// open and silent, and Accept goes on waiting.
 func (l *listener) Accept() (net.Conn, error) {
 	for {
 		raw, err := l.inner.AcceptTCP()
 		if err != nil {
 			return nil, err
 		}
-		c := &trackedConn{TCPConn: raw, lis: l}
+		c := &trackedConn{TCPConn: raw, lis: l, inode: sockowner.Inode(raw)}
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
 			_ = raw.Close()
 			return nil, net.ErrClosed
 		}
-		c.held = l.limit >= 0 && l.served >= l.limit
+		c.held = l.tracker.frozen.Load() || (l.limit >= 0 && l.served >= l.limit)
 		if c.held {
 			l.held[c] = struct{}{}
+			if !l.stall {
+				l.wg.Add(1)
+				go func() {
+					defer l.wg.Done()
+					c.watch()
+				}()
+			}
 		} else {
 			l.served++
 		}
@@ -176,8 +207,9 @@ func (l *listener) Close() error {
 	return err
 }
 
-// stopTimers cancels the pending resets and waits for running ones. Call it
-// once every connection of this listener is closed.
+// stopTimers cancels the pending resets and waits for running ones and for
+// the watchers of held connections. Call it once every connection of this
+// listener is closed.
 func (l *listener) stopTimers() {
 	l.mu.Lock()
 	for c, t := range l.timers {

@@ -18,13 +18,15 @@ type optionFunc func(*options)
 func (f optionFunc) apply(o *options) { f(o) }
 
 type options struct {
-	name       string
-	port       int
-	keepalive  keepalive.ServerParameters
-	resetAfter time.Duration
-	connLimit  int // served connections open at once; unlimited if < 0
-	ca         *CA
-	serverOpts []grpc.ServerOption
+	name         string
+	port         int
+	keepalive    keepalive.ServerParameters
+	resetAfter   time.Duration
+	connLimit    int // served connections open at once; unlimited if < 0
+	frozen       bool
+	stallForever bool
+	ca           *CA
+	serverOpts   []grpc.ServerOption
 }
 
 func defaultOptions() options {
@@ -71,9 +73,12 @@ func ResetAfter(d time.Duration) Option {
 // (gunicorn's gthread worker at worker_connections): while k connections are
 // being served, every further connection is accepted at the TCP level and
 // then held open without a single HTTP/2 byte — no settings, no GOAWAY, no
-// close — until the backend stops or that connection is reset. A held
-// connection is never served later, even when a slot frees up. ConnLimit(0)
-// is Frozen. A negative k means no limit, the default.
+// close. A held connection is never served later, even when a slot frees
+// up; it is closed when its client closes or resets it (the backend reads
+// and discards what the client sends, as a kernel's receive queue would,
+// and so notices the client leave), when Thaw or ResetConns resets it, or
+// when the backend stops. ConnLimit(0) holds every connection, like Frozen,
+// but Thaw does not lift a limit. A negative k means no limit, the default.
 func ConnLimit(k int) Option {
 	return optionFunc(func(o *options) {
 		if k < 0 {
@@ -83,10 +88,21 @@ func ConnLimit(k int) Option {
 	})
 }
 
-// Frozen makes a backend that accepts TCP connections and never speaks
-// HTTP/2 on any of them: a client's connection attempt can only time out.
+// Frozen starts the backend frozen, as Freeze leaves it: it accepts TCP
+// connections and never speaks HTTP/2 on any of them, so a client's
+// connection attempt can only time out. Thaw ends the freeze.
 func Frozen() Option {
-	return ConnLimit(0)
+	return optionFunc(func(o *options) { o.frozen = true })
+}
+
+// StallForever makes held connections (Frozen, Freeze, ConnLimit) stay open
+// and unread until the backend stops or ResetConns resets them: the backend
+// never notices a client leave, and Thaw serves new connections again but
+// leaves the held ones as they are. It models a server stalled for good,
+// whose descriptors pile up in CLOSE_WAIT, and is how a test proves that a
+// check catches a backend that holds connections until shutdown.
+func StallForever() Option {
+	return optionFunc(func(o *options) { o.stallForever = true })
 }
 
 // TLS serves with a certificate for 127.0.0.1 issued by ca. Clients that use

@@ -26,10 +26,14 @@ injecting faults on a timeline, then closes everything and checks that every
 subchannel, socket and goroutine was released. Needs Linux (/proc).
 
 During the run it checks that sockets to a backend the resolver removed reach
-0 within the drain timeout plus slack while the channel stays open, and that
+0 within the drain timeout plus slack while the channel stays open, that
 the leakproof policies hold at most one socket per backend outside GOAWAY and
-removal drain windows. At the end: RPC failure rate, goroutines, descriptors
-and sockets back at the baseline, and a clean refcount trace.
+removal drain windows, that every descriptor's owner (the channels, each
+backend, the rest) explains it, and that nothing grows: no owner's
+descriptors across repeats of a phase and, on runs of 5 minutes or more, no
+least-squares slope of goroutines, descriptors, heap or manager records. At
+the end: RPC failure rate, goroutines, descriptors and sockets back at the
+baseline, and a clean refcount trace.
 
 Exit status: 0 clean verdict, 1 leak or failed run (reason on stderr),
 2 bad flags.

@@ -30,7 +30,7 @@ func TestSoakBadFlagsExit2WithUsage(t *testing.T) {
 		{[]string{"--no-such-flag"}, "flag provided but not defined: -no-such-flag"},
 		{[]string{"--duration", "soon"}, `invalid value "soon" for flag -duration`},
 		{[]string{"--duration", "0s"}, "--duration and --drain-timeout must be positive"},
-		{[]string{"--duration", "2s"}, "duration 2s is too short for 11 fault(s)"},
+		{[]string{"--duration", "2s"}, "duration 2s is too short for 13 fault(s)"},
 		{[]string{"--backends", "2"}, "backends 2 must be between 3 and 32"},
 		{[]string{"--backends", "many"}, `invalid value "many" for flag -backends`},
 		{[]string{"--policy", "no_such_policy"}, `policy "no_such_policy" is not registered`},
