@@ -13,8 +13,7 @@
 //   - Manager.ClientConn wraps a balancer.ClientConn for a child policy such
 //     as grpc's pickfirst: its NewSubConn acquires, its SubConns' Shutdown
 //     releases, and its pickers hand grpc the real SubConns. The leakproof
-//     policies are grpc's pickfirst and endpointsharding on such a
-//     ClientConn.
+//     policies run grpc's pickfirst on such ClientConns.
 //
 // A picker must return the real SubConn (Unwrap): grpc re-picks forever on a
 // SubConn it did not create. examples/custombalancer in the leakproof

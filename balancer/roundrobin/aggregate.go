@@ -163,6 +163,9 @@ func readyEntryOf(p balancer.Picker) *readyEntry {
 	if sc, ok := policy.ReadySubConn(p); ok {
 		return &readyEntry{res: balancer.PickResult{SubConn: sc}}
 	}
+	if p == nil { // a child that breaks the contract: never hand grpc a nil SubConn
+		p = notYet
+	}
 	return &readyEntry{picker: p}
 }
 
