@@ -2,6 +2,8 @@ package benchmarks
 
 import (
 	"fmt"
+	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -53,13 +55,37 @@ func churnEndpoints(n, pct, gen int) []resolver.Endpoint {
 // (a re-resolution that returns the same list), 1%, 10% and all of it.
 var churnPcts = []int{0, 1, 10, 100}
 
-// BenchmarkChurn times one resolver update of 1,000 endpoints with 0%, 1%,
-// 10% and 100% of them changed, for grpc-go's round_robin and pick_first and
-// leakproof's, each built on the fake ClientConn. One op is one update,
-// alternating between two lists that differ in the changed part, from the
-// call to UpdateClientConnState until the policy is READY again on every
-// backend of the new list: backends removed are shut down, new ones are
-// connected (the fake makes them READY at once), and the picker is rebuilt.
+// churnSizes are the list sizes of BenchmarkChurn; scaleSizes those of
+// BenchmarkChurnScale.
+var (
+	churnSizes = []int{1000, 10000}
+	scaleSizes = []int{1000, 2000, 5000, 10000}
+)
+
+// largeEnv enables the churn benchmarks above largeFrom endpoints. grpc-go's
+// round_robin rebuilds its picker once per endpoint that turns READY, in
+// O(endpoints): at 10,000 endpoints one 100% update (and the set-up before
+// the timed loop) costs it tens of seconds of CPU and gigabytes allocated.
+const (
+	largeEnv  = "LEAKPROOF_BENCH_LARGE"
+	largeFrom = 2000
+)
+
+// skipLarge skips b unless lists of n endpoints are enabled.
+func skipLarge(b *testing.B, n int) {
+	if n > largeFrom && os.Getenv(largeEnv) == "" {
+		b.Skipf("%d endpoints: set %s=1 to run (tens of seconds per op for grpc's round_robin)", n, largeEnv)
+	}
+}
+
+// BenchmarkChurn times one resolver update of 1,000 and 10,000 endpoints
+// with 0%, 1%, 10% and 100% of them changed, for grpc-go's round_robin and
+// pick_first and leakproof's, each built on the fake ClientConn. One op is
+// one update, alternating between two lists that differ in the changed part,
+// from the call to UpdateClientConnState until the policy is READY again on
+// every backend of the new list: backends removed are shut down, new ones
+// are connected (the fake makes them READY at once), and the picker is
+// rebuilt. The 10,000-endpoint rows run only with LEAKPROOF_BENCH_LARGE=1.
 //
 // Reported besides ns/op: update-ns/op (the UpdateClientConnState call
 // alone), cpu-ns/op (CPU time of the whole process, which counts work the
@@ -70,10 +96,36 @@ var churnPcts = []int{0, 1, 10, 100}
 // UpdateState calls per update.
 func BenchmarkChurn(b *testing.B) {
 	for _, p := range policyImpls {
-		for _, pct := range churnPcts {
-			b.Run(fmt.Sprintf("%v/endpoints=1000/changed=%d%%", p, pct), func(b *testing.B) {
-				benchChurn(b, p, "", 1000, pct)
-			})
+		for _, n := range churnSizes {
+			for _, pct := range churnPcts {
+				b.Run(fmt.Sprintf("%v/endpoints=%d/changed=%d%%", p, n, pct), func(b *testing.B) {
+					skipLarge(b, n)
+					benchChurn(b, p, "", n, pct)
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkChurnScale is BenchmarkChurn's round_robin at 1,000, 2,000, 5,000
+// and 10,000 endpoints, for a 1% and a 100% change, named so that
+//
+//	benchstat -col /endpoints
+//
+// prints how the cost of each grows with the list. Above 2,000 endpoints it
+// runs only with LEAKPROOF_BENCH_LARGE=1.
+func BenchmarkChurnScale(b *testing.B) {
+	for _, p := range policyImpls {
+		if !p.roundRobin() {
+			continue
+		}
+		for _, pct := range []int{1, 100} {
+			for _, n := range scaleSizes {
+				b.Run(fmt.Sprintf("%v/changed=%d%%/endpoints=%d", p, pct, n), func(b *testing.B) {
+					skipLarge(b, n)
+					benchChurn(b, p, "", n, pct)
+				})
+			}
 		}
 	}
 }
@@ -115,6 +167,9 @@ func benchChurnOn(b *testing.B, p policyImpl, cfg string, n, pct int, build func
 	settle(0)
 	created0, _ := f.cc.counts()
 	updates0 := f.cc.stateUpdates()
+	// The set-up's garbage is not the update's: at 10,000 endpoints the
+	// timed loop may run once, and would otherwise pay for collecting it.
+	runtime.GC()
 
 	b.ReportAllocs()
 	var inUpdate time.Duration

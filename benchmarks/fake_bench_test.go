@@ -98,19 +98,27 @@ func (f *fakeCC) stateUpdates() int {
 }
 
 // waitFor waits until the serializer has nothing left to deliver and cond
-// holds for the policy's last state, looking again after every UpdateState.
+// holds for the policy's last state, looking again after every UpdateState
+// and, since a policy may change what its current picker returns without a
+// new UpdateState (leakproof's READY picker sees endpoints turn READY), at
+// growing intervals from 50µs to 5ms.
 func (f *fakeCC) waitFor(tb testing.TB, what string, cond func(balancer.State) bool) {
-	f.timer.Reset(10 * time.Second)
-	defer f.timer.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	poll := 50 * time.Microsecond
 	for {
 		f.ser.waitIdle()
 		if cond(f.current()) {
 			return
 		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s; last state %v", what, f.current().ConnectivityState)
+		}
+		f.timer.Reset(poll)
 		select {
 		case <-f.notify:
+			f.timer.Stop() // Go 1.23 timers: no stale tick after Stop
 		case <-f.timer.C:
-			tb.Fatalf("timed out waiting for %s; last state %v", what, f.current().ConnectivityState)
+			poll = min(2*poll, 5*time.Millisecond)
 		}
 	}
 }

@@ -5,8 +5,14 @@
 #   scripts/bench.sh                 every group, 6 rounds (benchstat needs 6
 #                                    samples for a confidence interval)
 #   scripts/bench.sh -count 10       10 rounds
-#   scripts/bench.sh -only pick,churn   some groups: manager pick churn rpc release memory guard
-#                                    xds (not in the default set: about a minute a round)
+#   scripts/bench.sh -only pick,churn   some groups: manager pick churn scale rpc
+#                                    release memory guard, and xds (not in the
+#                                    default set: about a minute a round)
+#   scripts/bench.sh -large          also the churn rows above 2,000 endpoints
+#                                    (LEAKPROOF_BENCH_LARGE=1): grpc's
+#                                    round_robin needs tens of seconds per op
+#                                    there, so a 6-round run takes about an
+#                                    hour longer
 #   scripts/bench.sh -out DIR        where raw output goes (default .cache/bench/<time>)
 #   scripts/bench.sh -report DIR     only print the tables of an earlier run
 #
@@ -20,7 +26,8 @@ cd "$(dirname "$0")/.."
 
 benchstat_version=v0.0.0-20260908200009-22c9c6c9d4da
 count=6
-only="manager,pick,churn,rpc,release,memory,guard"
+only="manager,pick,churn,scale,rpc,release,memory,guard"
+large=""
 out=""
 report=""
 while [ $# -gt 0 ]; do
@@ -29,7 +36,8 @@ while [ $# -gt 0 ]; do
     -only) only=$2; shift 2 ;;
     -out) out=$2; shift 2 ;;
     -report) report=$2; shift 2 ;;
-    *) echo "usage: $0 [-count N] [-only g1,g2] [-out DIR] [-report DIR]" >&2; exit 2 ;;
+    -large) large=1; shift ;;
+    *) echo "usage: $0 [-count N] [-only g1,g2] [-large] [-out DIR] [-report DIR]" >&2; exit 2 ;;
   esac
 done
 
@@ -43,6 +51,7 @@ groups=(
   "manager   ./subconn     ^(BenchmarkAcquireRelease|BenchmarkSetSync)$    0.5s"
   "pick      ./benchmarks  ^(BenchmarkPick|BenchmarkPickTrace)$            0.5s"
   "churn     ./benchmarks  ^(BenchmarkChurn|BenchmarkChurnTrace)$          1s"
+  "scale     ./benchmarks  ^BenchmarkChurnScale$                           1s"
   "rpc       ./benchmarks  ^(BenchmarkUnary|BenchmarkStream)$              1s"
   "release   ./benchmarks  ^(BenchmarkReleaseRemoved|BenchmarkReleaseShutdown)$  200x"
   "release   ./benchmarks  ^BenchmarkReleaseOpenStream$                    5x"
@@ -64,6 +73,7 @@ if [ -z "$report" ]; then
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //')"
     echo "mem: $(grep -m1 MemTotal /proc/meminfo 2>/dev/null | awk '{printf "%.1f GiB", $2/1048576}')"
     echo "count: $count"
+    echo "large: ${large:-no}"
   } > "$out/machine.txt"
   cat "$out/machine.txt"
 
@@ -77,7 +87,7 @@ if [ -z "$report" ]; then
       selected "$name" || continue
       echo "bench: round $round/$count: $name $regex"
       bin="$out/bin/$(basename "$pkg").test"
-      "$bin" -test.run '^$' -test.bench "$regex" -test.benchtime "$benchtime" \
+      LEAKPROOF_BENCH_LARGE=$large "$bin" -test.run '^$' -test.bench "$regex" -test.benchtime "$benchtime" \
         -test.benchmem -test.count 1 -test.timeout 30m >> "$out/$name.txt"
     done
   done
@@ -128,6 +138,9 @@ if [ -s "$r/churn.txt" ]; then
   table "$r/.churn-compare.txt" "/impl@(grpc leakproof)"
   table "$r/.churn-trace.txt" "/trace@(off ring sub)"
 fi
+# The scale group: each row's cost at 2,000, 5,000 and 10,000 endpoints as a
+# multiple of its cost at 1,000 (linear growth: 2, 5 and 10).
+table "$r/scale.txt" "/endpoints"
 table "$r/rpc.txt" "/impl@(grpc leakproof leakproof_nodialer)"
 table "$r/release.txt" "/impl@(grpc leakproof)"
 table "$r/memory.txt" "/impl@(grpc leakproof leakproof_trace_off)"

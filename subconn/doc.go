@@ -22,8 +22,8 @@
 //   - Manager.ClientConn wraps a balancer.ClientConn for a child policy such
 //     as grpc's pickfirst: its NewSubConn acquires, its SubConns' Shutdown
 //     releases, and its pickers hand grpc the real SubConns. The leakproof
-//     policies are grpc's pickfirst and endpointsharding on such a
-//     ClientConn; leakproof_guard puts any policy on one.
+//     policies run grpc's pickfirst on such ClientConns; leakproof_guard
+//     puts any policy on one.
 //   - ClientConn.WatchOrphans catches a child that forgets a SubConn: one
 //     whose address left the resolver state (ObserveResolverState) longer
 //     than a timeout ago while the child still holds it is an orphan,

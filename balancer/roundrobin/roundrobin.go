@@ -1,17 +1,34 @@
 // Package roundrobin registers leakproof_round_robin: grpc-go's round_robin,
-// with one subchannel per backend shared by every endpoint that names it.
+// with one subchannel per backend shared by every endpoint that names it, and
+// a resolver update that costs what changed, not the whole list.
 // Import it and name the policy in your service config:
 //
 //	{"loadBalancingConfig": [{"leakproof_round_robin": {}}]}
 //
-// Like grpc's round_robin it runs pick_first within each endpoint (grpc's
-// endpointsharding over grpc's pick_first children, health listener
-// enabled), reconnects endpoints that go IDLE, and spreads picks over the
-// READY endpoints. Unlike it, all children get their subchannels from one
-// subconn.Manager: endpoints that share an address ({A} and {A,B}) and
-// repeated addresses share one subchannel, and so one connection, to that
-// backend. Picks go straight to the READY subchannels through one atomic
-// counter, with no allocation.
+// Like grpc's round_robin it runs grpc's own pick_first within each endpoint
+// (Happy Eyeballs, sticky TRANSIENT_FAILURE, health listener enabled),
+// reconnects endpoints that go IDLE, reports READY if any endpoint is READY,
+// else CONNECTING if any is connecting, else IDLE if any is idle, else
+// TRANSIENT_FAILURE, and spreads picks over the READY endpoints. Unlike it:
+//
+//   - All children get their subchannels from one subconn.Manager: endpoints
+//     that share an address ({A} and {A,B}) and repeated addresses share one
+//     subchannel, and so one connection, to that backend.
+//   - An update costs one lookup per endpoint plus work for what changed:
+//     endpoints whose addresses and attributes did not change, and whose
+//     pick_first is READY or IDLE, are not updated again (pick_first would do
+//     nothing with the update). The aggregate state is kept incrementally, one
+//     set of endpoints per connectivity state, and the READY picker grows in
+//     place, so an endpoint turning READY costs O(1), not a rebuild.
+//   - Fewer pickers: one at the end of each resolver update (children's
+//     changes during it are batched into it, as grpc does), and otherwise
+//     one only when the aggregate state changes or a READY endpoint leaves.
+//     The READY picker is a view of the READY endpoints that sees one turn
+//     READY at once, in O(1); grpc sends one picker per endpoint transition,
+//     each rebuilt from every endpoint: a resolver update that brings n
+//     endpoints READY costs it O(n²).
+//   - Picks go straight to the READY subchannels through atomic loads and
+//     one atomic counter, with no allocation.
 //
 // Config (all optional; under leakproof's name unknown fields and bad values
 // are errors; under grpc's name, after ReplaceGRPCPolicy, every config grpc's
@@ -23,20 +40,17 @@
 package roundrobin
 
 import (
-	"fmt"
 	"math/rand/v2"
-	"strings"
+	"slices"
 	"sync"
-	"sync/atomic"
 
-	"github.com/leakproof/leakproof/internal/policy"
 	"github.com/leakproof/leakproof/subconn"
+	"google.golang.org/grpc/attributes"
 	"google.golang.org/grpc/balancer"
-	"google.golang.org/grpc/balancer/base"
-	"google.golang.org/grpc/balancer/endpointsharding"
 	grpcpickfirst "google.golang.org/grpc/balancer/pickfirst"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/grpclog"
+	"google.golang.org/grpc/resolver"
 )
 
 // Name is the policy's name in service configs.
@@ -58,140 +72,268 @@ type builder struct{ name string }
 func (b builder) Name() string { return b.name }
 
 func (b builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
-	m := subconn.NewManager(cc, subconn.WithTarget(opts.Target.String()))
-	rr := &roundRobin{m: m, name: b.name, cc: &flatPickerCC{ClientConn: cc}}
-	child := func(ccChild balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
-		hc := m.ClientConn(ccChild, "endpoint")
-		return &endpointChild{Balancer: policy.GRPCPickFirst.Build(hc, opts), hc: hc}
+	return &roundRobin{
+		cc:    cc,
+		m:     subconn.NewManager(cc, subconn.WithTarget(opts.Target.String())),
+		name:  b.name,
+		bOpts: opts,
+		byKey: make(map[endpointKey]*endpoint),
 	}
-	rr.Balancer = endpointsharding.NewBalancer(rr.cc, opts, child, endpointsharding.Options{})
-	return rr
 }
 
+// roundRobin shards the resolver's endpoints over grpc pick_first children,
+// one per endpoint (keyed, as grpc's endpointsharding keys them, by the
+// multiset of their addresses), all on one subconn.Manager.
+//
+// Lock order: endpoint.mu, then roundRobin.mu (a child reports its state
+// while its pick_first holds its own lock). No child is called while
+// roundRobin.mu is held; the parent ClientConn is (UpdateState), as grpc's
+// endpointsharding does, so that pickers reach grpc in the order they were
+// built.
 type roundRobin struct {
-	balancer.Balancer // endpointsharding over pick_first children
-	m                 *subconn.Manager
-	name              string
-	cc                *flatPickerCC
+	// Initialized at build time, read-only after.
+	cc    balancer.ClientConn
+	m     *subconn.Manager
+	name  string
+	bOpts balancer.BuildOptions
+
+	// Used only by grpc's calls into the balancer, which grpc serializes.
+	childAttrs *attributes.Attributes // resolver attributes the children last got
+
+	mu          sync.Mutex
+	closed      bool
+	inhibit     bool   // a call from grpc is updating children: record, publish at its end
+	gen         uint64 // resolver updates so far; endpoint.gen marks those in the latest
+	byKey       map[endpointKey]*endpoint
+	all         []*endpoint // every endpoint of the latest update; endpoint.allIdx
+	agg         aggregate
+	resolverErr error // the last resolver error since the last good update
+	pub         publisher
 }
 
 func (b *roundRobin) UpdateClientConnState(s balancer.ClientConnState) error {
 	configOf(s.BalancerConfig).Apply(b.m)
-	b.cc.setResolverError(nil)
-	return b.Balancer.UpdateClientConnState(balancer.ClientConnState{
-		ResolverState: grpcpickfirst.EnableHealthListener(s.ResolverState),
-	})
+	rs := grpcpickfirst.EnableHealthListener(s.ResolverState)
+	attrsChanged := !rs.Attributes.Equal(b.childAttrs)
+	b.childAttrs = rs.Attributes
+	eps := rs.Endpoints
+
+	// Decide under the lock who is new, who needs the update and who is
+	// gone; call the children after it.
+	var created, updated, removed []*endpoint
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.resolverErr = nil
+	b.inhibit = true
+	b.gen++
+	// Like endpointsharding, start at a random endpoint, so that clients
+	// sharing a list do not all connect in the same order.
+	start := 0
+	if len(eps) > 0 {
+		start = rand.IntN(len(eps))
+	}
+	seen := 0
+	for j := range eps {
+		ep := eps[(start+j)%len(eps)]
+		k := keyOf(ep)
+		e, ok := b.byKey[k]
+		switch {
+		case ok && e.gen == b.gen: // a duplicate endpoint in this update
+		case !ok:
+			e = newEndpoint(b, k, ep)
+			e.gen = b.gen
+			seen++
+			b.addLocked(e)
+			created = append(created, e)
+		default:
+			e.gen = b.gen
+			seen++
+			// pick_first does nothing with an unchanged update when READY or
+			// IDLE; CONNECTING and TRANSIENT_FAILURE restart their pass.
+			if attrsChanged || !sameEndpoint(e.ep, ep) || e.set == connectivity.Connecting || e.set == connectivity.TransientFailure {
+				e.ep = ep
+				updated = append(updated, e)
+			}
+		}
+	}
+	if seen < len(b.all) {
+		for i := 0; i < len(b.all); {
+			if e := b.all[i]; e.gen != b.gen {
+				b.removeLocked(e) // moves the last endpoint to i
+				removed = append(removed, e)
+				continue
+			}
+			i++
+		}
+	}
+	b.mu.Unlock()
+
+	var firstErr error
+	keep := func(err error) {
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	for _, e := range created {
+		keep(e.start(rs.Attributes))
+	}
+	for _, e := range updated {
+		keep(e.update(rs.Attributes))
+	}
+	for _, e := range removed {
+		e.close()
+	}
+
+	b.mu.Lock()
+	b.inhibit = false
+	empty := len(b.all) == 0
+	b.publishLocked()
+	b.mu.Unlock()
+	if empty {
+		return balancer.ErrBadResolverState
+	}
+	return firstErr
 }
 
 // ResolverError passes err to the endpoints; with no endpoint at all, RPCs
 // fail with it (grpc's round_robin reports only "no children to pick from").
 func (b *roundRobin) ResolverError(err error) {
-	b.cc.setResolverError(err)
-	b.Balancer.ResolverError(err)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.resolverErr = err
+	b.inhibit = true
+	children := slices.Clone(b.all)
+	b.mu.Unlock()
+	for _, e := range children {
+		e.resolverError(err)
+	}
+	b.mu.Lock()
+	b.inhibit = false
+	b.publishLocked()
+	b.mu.Unlock()
+}
+
+// ExitIdle asks the IDLE endpoints to connect (pick_first's ExitIdle does
+// nothing in any other state).
+func (b *roundRobin) ExitIdle() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.inhibit = true
+	idle := slices.Clone(b.agg.sets[connectivity.Idle])
+	b.mu.Unlock()
+	for _, e := range idle {
+		e.exitIdle()
+	}
+	b.mu.Lock()
+	b.inhibit = false
+	b.publishLocked()
+	b.mu.Unlock()
+}
+
+// UpdateSubConnState is never called: every SubConn has a StateListener.
+func (b *roundRobin) UpdateSubConnState(sc balancer.SubConn, s balancer.SubConnState) {
+	logger.Errorf("%s: UpdateSubConnState(%v, %+v) called unexpectedly", b.name, sc, s)
 }
 
 func (b *roundRobin) Close() {
-	b.Balancer.Close()
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.closed = true
+	children := b.all
+	b.all, b.byKey = nil, nil
+	b.mu.Unlock()
+	for _, e := range children {
+		e.close()
+	}
 	if err := b.m.Close(); err != nil {
 		logger.Errorf("%s: %v", b.name, err)
 	}
 }
 
-// endpointChild names its references after its endpoint's addresses, which
-// it learns from its first update (an endpoint's addresses never change: a
-// different set is a different child).
-type endpointChild struct {
-	balancer.Balancer
-	hc    *subconn.ClientConn
-	named bool
+// addLocked adds a new endpoint, IDLE until its pick_first reports. Caller
+// must hold b.mu.
+func (b *roundRobin) addLocked(e *endpoint) {
+	b.byKey[e.key] = e
+	e.allIdx = len(b.all)
+	b.all = append(b.all, e)
+	b.agg.move(e, connectivity.Idle, nil)
 }
 
-func (c *endpointChild) UpdateClientConnState(s balancer.ClientConnState) error {
-	if eps := s.ResolverState.Endpoints; !c.named && len(eps) == 1 {
-		c.named = true
-		var b strings.Builder
-		b.WriteString("endpoint{")
-		for i, a := range eps[0].Addresses {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(a.Addr)
+// removeLocked takes e out of the balancer; its later updates are dropped.
+// Caller must hold b.mu.
+func (b *roundRobin) removeLocked(e *endpoint) {
+	e.removed = true
+	delete(b.byKey, e.key)
+	last := len(b.all) - 1
+	if i := e.allIdx; i != last {
+		b.all[i] = b.all[last]
+		b.all[i].allIdx = i
+	}
+	b.all[last] = nil
+	b.all = b.all[:last]
+	b.agg.move(e, noSet, nil)
+}
+
+// childUpdate records a child's new state and sends grpc a new picker if
+// the change needs one: when the aggregate state changes, when a READY
+// endpoint leaves the READY picker (RPCs that pick it wait for the next
+// picker), or, while the balancer is IDLE or in TRANSIENT_FAILURE, when an
+// endpoint enters or leaves that state or changes its picker there. An
+// endpoint turning READY while the balancer is READY needs none: the READY
+// picker sees it at once (readySet). It is called by endpoint.UpdateState.
+func (b *roundRobin) childUpdate(e *endpoint, s balancer.State) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || e.removed {
+		return
+	}
+	from := e.set
+	to := s.ConnectivityState
+	if to == connectivity.Shutdown {
+		to = noSet
+	}
+	e.state = s
+	b.agg.move(e, to, s.Picker)
+	if b.inhibit {
+		return // the call from grpc in progress publishes at its end
+	}
+	switch agg := b.agg.state(); {
+	case !b.pub.published || agg != b.pub.state:
+		b.publishLocked()
+	case agg == connectivity.Ready:
+		if from == connectivity.Ready {
+			b.publishLocked()
 		}
-		b.WriteByte('}')
-		c.hc.SetHolder(b.String())
+	case agg == connectivity.Connecting:
+		// The CONNECTING picker is the same whoever is connecting.
+	case from == agg || to == agg:
+		b.publishLocked()
 	}
-	return c.Balancer.UpdateClientConnState(s)
 }
 
-// flatPickerCC replaces endpointsharding's two-level READY picker with one
-// that round-robins over the READY endpoints' real SubConns directly, and
-// the picker of a policy with no endpoints with the resolver's error.
-type flatPickerCC struct {
-	balancer.ClientConn
-
-	mu          sync.Mutex
-	resolverErr error // the last resolver error since the last good update
-}
-
-func (c *flatPickerCC) setResolverError(err error) {
-	c.mu.Lock()
-	c.resolverErr = err
-	c.mu.Unlock()
-}
-
-func (c *flatPickerCC) UpdateState(s balancer.State) {
-	switch s.ConnectivityState {
-	case connectivity.Ready:
-		s.Picker = &picker{src: s.Picker}
-	case connectivity.TransientFailure:
-		c.mu.Lock()
-		err := c.resolverErr
-		c.mu.Unlock()
-		if err != nil && len(endpointsharding.ChildStatesFromPicker(s.Picker)) == 0 {
-			s.Picker = base.NewErrPicker(fmt.Errorf("name resolver error: %v", err))
+// sameEndpoint reports whether a and b name the same addresses, in the same
+// order, with the same attributes.
+func sameEndpoint(a, b resolver.Endpoint) bool {
+	if len(a.Addresses) != len(b.Addresses) || !a.Attributes.Equal(b.Attributes) {
+		return false
+	}
+	for i := range a.Addresses {
+		x, y := &a.Addresses[i], &b.Addresses[i]
+		if x.Addr != y.Addr || x.ServerName != y.ServerName || !x.Attributes.Equal(y.Attributes) || !x.BalancerAttributes.Equal(y.BalancerAttributes) {
+			return false
 		}
 	}
-	c.ClientConn.UpdateState(s)
-}
-
-// picker spreads picks over the READY endpoints' real SubConns, one entry
-// per endpoint, with one atomic counter. It is built from endpointsharding's
-// two-level picker (src) on its first Pick: an update that turns many
-// endpoints READY makes as many pickers, and most are replaced before any
-// RPC picks from them.
-type picker struct {
-	src     balancer.Picker
-	once    sync.Once
-	results []balancer.PickResult // empty: pick with src
-	next    atomic.Uint32
-}
-
-func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
-	p.once.Do(p.flatten)
-	if len(p.results) == 0 {
-		return p.src.Pick(info)
-	}
-	n := p.next.Add(1)
-	return p.results[n%uint32(len(p.results))], nil
-}
-
-// flatten collects the READY children's SubConns, or leaves results empty if
-// any READY child's picker is not a plain pick_first READY picker.
-func (p *picker) flatten() {
-	children := endpointsharding.ChildStatesFromPicker(p.src)
-	results := make([]balancer.PickResult, 0, len(children))
-	for _, cs := range children {
-		if cs.State.ConnectivityState != connectivity.Ready {
-			continue
-		}
-		sc, ok := policy.ReadySubConn(cs.State.Picker)
-		if !ok {
-			return
-		}
-		results = append(results, balancer.PickResult{SubConn: sc})
-	}
-	if len(results) > 0 {
-		p.next.Store(uint32(rand.IntN(len(results))))
-		p.results = results
-	}
+	return true
 }

@@ -1,0 +1,334 @@
+package roundrobin_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/leakproof/leakproof/balancer/roundrobin"
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/connectivity"
+	estats "google.golang.org/grpc/experimental/stats"
+	"google.golang.org/grpc/resolver"
+)
+
+// These tests count the pickers the policy sends and drive each SubConn's
+// state by hand, which a real channel allows neither of: grpc keeps a
+// policy's pickers to itself and a real SubConn's state follows its socket.
+// So they run the policy on a fake balancer.ClientConn (fakeCC) whose
+// SubConns change state when the test says so. Everything the policy runs
+// on it is real: leakproof's manager and grpc's pick_first children.
+
+const (
+	pollTimeout = 5 * time.Second
+	pollEvery   = time.Millisecond
+)
+
+type fakeCC struct {
+	balancer.ClientConn // nil: a call that is not faked panics
+
+	mu      sync.Mutex
+	scs     map[string]*fakeSC
+	state   balancer.State
+	pickers int
+}
+
+func newFakeCC() *fakeCC { return &fakeCC{scs: map[string]*fakeSC{}} }
+
+func (f *fakeCC) NewSubConn(addrs []resolver.Address, opts balancer.NewSubConnOptions) (balancer.SubConn, error) {
+	if len(addrs) != 1 {
+		return nil, fmt.Errorf("fake: NewSubConn with %d addresses", len(addrs))
+	}
+	sc := &fakeSC{addr: addrs[0].Addr, listener: opts.StateListener}
+	f.mu.Lock()
+	f.scs[sc.addr] = sc
+	f.mu.Unlock()
+	return sc, nil
+}
+
+func (f *fakeCC) UpdateState(s balancer.State) {
+	f.mu.Lock()
+	f.state = s
+	f.pickers++
+	f.mu.Unlock()
+}
+
+func (f *fakeCC) ResolveNow(resolver.ResolveNowOptions)   {}
+func (f *fakeCC) Target() string                          { return "fake:///pickers" }
+func (f *fakeCC) MetricsRecorder() estats.MetricsRecorder { return nil }
+
+func (f *fakeCC) current() (balancer.State, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state, f.pickers
+}
+
+// sc waits for the SubConn to addr to be created and connected.
+func (f *fakeCC) sc(t *testing.T, addr string) *fakeSC {
+	t.Helper()
+	var sc *fakeSC
+	poll(t, "SubConn to "+addr+" connecting", func() bool {
+		f.mu.Lock()
+		sc = f.scs[addr]
+		f.mu.Unlock()
+		return sc != nil && sc.connects.Load() > 0
+	})
+	return sc
+}
+
+type fakeSC struct {
+	balancer.SubConn // nil: GetOrBuildProducer panics
+
+	addr     string
+	listener func(balancer.SubConnState)
+	connects atomic.Int32
+
+	mu     sync.Mutex
+	health func(balancer.SubConnState)
+}
+
+func (sc *fakeSC) Connect() { sc.connects.Add(1) }
+func (sc *fakeSC) Shutdown() {
+	sc.listener(balancer.SubConnState{ConnectivityState: connectivity.Shutdown})
+}
+func (sc *fakeSC) RegisterHealthListener(l func(balancer.SubConnState)) {
+	sc.mu.Lock()
+	sc.health = l
+	sc.mu.Unlock()
+}
+
+// set reports s, and for READY a healthy backend once pick_first listens.
+func (sc *fakeSC) set(t *testing.T, s connectivity.State, err error) {
+	t.Helper()
+	sc.listener(balancer.SubConnState{ConnectivityState: s, ConnectionError: err})
+	if s != connectivity.Ready {
+		return
+	}
+	var h func(balancer.SubConnState)
+	poll(t, "health listener on "+sc.addr, func() bool {
+		sc.mu.Lock()
+		h = sc.health
+		sc.mu.Unlock()
+		return h != nil
+	})
+	h(balancer.SubConnState{ConnectivityState: connectivity.Ready})
+}
+
+func poll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(pollTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
+func endpoints(addrs ...string) resolver.State {
+	var s resolver.State
+	for _, a := range addrs {
+		s.Endpoints = append(s.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
+	}
+	return s
+}
+
+func addrs(prefix string, n int) []string {
+	as := make([]string, n)
+	for i := range as {
+		as[i] = fmt.Sprintf("%s-%d:443", prefix, i)
+	}
+	return as
+}
+
+// picked returns the backends n picks of the current picker reach.
+func picked(t *testing.T, f *fakeCC, n int) map[string]int {
+	t.Helper()
+	s, _ := f.current()
+	got := map[string]int{}
+	for range n {
+		res, err := s.Picker.Pick(balancer.PickInfo{})
+		if err != nil {
+			t.Fatalf("Pick on a %v picker: %v", s.ConnectivityState, err)
+		}
+		got[res.SubConn.(*fakeSC).addr]++
+	}
+	return got
+}
+
+func build(t *testing.T) (balancer.Balancer, *fakeCC) {
+	t.Helper()
+	f := newFakeCC()
+	b := balancer.Get(roundrobin.Name).Build(f, balancer.BuildOptions{})
+	t.Cleanup(b.Close)
+	return b, f
+}
+
+// TestEndpointsTurningReadySendFewPickers: a resolver update of 100
+// endpoints sends one picker, and their turning READY one more (the
+// aggregate state's change to READY), not one per endpoint; the READY
+// picker still spreads picks evenly over every READY endpoint at once.
+func TestEndpointsTurningReadySendFewPickers(t *testing.T) {
+	b, f := build(t)
+	as := addrs("a", 100)
+	if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: endpoints(as...)}); err != nil {
+		t.Fatal(err)
+	}
+	s, n := f.current()
+	if n != 1 || s.ConnectivityState != connectivity.Connecting {
+		t.Fatalf("after the update: %d pickers, state %v; want 1, CONNECTING", n, s.ConnectivityState)
+	}
+	for i, a := range as {
+		f.sc(t, a).set(t, connectivity.Ready, nil)
+		// Every endpoint READY so far is picked, with no new picker.
+		want := i + 1
+		poll(t, fmt.Sprintf("%d READY endpoints picked", want), func() bool {
+			return len(picked(t, f, want)) == want
+		})
+	}
+	if _, n := f.current(); n != 2 {
+		t.Errorf("%d pickers for 100 endpoints turning READY, want 2 (the update's and READY's)", n)
+	}
+	for a, k := range picked(t, f, 300) {
+		if k != 3 {
+			t.Errorf("%s picked %d times in 300 picks over 100 endpoints, want 3", a, k)
+		}
+	}
+}
+
+// TestReadyEndpointLeavingSendsAPicker: a READY endpoint that loses its
+// connection leaves the picker at once, with a new picker (RPCs that picked
+// it wait for one), and comes back without one when READY again.
+func TestReadyEndpointLeavingSendsAPicker(t *testing.T) {
+	b, f := build(t)
+	as := addrs("b", 3)
+	if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: endpoints(as...)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range as {
+		f.sc(t, a).set(t, connectivity.Ready, nil)
+	}
+	poll(t, "3 READY endpoints picked", func() bool { return len(picked(t, f, 3)) == 3 })
+	_, before := f.current()
+
+	lost := f.sc(t, as[1])
+	lost.set(t, connectivity.Idle, nil) // the connection went away
+	poll(t, "a picker without "+as[1], func() bool {
+		_, n := f.current()
+		return n > before
+	})
+	if got := picked(t, f, 30); got[as[1]] != 0 || len(got) != 2 {
+		t.Fatalf("picks %v after %s went IDLE, want only the other two", got, as[1])
+	}
+	// pick_first reconnects it (the fake counts Connect calls).
+	poll(t, "reconnect of "+as[1], func() bool { return lost.connects.Load() >= 2 })
+	_, n := f.current()
+	lost.set(t, connectivity.Connecting, nil)
+	lost.set(t, connectivity.Ready, nil)
+	poll(t, as[1]+" picked again", func() bool { return picked(t, f, 3)[as[1]] == 1 })
+	if _, m := f.current(); m != n {
+		t.Errorf("%d pickers sent when an endpoint turned READY again, want none", m-n)
+	}
+}
+
+// TestAggregateState follows endpointsharding's rules: READY if any is READY,
+// else CONNECTING if any is connecting, else TRANSIENT_FAILURE with the
+// endpoints' own errors.
+func TestAggregateState(t *testing.T) {
+	b, f := build(t)
+	as := addrs("c", 2)
+	if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: endpoints(as...)}); err != nil {
+		t.Fatal(err)
+	}
+	x, y := f.sc(t, as[0]), f.sc(t, as[1])
+	x.set(t, connectivity.Connecting, nil)
+	y.set(t, connectivity.Connecting, nil)
+	waitState := func(want connectivity.State) {
+		t.Helper()
+		poll(t, want.String(), func() bool { s, _ := f.current(); return s.ConnectivityState == want })
+	}
+	x.set(t, connectivity.TransientFailure, errors.New("x refused"))
+	waitState(connectivity.Connecting)
+	y.set(t, connectivity.Ready, nil)
+	waitState(connectivity.Ready)
+	y.set(t, connectivity.Idle, nil) // lost; pick_first reconnects
+	poll(t, "reconnect", func() bool { return y.connects.Load() >= 2 })
+	waitState(connectivity.Connecting)
+	y.set(t, connectivity.Connecting, nil)
+	y.set(t, connectivity.TransientFailure, errors.New("y refused"))
+	waitState(connectivity.TransientFailure)
+	s, _ := f.current()
+	seen := map[string]bool{}
+	for range 4 {
+		_, err := s.Picker.Pick(balancer.PickInfo{})
+		if err == nil {
+			t.Fatal("a TRANSIENT_FAILURE picker picked")
+		}
+		seen[err.Error()] = true
+	}
+	if len(seen) != 2 {
+		t.Errorf("TRANSIENT_FAILURE picks failed with %v, want each endpoint's own error", seen)
+	}
+}
+
+// TestPicksRaceUpdates picks from many goroutines while endpoints turn READY,
+// leave and are removed: run with -race, it checks that the READY picker
+// reads what the balancer changes safely, and that every pick returns a
+// SubConn or ErrNoSubConnAvailable.
+func TestPicksRaceUpdates(t *testing.T) {
+	b, f := build(t)
+	as := addrs("d", 40)
+	if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: endpoints(as...)}); err != nil {
+		t.Fatal(err)
+	}
+	f.sc(t, as[0]).set(t, connectivity.Ready, nil)
+	poll(t, "READY", func() bool { s, _ := f.current(); return s.ConnectivityState == connectivity.Ready })
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var bad atomic.Value
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				s, _ := f.current()
+				res, err := s.Picker.Pick(balancer.PickInfo{})
+				if err == nil && res.SubConn == nil || err != nil && !errors.Is(err, balancer.ErrNoSubConnAvailable) && s.ConnectivityState == connectivity.Ready {
+					bad.Store(fmt.Sprintf("Pick = %v, %v", res, err))
+				}
+			}
+		}()
+	}
+	for _, a := range as[1:] {
+		f.sc(t, a).set(t, connectivity.Ready, nil)
+	}
+	for _, a := range as[10:20] {
+		f.sc(t, a).set(t, connectivity.Idle, nil)
+	}
+	if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: endpoints(as[:30]...)}); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	if v := bad.Load(); v != nil {
+		t.Fatal(v)
+	}
+	got := picked(t, f, 200)
+	for i, a := range as {
+		if gone := i >= 10 && i < 20 || i >= 30; gone && got[a] != 0 {
+			t.Errorf("%s picked after it went IDLE or was removed", a)
+		}
+	}
+	if len(got) != 20 {
+		t.Errorf("picks reach %d endpoints, want the 20 still READY", len(got))
+	}
+}
