@@ -68,11 +68,13 @@ func TestSoakBadFlagsExit2WithUsage(t *testing.T) {
 
 // TestSoakJSONReportAndTrace runs a short soak with every output and a
 // comparison with grpc's round_robin, which opens two connections to the
-// backend that two overlapping endpoints share.
+// backend that two overlapping endpoints share. Its phases are 1.3s long,
+// several sample intervals even on a loaded machine, so the second
+// connection grpc's round_robin opens is seen.
 func TestSoakJSONReportAndTrace(t *testing.T) {
 	dir := t.TempDir()
 	report, trace := filepath.Join(dir, "soak.html"), filepath.Join(dir, "t.jsonl")
-	code, stdout, stderr := runSoak(t, "--duration", "4s", "--faults", "goaway,overlap,rst",
+	code, stdout, stderr := runSoak(t, "--duration", "6s", "--faults", "goaway,overlap,rst",
 		"--compare", "round_robin", "--json", "--report", report, "--trace", trace)
 	if code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
@@ -180,11 +182,12 @@ func TestSoakLeakyPolicyAloneFailsAndGuardedPasses(t *testing.T) {
 }
 
 // TestSoakGuardedGRPCPoliciesPassEveryFault runs the full soak, every
-// fault, on grpc's policies under the guard.
+// fault, on grpc's policies under the guard (9s: every fault's shortest
+// phase, plus the quiet start and end).
 func TestSoakGuardedGRPCPoliciesPassEveryFault(t *testing.T) {
 	for _, policy := range soak.GuardedGRPCPolicies {
 		t.Run(policy, func(t *testing.T) {
-			code, stdout, stderr := runSoak(t, "--duration", "8s", "--policy", policy, "--quiet")
+			code, stdout, stderr := runSoak(t, "--duration", "9s", "--policy", policy, "--quiet")
 			if code != 0 {
 				t.Fatalf("exit %d; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
 			}
