@@ -18,6 +18,7 @@ type Result struct {
 	// What ran.
 	Policy   string           `json:"policy"`
 	Compare  string           `json:"compare,omitempty"`
+	XDS      bool             `json:"xds,omitempty"` // under an xDS control plane (Config.XDS)
 	Duration subconn.Duration `json:"duration"` // the timeline as configured
 	Elapsed  subconn.Duration `json:"elapsed"`  // from Run's start to the end of the final checks
 	Started  time.Time        `json:"started"`
@@ -230,7 +231,7 @@ func (r *Result) WriteText(w io.Writer) error {
 	if !r.Pass {
 		status = "FAIL"
 	}
-	fmt.Fprintf(tw, "leakproof soak: %s\t%s, %d backends, %v timeline, %d fault(s)\n", status, r.Policy, r.regular(), time.Duration(r.Duration), len(r.Faults))
+	fmt.Fprintf(tw, "leakproof soak: %s\t%s%s, %d backends, %v timeline, %d fault(s)\n", status, r.Policy, r.underXDS(), r.regular(), time.Duration(r.Duration), len(r.Faults))
 	fmt.Fprintf(tw, "\n  check\tresult\tdetail\n")
 	for _, c := range r.Checks {
 		res := "pass"
