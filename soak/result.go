@@ -18,12 +18,15 @@ type Result struct {
 	// What ran.
 	Policy   string           `json:"policy"`
 	Compare  string           `json:"compare,omitempty"`
-	XDS      bool             `json:"xds,omitempty"` // under an xDS control plane (Config.XDS)
 	Duration subconn.Duration `json:"duration"` // the timeline as configured
 	Elapsed  subconn.Duration `json:"elapsed"`  // from Run's start to the end of the final checks
 	Started  time.Time        `json:"started"`
 	Backends []BackendInfo    `json:"backends"`
 	Faults   []Fault          `json:"faults"`
+
+	// XDS is set when the channels ran under an xDS control plane
+	// (Config.XDS).
+	XDS bool `json:"xds,omitempty"`
 
 	// Limits the verdict applied.
 	SocketLimit    int              `json:"socket_limit"` // <= 0: not checked
@@ -204,7 +207,7 @@ func (r *Result) Verdict() string {
 		fmt.Fprintf(&b, "soak passed: %s, %d backends, %v, %d fault(s): no leak", r.Policy, r.regular(), time.Duration(r.Duration), len(r.Faults))
 		return b.String()
 	}
-	fmt.Fprintf(&b, "soak FAILED: %s, %d backends, %v, %d fault(s):", r.Policy, r.regular(), time.Duration(r.Duration), len(r.Faults))
+	fmt.Fprintf(&b, "soak FAILED: %s%s, %d backends, %v, %d fault(s):", r.Policy, r.underXDS(), r.regular(), time.Duration(r.Duration), len(r.Faults))
 	for _, c := range r.Checks {
 		if !c.Pass && !c.Info {
 			fmt.Fprintf(&b, "\n  %s: %s", c.Name, c.Detail)

@@ -71,14 +71,14 @@ func (r *Result) underXDS() string {
 
 // xdsPhase is what the control plane did in one phase. Guarded by r.mu.
 type xdsPhase struct {
-	pushes        int
-	nacks         int
-	nackMessages  []string // the first xdsNACKsKept, "Cluster: message"
-	restarts      int
-	ackedRestart  bool // a push after a restart was accepted
-	switches      int  // cluster switches made (and undone)
-	dupAccepted   bool // a backend spelled twice in two localities was accepted
-	unconfirmed   int  // pushes the client neither accepted nor rejected within xdsWait
+	pushes       int
+	nacks        int
+	nackMessages []string // the first xdsNACKsKept, "Cluster: message"
+	restarts     int
+	ackedRestart bool // a push after a restart was accepted
+	switches     int  // cluster switches made (and undone)
+	dupAccepted  bool // a backend spelled twice in two localities was accepted
+	unconfirmed  int  // pushes the client neither accepted nor rejected within xdsWait
 }
 
 // String says what the control plane did, for a phase's evidence.
