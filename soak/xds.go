@@ -133,7 +133,9 @@ type xdsFeed struct {
 	// published.
 	eds map[string][]xdsfixture.Locality
 	// gap adds a locality two priorities down, which the client rejects
-	// ("priority 1 missing"): the xDS form of a resolver error.
+	// ("priority 1 missing"): the xDS form of a resolver error. Its one
+	// endpoint is spelled apart from the others, so that the gap is the
+	// only fault the client finds.
 	gap bool
 	// badConfig gives main's clusters a policy config the client rejects.
 	badConfig bool
@@ -296,7 +298,7 @@ func (x *xdsFeed) resourcesLocked() (xdsfixture.Resources, error) {
 			}
 			if x.gap && suffix == x.route {
 				locs = append(append([]xdsfixture.Locality(nil), locs...),
-					xdsfixture.Locality{Name: "gap", Priority: 2, Endpoints: []string{x.r.regular[0].Addr()}})
+					xdsfixture.Locality{Name: "gap", Priority: 2, Endpoints: []string{spelling(x.r.regular[0].Addr(), map[string]int{x.r.regular[0].Addr(): 1})}})
 			}
 			pol := side.policy
 			if x.badConfig && i == 0 {
