@@ -98,9 +98,11 @@ func nacked(p *phaseRun) (bool, string) {
 // into the phase, and re-adds the backend after a pause served by the
 // resources the client holds; the re-adding push must be accepted.
 func (r *runner) injectXDSRestart(ctx, pctx context.Context, p *phaseRun) error {
+	// The steps run on the run's context: a short phase on a loaded
+	// machine still gets its restart and the push after it.
 	x := r.xdsFeed()
 	r.setList(addrState(r.regular[1:]...))
-	if !sleepCtx(pctx, r.phaseLen/3) {
+	if !sleepCtx(ctx, r.phaseLen/3) {
 		return nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, xdsWait)
@@ -110,7 +112,7 @@ func (r *runner) injectXDSRestart(ctx, pctx context.Context, p *phaseRun) error 
 		return fmt.Errorf("xds-restart: %w", err)
 	}
 	r.inPhase(func(p *phaseRun) { p.xds.restarts++ })
-	if !sleepCtx(pctx, r.phaseLen/6) {
+	if !sleepCtx(ctx, r.phaseLen/6) {
 		return nil
 	}
 	r.setList(r.baseState())
