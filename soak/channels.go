@@ -33,23 +33,25 @@ func (c *rpcCounters) snapshot() RPCStats {
 	return RPCStats{OK: c.ok.Load(), Failed: c.failed.Load(), Retries: c.retries.Load(), Streams: c.streams.Load()}
 }
 
-// dial makes a channel named name of the run with policy on a manual
-// resolver, dialing through the socket tracker and subconn.Dialer, with the
-// retry interceptor (and the logging interceptor for final failures).
+// dial makes a channel named name of the run with policy on the run's feed
+// (a manual resolver, or the xDS control plane), dialing through the socket
+// tracker and subconn.Dialer, with the retry interceptor (and the logging
+// interceptor for final failures).
 func (r *runner) dial(name, kind, policy string, state resolver.State, creds credentials.TransportCredentials, stats *rpcCounters) (*client, error) {
 	c := &client{name: name, target: r.prefix + name, ch: r.socks.register(name, kind), stats: stats}
-	c.res = manual.NewBuilderWithScheme("soak")
-	c.res.InitialState(state)
-	opts := []grpc.DialOption{
-		grpc.WithResolvers(c.res),
+	target, opts, err := r.feed.dial(c, kind, policy, state)
+	if err != nil {
+		return nil, fmt.Errorf("soak: channel %s: %w", name, err)
+	}
+	c.target = target
+	opts = append(opts,
 		grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultServiceConfig(serviceConfig(policy, r.cfg.DrainTimeout)),
 		grpc.WithContextDialer(r.socks.dialer(c.ch)),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: time.Second,
 		}),
-	}
+	)
 	if kind != kindTLS {
 		opts = append(opts, r.interceptors(c)...)
 	}
@@ -63,13 +65,19 @@ func (r *runner) dial(name, kind, policy string, state resolver.State, creds cre
 	return c, nil
 }
 
-// serviceConfig names policy; the leakproof policies get the drain timeout.
-// "leakproof_guard:<child>" runs child under the guard, with an orphan
-// timeout of half the drain timeout, so that an orphan's sockets are closed
-// within the removal bound (drain timeout plus slack) even when streams keep
-// them draining.
+// serviceConfig names policy with its config (policyConfig).
 func serviceConfig(policy string, drain time.Duration) string {
-	cfg := "{}"
+	name, cfg := policyConfig(policy, drain)
+	return fmt.Sprintf(`{"loadBalancingConfig":[{%q:%s}]}`, name, cfg)
+}
+
+// policyConfig returns the registered name and the JSON config of policy;
+// the leakproof policies get the drain timeout. "leakproof_guard:<child>"
+// runs child under the guard, with an orphan timeout of half the drain
+// timeout, so that an orphan's sockets are closed within the removal bound
+// (drain timeout plus slack) even when streams keep them draining.
+func policyConfig(policy string, drain time.Duration) (name, cfg string) {
+	cfg = "{}"
 	if child, ok := strings.CutPrefix(policy, guardPrefix); ok {
 		childCfg := cmp.Or(guardedChildConfig[child], "{}")
 		cfg = fmt.Sprintf(`{"childPolicy":[{%q:%s}],"drainTimeout":%q,"orphanTimeout":%q}`, child, childCfg, drain.String(), (drain / 2).String())
@@ -77,7 +85,7 @@ func serviceConfig(policy string, drain time.Duration) string {
 	} else if isLeakproof(policy) {
 		cfg = fmt.Sprintf(`{"drainTimeout":%q}`, drain.String())
 	}
-	return fmt.Sprintf(`{"loadBalancingConfig":[{%q:%s}]}`, policy, cfg)
+	return policy, cfg
 }
 
 // closeChannel closes c and starts checking that its sockets go.

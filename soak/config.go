@@ -63,7 +63,8 @@ const (
 	FaultStarve Fault = "starve"
 )
 
-// AllFaults returns every fault, in the order the timeline runs them.
+// AllFaults returns every fault of a run without xDS, in the order the
+// timeline runs them. XDSFaults adds the control plane's own.
 func AllFaults() []Fault {
 	out := make([]Fault, len(faultTable))
 	for i, s := range faultTable {
@@ -81,14 +82,22 @@ func (f Fault) Description() string {
 }
 
 func (f Fault) valid() bool {
-	return slices.ContainsFunc(faultTable, func(s faultSpec) bool { return s.fault == f })
+	return slices.Contains(XDSFaults(), f)
 }
 
 // ParseFaults parses a comma-separated fault selection: names select faults
 // ("goaway,rst"), names with a leading '-' exclude them ("-tls" is every
 // fault but tls), "all" selects every fault. The result is in timeline
-// order. An unknown name or an empty selection is an error.
-func ParseFaults(spec string) ([]Fault, error) {
+// order. An unknown name or an empty selection is an error. It selects
+// among AllFaults; ParseXDSFaults among XDSFaults.
+func ParseFaults(spec string) ([]Fault, error) { return parseFaults(spec, AllFaults()) }
+
+// ParseXDSFaults is ParseFaults for a run with Config.XDS: "all" and
+// exclusions select among XDSFaults, the control plane's own faults
+// included.
+func ParseXDSFaults(spec string) ([]Fault, error) { return parseFaults(spec, XDSFaults()) }
+
+func parseFaults(spec string, universe []Fault) ([]Fault, error) {
 	include := map[Fault]bool{}
 	exclude := map[Fault]bool{}
 	all := false
@@ -103,8 +112,11 @@ func ParseFaults(spec string) ([]Fault, error) {
 			continue
 		}
 		f := Fault(name)
-		if !f.valid() {
-			return nil, fmt.Errorf("soak: unknown fault %q (faults: all, %s)", name, faultNames())
+		if !slices.Contains(universe, f) {
+			if f.valid() {
+				return nil, fmt.Errorf("soak: fault %q needs an xDS control plane (Config.XDS, --xds)", name)
+			}
+			return nil, fmt.Errorf("soak: unknown fault %q (faults: all, %s)", name, faultNames(universe))
 		}
 		if excluded {
 			exclude[f] = true
@@ -116,7 +128,7 @@ func ParseFaults(spec string) ([]Fault, error) {
 		all = true
 	}
 	var out []Fault
-	for _, f := range AllFaults() {
+	for _, f := range universe {
 		if (all || include[f]) && !exclude[f] {
 			out = append(out, f)
 		}
@@ -127,10 +139,9 @@ func ParseFaults(spec string) ([]Fault, error) {
 	return out, nil
 }
 
-func faultNames() string {
-	all := AllFaults()
-	names := make([]string, len(all))
-	for i, f := range all {
+func faultNames(faults []Fault) string {
+	names := make([]string, len(faults))
+	for i, f := range faults {
 		names[i] = string(f)
 	}
 	return strings.Join(names, ", ")
@@ -247,6 +258,14 @@ type Config struct {
 	// Logf, if not nil, receives one line per phase start and per RPC that
 	// failed after its retries (the first 20).
 	Logf func(format string, args ...any)
+
+	// XDS runs the channels under an embedded xDS control plane (a
+	// go-control-plane ADS server on 127.0.0.1) instead of manual
+	// resolvers: every channel dials xds:///…, the control plane selects
+	// Policy (and Compare) per cluster through a TypedStruct, and the
+	// resolver-side faults reach the channels as xDS pushes. XDSFaults adds
+	// the control plane's own faults; nil Faults runs them all.
+	XDS bool
 }
 
 // Validate reports what is wrong with c, after the defaults are applied:
@@ -269,6 +288,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Faults == nil {
 		c.Faults = AllFaults()
+		if c.XDS {
+			c.Faults = XDSFaults()
+		}
 	}
 	if c.Workers == 0 {
 		c.Workers = DefaultWorkers
@@ -312,7 +334,9 @@ func (c Config) withDefaults() (Config, error) {
 	seen := map[Fault]bool{}
 	for _, f := range c.Faults {
 		if !f.valid() {
-			errs = append(errs, fmt.Errorf("unknown fault %q (faults: %s)", f, faultNames()))
+			errs = append(errs, fmt.Errorf("unknown fault %q (faults: %s)", f, faultNames(XDSFaults())))
+		} else if !c.XDS && !slices.Contains(AllFaults(), f) {
+			errs = append(errs, fmt.Errorf("fault %q needs an xDS control plane (XDS)", f))
 		}
 		if seen[f] {
 			errs = append(errs, fmt.Errorf("fault %q selected twice", f))

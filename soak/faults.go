@@ -294,6 +294,9 @@ func (r *runner) evidence(p *phaseRun) string {
 	if p.updates > 0 {
 		parts = append(parts, plural(p.updates, "resolver update"))
 	}
+	if s := p.xds.String(); s != "" {
+		parts = append(parts, s)
+	}
 	if p.goaways > 0 {
 		parts = append(parts, plural(p.goaways, "GOAWAY")+" seen by the main channel")
 	}

@@ -299,11 +299,14 @@ func updated(p *phaseRun) (bool, string) {
 	return true, ""
 }
 
-// specOf returns f's entry in faultTable; f must be valid.
+// specOf returns f's entry in faultTable or xdsFaultTable; f must be
+// valid.
 func specOf(f Fault) *faultSpec {
-	for i := range faultTable {
-		if faultTable[i].fault == f {
-			return &faultTable[i]
+	for _, table := range [][]faultSpec{faultTable, xdsFaultTable} {
+		for i := range table {
+			if table[i].fault == f {
+				return &table[i]
+			}
 		}
 	}
 	panic(fmt.Sprintf("soak: fault %q is not in faultTable", f)) // Config validation rejects unknown faults

@@ -146,8 +146,8 @@ func namesIn(st resolver.State, names map[netip.AddrPort]string) map[string]bool
 	return out
 }
 
-// setList sends st to the main (and comparison) channel's resolver and
-// starts a removal check for every backend it removes.
+// setList sends st to the main (and comparison) channel through the run's
+// feed and starts a removal check for every backend it removes.
 func (r *runner) setList(st resolver.State) {
 	removed := r.setPresent(st)
 	at := time.Now()
@@ -171,10 +171,7 @@ func (r *runner) setList(st resolver.State) {
 		}
 	}
 	r.mu.Unlock()
-	r.main.res.UpdateState(st)
-	if r.compare != nil {
-		r.compare.res.UpdateState(st)
-	}
+	r.feed.update(st)
 }
 
 // atBase reports whether the resolved list is the base list.
@@ -184,15 +181,12 @@ func (r *runner) atBase() bool {
 	return r.base0
 }
 
-// reportError makes the resolvers report err.
+// reportError makes the feed report err.
 func (r *runner) reportError(err error) {
 	r.mu.Lock()
 	if r.cur != nil {
 		r.cur.errors++
 	}
 	r.mu.Unlock()
-	r.main.res.CC().ReportError(err)
-	if r.compare != nil {
-		r.compare.res.CC().ReportError(err)
-	}
+	r.feed.reportError(err)
 }

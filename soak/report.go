@@ -47,7 +47,7 @@ type phaseRow struct {
 func (r *Result) reportData() reportData {
 	d := reportData{
 		R:         r,
-		Title:     fmt.Sprintf("leakproof soak: %s", r.Policy),
+		Title:     fmt.Sprintf("leakproof soak: %s%s", r.Policy, r.underXDS()),
 		Status:    "PASS",
 		Generated: r.Started.Format(time.RFC3339),
 		Bound:     time.Duration(r.RemovalBound).String(),

@@ -24,6 +24,10 @@ type Result struct {
 	Backends []BackendInfo    `json:"backends"`
 	Faults   []Fault          `json:"faults"`
 
+	// XDS is set when the channels ran under an xDS control plane
+	// (Config.XDS).
+	XDS bool `json:"xds,omitempty"`
+
 	// Limits the verdict applied.
 	SocketLimit    int              `json:"socket_limit"` // <= 0: not checked
 	MaxFailureRate float64          `json:"max_failure_rate"`
@@ -252,7 +256,7 @@ func (r *Result) Verdict() string {
 		fmt.Fprintf(&b, "soak passed: %s, %d backends, %v, %d fault(s): no leak", r.Policy, r.regular(), time.Duration(r.Duration), len(r.Faults))
 		return b.String()
 	}
-	fmt.Fprintf(&b, "soak FAILED: %s, %d backends, %v, %d fault(s):", r.Policy, r.regular(), time.Duration(r.Duration), len(r.Faults))
+	fmt.Fprintf(&b, "soak FAILED: %s%s, %d backends, %v, %d fault(s):", r.Policy, r.underXDS(), r.regular(), time.Duration(r.Duration), len(r.Faults))
 	for _, c := range r.Checks {
 		if !c.Pass && !c.Info {
 			fmt.Fprintf(&b, "\n  %s: %s", c.Name, c.Detail)
@@ -279,7 +283,7 @@ func (r *Result) WriteText(w io.Writer) error {
 	if !r.Pass {
 		status = "FAIL"
 	}
-	fmt.Fprintf(tw, "leakproof soak: %s\t%s, %d backends, %v timeline, %d fault(s)\n", status, r.Policy, r.regular(), time.Duration(r.Duration), len(r.Faults))
+	fmt.Fprintf(tw, "leakproof soak: %s\t%s%s, %d backends, %v timeline, %d fault(s)\n", status, r.Policy, r.underXDS(), r.regular(), time.Duration(r.Duration), len(r.Faults))
 	fmt.Fprintf(tw, "\n  check\tresult\tdetail\n")
 	for _, c := range r.Checks {
 		res := "pass"

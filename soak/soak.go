@@ -63,7 +63,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg:          cfg,
 		base:         base,
 		start:        time.Now(),
-		prefix:       fmt.Sprintf("soak:///r%d/", runs.Add(1)),
+		prefix:       runPrefix(cfg.XDS, runs.Add(1)),
 		socks:        newSockTracker(),
 		trace:        subconn.NewTraceChecker(),
 		fleet:        fleet{names: map[netip.AddrPort]string{}},
@@ -96,6 +96,7 @@ type runner struct {
 	subDone chan struct{}
 	main    *client
 	compare *client
+	feed    feed // set by run before the first channel
 
 	stats, compareStats rpcCounters
 
@@ -140,6 +141,7 @@ type phaseRun struct {
 	accepted0   map[string]int64
 	accepted    map[string]int64 // during the phase, set at its end
 	targets     []string         // the backends a GOAWAY storm or restarts hit
+	xds         xdsPhase         // what the control plane did (Config.XDS)
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -189,6 +191,9 @@ func (r *runner) run(ctx context.Context) (res *Result, runErr error) {
 	baseState := r.baseState()
 	r.setPresent(baseState)
 	var err error
+	if r.feed, err = r.newFeed(); err != nil {
+		return nil, err
+	}
 	if r.main, err = r.dial("main", kindMain, r.cfg.Policy, baseState, insecure.NewCredentials(), &r.stats); err != nil {
 		return nil, err
 	}
@@ -225,6 +230,9 @@ func (r *runner) shutdown(stopSampler context.CancelFunc, samplerDone chan struc
 	r.loadWG.Wait()
 	r.closeChannel(r.main)
 	r.closeChannel(r.compare)
+	if r.feed != nil {
+		r.feed.close()
+	}
 	r.mu.Lock()
 	for _, p := range r.pending {
 		p.settle(time.Now(), RemovalOpen)

@@ -36,6 +36,7 @@ func (r *runner) result(leaks *leaktest.Leaks, twErr error) *Result {
 	res := &Result{
 		Policy:         r.cfg.Policy,
 		Compare:        r.cfg.Compare,
+		XDS:            r.cfg.XDS,
 		Duration:       subconn.Duration(r.cfg.Duration),
 		Elapsed:        since(r.start, time.Now()),
 		Started:        r.start,

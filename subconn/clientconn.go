@@ -49,7 +49,7 @@ func (c *ClientConn) NewSubConn(addrs []resolver.Address, opts balancer.NewSubCo
 		return nil, err
 	}
 	if w := c.orphans.Load(); w != nil {
-		w.track(h)
+		w.track(h, addrs[0].Addr)
 	}
 	return h, nil
 }

@@ -111,10 +111,20 @@ type orphanWatch struct {
 	timeout time.Duration
 	mode    OrphanMode
 	present map[string]struct{}  // addresses of the latest resolver state; nil before the first
-	held    []*SubConn           // judged handles: created for an address of the state then
+	held    []heldConn           // judged handles: created for an address of the state then
 	gone    map[string]time.Time // addresses of held handles absent from the latest state, since
 	timer   *time.Timer
 	stopped bool
+}
+
+// heldConn is a judged handle and the address its holder asked for. The
+// address, not the subchannel's key, is what the resolver state must keep
+// listing: two spellings of one backend (127.0.0.1:P, [::ffff:127.0.0.1]:P)
+// share a subchannel, and a child that forgets the SubConn of one spelling
+// while the other is still listed has forgotten it all the same.
+type heldConn struct {
+	h    *SubConn
+	addr string
 }
 
 func (w *orphanWatch) configure(timeout time.Duration, mode OrphanMode) {
@@ -127,15 +137,16 @@ func (w *orphanWatch) configure(timeout time.Duration, mode OrphanMode) {
 	w.scheduleLocked(time.Now())
 }
 
-// track judges h if its address is in the latest resolver state.
-func (w *orphanWatch) track(h *SubConn) {
+// track judges h, created for addr, if addr is in the latest resolver
+// state.
+func (w *orphanWatch) track(h *SubConn, addr string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.stopped || w.present == nil {
 		return
 	}
-	if _, ok := w.present[h.rec.addr.Addr]; ok {
-		w.held = append(w.held, h)
+	if _, ok := w.present[addr]; ok {
+		w.held = append(w.held, heldConn{h, addr})
 	}
 }
 
@@ -156,10 +167,10 @@ func (w *orphanWatch) observe(s resolver.State) {
 		return
 	}
 	w.present = present
-	w.held = slices.DeleteFunc(w.held, func(h *SubConn) bool { return h.released.Load() })
+	w.held = slices.DeleteFunc(w.held, func(hc heldConn) bool { return hc.h.released.Load() })
 	gone := make(map[string]time.Time)
-	for _, h := range w.held {
-		addr := h.rec.addr.Addr
+	for _, hc := range w.held {
+		addr := hc.addr
 		if _, ok := present[addr]; ok {
 			continue
 		}
@@ -198,6 +209,7 @@ func (w *orphanWatch) scheduleLocked(now time.Time) {
 
 type orphan struct {
 	h      *SubConn
+	addr   string // as its holder asked for it
 	absent time.Duration
 }
 
@@ -210,20 +222,20 @@ func (w *orphanWatch) fire() {
 		return
 	}
 	var due []orphan
-	w.held = slices.DeleteFunc(w.held, func(h *SubConn) bool {
-		if h.released.Load() {
+	w.held = slices.DeleteFunc(w.held, func(hc heldConn) bool {
+		if hc.h.released.Load() {
 			return true
 		}
-		since, ok := w.gone[h.rec.addr.Addr]
+		since, ok := w.gone[hc.addr]
 		if !ok || now.Sub(since) < w.timeout {
 			return false
 		}
-		due = append(due, orphan{h, now.Sub(since)})
+		due = append(due, orphan{hc.h, hc.addr, now.Sub(since)})
 		return true // judged once
 	})
 	still := make(map[string]bool, len(w.held))
-	for _, h := range w.held {
-		still[h.rec.addr.Addr] = true
+	for _, hc := range w.held {
+		still[hc.addr] = true
 	}
 	for addr := range w.gone {
 		if !still[addr] {
@@ -234,7 +246,7 @@ func (w *orphanWatch) fire() {
 	w.scheduleLocked(now)
 	w.mu.Unlock()
 	for _, o := range due {
-		w.m.orphan(o.h, o.absent, timeout, mode)
+		w.m.orphan(o.h, o.addr, o.absent, timeout, mode)
 	}
 }
 
@@ -248,8 +260,9 @@ func (w *orphanWatch) stop() {
 	w.mu.Unlock()
 }
 
-// orphan records h as an orphan and, with ReclaimOrphans, releases it.
-func (m *Manager) orphan(h *SubConn, absent, timeout time.Duration, mode OrphanMode) {
+// orphan records h, created for addr, as an orphan and, with
+// ReclaimOrphans, releases it.
+func (m *Manager) orphan(h *SubConn, addr string, absent, timeout time.Duration, mode OrphanMode) {
 	r := h.rec
 	m.mu.Lock()
 	if h.released.Load() || m.closed {
@@ -257,7 +270,7 @@ func (m *Manager) orphan(h *SubConn, absent, timeout time.Duration, mode OrphanM
 		return // released in the meantime: not an orphan after all
 	}
 	m.stats.Orphans++
-	reason := fmt.Sprintf("address %s absent from the resolver state for %v (orphanTimeout %v); %s", r.addr.Addr, absent.Round(time.Millisecond), timeout, mode)
+	reason := fmt.Sprintf("address %s absent from the resolver state for %v (orphanTimeout %v); %s", addr, absent.Round(time.Millisecond), timeout, mode)
 	m.emitLocked(r, Event{Kind: KindOrphan, RefsBefore: r.refs, RefsAfter: r.refs, Holder: h.holder, Reason: reason})
 	shut := false
 	if mode == ReclaimOrphans {

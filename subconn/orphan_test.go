@@ -177,3 +177,29 @@ func TestOrphanWatchJudgesOnlyResolverAddressesStillAbsent(t *testing.T) {
 		t.Fatal("not every SubConn shut down once")
 	}
 }
+
+// TestOrphanOfOneSpellingWhileTheOtherIsListed: two spellings of one
+// backend share a subchannel; the child forgets the SubConn of the spelling
+// the resolver no longer lists, while the other spelling stays. That
+// reference is an orphan (judged by the address the child asked for, not
+// the shared key), reclaimed without shutting the subchannel the other
+// SubConn still holds.
+func TestOrphanOfOneSpellingWhileTheOtherIsListed(t *testing.T) {
+	cc, _, c := newOrphanChild(t, ReclaimOrphans)
+	plain, mapped := "10.0.0.1:1", "[::ffff:10.0.0.1]:1"
+	c.ObserveResolverState(orphanState(plain, mapped))
+	a, err := c.NewSubConn([]resolver.Address{addr(plain)}, balancer.NewSubConnOptions{StateListener: func(balancer.SubConnState) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.NewSubConn([]resolver.Address{addr(mapped)}, balancer.NewSubConnOptions{StateListener: func(balancer.SubConnState) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Connect()
+	c.ObserveResolverState(orphanState(plain)) // the mapped spelling leaves; b is forgotten
+	waitFor(t, "the forgotten spelling's reference to be reclaimed", func() bool { return b.(*SubConn).Released() })
+	if a.(*SubConn).Released() || cc.sc(0).shutdowns.Load() != 0 {
+		t.Fatal("the subchannel still held for the listed spelling was released or shut down")
+	}
+}

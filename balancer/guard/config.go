@@ -24,7 +24,19 @@ type lbConfig struct {
 	childConfig   serviceconfig.LoadBalancingConfig // nil if the child has no parser
 	orphanTimeout time.Duration
 	orphans       subconn.OrphanMode
-	manager       *policy.Config // drainTimeout and traceRingSize
+	manager       *policy.Config  // drainTimeout and traceRingSize
+	raw           json.RawMessage // the config as parsed, for MarshalJSON
+}
+
+// MarshalJSON returns the config as it was parsed. gRPC marshals the
+// parsed config of a policy an xDS control plane selects and parses it
+// again (cds builds the priority tree's config as JSON), so the config must
+// survive the round trip.
+func (c *lbConfig) MarshalJSON() ([]byte, error) {
+	if c.raw == nil {
+		return nil, fmt.Errorf("%s: config was not built by ParseConfig", Name)
+	}
+	return c.raw, nil
 }
 
 // parseConfig parses leakproof_guard's JSON config. Every error names the
@@ -43,7 +55,11 @@ func parseConfig(js json.RawMessage) (*lbConfig, error) {
 		return nil, fmt.Errorf(`%s: invalid config: childPolicy is required: a list such as [{"weighted_round_robin": {}}, {"round_robin": {}}]`, Name)
 	}
 	delete(fields, "childPolicy")
-	cfg := &lbConfig{orphanTimeout: subconn.DefaultOrphanTimeout, orphans: subconn.ReclaimOrphans}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, js); err != nil {
+		return nil, fmt.Errorf("%s: invalid config %s: %v", Name, js, err)
+	}
+	cfg := &lbConfig{orphanTimeout: subconn.DefaultOrphanTimeout, orphans: subconn.ReclaimOrphans, raw: compact.Bytes()}
 	var err error
 	if cfg.child, cfg.childConfig, err = parseChildPolicy(raw); err != nil {
 		return nil, fmt.Errorf("%s: invalid config: childPolicy: %v", Name, err)

@@ -56,3 +56,25 @@ func TestParseConfigNamesTheField(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigSurvivesJSON: gRPC marshals the parsed config of a policy an
+// xDS control plane selects and parses it again (cds builds the priority
+// tree's config as JSON); the guard's config must come back unchanged.
+func TestConfigSurvivesJSON(t *testing.T) {
+	p := balancer.Get(guard.Name).(balancer.ConfigParser)
+	in := `{"childPolicy": [{"weighted_round_robin": {"blackoutPeriod": "1s"}}], "orphanTimeout": "2s", "orphans": "report", "drainTimeout": "3s", "traceRingSize": 64}`
+	cfg, err := p.ParseConfig(json.RawMessage(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatalf("json.Marshal(parsed config): %v", err)
+	}
+	if want := strings.NewReplacer(" ", "").Replace(in); string(out) != want {
+		t.Errorf("marshalled config %s, want %s", out, want)
+	}
+	if _, err := p.ParseConfig(out); err != nil {
+		t.Errorf("ParseConfig(marshalled config %s): %v", out, err)
+	}
+}

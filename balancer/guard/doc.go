@@ -48,10 +48,17 @@
 // created the subchannel are judged. A child that gets addresses from
 // elsewhere (a grpclb-style balancer, an xDS policy fed by its own
 // control-plane stream) is never judged for those. A child that keeps a
-// subchannel on purpose after its address is gone for longer than
-// orphanTimeout — grpc's priority policy caches a demoted child, with its
-// subchannels, for up to 15 minutes — has it reclaimed: raise orphanTimeout
-// above that, or use "report". Addresses are compared by their Addr string.
+// subchannel on purpose after its address left the latest resolver state
+// for longer than orphanTimeout has it reclaimed: raise orphanTimeout, or
+// use "report". Addresses are compared by their Addr string.
+//
+// Under an xDS control plane the guard is the leaf policy of each priority,
+// below grpc's priority policy. A demoted priority's child is stopped and
+// cached, guard and subchannels included, for up to 15 minutes; a cached
+// child gets no resolver update, so its guard still holds the state that
+// listed its backends and judges nothing orphan, even after EDS lists them
+// nowhere. Their sockets stay open until the cache expires or the channel
+// closes (measured in internal/xdse2e, TestGuardPriorityCache).
 //
 // At Close the child is closed first; whatever it still holds is then
 // released by the manager's Close and reported as a leak.

@@ -35,6 +35,13 @@ least-squares slope of goroutines, descriptors, heap or manager records. At
 the end: RPC failure rate, goroutines, descriptors and sockets back at the
 baseline, and a clean refcount trace.
 
+With --xds the channels run under an embedded xDS control plane (a
+go-control-plane ADS server on 127.0.0.1): they dial xds:///…, the control
+plane selects the policy per cluster through a TypedStruct (grpc's round_robin
+is grpc's own xDS round robin), the faults that change the resolved list
+arrive as xDS pushes (a resolver error is an EDS update the client NACKs), and
+the control plane's own faults run too (xds-*, listed below).
+
 Exit status: 0 clean verdict, 1 leak or failed run (reason on stderr),
 2 bad flags.
 
@@ -44,6 +51,7 @@ examples:
   leakproof soak --faults overlap,dup --compare round_robin
   leakproof soak --policy leakproof_guard:weighted_round_robin --compare weighted_round_robin
   leakproof soak --faults -tls,-churn --json > soak.json
+  leakproof soak --xds --compare round_robin       under an xDS control plane, beside grpc's xDS round robin
   leakproof soak --trace t.jsonl && leakproof trace check t.jsonl
 
 flags:
@@ -70,13 +78,18 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 		maxFail    = fs.Float64("max-failure-rate", soak.DefaultMaxFailureRate, "largest `fraction` of RPCs allowed to fail after retries (0.01 is 1%)")
 		drain      = fs.Duration("drain-timeout", soak.DefaultDrainTimeout, "drainTimeout given to the leakproof policies")
 		quiet      = fs.Bool("quiet", false, "no progress and phase lines on stderr")
+		xds        = fs.Bool("xds", false, "run the channels under an embedded xDS control plane; adds the xds-* faults")
 	)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, soakUsage)
 		fs.PrintDefaults()
 		fmt.Fprintln(stderr, "\nfaults, in timeline order:")
 		for _, f := range soak.AllFaults() {
-			fmt.Fprintf(stderr, "  %-15s %s\n", f, f.Description())
+			fmt.Fprintf(stderr, "  %-17s %s\n", f, f.Description())
+		}
+		fmt.Fprintln(stderr, "with --xds, after those:")
+		for _, f := range soak.XDSFaults()[len(soak.AllFaults()):] {
+			fmt.Fprintf(stderr, "  %-17s %s\n", f, f.Description())
 		}
 	}
 	if err := fs.Parse(args); err != nil {
@@ -93,7 +106,11 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))
 	}
-	selected, err := soak.ParseFaults(*faults)
+	parseFaults := soak.ParseFaults
+	if *xds {
+		parseFaults = soak.ParseXDSFaults
+	}
+	selected, err := parseFaults(*faults)
 	if err != nil {
 		return usageErr("--faults: %v", strings.TrimPrefix(err.Error(), "soak: "))
 	}
@@ -119,6 +136,7 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 		Streams:        *streams,
 		MaxFailureRate: rate,
 		DrainTimeout:   *drain,
+		XDS:            *xds,
 	}
 	if *workers == 0 && *streams == 0 {
 		return usageErr("--workers and --streams are both 0: no load")

@@ -216,3 +216,88 @@ func TestSoakProgressOnATerminal(t *testing.T) {
 		t.Error("a buffer is a terminal")
 	}
 }
+
+// TestSoakXDSPasses runs a short soak under the embedded xDS control plane,
+// every fault: the verdict passes, the result says xDS, every xDS-only fault
+// ran and the control plane's work is in the phases' evidence and the
+// report.
+func TestSoakXDSPasses(t *testing.T) {
+	report := filepath.Join(t.TempDir(), "soak.html")
+	code, stdout, stderr := runSoak(t, "--xds", "--duration", "10s", "--quiet", "--json", "--report", report)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
+	}
+	var res soak.Result
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	if !res.XDS || !res.Pass || res.RPCs.OK == 0 {
+		t.Errorf("result: xds %v, pass %v, %d RPCs; want an xDS run that passed with RPCs", res.XDS, res.Pass, res.RPCs.OK)
+	}
+	ran := map[soak.Fault]string{}
+	for _, p := range res.Phases {
+		ran[p.Fault] = p.Evidence
+	}
+	for _, f := range soak.XDSFaults() {
+		if _, ok := ran[f]; !ok {
+			t.Errorf("fault %s did not run", f)
+		}
+	}
+	for _, f := range []soak.Fault{soak.FaultFlap, soak.FaultXDSNACK, soak.FaultXDSRestart} {
+		if !strings.Contains(ran[f], "control plane:") {
+			t.Errorf("fault %s: evidence %q says nothing of the control plane", f, ran[f])
+		}
+	}
+	html, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"under xDS", string(soak.FaultXDSClusterSwitch), string(soak.FaultXDSLocalityDup)} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
+
+// TestSoakXDSLeakyPolicyFails: the control plane selects the deliberately
+// leaky policy (TypedStruct); the xDS soak fails and names the backend whose
+// socket stayed open after an EDS push removed it. Under leakproof_guard the
+// same policy passes, its orphans reclaimed.
+func TestSoakXDSLeakyPolicyFails(t *testing.T) {
+	code, stdout, stderr := runSoak(t, "--xds", "--duration", "4500ms", "--faults", "dup,overlap", "--policy", leakypolicy.Name, "--quiet")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
+	}
+	for _, want := range []string{"soak FAILED", soak.CheckRemovals, "backend b3", "still open", "after the resolver removed it"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if !strings.Contains(stdout, leakypolicy.Name+" under xDS") {
+		t.Errorf("stdout lacks the policy under xDS:\n%s", stdout)
+	}
+
+	// The same policy under the guard, selected the same way: the orphans
+	// are reclaimed and the soak passes.
+	trace := filepath.Join(t.TempDir(), "t.jsonl")
+	code, stdout, stderr = runSoak(t, "--xds", "--duration", "4500ms", "--faults", "dup,overlap", "--policy", "leakproof_guard:"+leakypolicy.Name, "--quiet", "--json", "--trace", trace)
+	if code != 0 {
+		t.Fatalf("guarded: exit %d, want 0; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
+	}
+	var res soak.Result
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	events, err := subconn.ReadTrace(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := subconn.CheckTrace(events); !rep.Clean() || len(rep.Orphans) == 0 || res.Removals.Released == 0 {
+		t.Errorf("guarded: trace clean %v with %d orphans reclaimed, %d removals released; want a clean trace, orphans and releases", rep.Clean(), len(rep.Orphans), res.Removals.Released)
+	}
+}

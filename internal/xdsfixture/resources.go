@@ -143,6 +143,10 @@ type Locality struct {
 	// Endpoints are host:port addresses, one endpoint each. IP literals
 	// are sent as written ("::ffff:127.0.0.1" stays mapped).
 	Endpoints []string
+	// Groups are endpoints of several addresses each, after Endpoints: the
+	// first is the endpoint's address, the others its additional_addresses
+	// (gRFC A61), which gRPC hands a policy as one resolver.Endpoint.
+	Groups [][]string
 }
 
 // ClusterLoadAssignment returns the EDS resource named edsService with the
@@ -159,29 +163,52 @@ func ClusterLoadAssignment(edsService string, localities ...Locality) (*v3endpoi
 			LoadBalancingWeight: wrapperspb.UInt32(w),
 			Priority:            l.Priority,
 		}
+		groups := make([][]string, 0, len(l.Endpoints)+len(l.Groups))
 		for _, ep := range l.Endpoints {
-			host, portStr, err := net.SplitHostPort(ep)
-			if err != nil {
-				return nil, fmt.Errorf("xdsfixture: endpoint %q in locality %q: %w", ep, l.Name, err)
+			groups = append(groups, []string{ep})
+		}
+		groups = append(groups, l.Groups...)
+		for _, g := range groups {
+			if len(g) == 0 {
+				return nil, fmt.Errorf("xdsfixture: an endpoint with no address in locality %q", l.Name)
 			}
-			port, err := strconv.ParseUint(portStr, 10, 16)
-			if err != nil {
-				return nil, fmt.Errorf("xdsfixture: endpoint %q in locality %q: bad port: %w", ep, l.Name, err)
+			ep := &v3endpointpb.Endpoint{}
+			for i, addr := range g {
+				a, err := socketAddress(addr)
+				if err != nil {
+					return nil, fmt.Errorf("xdsfixture: endpoint %q in locality %q: %w", addr, l.Name, err)
+				}
+				if i == 0 {
+					ep.Address = a
+				} else {
+					ep.AdditionalAddresses = append(ep.AdditionalAddresses, &v3endpointpb.Endpoint_AdditionalAddress{Address: a})
+				}
 			}
 			lle.LbEndpoints = append(lle.LbEndpoints, &v3endpointpb.LbEndpoint{
-				HostIdentifier: &v3endpointpb.LbEndpoint_Endpoint{Endpoint: &v3endpointpb.Endpoint{
-					Address: &v3corepb.Address{Address: &v3corepb.Address_SocketAddress{SocketAddress: &v3corepb.SocketAddress{
-						Protocol:      v3corepb.SocketAddress_TCP,
-						Address:       host,
-						PortSpecifier: &v3corepb.SocketAddress_PortValue{PortValue: uint32(port)},
-					}}},
-				}},
+				HostIdentifier:      &v3endpointpb.LbEndpoint_Endpoint{Endpoint: ep},
 				LoadBalancingWeight: wrapperspb.UInt32(1),
 			})
 		}
 		cla.Endpoints = append(cla.Endpoints, lle)
 	}
 	return cla, nil
+}
+
+// socketAddress parses host:port into an xDS TCP socket address.
+func socketAddress(addr string) (*v3corepb.Address, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("bad port: %w", err)
+	}
+	return &v3corepb.Address{Address: &v3corepb.Address_SocketAddress{SocketAddress: &v3corepb.SocketAddress{
+		Protocol:      v3corepb.SocketAddress_TCP,
+		Address:       host,
+		PortSpecifier: &v3corepb.SocketAddress_PortValue{PortValue: uint32(port)},
+	}}}, nil
 }
 
 // A ClusterSpec describes one EDS cluster: its name, its policy and its

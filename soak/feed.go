@@ -1,0 +1,54 @@
+package soak
+
+import (
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
+)
+
+// A feed is how the resolver-side faults reach the channels: a manual
+// resolver per channel (manualFeed), or an embedded xDS control plane whose
+// pushes every channel follows (xdsFeed, Config.XDS). The faults build
+// resolver.States and call the runner's setList and reportError, which
+// keep the removal bookkeeping and hand the state to the feed.
+type feed interface {
+	// dial returns the target and the dial options that put a new channel
+	// of the run on the feed: a channel of kind named name, running policy,
+	// starting from state. It may set c.res.
+	dial(c *client, kind, policy string, state resolver.State) (target string, opts []grpc.DialOption, err error)
+	// update delivers st to the channels under test (main and compare).
+	update(st resolver.State)
+	// reportError makes the channels under test see a bad resolver update.
+	reportError(err error)
+	// close stops whatever the feed runs, after every channel closed.
+	close()
+}
+
+// manualFeed gives every channel a resolver/manual resolver and the
+// policy in its default service config.
+type manualFeed struct{ r *runner }
+
+func (f manualFeed) dial(c *client, _, policy string, state resolver.State) (string, []grpc.DialOption, error) {
+	c.res = manual.NewBuilderWithScheme("soak")
+	c.res.InitialState(state)
+	return c.target, []grpc.DialOption{
+		grpc.WithResolvers(c.res),
+		grpc.WithDefaultServiceConfig(serviceConfig(policy, f.r.cfg.DrainTimeout)),
+	}, nil
+}
+
+func (f manualFeed) update(st resolver.State) {
+	f.r.main.res.UpdateState(st)
+	if f.r.compare != nil {
+		f.r.compare.res.UpdateState(st)
+	}
+}
+
+func (f manualFeed) reportError(err error) {
+	f.r.main.res.CC().ReportError(err)
+	if f.r.compare != nil {
+		f.r.compare.res.CC().ReportError(err)
+	}
+}
+
+func (manualFeed) close() {}

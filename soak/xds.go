@@ -1,0 +1,392 @@
+package soak
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/leakproof/leakproof/balancer/guard"
+	"github.com/leakproof/leakproof/internal/xdsfixture"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/resolver"
+)
+
+// Under Config.XDS every channel of the run dials xds:///soak-rN-<service>
+// through an xDS resolver whose bootstrap points at an embedded
+// go-control-plane ADS server (internal/xdsfixture) on 127.0.0.1. The
+// control plane publishes four services:
+//
+//	main     → cluster main-a (main-b during a cluster switch), policy Config.Policy
+//	compare  → cluster compare-a (-b), policy Config.Compare, the same endpoints
+//	tls      → cluster tls, the TLS backend, policy Config.Policy
+//	churn    → main's cluster (the churned channels share its endpoints)
+//
+// The policy is chosen per cluster by a TypedStruct holding its JSON config,
+// except grpc's round_robin, which is grpc's own xDS round robin (the
+// Cluster's lb_policy ROUND_ROBIN, no load_balancing_policy). A resolver
+// state becomes one locality of the routed cluster's ClusterLoadAssignment:
+// addresses one endpoint each, endpoints with several addresses as
+// additional_addresses. grpc's xDS client NACKs an address listed twice, so
+// a repeated address is spelled differently each time (127.0.0.1:P,
+// [::ffff:127.0.0.1]:P, [::ffff:7f00:1]:P, …): the same backend, as the
+// duplicate and overlap faults mean it.
+
+const (
+	// xdsWait bounds the wait for a client to accept or reject a push.
+	xdsWait = 5 * time.Second
+	// xdsNACKsKept bounds the NACK messages a phase keeps as evidence.
+	xdsNACKsKept = 2
+	// xdsUnregistered names no registered policy: a Cluster selecting only
+	// it is NACKed (the NACK fault, for policies that take any config).
+	xdsUnregistered = "leakproof_soak_unregistered"
+)
+
+// runPrefix returns the target prefix of run n's channels.
+func runPrefix(xds bool, n uint64) string {
+	if xds {
+		return fmt.Sprintf("xds:///soak-r%d-", n)
+	}
+	return fmt.Sprintf("soak:///r%d/", n)
+}
+
+// newFeed returns the run's feed: the manual resolvers, or a control plane.
+func (r *runner) newFeed() (feed, error) {
+	if !r.cfg.XDS {
+		return manualFeed{r}, nil
+	}
+	return newXDSFeed(r)
+}
+
+// underXDS is the suffix that marks a result under xDS in reports.
+func (r *Result) underXDS() string {
+	if r.XDS {
+		return " under xDS"
+	}
+	return ""
+}
+
+// xdsPhase is what the control plane did in one phase. Guarded by r.mu.
+type xdsPhase struct {
+	pushes       int
+	nacks        int
+	nackMessages []string // the first xdsNACKsKept, "Cluster: message"
+	restarts     int
+	ackedRestart bool // a push after a restart was accepted
+	switches     int  // cluster switches made (and undone)
+	dupAccepted  bool // a backend spelled twice in two localities was accepted
+	unconfirmed  int  // pushes the client neither accepted nor rejected within xdsWait
+}
+
+// String says what the control plane did, for a phase's evidence.
+func (p *xdsPhase) String() string {
+	if p.pushes == 0 && p.restarts == 0 {
+		return ""
+	}
+	parts := []string{"control plane: " + plural(p.pushes, "xDS update")}
+	if p.nacks > 0 {
+		parts = append(parts, fmt.Sprintf("%s (%s)", plural(p.nacks, "NACK"), strings.Join(p.nackMessages, "; ")))
+	}
+	if p.restarts > 0 {
+		s := plural(p.restarts, "restart")
+		if p.ackedRestart {
+			s += ", a push after it accepted"
+		}
+		parts = append(parts, s)
+	}
+	if p.switches > 0 {
+		parts = append(parts, plural(p.switches, "cluster switch")+" and back")
+	}
+	if p.dupAccepted {
+		parts = append(parts, "one backend in two localities, spelled twice, accepted")
+	}
+	if p.unconfirmed > 0 {
+		parts = append(parts, fmt.Sprintf("%d push(es) neither accepted nor rejected within %v", p.unconfirmed, xdsWait))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// xdsSide is one channel under test's service: main or compare.
+type xdsSide struct {
+	service string // listener name and target host
+	policy  xdsfixture.Policy
+}
+
+// xdsFeed is the embedded control plane and what it publishes.
+type xdsFeed struct {
+	// Initialized by newXDSFeed, read-only after.
+	r     *runner
+	srv   *xdsfixture.Server
+	rb    resolver.Builder
+	host  string    // service name prefix, "soak-rN-"
+	sides []xdsSide // main, then compare if any
+	tls   xdsfixture.ClusterSpec
+
+	mu sync.Mutex // guards the model below and orders pushes
+	// route is the cluster suffix the services route to: "a", or "b"
+	// during a cluster switch.
+	route string
+	// eds is what each cluster suffix lists; a suffix absent is not
+	// published.
+	eds map[string][]xdsfixture.Locality
+	// gap adds a locality two priorities down, which the client rejects
+	// ("priority 1 missing"): the xDS form of a resolver error. Its one
+	// endpoint is spelled apart from the others, so that the gap is the
+	// only fault the client finds.
+	gap bool
+	// badConfig gives main's clusters a policy config the client rejects.
+	badConfig bool
+	// last is the version of the latest push.
+	last string
+}
+
+func newXDSFeed(r *runner) (*xdsFeed, error) {
+	srv, err := xdsfixture.Start(xdsfixture.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("soak: xDS control plane: %w", err)
+	}
+	rb, err := srv.Resolver()
+	if err != nil {
+		srv.Close()
+		return nil, fmt.Errorf("soak: xDS control plane: %w", err)
+	}
+	host := strings.TrimPrefix(r.prefix, "xds:///")
+	x := &xdsFeed{
+		r: r, srv: srv, rb: rb, host: host,
+		sides: []xdsSide{{service: host + "main", policy: xdsPolicy(r.cfg.Policy, r.cfg.DrainTimeout)}},
+		tls: xdsfixture.ClusterSpec{Name: host + "tls", Policy: xdsPolicy(r.cfg.Policy, r.cfg.DrainTimeout),
+			Localities: localities(addrState(r.tlsB))},
+		route: "a",
+		eds:   map[string][]xdsfixture.Locality{"a": localities(r.baseState())},
+	}
+	if r.cfg.Compare != "" {
+		x.sides = append(x.sides, xdsSide{service: host + "compare", policy: xdsPolicy(r.cfg.Compare, r.cfg.DrainTimeout)})
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if _, err := x.pushLocked(); err != nil {
+		srv.Close()
+		return nil, err
+	}
+	return x, nil
+}
+
+// xdsPolicy is the Cluster policy that selects policy: grpc's own xDS
+// round robin for round_robin, a TypedStruct with policyConfig otherwise.
+func xdsPolicy(policy string, drain time.Duration) xdsfixture.Policy {
+	if policy == "round_robin" {
+		return xdsfixture.Policy{}
+	}
+	name, cfg := policyConfig(policy, drain)
+	return xdsfixture.Policy{Name: name, Config: cfg}
+}
+
+// rejected returns a policy config the client NACKs: a drainTimeout the
+// leakproof policies and the guard reject, or, for a policy that takes any
+// config, only a policy nobody registered.
+func rejected(p xdsfixture.Policy) xdsfixture.Policy {
+	if !isLeakproof(p.Name) && p.Name != guard.Name {
+		return xdsfixture.Policy{Name: xdsUnregistered}
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(p.Config), &m); err != nil || m == nil {
+		m = map[string]any{}
+	}
+	m["drainTimeout"] = "forever"
+	b, _ := json.Marshal(m) // a map of JSON values always marshals
+	return xdsfixture.Policy{Name: p.Name, Config: string(b)}
+}
+
+func (x *xdsFeed) dial(c *client, kind, _ string, _ resolver.State) (string, []grpc.DialOption, error) {
+	svc := map[string]string{kindMain: "main", kindCompare: "compare", kindTLS: "tls", kindChurn: "churn"}[kind]
+	if svc == "" {
+		return "", nil, fmt.Errorf("no xDS service for a %s channel", kind)
+	}
+	return "xds:///" + x.host + svc, []grpc.DialOption{grpc.WithResolvers(x.rb)}, nil
+}
+
+func (x *xdsFeed) update(st resolver.State) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.eds[x.route] = localities(st)
+	if _, err := x.pushLocked(); err != nil {
+		x.r.problem("soak: xDS push: %v", err)
+	}
+}
+
+// reportError pushes an EDS update the client rejects, and waits for the
+// NACK: grpc's xDS client keeps the last good assignment and only logs the
+// error (no policy sees it), which is what a resolver error is under xDS.
+func (x *xdsFeed) reportError(error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.gap = true
+	_, err := x.pushNACKedLocked(xdsfixture.EndpointType)
+	x.gap = false
+	if err != nil {
+		x.r.problem("soak: xDS: %v", err)
+	}
+}
+
+func (x *xdsFeed) close() { x.srv.Close() }
+
+// pushLocked publishes the model and returns its version. Caller must hold
+// x.mu.
+func (x *xdsFeed) pushLocked() (string, error) {
+	res, err := x.resourcesLocked()
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), xdsWait)
+	defer cancel()
+	v, err := x.srv.Update(ctx, res)
+	if err != nil {
+		return "", err
+	}
+	x.last = v
+	x.r.inPhase(func(p *phaseRun) { p.xds.pushes++ })
+	return v, nil
+}
+
+// pushNACKedLocked publishes the model, which the client must reject, and
+// waits for its NACK of typeURL. Caller must hold x.mu.
+func (x *xdsFeed) pushNACKedLocked(typeURL string) (xdsfixture.NACK, error) {
+	skip := 0
+	for _, n := range x.srv.NACKs() {
+		if n.TypeURL == typeURL {
+			skip++
+		}
+	}
+	if _, err := x.pushLocked(); err != nil {
+		return xdsfixture.NACK{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), xdsWait)
+	defer cancel()
+	n, err := x.srv.WaitNACK(ctx, typeURL, skip)
+	if err != nil {
+		x.r.inPhase(func(p *phaseRun) { p.xds.unconfirmed++ })
+		return n, err
+	}
+	x.r.inPhase(func(p *phaseRun) {
+		p.xds.nacks++
+		if len(p.xds.nackMessages) < xdsNACKsKept {
+			p.xds.nackMessages = append(p.xds.nackMessages, fmt.Sprintf("%s: %s", typeName(typeURL), oneLine(n.Message, 120)))
+		}
+	})
+	return n, nil
+}
+
+// waitAcked waits until every client holds version v of typeURL.
+func (x *xdsFeed) waitAcked(typeURL, v string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), xdsWait)
+	defer cancel()
+	return x.srv.WaitAcked(ctx, typeURL, v)
+}
+
+// resourcesLocked builds the resources of the model. Caller must hold x.mu.
+func (x *xdsFeed) resourcesLocked() (xdsfixture.Resources, error) {
+	var sets []xdsfixture.Resources
+	for i, side := range x.sides {
+		var specs []xdsfixture.ClusterSpec
+		for _, suffix := range []string{"a", "b"} {
+			locs, ok := x.eds[suffix]
+			if !ok {
+				continue
+			}
+			if x.gap && suffix == x.route {
+				locs = append(append([]xdsfixture.Locality(nil), locs...),
+					xdsfixture.Locality{Name: "gap", Priority: 2, Endpoints: []string{spelling(x.r.regular[0].Addr(), map[string]int{x.r.regular[0].Addr(): 1})}})
+			}
+			pol := side.policy
+			if x.badConfig && i == 0 {
+				pol = rejected(pol)
+			}
+			specs = append(specs, xdsfixture.ClusterSpec{Name: side.service + "-" + suffix, Policy: pol, Localities: locs})
+		}
+		res, err := xdsfixture.Service(side.service, side.service+"-"+x.route, specs...)
+		if err != nil {
+			return xdsfixture.Resources{}, err
+		}
+		sets = append(sets, res)
+	}
+	tls, err := xdsfixture.Service(x.tls.Name, x.tls.Name, x.tls)
+	if err != nil {
+		return xdsfixture.Resources{}, err
+	}
+	churn, err := xdsfixture.Service(x.host+"churn", x.sides[0].service+"-"+x.route)
+	if err != nil {
+		return xdsfixture.Resources{}, err
+	}
+	return xdsfixture.Merge(append(sets, tls, churn)...), nil
+}
+
+// inPhase applies f to the phase running now, if any.
+func (r *runner) inPhase(f func(p *phaseRun)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur != nil {
+		f(r.cur)
+	}
+}
+
+// xdsFeed returns the run's control plane; the xDS-only faults run only
+// under Config.XDS.
+func (r *runner) xdsFeed() *xdsFeed { return r.feed.(*xdsFeed) }
+
+// localities turns a resolver state into one locality: each address an
+// endpoint, each multi-address endpoint an endpoint with
+// additional_addresses, every repeated address spelled differently.
+func localities(st resolver.State) []xdsfixture.Locality {
+	if len(st.Addresses)+len(st.Endpoints) == 0 {
+		return []xdsfixture.Locality{}
+	}
+	seen := map[string]int{}
+	l := xdsfixture.Locality{Name: "z1"}
+	for _, a := range st.Addresses {
+		l.Endpoints = append(l.Endpoints, spelling(a.Addr, seen))
+	}
+	for _, ep := range st.Endpoints {
+		var g []string
+		for _, a := range ep.Addresses {
+			g = append(g, spelling(a.Addr, seen))
+		}
+		l.Groups = append(l.Groups, g)
+	}
+	return []xdsfixture.Locality{l}
+}
+
+// spelling returns addr as written the first time it is seen, and another
+// spelling of the same IPv4 address each time after (up to four).
+func spelling(addr string, seen map[string]int) string {
+	n := seen[addr]
+	seen[addr]++
+	ap, err := netip.ParseAddrPort(addr)
+	if n == 0 || err != nil || !ap.Addr().Is4() {
+		return addr
+	}
+	b := ap.Addr().As4()
+	hex := fmt.Sprintf("%x:%x", uint16(b[0])<<8|uint16(b[1]), uint16(b[2])<<8|uint16(b[3]))
+	forms := []string{"::ffff:" + ap.Addr().String(), "::ffff:" + hex, "0:0:0:0:0:ffff:" + hex}
+	if n > len(forms) {
+		return addr // a fifth listing is NACKed as a duplicate
+	}
+	return fmt.Sprintf("[%s]:%d", forms[n-1], ap.Port())
+}
+
+// typeName is the short name of an xDS resource type.
+func typeName(typeURL string) string {
+	switch typeURL {
+	case xdsfixture.ListenerType:
+		return "Listener"
+	case xdsfixture.RouteType:
+		return "RouteConfiguration"
+	case xdsfixture.ClusterType:
+		return "Cluster"
+	case xdsfixture.EndpointType:
+		return "ClusterLoadAssignment"
+	}
+	return typeURL
+}
