@@ -223,7 +223,7 @@ func TestSoakProgressOnATerminal(t *testing.T) {
 // report.
 func TestSoakXDSPasses(t *testing.T) {
 	report := filepath.Join(t.TempDir(), "soak.html")
-	code, stdout, stderr := runSoak(t, "--xds", "--duration", "10s", "--quiet", "--json", "--report", report)
+	code, stdout, stderr := runSoak(t, "--xds", "--duration", "12s", "--quiet", "--json", "--report", report)
 	if code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
 	}
