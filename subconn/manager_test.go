@@ -591,11 +591,27 @@ func TestMetricsThroughTheChannelRecorder(t *testing.T) {
 	if g := rec.gauges(); g[MetricSubchannelsOpen+" fake:///metrics"] != 1 {
 		t.Fatalf("after a release: gauges = %v", g)
 	}
+	// A second manager on the same channel (a parent with two children)
+	// adds to the same series.
+	m2 := NewManager(cc, WithTarget("fake:///metrics"))
+	b, _ := m2.Acquire(addr("10.0.0.3:1"), "other")
+	if g := rec.gauges(); g[MetricSubchannelsOpen+" fake:///metrics"] != 2 {
+		t.Fatalf("with a second manager: gauges = %v, want 2 subchannels", g)
+	}
 	m.Close() // "forgetful" never released
 	if n := rec.count(MetricLeaks + " fake:///metrics unreleased_holder"); n != 1 {
 		t.Fatalf("leaks{unreleased_holder} = %d, want 1", n)
 	}
-	if g := rec.gauges(); len(g) != 0 {
-		t.Fatalf("a retired manager still reports gauges: %v", g)
+	if g := rec.gauges(); g[MetricSubchannelsOpen+" fake:///metrics"] != 1 {
+		t.Fatalf("after the first manager closed: gauges = %v, want the second's 1 subchannel", g)
+	}
+	b.Release("done")
+	m2.Close()
+	// Everything closed: the series read 0.
+	if g := rec.gauges(); g[MetricSubchannelsOpen+" fake:///metrics"] != 0 || g[MetricSocketsOpen+" fake:///metrics"] != 0 {
+		t.Fatalf("after Close: gauges = %v, want both at 0", g)
+	}
+	if n := rec.asyncReporters(); n != 0 {
+		t.Fatalf("%d asynchronous reporters registered with the channel's recorder, want none", n)
 	}
 }
