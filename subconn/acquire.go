@@ -44,7 +44,7 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 		}
 		h := m.refLocked(r, holder, o)
 		m.mu.Unlock()
-		m.cq.kick(false)
+		m.cq.kickAsync()
 		return h, nil
 	}
 	r := &record{
@@ -91,7 +91,7 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 	h := m.refLocked(r, holder, o)
 	m.mu.Unlock()
 	m.recordOpen(1, 0)
-	m.cq.kick(false)
+	m.cq.kickAsync()
 	return h, nil
 }
 
@@ -147,7 +147,7 @@ func (m *Manager) release(h *SubConn, reason string) error {
 	if shut {
 		m.shutdownRecord(r)
 	}
-	m.cq.kick(false)
+	m.cq.kickAsync()
 	return nil
 }
 

@@ -270,5 +270,5 @@ func (m *Manager) orphan(h *SubConn, absent, timeout time.Duration, mode OrphanM
 	if shut {
 		m.shutdownRecord(r)
 	}
-	m.cq.kick(false)
+	m.cq.kickAsync()
 }
