@@ -44,7 +44,7 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 		}
 		h := m.refLocked(r, holder, o)
 		m.mu.Unlock()
-		m.cq.kick(false)
+		m.cq.kickAsync()
 		return h, nil
 	}
 	r := &record{
@@ -79,18 +79,19 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 	}
 	r.sc = sc
 	m.all[r.id] = r
-	m.openSubchannels.Add(1)
 	m.stats.Created++
 	m.emitLocked(r, Event{Kind: KindCreate, Holder: holder, Reason: o.reason})
 	if m.closed { // Close ran while NewSubConn did: nobody may hold it.
 		m.markShutdownLocked(r, holder, "manager closed while the subchannel was being created")
 		m.mu.Unlock()
+		m.recordOpen(1, 0)
 		m.shutdownRecord(r)
 		return nil, fmt.Errorf("subconn: acquire %s for %q: %w", r.key, holder, ErrClosed)
 	}
 	h := m.refLocked(r, holder, o)
 	m.mu.Unlock()
-	m.cq.kick(false)
+	m.recordOpen(1, 0)
+	m.cq.kickAsync()
 	return h, nil
 }
 
@@ -146,7 +147,7 @@ func (m *Manager) release(h *SubConn, reason string) error {
 	if shut {
 		m.shutdownRecord(r)
 	}
-	m.cq.kick(false)
+	m.cq.kickAsync()
 	return nil
 }
 

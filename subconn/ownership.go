@@ -29,15 +29,17 @@ func (r *record) dialDone(conn net.Conn, err error) (net.Conn, error) {
 		m.mu.Lock()
 		r.dialing--
 		r.lastDialErr = err
-		m.maybeDestroyLocked(r)
+		destroyed := m.maybeDestroyLocked(r)
 		m.mu.Unlock()
+		if destroyed {
+			m.recordOpen(-1, 0)
+		}
 		return nil, err
 	}
 	c := newTrackedConn(conn, r)
 	m.mu.Lock()
 	r.dialing--
 	r.sockets = append(r.sockets, c)
-	m.openSockets.Add(1)
 	r.lastSocket = c
 	m.stats.SocketsOpened++
 	reason := ""
@@ -48,6 +50,7 @@ func (r *record) dialDone(conn net.Conn, err error) (net.Conn, error) {
 	m.emitLocked(r, Event{Kind: KindSocketOpen, RefsBefore: r.refs, RefsAfter: r.refs, Reason: reason, Socket: c.ref()})
 	closeNow := r.shutdown && r.drainExpired
 	m.mu.Unlock()
+	m.recordOpen(0, 1)
 	if closeNow {
 		c.forceClose()
 		return nil, fmt.Errorf("subconn: subchannel #%d %s shut down while dialing", r.id, r.key)
@@ -58,13 +61,17 @@ func (r *record) dialDone(conn net.Conn, err error) (net.Conn, error) {
 // socketClosed accounts for a closed socket.
 func (r *record) socketClosed(c *trackedConn, reason string) {
 	m := r.m
+	var sockets, subchannels int64
 	m.mu.Lock()
 	if i := slices.Index(r.sockets, c); i >= 0 {
 		r.sockets = slices.Delete(r.sockets, i, i+1)
-		m.openSockets.Add(-1)
+		sockets = -1
 	}
 	m.stats.SocketsClosed++
 	m.emitLocked(r, Event{Kind: KindSocketClose, RefsBefore: r.refs, RefsAfter: r.refs, Reason: reason, Socket: c.ref()})
-	m.maybeDestroyLocked(r)
+	if m.maybeDestroyLocked(r) {
+		subchannels = -1
+	}
 	m.mu.Unlock()
+	m.recordOpen(subchannels, sockets)
 }

@@ -24,10 +24,14 @@ func (m *Manager) shutdownRecord(r *record) {
 	m.mu.Lock()
 	m.live.remove(r.addr, func(x *record) bool { return x == r })
 	m.settled.Broadcast()
-	if !m.maybeDestroyLocked(r) {
+	destroyed := m.maybeDestroyLocked(r)
+	if !destroyed {
 		m.startDrainTimerLocked(r)
 	}
 	m.mu.Unlock()
+	if destroyed {
+		m.recordOpen(-1, 0)
+	}
 }
 
 // startDrainTimerLocked bounds how long the sockets of r, shut down, may
@@ -62,7 +66,8 @@ func (m *Manager) drainExpired(r *record, d time.Duration) {
 }
 
 // maybeDestroyLocked writes destroy once r is released, shut down and owns
-// no socket. Caller must hold m.mu.
+// no socket, and reports whether it did: the caller then records the
+// subchannel closed (recordOpen) after releasing m.mu. Caller must hold m.mu.
 func (m *Manager) maybeDestroyLocked(r *record) bool {
 	if r.destroyed || !r.shutdown || r.refs > 0 || len(r.sockets) > 0 || r.dialing > 0 {
 		return false
@@ -72,7 +77,6 @@ func (m *Manager) maybeDestroyLocked(r *record) bool {
 		r.drainTimer.Stop()
 	}
 	delete(m.all, r.id)
-	m.openSubchannels.Add(-1)
 	m.stats.Destroyed++
 	m.emitLocked(r, Event{Kind: KindDestroy})
 	if m.closed && len(m.all) == 0 {
