@@ -167,11 +167,12 @@ func build(t *testing.T) (balancer.Balancer, *fakeCC) {
 	return b, f
 }
 
-// TestEndpointsTurningReadySendFewPickers: a resolver update of 100
-// endpoints sends one picker, and their turning READY one more (the
-// aggregate state's change to READY), not one per endpoint; the READY
-// picker still spreads picks evenly over every READY endpoint at once.
-func TestEndpointsTurningReadySendFewPickers(t *testing.T) {
+// TestEndpointsTurningReadySendOnePickerEach: a resolver update of 100
+// endpoints sends one picker, and each endpoint turning READY afterwards
+// one more, as grpc's endpointsharding does (a parent waits for it); every
+// READY picker is a view of the READY set, so each costs O(1), not a
+// rebuild, and it spreads picks evenly over every READY endpoint at once.
+func TestEndpointsTurningReadySendOnePickerEach(t *testing.T) {
 	b, f := build(t)
 	as := addrs("a", 100)
 	if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: endpoints(as...)}); err != nil {
@@ -189,8 +190,8 @@ func TestEndpointsTurningReadySendFewPickers(t *testing.T) {
 			return len(picked(t, f, want)) == want
 		})
 	}
-	if _, n := f.current(); n != 2 {
-		t.Errorf("%d pickers for 100 endpoints turning READY, want 2 (the update's and READY's)", n)
+	if _, n := f.current(); n != 1+len(as) {
+		t.Errorf("%d pickers for the update and 100 endpoints turning READY, want %d (one each)", n, 1+len(as))
 	}
 	for a, k := range picked(t, f, 300) {
 		if k != 3 {
@@ -201,7 +202,8 @@ func TestEndpointsTurningReadySendFewPickers(t *testing.T) {
 
 // TestReadyEndpointLeavingSendsAPicker: a READY endpoint that loses its
 // connection leaves the picker at once, with a new picker (RPCs that picked
-// it wait for one), and comes back without one when READY again.
+// it wait for one), and comes back with one picker per transition, as
+// grpc's endpointsharding sends.
 func TestReadyEndpointLeavingSendsAPicker(t *testing.T) {
 	b, f := build(t)
 	as := addrs("b", 3)
@@ -229,8 +231,10 @@ func TestReadyEndpointLeavingSendsAPicker(t *testing.T) {
 	lost.set(t, connectivity.Connecting, nil)
 	lost.set(t, connectivity.Ready, nil)
 	poll(t, as[1]+" picked again", func() bool { return picked(t, f, 3)[as[1]] == 1 })
-	if _, m := f.current(); m != n {
-		t.Errorf("%d pickers sent when an endpoint turned READY again, want none", m-n)
+	// pick_first reported CONNECTING itself when it reconnected, so the
+	// fake's CONNECTING changes nothing: READY is the one transition.
+	if _, m := f.current(); m != n+1 {
+		t.Errorf("%d pickers sent when the endpoint turned READY again, want 1", m-n)
 	}
 }
 

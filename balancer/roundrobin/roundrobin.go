@@ -286,13 +286,14 @@ func (b *roundRobin) removeLocked(e *endpoint) {
 	b.agg.move(e, noSet, nil)
 }
 
-// childUpdate records a child's new state and sends grpc a new picker if
-// the change needs one: when the aggregate state changes, when a READY
-// endpoint leaves the READY picker (RPCs that pick it wait for the next
-// picker), or, while the balancer is IDLE or in TRANSIENT_FAILURE, when an
-// endpoint enters or leaves that state or changes its picker there. An
-// endpoint turning READY while the balancer is READY needs none: the READY
-// picker sees it at once (readySet). It is called by endpoint.UpdateState.
+// childUpdate records a child's new state and, outside a call from grpc
+// (which publishes once at its end), sends grpc a picker for every state
+// change of an endpoint, and for a changed picker of an endpoint while the
+// balancer is IDLE or in TRANSIENT_FAILURE: the cadence of grpc's
+// endpointsharding, which parents and grpc's own tests rely on. While the
+// balancer is READY or CONNECTING each such picker costs O(1): the READY
+// picker is a view of the READY set (readySet), never rebuilt. It is called
+// by endpoint.UpdateState.
 func (b *roundRobin) childUpdate(e *endpoint, s balancer.State) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -310,15 +311,14 @@ func (b *roundRobin) childUpdate(e *endpoint, s balancer.State) {
 		return // the call from grpc in progress publishes at its end
 	}
 	switch agg := b.agg.state(); {
-	case !b.pub.published || agg != b.pub.state:
+	case !b.pub.published || agg != b.pub.state || from != to:
+		// Every transition outside a call from grpc gets a picker, as
+		// grpc's endpointsharding sends one (parents and grpc's own tests
+		// wait for it), but in O(1) while READY or CONNECTING: the READY
+		// picker is a view of the READY set, not a rebuild.
 		b.publishLocked()
-	case agg == connectivity.Ready:
-		if from == connectivity.Ready {
-			b.publishLocked()
-		}
-	case agg == connectivity.Connecting:
-		// The CONNECTING picker is the same whoever is connecting.
-	case from == agg || to == agg:
+	case agg != connectivity.Ready && agg != connectivity.Connecting && to == agg:
+		// An endpoint's picker changed within IDLE or TRANSIENT_FAILURE.
 		b.publishLocked()
 	}
 }
