@@ -48,10 +48,15 @@ func runChild(mode string) int {
 }
 
 // childCommand returns the command that runs the child mode of this binary.
+// It runs /proc/self/exe where there is one: the running binary itself even
+// if its file was replaced or removed since it started (a rebuild during an
+// hour-long soak), where the path os.Executable names would run another.
 func childCommand(mode string, d time.Duration) (string, []string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", nil, fmt.Errorf("soak: the child processes re-execute this binary: %w", err)
+	exe := "/proc/self/exe"
+	if _, err := os.Stat(exe); err != nil {
+		if exe, err = os.Executable(); err != nil {
+			return "", nil, fmt.Errorf("soak: the child processes re-execute this binary: %w", err)
+		}
 	}
 	return exe, append(os.Environ(), fmt.Sprintf("%s=%s:%v", childEnv, mode, d)), nil
 }

@@ -77,25 +77,43 @@ type inRun struct {
 	peak         Totals
 }
 
-// maxKept bounds the samples a run keeps for its report and its slopes:
-// past it every other old sample is dropped, so that a long run's own
-// memory stays flat (and its heap slope means something). The latest
-// sample is always kept.
+// maxKept bounds the samples a run keeps for its report and its slopes, so
+// that a long run's own memory stays flat (and its heap slope means
+// something). The kept samples stay evenly spread over the whole run: when
+// maxKept are kept, every other one is dropped and from then on only every
+// stride-th sample is kept, the stride doubling each time. The latest sample
+// is always kept as well (the faults read it), in the last place.
 const maxKept = 1024
+
+// sampleThinning is keepLocked's state.
+type sampleThinning struct {
+	n      int  // samples taken so far
+	stride int  // keep every stride-th sample (0 means 1)
+	tail   bool // the last kept sample is only the latest, not a stride one
+}
 
 // keepLocked stores s. Caller must hold r.mu.
 func (r *runner) keepLocked(s Sample) {
+	t := &r.sampling
+	if t.stride == 0 {
+		t.stride = 1
+	}
+	if t.tail {
+		r.samples = r.samples[:len(r.samples)-1]
+		t.tail = false
+	}
 	if len(r.samples) >= maxKept {
-		last := r.samples[len(r.samples)-1]
 		n := 0
-		for i := 0; i < len(r.samples)-1; i += 2 {
+		for i := 0; i < len(r.samples); i += 2 {
 			r.samples[n] = r.samples[i]
 			n++
 		}
-		r.samples[n] = last
-		clear(r.samples[n+1:])
-		r.samples = r.samples[:n+1]
+		clear(r.samples[n:])
+		r.samples = r.samples[:n]
+		t.stride *= 2
 	}
+	t.tail = t.n%t.stride != 0
+	t.n++
 	r.samples = append(r.samples, s)
 }
 

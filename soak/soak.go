@@ -117,6 +117,7 @@ type runner struct {
 	closedWatch
 	inRun        *inRun // the in-run checks on the descriptor books
 	samples      []Sample
+	sampling     sampleThinning // which samples keepLocked keeps
 	failures     []string
 	failureCount int
 	problems     []string // the run's own errors (sampling, churn), the first maxListed

@@ -1,0 +1,51 @@
+package soak
+
+import (
+	"testing"
+	"time"
+
+	"github.com/leakproof/leakproof/subconn"
+)
+
+// TestKeptSamplesSpanTheWholeRun takes an hour of samples at the default
+// interval and checks that the kept ones stay bounded, evenly spread from
+// the start to the latest: a slope over the hour must see the whole hour,
+// not its last quarter.
+func TestKeptSamplesSpanTheWholeRun(t *testing.T) {
+	r := &runner{}
+	const d = time.Hour
+	n := int(d / DefaultSampleInterval)
+	for i := range n {
+		r.keepLocked(Sample{At: subconn.Duration(time.Duration(i) * DefaultSampleInterval)})
+		if len(r.samples) > maxKept+1 {
+			t.Fatalf("after %d samples %d are kept, want at most %d", i+1, len(r.samples), maxKept+1)
+		}
+	}
+	last := time.Duration(n-1) * DefaultSampleInterval
+	if got := time.Duration(r.samples[len(r.samples)-1].At); got != last {
+		t.Errorf("latest kept sample at %v, want the latest taken, %v", got, last)
+	}
+	warm := warmUp(d)
+	var after []time.Duration
+	for _, s := range r.samples {
+		if at := time.Duration(s.At); at >= warm {
+			after = append(after, at)
+		}
+	}
+	if span := after[len(after)-1] - after[0]; span < d-warm-time.Minute {
+		t.Errorf("kept samples after the %v warm-up span %v, want about %v", warm, span, d-warm)
+	}
+	// Evenly spread: no gap between kept samples (but the latest) is more
+	// than twice the smallest.
+	minGap, maxGap := time.Duration(1<<62), time.Duration(0)
+	for i := 1; i < len(r.samples)-1; i++ {
+		g := time.Duration(r.samples[i].At - r.samples[i-1].At)
+		minGap, maxGap = min(minGap, g), max(maxGap, g)
+	}
+	if maxGap > 2*minGap {
+		t.Errorf("gaps between kept samples from %v to %v: not evenly spread", minGap, maxGap)
+	}
+	if len(after) < maxKept/4 {
+		t.Errorf("only %d samples after warm-up", len(after))
+	}
+}
