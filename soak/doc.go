@@ -71,7 +71,8 @@
 //   - backend connections explained: a backend holds no more connections
 //     than its phase allows (the frozen one while frozen: its clients'
 //     sockets to it plus one in flight; otherwise none), and keeps no more
-//     open than its clients hold;
+//     open than its clients hold for longer than the same bound (it notices
+//     a client's close when it reads the EOF);
 //   - client explained: descriptors nobody owns stay within a constant of
 //     the first sample, and goroutines within a budget of live sockets,
 //     channels and load goroutines plus a constant;

@@ -128,12 +128,24 @@ func newInRun() *inRun {
 // failing counts the samples in a row that key has held and reports
 // whether this one makes inRunStreak.
 func (w *inRun) failing(key string, holds bool) bool {
+	return w.failingFor(key, holds, inRunStreak)
+}
+
+// failingFor is failing with a streak of n samples.
+func (w *inRun) failingFor(key string, holds bool, n int) bool {
 	if !holds {
 		delete(w.streak, key)
 		return false
 	}
 	w.streak[key]++
-	return w.streak[key] == inRunStreak
+	return w.streak[key] == n
+}
+
+// openStreak is how many samples in a row a backend may keep connections
+// its clients have closed: as many as span the removal bound, and at least
+// inRunStreak.
+func (r *runner) openStreak() int {
+	return max(inRunStreak, int(r.cfg.bound()/r.cfg.SampleInterval)+1)
 }
 
 func (w *inRun) listBackend(msg string) {
@@ -186,8 +198,10 @@ func (r *runner) observe(s Sample, sc *socketCount, liveChannels int) {
 		if allowed := allowedHeld(b.Role, r.cur, clients); w.failing("held "+name, held > allowed) {
 			w.listBackend(fmt.Sprintf("backend %s holds %d connection(s) %s, the phase allows %d (%d client socket(s) to it)", name, held, where, allowed, clients))
 		}
+		// A backend notices a client's close when it reads the EOF: like
+		// the client's own closed channels, it has the removal bound to.
 		open := s.BackendConns[name]
-		if w.failing("open "+name, open > clients+openSlack) {
+		if w.failingFor("open "+name, open > clients+openSlack, r.openStreak()) {
 			w.listBackend(fmt.Sprintf("backend %s has %d connection(s) open %s, its clients %d socket(s)", name, open, where, clients))
 		}
 	}
