@@ -49,3 +49,26 @@ func TestKeptSamplesSpanTheWholeRun(t *testing.T) {
 		t.Errorf("only %d samples after warm-up", len(after))
 	}
 }
+
+// TestBackendMayKeepClosedConnectionsForTheBound: a backend keeping more
+// connections open than its clients hold fails the in-run check once that
+// has lasted the removal bound, not before, and a break resets the count.
+func TestBackendMayKeepClosedConnectionsForTheBound(t *testing.T) {
+	r := &runner{cfg: Config{DrainTimeout: time.Second, RemovalSlack: time.Second, SampleInterval: 200 * time.Millisecond}, inRun: newInRun()}
+	n := r.openStreak()
+	if n != 11 {
+		t.Fatalf("openStreak = %d, want 11 samples for a 2s bound at 200ms", n)
+	}
+	for i := 1; i < n; i++ {
+		if r.inRun.failingFor("open b0", true, n) {
+			t.Fatalf("failed after %d samples, within the bound", i)
+		}
+	}
+	if !r.inRun.failingFor("open b0", true, n) {
+		t.Fatalf("did not fail after %d samples, the bound", n)
+	}
+	r.inRun.failingFor("open b0", false, n)
+	if r.inRun.failingFor("open b0", true, n) {
+		t.Fatal("failed again at once after the condition broke")
+	}
+}
