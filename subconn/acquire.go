@@ -2,8 +2,6 @@ package subconn
 
 import (
 	"fmt"
-	"slices"
-	"time"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
@@ -47,14 +45,7 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 		m.cq.kick(false)
 		return h, nil
 	}
-	r := &record{
-		m:       m,
-		id:      nextSubchannelID.Add(1),
-		addr:    ka,
-		key:     keyString(ka),
-		created: time.Now(),
-		state:   connectivity.Idle,
-	}
+	r := newRecord(m, ka)
 	m.live.set(ka, r)
 	m.mu.Unlock()
 
@@ -75,10 +66,10 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 	if err != nil {
 		m.live.remove(ka, func(x *record) bool { return x == r })
 		m.mu.Unlock()
-		return nil, fmt.Errorf("subconn: acquire %s for %q: %w", r.key, holder, err)
+		return nil, fmt.Errorf("subconn: acquire %s for %q: %w", r.key(), holder, err)
 	}
 	r.sc = sc
-	m.all[r.id] = r
+	m.undestroyed++
 	m.openSubchannels.Add(1)
 	m.stats.Created++
 	m.emitLocked(r, Event{Kind: KindCreate, Holder: holder, Reason: o.reason})
@@ -86,7 +77,7 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 		m.markShutdownLocked(r, holder, "manager closed while the subchannel was being created")
 		m.mu.Unlock()
 		m.shutdownRecord(r)
-		return nil, fmt.Errorf("subconn: acquire %s for %q: %w", r.key, holder, ErrClosed)
+		return nil, fmt.Errorf("subconn: acquire %s for %q: %w", r.key(), holder, ErrClosed)
 	}
 	h := m.refLocked(r, holder, o)
 	m.mu.Unlock()
@@ -96,20 +87,20 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 
 // refLocked adds a handle for holder on r. Caller must hold m.mu.
 func (m *Manager) refLocked(r *record, holder string, o acquireOpts) *SubConn {
-	h := &SubConn{SubConn: r.sc, rec: r, holder: holder, listener: o.listener, autoReconnect: o.autoReconnect, queued: connectivity.Idle}
+	h := &SubConn{SubConn: r.sc, rec: r, holder: holder, listener: o.listener, autoReconnect: o.autoReconnect, queued: uint8(connectivity.Idle)}
 	if o.bind != nil {
 		o.bind(h)
 	}
-	r.holders = append(r.holders, h)
+	r.addHolderLocked(h)
 	r.refs++
 	if o.autoReconnect {
 		r.autoReconnect++
 	}
 	m.stats.Refs++
-	m.emitLocked(r, Event{Kind: KindRef, RefsBefore: r.refs - 1, RefsAfter: r.refs, Holder: holder, Reason: o.reason})
-	if r.state != connectivity.Idle {
+	m.emitLocked(r, Event{Kind: KindRef, RefsBefore: int(r.refs) - 1, RefsAfter: int(r.refs), Holder: holder, Reason: o.reason})
+	if st := r.stateLocked(); st != connectivity.Idle {
 		// The holder believes a new SubConn is IDLE; tell it the truth.
-		m.queueStateLocked(h, balancer.SubConnState{ConnectivityState: r.state, ConnectionError: r.lastErr})
+		m.queueStateLocked(h, balancer.SubConnState{ConnectivityState: st, ConnectionError: r.coldOrZeroLocked().lastErr})
 	}
 	return h
 }
@@ -117,10 +108,10 @@ func (m *Manager) refLocked(r *record, holder string, o acquireOpts) *SubConn {
 // queueStateLocked queues a state update for h unless h already has it.
 // Caller must hold m.mu.
 func (m *Manager) queueStateLocked(h *SubConn, st balancer.SubConnState) {
-	if h.listener == nil || h.queued == st.ConnectivityState {
+	if h.listener == nil || connectivity.State(h.queued) == st.ConnectivityState {
 		return
 	}
-	h.queued = st.ConnectivityState
+	h.queued = uint8(st.ConnectivityState)
 	m.cq.add(func() {
 		if !h.released.Load() {
 			h.listener(st)
@@ -137,9 +128,9 @@ func (m *Manager) release(h *SubConn, reason string) error {
 		closed := m.closed
 		m.mu.Unlock()
 		if closed {
-			return fmt.Errorf("subconn: release %s by %q after the manager closed: %w", r.key, h.holder, ErrReleased)
+			return fmt.Errorf("subconn: release %s by %q after the manager closed: %w", r.key(), h.holder, ErrReleased)
 		}
-		return fmt.Errorf("subconn: release %s by %q: %w", r.key, h.holder, ErrReleased)
+		return fmt.Errorf("subconn: release %s by %q: %w", r.key(), h.holder, ErrReleased)
 	}
 	shut := m.unrefLocked(h, KindUnref, reason)
 	m.mu.Unlock()
@@ -155,9 +146,7 @@ func (m *Manager) release(h *SubConn, reason string) error {
 func (m *Manager) unrefLocked(h *SubConn, kind Kind, reason string) bool {
 	r := h.rec
 	h.released.Store(true)
-	if i := slices.Index(r.holders, h); i >= 0 {
-		r.holders = slices.Delete(r.holders, i, i+1)
-	}
+	r.removeHolderLocked(h)
 	if h.autoReconnect {
 		r.autoReconnect--
 	}
@@ -166,7 +155,7 @@ func (m *Manager) unrefLocked(h *SubConn, kind Kind, reason string) bool {
 	if kind == KindLeak {
 		m.stats.Leaks++
 	}
-	m.emitLocked(r, Event{Kind: kind, RefsBefore: r.refs + 1, RefsAfter: r.refs, Holder: h.holder, Reason: reason})
+	m.emitLocked(r, Event{Kind: kind, RefsBefore: int(r.refs) + 1, RefsAfter: int(r.refs), Holder: h.holder, Reason: reason})
 	if l := h.listener; l != nil && !m.closed && !h.orphaned.Load() {
 		m.cq.add(func() { l(balancer.SubConnState{ConnectivityState: connectivity.Shutdown}) })
 	}

@@ -2,6 +2,7 @@ package subconn
 
 import (
 	"errors"
+	"hash/maphash"
 	"net"
 	"net/netip"
 	"slices"
@@ -15,12 +16,6 @@ import (
 // that owns an address. It is excluded from backend keys and read back by the
 // socket-tracking dialer.
 type ownerKey struct{}
-
-// hostKey is the comparable part of a backend key. Attributes are compared
-// with Attributes.Equal within a bucket, as grpc's AddressMap does.
-type hostKey struct {
-	addr, serverName string
-}
 
 // recordOf returns the record a manager stamped into addr, if any.
 func recordOf(addr resolver.Address) *record {
@@ -37,7 +32,7 @@ func recordOf(addr resolver.Address) *record {
 // (unstamped) address of that record is the key.
 func keyAddr(addr resolver.Address) resolver.Address {
 	if r := recordOf(addr); r != nil {
-		return r.addr
+		return r.keyAddress()
 	}
 	return resolver.Address{Addr: canonicalAddr(addr.Addr), ServerName: addr.ServerName, Attributes: addr.Attributes}
 }
@@ -117,25 +112,39 @@ func keyString(a resolver.Address) string {
 // keyed is implemented by the values stored in a keyMap.
 type keyed interface{ keyAddress() resolver.Address }
 
-// keyMap maps backend keys to values: one map lookup on Addr+ServerName,
-// then Attributes.Equal. The first value of a bucket is stored inline; keys
-// that differ only in Attributes (rare) go to more.
+// sameKey reports whether a and b are one backend key.
+func sameKey(a, b resolver.Address) bool {
+	return a.Addr == b.Addr && a.ServerName == b.ServerName && a.Attributes.Equal(b.Attributes)
+}
+
+// keyMap maps backend keys to values: one map lookup on a hash of Addr,
+// then a comparison of the whole key (Addr, ServerName, Attributes.Equal, as
+// grpc's AddressMap compares). The first value of a hash is stored inline;
+// keys that share a hash (the same Addr with another ServerName or
+// Attributes, which is rare, or a hash collision, which is rarer) go to
+// more. A 64-bit hash rather than the strings keeps an entry at 16 bytes: a
+// balancer may hold tens of thousands.
 type keyMap[V keyed] struct {
-	m    map[hostKey]V
-	more map[hostKey][]V
+	seed maphash.Seed
+	m    map[uint64]V
+	more map[uint64][]V
 	n    int
 }
 
-func newKeyMap[V keyed]() keyMap[V] { return keyMap[V]{m: make(map[hostKey]V)} }
+func newKeyMap[V keyed]() keyMap[V] {
+	return keyMap[V]{seed: maphash.MakeSeed(), m: make(map[uint64]V)}
+}
+
+func (km *keyMap[V]) hash(a resolver.Address) uint64 { return maphash.String(km.seed, a.Addr) }
 
 func (km *keyMap[V]) get(a resolver.Address) (V, bool) {
-	hk := hostKey{a.Addr, a.ServerName}
-	if v, ok := km.m[hk]; ok {
-		if v.keyAddress().Attributes.Equal(a.Attributes) {
+	h := km.hash(a)
+	if v, ok := km.m[h]; ok {
+		if sameKey(v.keyAddress(), a) {
 			return v, true
 		}
-		for _, v := range km.more[hk] {
-			if v.keyAddress().Attributes.Equal(a.Attributes) {
+		for _, v := range km.more[h] {
+			if sameKey(v.keyAddress(), a) {
 				return v, true
 			}
 		}
@@ -145,46 +154,46 @@ func (km *keyMap[V]) get(a resolver.Address) (V, bool) {
 }
 
 func (km *keyMap[V]) set(a resolver.Address, v V) {
-	hk := hostKey{a.Addr, a.ServerName}
-	first, ok := km.m[hk]
+	h := km.hash(a)
+	first, ok := km.m[h]
 	switch {
 	case !ok:
-		km.m[hk] = v
+		km.m[h] = v
 		km.n++
 		return
-	case first.keyAddress().Attributes.Equal(a.Attributes):
-		km.m[hk] = v
+	case sameKey(first.keyAddress(), a):
+		km.m[h] = v
 		return
 	}
-	b := km.more[hk]
+	b := km.more[h]
 	for i, old := range b {
-		if old.keyAddress().Attributes.Equal(a.Attributes) {
+		if sameKey(old.keyAddress(), a) {
 			b[i] = v
 			return
 		}
 	}
 	if km.more == nil {
-		km.more = make(map[hostKey][]V)
+		km.more = make(map[uint64][]V)
 	}
-	km.more[hk] = append(b, v)
+	km.more[h] = append(b, v)
 	km.n++
 }
 
-// remove deletes the value match selects under a's Addr and ServerName.
+// remove deletes the value match selects among those stored under a's hash.
 func (km *keyMap[V]) remove(a resolver.Address, match func(V) bool) {
-	hk := hostKey{a.Addr, a.ServerName}
-	first, ok := km.m[hk]
+	h := km.hash(a)
+	first, ok := km.m[h]
 	if !ok {
 		return
 	}
-	b := km.more[hk]
+	b := km.more[h]
 	if match(first) {
 		km.n--
 		if len(b) == 0 {
-			delete(km.m, hk)
+			delete(km.m, h)
 			return
 		}
-		km.m[hk] = b[0]
+		km.m[h] = b[0]
 		b = b[1:]
 	} else {
 		i := slices.IndexFunc(b, match)
@@ -195,18 +204,18 @@ func (km *keyMap[V]) remove(a resolver.Address, match func(V) bool) {
 		b = slices.Delete(b, i, i+1)
 	}
 	if len(b) == 0 {
-		delete(km.more, hk)
+		delete(km.more, h)
 	} else {
-		km.more[hk] = b
+		km.more[h] = b
 	}
 }
 
 func (km *keyMap[V]) len() int { return km.n }
 
 func (km *keyMap[V]) all(f func(V)) {
-	for hk, v := range km.m {
+	for h, v := range km.m {
 		f(v)
-		for _, v := range km.more[hk] {
+		for _, v := range km.more[h] {
 			f(v)
 		}
 	}

@@ -16,8 +16,9 @@ func (r *record) dialStart() bool {
 	if r.shutdown {
 		return false
 	}
-	r.dialing++
-	r.dialSeen = true
+	c := r.coldLocked()
+	c.dialing++
+	c.dialSeen = true
 	return true
 }
 
@@ -27,30 +28,32 @@ func (r *record) dialDone(conn net.Conn, err error) (net.Conn, error) {
 	m := r.m
 	if err != nil {
 		m.mu.Lock()
-		r.dialing--
-		r.lastDialErr = err
+		cold := r.coldLocked()
+		cold.dialing--
+		cold.lastDialErr = err
 		m.maybeDestroyLocked(r)
 		m.mu.Unlock()
 		return nil, err
 	}
 	c := newTrackedConn(conn, r)
 	m.mu.Lock()
-	r.dialing--
-	r.sockets = append(r.sockets, c)
+	cold := r.coldLocked()
+	cold.dialing--
+	cold.sockets = append(cold.sockets, c)
 	m.openSockets.Add(1)
-	r.lastSocket = c
+	cold.lastSocket = c
 	m.stats.SocketsOpened++
 	reason := ""
 	if r.shutdown {
 		reason = "opened after Shutdown (dial was in flight)"
 		m.startDrainTimerLocked(r)
 	}
-	m.emitLocked(r, Event{Kind: KindSocketOpen, RefsBefore: r.refs, RefsAfter: r.refs, Reason: reason, Socket: c.ref()})
-	closeNow := r.shutdown && r.drainExpired
+	m.emitLocked(r, Event{Kind: KindSocketOpen, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Reason: reason, Socket: c.ref()})
+	closeNow := r.shutdown && cold.drainExpired
 	m.mu.Unlock()
 	if closeNow {
 		c.forceClose()
-		return nil, fmt.Errorf("subconn: subchannel #%d %s shut down while dialing", r.id, r.key)
+		return nil, fmt.Errorf("subconn: subchannel #%d %s shut down while dialing", r.id, r.key())
 	}
 	return c, nil
 }
@@ -59,12 +62,13 @@ func (r *record) dialDone(conn net.Conn, err error) (net.Conn, error) {
 func (r *record) socketClosed(c *trackedConn, reason string) {
 	m := r.m
 	m.mu.Lock()
-	if i := slices.Index(r.sockets, c); i >= 0 {
-		r.sockets = slices.Delete(r.sockets, i, i+1)
+	cold := r.coldLocked()
+	if i := slices.Index(cold.sockets, c); i >= 0 {
+		cold.sockets = slices.Delete(cold.sockets, i, i+1)
 		m.openSockets.Add(-1)
 	}
 	m.stats.SocketsClosed++
-	m.emitLocked(r, Event{Kind: KindSocketClose, RefsBefore: r.refs, RefsAfter: r.refs, Reason: reason, Socket: c.ref()})
+	m.emitLocked(r, Event{Kind: KindSocketClose, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Reason: reason, Socket: c.ref()})
 	m.maybeDestroyLocked(r)
 	m.mu.Unlock()
 }

@@ -11,7 +11,7 @@ import (
 // without it.
 func (m *Manager) markShutdownLocked(r *record, holder, reason string) {
 	r.shutdown = true
-	r.shutdownAt = time.Now()
+	r.coldLocked().shutdownAt = m.clock()
 	m.stats.Shutdowns++
 	m.emitLocked(r, Event{Kind: KindShutdown, Holder: holder, Reason: reason})
 }
@@ -22,9 +22,10 @@ func (m *Manager) markShutdownLocked(r *record, holder, reason string) {
 func (m *Manager) shutdownRecord(r *record) {
 	r.sc.Shutdown()
 	m.mu.Lock()
-	m.live.remove(r.addr, func(x *record) bool { return x == r })
+	m.live.remove(r.keyAddress(), func(x *record) bool { return x == r })
 	m.settled.Broadcast()
-	if !m.maybeDestroyLocked(r) {
+	if !m.maybeDestroyLocked(r) && !r.destroyedLocked() {
+		m.draining[r] = struct{}{}
 		m.startDrainTimerLocked(r)
 	}
 	m.mu.Unlock()
@@ -34,22 +35,24 @@ func (m *Manager) shutdownRecord(r *record) {
 // stay open: after the drain timeout drainExpired force-closes them. It
 // starts the timer once. Caller must hold m.mu.
 func (m *Manager) startDrainTimerLocked(r *record) {
-	if r.drainTimer != nil || m.drainTimeout <= 0 {
+	c := r.coldLocked()
+	if c.drainTimer != nil || m.drainTimeout <= 0 {
 		return
 	}
 	d := m.drainTimeout
-	r.drainTimer = time.AfterFunc(d, func() { m.drainExpired(r, d) })
+	c.drainTimer = time.AfterFunc(d, func() { m.drainExpired(r, d) })
 }
 
 // drainExpired force-closes the sockets r still holds after the drain timeout.
 func (m *Manager) drainExpired(r *record, d time.Duration) {
 	m.mu.Lock()
-	if r.destroyed {
+	if r.destroyedLocked() {
 		m.mu.Unlock()
 		return
 	}
-	r.drainExpired = true
-	socks := slices.Clone(r.sockets)
+	c := r.coldLocked()
+	c.drainExpired = true
+	socks := slices.Clone(c.sockets)
 	m.stats.DrainTimeouts++
 	if m.tracingLocked() {
 		m.emitLocked(r, Event{Kind: KindDrainTimeout, Reason: fmt.Sprintf("%d socket(s) still open %v after Shutdown; force-closing", len(socks), d)})
@@ -64,18 +67,23 @@ func (m *Manager) drainExpired(r *record, d time.Duration) {
 // maybeDestroyLocked writes destroy once r is released, shut down and owns
 // no socket. Caller must hold m.mu.
 func (m *Manager) maybeDestroyLocked(r *record) bool {
-	if r.destroyed || !r.shutdown || r.refs > 0 || len(r.sockets) > 0 || r.dialing > 0 {
+	if !r.shutdown || r.refs > 0 {
 		return false
 	}
-	r.destroyed = true
-	if r.drainTimer != nil {
-		r.drainTimer.Stop()
+	c := r.coldLocked() // markShutdownLocked wrote it
+	if c.destroyed || len(c.sockets) > 0 || c.dialing > 0 {
+		return false
 	}
-	delete(m.all, r.id)
+	c.destroyed = true
+	if c.drainTimer != nil {
+		c.drainTimer.Stop()
+	}
+	delete(m.draining, r)
+	m.undestroyed--
 	m.openSubchannels.Add(-1)
 	m.stats.Destroyed++
 	m.emitLocked(r, Event{Kind: KindDestroy})
-	if m.closed && len(m.all) == 0 {
+	if m.closed && m.undestroyed == 0 {
 		m.retireLocked()
 	}
 	return true
