@@ -34,13 +34,13 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 		if !ok {
 			break
 		}
-		if r.sc == nil || r.shutdown {
+		if !r.made || r.shutdown {
 			// Another goroutine is creating it or shutting it down: wait, so
 			// that a key never has two SubConns that are not shut down.
 			m.settled.Wait()
 			continue
 		}
-		h := m.refLocked(r, holder, o)
+		h := m.refLocked(r, r.holders.SubConn, holder, o) // made and not shut down: held
 		m.mu.Unlock()
 		m.cq.kick(false)
 		return h, nil
@@ -68,34 +68,32 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 		m.mu.Unlock()
 		return nil, fmt.Errorf("subconn: acquire %s for %q: %w", r.key(), holder, err)
 	}
-	r.sc = sc
+	r.made = true
 	m.undestroyed++
 	m.openSubchannels.Add(1)
 	m.stats.Created++
 	m.emitLocked(r, Event{Kind: KindCreate, Holder: holder, Reason: o.reason})
 	if m.closed { // Close ran while NewSubConn did: nobody may hold it.
-		m.markShutdownLocked(r, holder, "manager closed while the subchannel was being created")
+		m.markShutdownLocked(r, sc, holder, "manager closed while the subchannel was being created")
 		m.mu.Unlock()
 		m.shutdownRecord(r)
 		return nil, fmt.Errorf("subconn: acquire %s for %q: %w", r.key(), holder, ErrClosed)
 	}
-	h := m.refLocked(r, holder, o)
+	h := m.refLocked(r, sc, holder, o)
 	m.mu.Unlock()
 	m.cq.kick(false)
 	return h, nil
 }
 
-// refLocked adds a handle for holder on r. Caller must hold m.mu.
-func (m *Manager) refLocked(r *record, holder string, o acquireOpts) *SubConn {
-	h := &SubConn{SubConn: r.sc, rec: r, holder: holder, listener: o.listener, autoReconnect: o.autoReconnect, queued: uint8(connectivity.Idle)}
+// refLocked adds a handle on r, whose real SubConn is sc, for holder.
+// Caller must hold m.mu.
+func (m *Manager) refLocked(r *record, sc balancer.SubConn, holder string, o acquireOpts) *SubConn {
+	h := &SubConn{SubConn: sc, rec: r, holder: holder, listener: o.listener, autoReconnect: o.autoReconnect, queued: uint8(connectivity.Idle)}
 	if o.bind != nil {
 		o.bind(h)
 	}
 	r.addHolderLocked(h)
 	r.refs++
-	if o.autoReconnect {
-		r.autoReconnect++
-	}
 	m.stats.Refs++
 	m.emitLocked(r, Event{Kind: KindRef, RefsBefore: int(r.refs) - 1, RefsAfter: int(r.refs), Holder: holder, Reason: o.reason})
 	if st := r.stateLocked(); st != connectivity.Idle {
@@ -147,9 +145,6 @@ func (m *Manager) unrefLocked(h *SubConn, kind Kind, reason string) bool {
 	r := h.rec
 	h.released.Store(true)
 	r.removeHolderLocked(h)
-	if h.autoReconnect {
-		r.autoReconnect--
-	}
 	r.refs--
 	m.stats.Unrefs++
 	if kind == KindLeak {
@@ -162,6 +157,6 @@ func (m *Manager) unrefLocked(h *SubConn, kind Kind, reason string) bool {
 	if r.refs > 0 {
 		return false
 	}
-	m.markShutdownLocked(r, h.holder, reason)
+	m.markShutdownLocked(r, h.SubConn, h.holder, reason)
 	return true
 }

@@ -138,7 +138,7 @@ func (m *Manager) Close() error {
 	m.cq.close()
 	var held []*SubConn
 	m.live.all(func(r *record) {
-		if r.sc != nil && !r.shutdown { // a record being created is shut down by its creator
+		if r.made && !r.shutdown { // a record being created is shut down by its creator
 			for h := r.holders; h != nil; h = h.next {
 				held = append(held, h)
 			}

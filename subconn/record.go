@@ -16,7 +16,9 @@ import (
 // needs lives in recordCold, allocated at its first write (coldLocked); the
 // rare parts of a key (ServerName, Attributes) live in keyExtra; times are
 // nanoseconds on the manager's monotonic clock (Manager.at); holders are a
-// list threaded through the handles.
+// list threaded through the handles, which also carry the real SubConn (a
+// record that has none has been shut down, and recordCold keeps it for
+// Shutdown). 80 bytes.
 type record struct {
 	// Initialized at creation, read-only after.
 	m       *Manager
@@ -26,12 +28,11 @@ type record struct {
 	created int64     // Manager.clock reading
 
 	// Guarded by m.mu.
-	sc             balancer.SubConn // nil until NewSubConn returns
-	holders        *SubConn         // live handles, in acquisition order (SubConn.next)
+	holders        *SubConn // live handles, in acquisition order (SubConn.next)
 	refs           int32
-	autoReconnect  int32 // holders that asked for reconnect on IDLE
-	healthEpoch    int32 // the current READY period (healthCold.last is for it)
+	healthEpoch    int32 // the current READY period (recordCold.healthLast is for it)
 	state          uint8 // a connectivity.State
+	made           bool  // NewSubConn has returned the real SubConn
 	connectPending bool  // Connect issued, no state change seen since
 	shutdown       bool
 	healthListened bool        // a real health listener is registered for healthEpoch
@@ -52,8 +53,9 @@ type keyExtra struct {
 // subchannel that has done none of these has none (all zero). Guarded by
 // m.mu, like the record.
 type recordCold struct {
-	lastErr         error // the last state's ConnectionError
-	connectingSince int64 // Manager.clock reading of the last CONNECTING
+	sc              balancer.SubConn // the real SubConn, kept from markShutdownLocked for Shutdown
+	lastErr         error            // the last state's ConnectionError
+	connectingSince int64            // Manager.clock reading of the last CONNECTING
 	healthLast      *balancer.SubConnState
 
 	shutdownAt   int64 // Manager.clock reading of markShutdownLocked

@@ -130,7 +130,7 @@ func (m *Manager) Snapshot() []SubchannelInfo {
 		out = append(out, si)
 	}
 	m.live.all(func(r *record) {
-		if r.sc != nil && !r.destroyedLocked() { // created, and not destroyed before Shutdown returned
+		if r.made && !r.destroyedLocked() { // created, and not destroyed before Shutdown returned
 			add(r)
 		}
 	})

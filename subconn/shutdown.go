@@ -4,14 +4,18 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"google.golang.org/grpc/balancer"
 )
 
-// markShutdownLocked decides that r is shut down. r stays in m.live until
-// Shutdown has returned. Caller must hold m.mu and then call shutdownRecord
-// without it.
-func (m *Manager) markShutdownLocked(r *record, holder, reason string) {
+// markShutdownLocked decides that r, whose real SubConn is sc, is shut down.
+// r stays in m.live until Shutdown has returned. Caller must hold m.mu and
+// then call shutdownRecord without it.
+func (m *Manager) markShutdownLocked(r *record, sc balancer.SubConn, holder, reason string) {
 	r.shutdown = true
-	r.coldLocked().shutdownAt = m.clock()
+	c := r.coldLocked()
+	c.sc = sc // the last handle is gone: shutdownRecord finds it here
+	c.shutdownAt = m.clock()
 	m.stats.Shutdowns++
 	m.emitLocked(r, Event{Kind: KindShutdown, Holder: holder, Reason: reason})
 }
@@ -20,7 +24,7 @@ func (m *Manager) markShutdownLocked(r *record, holder, reason string) {
 // record, by the goroutine that marked it shut down, without m.mu (grpc may
 // close sockets synchronously, which reports back to the manager).
 func (m *Manager) shutdownRecord(r *record) {
-	r.sc.Shutdown()
+	r.cold.sc.Shutdown() // written by markShutdownLocked, on this goroutine, and never again
 	m.mu.Lock()
 	m.live.remove(r.keyAddress(), func(x *record) bool { return x == r })
 	m.settled.Broadcast()

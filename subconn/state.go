@@ -10,7 +10,7 @@ import (
 func (r *record) onState(s balancer.SubConnState) {
 	m := r.m
 	m.mu.Lock()
-	if r.shutdown || r.sc == nil {
+	if r.shutdown || !r.made {
 		m.mu.Unlock() // updates after Shutdown are dropped, never delivered
 		return
 	}
@@ -51,8 +51,14 @@ func (r *record) onState(s balancer.SubConnState) {
 		m.queueStateLocked(h, s)
 	}
 	var reconnect balancer.SubConn
-	if s.ConnectivityState == connectivity.Idle && r.autoReconnect > 0 && !m.closed {
-		reconnect = r.sc
+	if s.ConnectivityState == connectivity.Idle && !m.closed {
+		for h := r.holders; h != nil && reconnect == nil; h = h.next {
+			if h.autoReconnect {
+				reconnect = h.SubConn
+			}
+		}
+	}
+	if reconnect != nil {
 		r.connectPending = true
 		m.emitLocked(r, Event{Kind: KindConnect, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Reason: "auto-reconnect"})
 	}
@@ -84,7 +90,7 @@ func (m *Manager) connect(h *SubConn) {
 	}
 	r.connectPending = true
 	m.emitLocked(r, Event{Kind: KindConnect, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Holder: h.holder})
-	sc := r.sc
+	sc := h.SubConn
 	m.mu.Unlock()
 	sc.Connect()
 }
@@ -108,7 +114,7 @@ func (m *Manager) registerHealthListener(h *SubConn, l func(balancer.SubConnStat
 	} else if last := r.coldOrZeroLocked().healthLast; last != nil {
 		m.cq.add(h.deliverHealth(*last, epoch))
 	}
-	sc := r.sc
+	sc := h.SubConn
 	m.mu.Unlock()
 	if register {
 		sc.RegisterHealthListener(func(st balancer.SubConnState) { r.onHealth(epoch, st) })
