@@ -2,7 +2,7 @@
 # Runs grpc-go's own tests on grpc's policies and with leakproof's
 # substituted under grpc's names, and compares them per package.
 #
-#   scripts/conformance.sh            # every package (about an hour on 2 cores)
+#   scripts/conformance.sh            # every package (7 to 14 minutes on 2 cores)
 #   scripts/conformance.sh --quick    # the CI subset
 #   scripts/conformance.sh -pkg balancer/weightedroundrobin -v
 #

@@ -42,7 +42,7 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 		}
 		h := m.refLocked(r, r.holders.SubConn, holder, o) // made and not shut down: held
 		m.mu.Unlock()
-		m.cq.kick(false)
+		m.cq.kickAsync()
 		return h, nil
 	}
 	r := newRecord(m, ka)
@@ -70,18 +70,19 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 	}
 	r.made = true
 	m.undestroyed++
-	m.openSubchannels.Add(1)
 	m.stats.Created++
 	m.emitLocked(r, Event{Kind: KindCreate, Holder: holder, Reason: o.reason})
 	if m.closed { // Close ran while NewSubConn did: nobody may hold it.
 		m.markShutdownLocked(r, sc, holder, "manager closed while the subchannel was being created")
 		m.mu.Unlock()
+		m.recordOpen(1, 0)
 		m.shutdownRecord(r)
 		return nil, fmt.Errorf("subconn: acquire %s for %q: %w", r.key(), holder, ErrClosed)
 	}
 	h := m.refLocked(r, sc, holder, o)
 	m.mu.Unlock()
-	m.cq.kick(false)
+	m.recordOpen(1, 0)
+	m.cq.kickAsync()
 	return h, nil
 }
 
@@ -135,7 +136,7 @@ func (m *Manager) release(h *SubConn, reason string) error {
 	if shut {
 		m.shutdownRecord(r)
 	}
-	m.cq.kick(false)
+	m.cq.kickAsync()
 	return nil
 }
 

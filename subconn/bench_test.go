@@ -2,6 +2,7 @@ package subconn
 
 import (
 	"fmt"
+	"net"
 	"sync/atomic"
 	"testing"
 
@@ -185,5 +186,108 @@ func BenchmarkSetSync(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// benchRecorder is a MetricsRecorder that only counts what it is given: the
+// cost of the manager's metrics without an exporter behind them.
+type benchRecorder struct {
+	estats.UnimplementedMetricsRecorder
+	n atomic.Int64
+}
+
+func (r *benchRecorder) RecordInt64UpDownCount(_ *estats.Int64UpDownCountHandle, v int64, _ ...string) {
+	r.n.Add(v)
+}
+
+func (r *benchRecorder) RecordInt64Count(_ *estats.Int64CountHandle, v int64, _ ...string) {
+	r.n.Add(v)
+}
+
+func (r *benchRecorder) RecordInt64Gauge(_ *estats.Int64GaugeHandle, v int64, _ ...string) {
+	r.n.Add(v)
+}
+
+func (r *benchRecorder) RegisterAsyncReporter(estats.AsyncMetricReporter, ...estats.AsyncMetric) func() {
+	return func() {}
+}
+
+// meteredBenchCC is a benchCC whose channel has a metrics recorder.
+type meteredBenchCC struct {
+	*benchCC
+	rec *benchRecorder
+}
+
+func (c meteredBenchCC) MetricsRecorder() estats.MetricsRecorder { return c.rec }
+
+// benchMetricsManager returns a manager with the trace off, on a channel
+// with or without a metrics recorder, and the function that closes it.
+func benchMetricsManager(b *testing.B, metrics bool) (*Manager, func()) {
+	cc := &benchCC{}
+	var bcc balancer.ClientConn = cc
+	if metrics {
+		bcc = meteredBenchCC{benchCC: cc, rec: &benchRecorder{}}
+	}
+	m := NewManager(bcc, WithTraceRing(0))
+	return m, func() {
+		if err := m.Close(); err != nil {
+			b.Error(err)
+		}
+		cc.check(b)
+	}
+}
+
+// BenchmarkCreateShutdown times the Acquire of a key nobody holds (a
+// SubConn created) and its Release (shut down and destroyed): the path
+// that moves the open-subchannels metric, with and without a recorder.
+func BenchmarkCreateShutdown(b *testing.B) {
+	for _, metrics := range []bool{false, true} {
+		b.Run(fmt.Sprintf("metrics=%v", metrics), func(b *testing.B) {
+			m, done := benchMetricsManager(b, metrics)
+			defer done()
+			a := resolver.Address{Addr: "127.0.0.1:20000"}
+			b.ReportAllocs()
+			for b.Loop() {
+				h, err := m.Acquire(a, "bench")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := h.Release("bench"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSocketOpenClose times the dialer's bookkeeping of one socket
+// (open, then closed by the client) on a held subchannel: the path that
+// moves the open-sockets metric, with and without a recorder. The socket is
+// one end of a net.Pipe: no system call is timed.
+func BenchmarkSocketOpenClose(b *testing.B) {
+	for _, metrics := range []bool{false, true} {
+		b.Run(fmt.Sprintf("metrics=%v", metrics), func(b *testing.B) {
+			m, done := benchMetricsManager(b, metrics)
+			defer done()
+			h, err := m.Acquire(resolver.Address{Addr: "127.0.0.1:20000"}, "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := h.rec
+			b.ReportAllocs()
+			for b.Loop() {
+				client, server := net.Pipe()
+				if !r.dialStart() {
+					b.Fatal("dialStart refused on a held subchannel")
+				}
+				c, err := r.dialDone(client, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+				server.Close()
+			}
+			h.Release("bench")
+		})
 	}
 }

@@ -38,10 +38,14 @@
 // The manager registers one StateListener per real SubConn and fans its
 // updates out to every holder. A holder that acquires a subchannel which is
 // already connecting, ready or in backoff is first told that state. Updates
-// run one at a time, in order, never with the manager's lock held, sometimes
-// on grpc's serializer and sometimes on a short-lived goroutine of the
-// manager's: a balancer that receives them must guard its state with a mutex
-// (as grpc's own pickfirst does). A listener is never called from inside the
+// run one at a time, in order, never with the manager's lock held. A state
+// update from grpc has reached every holder when grpc's call returns, on
+// grpc's serializer, as grpc would have delivered it to the holder itself;
+// what a holder's own call causes (the state replayed at Acquire, the final
+// SHUTDOWN after Release, a health replay) runs on a short-lived goroutine of
+// the manager's, unless grpc's next update delivers it first. A balancer
+// that receives updates must guard its state with a mutex (as grpc's own
+// pickfirst does). A listener is never called from inside the
 // holder's own call to Acquire, Release, Connect, Sync or
 // RegisterHealthListener, so a balancer may hold its mutex across those
 // calls. After a holder releases, it gets exactly one final SHUTDOWN update.

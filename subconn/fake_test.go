@@ -2,6 +2,7 @@ package subconn
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,15 +37,17 @@ func newFakeCC() *fakeCC {
 
 func (f *fakeCC) MetricsRecorder() estats.MetricsRecorder { return f.metrics }
 
-// fakeRecorder records counters by "name labels..." and holds the async
-// reporters registered with it.
+// fakeRecorder records counters and up-down counters by "name labels...",
+// and counts asynchronous reporters registered with it (the manager must
+// register none: grpc's tests flag a reporter still registered when a test
+// ends, and a balancer that is never closed would leave one).
 type fakeRecorder struct {
 	estats.UnimplementedMetricsRecorder
 
 	mu        sync.Mutex
 	counts    map[string]int64
-	reporters map[int]estats.AsyncMetricReporter
-	next      int
+	updown    map[string]int64
+	reporters int
 }
 
 func (r *fakeRecorder) RecordInt64Count(h *estats.Int64CountHandle, incr int64, labels ...string) {
@@ -53,20 +56,20 @@ func (r *fakeRecorder) RecordInt64Count(h *estats.Int64CountHandle, incr int64, 
 	r.mu.Unlock()
 }
 
-func (r *fakeRecorder) RegisterAsyncReporter(rep estats.AsyncMetricReporter, _ ...estats.AsyncMetric) func() {
+func (r *fakeRecorder) RecordInt64UpDownCount(h *estats.Int64UpDownCountHandle, incr int64, labels ...string) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.reporters == nil {
-		r.reporters = map[int]estats.AsyncMetricReporter{}
+	if r.updown == nil {
+		r.updown = map[string]int64{}
 	}
-	id := r.next
-	r.next++
-	r.reporters[id] = rep
-	return func() {
-		r.mu.Lock()
-		delete(r.reporters, id)
-		r.mu.Unlock()
-	}
+	r.updown[h.Name+" "+strings.Join(labels, " ")] += incr
+	r.mu.Unlock()
+}
+
+func (r *fakeRecorder) RegisterAsyncReporter(estats.AsyncMetricReporter, ...estats.AsyncMetric) func() {
+	r.mu.Lock()
+	r.reporters++
+	r.mu.Unlock()
+	return func() {}
 }
 
 func (r *fakeRecorder) count(key string) int64 {
@@ -75,25 +78,17 @@ func (r *fakeRecorder) count(key string) int64 {
 	return r.counts[key]
 }
 
-// gauges runs the registered reporters and returns "name labels..." → value.
+// gauges returns the up-down counters' sums by "name labels...".
 func (r *fakeRecorder) gauges() map[string]int64 {
 	r.mu.Lock()
-	reps := make([]estats.AsyncMetricReporter, 0, len(r.reporters))
-	for _, rep := range r.reporters {
-		reps = append(reps, rep)
-	}
-	r.mu.Unlock()
-	g := gaugeSink{}
-	for _, rep := range reps {
-		rep.Report(g)
-	}
-	return g
+	defer r.mu.Unlock()
+	return maps.Clone(r.updown)
 }
 
-type gaugeSink map[string]int64
-
-func (g gaugeSink) RecordInt64AsyncGauge(h *estats.Int64AsyncGaugeHandle, v int64, labels ...string) {
-	g[h.Name+" "+strings.Join(labels, " ")] = v
+func (r *fakeRecorder) asyncReporters() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reporters
 }
 
 func (f *fakeCC) NewSubConn(addrs []resolver.Address, opts balancer.NewSubConnOptions) (balancer.SubConn, error) {

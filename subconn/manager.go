@@ -43,15 +43,12 @@ var nextManagerID, nextSubchannelID, nextSocketID atomic.Uint64
 // or into a holder while holding its own lock.
 type Manager struct {
 	// Initialized at build time, read-only after.
-	id          uint64
-	cc          balancer.ClientConn
-	target      string
-	cq          callbackQueue // holder listeners run here, in order
-	recorder    estats.MetricsRecorder
-	stopMetrics func() // unregisters the gauges; called when the manager leaves the registry
-
-	// Gauges, written under mu and read without it.
-	openSubchannels, openSockets atomic.Int64
+	id       uint64
+	cc       balancer.ClientConn
+	target   string
+	cq       callbackQueue          // holder listeners run here, in order
+	recorder estats.MetricsRecorder // nil: no metrics
+	labels   []string               // the gauges' labels: the target
 
 	mu           sync.Mutex
 	settled      sync.Cond // on mu: a record finished NewSubConn or Shutdown
@@ -170,14 +167,8 @@ func (m *Manager) Close() error {
 }
 
 // retireLocked takes a closed manager with no subchannel left out of the
-// registry and stops its metrics. Caller must hold m.mu.
-func (m *Manager) retireLocked() {
-	unregister(m)
-	if m.stopMetrics != nil {
-		m.stopMetrics()
-		m.stopMetrics = nil
-	}
-}
+// registry. Caller must hold m.mu.
+func (m *Manager) retireLocked() { unregister(m) }
 
 // clock reads the manager's monotonic clock: nanoseconds since base.
 func (m *Manager) clock() int64 { return int64(time.Since(m.base)) }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/attributes"
 	"google.golang.org/grpc/balancer"
@@ -616,11 +617,102 @@ func TestMetricsThroughTheChannelRecorder(t *testing.T) {
 	if g := rec.gauges(); g[MetricSubchannelsOpen+" fake:///metrics"] != 1 {
 		t.Fatalf("after a release: gauges = %v", g)
 	}
+	// A second manager on the same channel (a parent with two children)
+	// adds to the same series.
+	m2 := NewManager(cc, WithTarget("fake:///metrics"))
+	b, _ := m2.Acquire(addr("10.0.0.3:1"), "other")
+	if g := rec.gauges(); g[MetricSubchannelsOpen+" fake:///metrics"] != 2 {
+		t.Fatalf("with a second manager: gauges = %v, want 2 subchannels", g)
+	}
 	m.Close() // "forgetful" never released
 	if n := rec.count(MetricLeaks + " fake:///metrics unreleased_holder"); n != 1 {
 		t.Fatalf("leaks{unreleased_holder} = %d, want 1", n)
 	}
-	if g := rec.gauges(); len(g) != 0 {
-		t.Fatalf("a retired manager still reports gauges: %v", g)
+	if g := rec.gauges(); g[MetricSubchannelsOpen+" fake:///metrics"] != 1 {
+		t.Fatalf("after the first manager closed: gauges = %v, want the second's 1 subchannel", g)
+	}
+	b.Release("done")
+	m2.Close()
+	// Everything closed: the series read 0.
+	if g := rec.gauges(); g[MetricSubchannelsOpen+" fake:///metrics"] != 0 || g[MetricSocketsOpen+" fake:///metrics"] != 0 {
+		t.Fatalf("after Close: gauges = %v, want both at 0", g)
+	}
+	if n := rec.asyncReporters(); n != 0 {
+		t.Fatalf("%d asynchronous reporters registered with the channel's recorder, want none", n)
+	}
+}
+
+// TestStateListenerDeliversBeforeReturning checks that grpc's call of a
+// SubConn's StateListener has delivered the update to every holder when it
+// returns, even while the manager's own goroutine is still delivering
+// something a holder's call queued (here a released holder's final SHUTDOWN,
+// whose listener is slow). grpc's pickfirst and the parents above it read
+// the picker right after a state update; a late update shows them a stale
+// one.
+func TestStateListenerDeliversBeforeReturning(t *testing.T) {
+	cc := newFakeCC()
+	m := NewManager(cc)
+	defer m.Close()
+
+	entered, gate := make(chan struct{}), make(chan struct{})
+	gone, err := m.Acquire(addr("10.0.0.1:1"), "slow", WithStateListener(func(s balancer.SubConnState) {
+		if s.ConnectivityState == connectivity.Shutdown {
+			close(entered)
+			<-gate
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r recorder
+	if _, err := m.Acquire(addr("10.0.0.2:1"), "watcher", WithStateListener(r.listen)); err != nil {
+		t.Fatal(err)
+	}
+
+	// The release queues the final SHUTDOWN and leaves it to the manager's
+	// goroutine (a holder's own call never runs listeners); wait until that
+	// goroutine is inside the slow listener.
+	if err := gone.Release("removed"); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		close(gate)
+	}()
+
+	sc := cc.sc(1)
+	sc.push(connectivity.Connecting)
+	if got := r.get(); !slices.Equal(got, []connectivity.State{connectivity.Connecting}) {
+		t.Fatalf("when the StateListener returned the holder had seen %v, want [CONNECTING]", got)
+	}
+	// With nothing else running, delivery is synchronous as before.
+	sc.push(connectivity.Ready)
+	if got := r.get(); !slices.Equal(got, []connectivity.State{connectivity.Connecting, connectivity.Ready}) {
+		t.Fatalf("when the StateListener returned the holder had seen %v, want [CONNECTING READY]", got)
+	}
+}
+
+// TestStateListenerTakesOverAQueuedDelivery checks the same when the
+// manager's goroutine has been started for a holder's call but has not run
+// yet: the StateListener call delivers everything queued, in order.
+func TestStateListenerTakesOverAQueuedDelivery(t *testing.T) {
+	for i := range 200 { // the goroutine's start races with the push: try many times
+		cc := newFakeCC()
+		m := NewManager(cc)
+		var gone, watcher recorder
+		h, _ := m.Acquire(addr("10.0.0.1:1"), "gone", WithStateListener(gone.listen))
+		if _, err := m.Acquire(addr("10.0.0.2:1"), "watcher", WithStateListener(watcher.listen)); err != nil {
+			t.Fatal(err)
+		}
+		h.Release("removed")
+		cc.sc(1).push(connectivity.Connecting)
+		if got := watcher.get(); !slices.Equal(got, []connectivity.State{connectivity.Connecting}) {
+			t.Fatalf("try %d: when the StateListener returned the holder had seen %v, want [CONNECTING]", i, got)
+		}
+		if got := gone.get(); !slices.Equal(got, []connectivity.State{connectivity.Shutdown}) {
+			t.Fatalf("try %d: the released holder saw %v, want [SHUTDOWN] before the later update", i, got)
+		}
+		m.Close()
 	}
 }

@@ -18,14 +18,19 @@ import (
 // leakproof_subchannel_leaks_total.
 //
 // Every metric carries grpc.target, the channel target, with the same value
-// as on grpc's metrics. A channel's gauges are reported until its manager
-// has closed and destroyed every subchannel: a subchannel leaked past Close
-// keeps them above zero.
+// as on grpc's metrics. The two gauges are up-down counters, like grpc's
+// grpc.subchannel.open_connections: each manager adds +1 and -1 as its
+// subchannels and sockets come and go, so the managers of one channel (a
+// weighted_target or xDS tree has one per child) and channels with the same
+// target add up, and a channel whose managers have closed and destroyed
+// every subchannel reads 0. A subchannel leaked past Close keeps them above
+// zero. No manager registers an asynchronous reporter: a balancer that is
+// never closed leaves nothing registered with grpc.
 const (
-	// MetricSubchannelsOpen is a gauge: subchannels created and not yet
+	// MetricSubchannelsOpen is a gauge (an up-down counter): subchannels created and not yet
 	// destroyed (held, or shut down with sockets still draining).
 	MetricSubchannelsOpen = "leakproof.subchannel.open"
-	// MetricSocketsOpen is a gauge: sockets owned by subchannels, draining
+	// MetricSocketsOpen is a gauge (an up-down counter): sockets owned by subchannels, draining
 	// ones included. Counted when the channel dials through Dialer.
 	MetricSocketsOpen = "leakproof.subchannel.open_sockets"
 	// MetricConnectionsLost is a counter: READY connections lost, labelled
@@ -44,13 +49,13 @@ const (
 )
 
 var (
-	subchannelsOpenMetric = estats.RegisterInt64AsyncGauge(estats.MetricDescriptor{
+	subchannelsOpenMetric = estats.RegisterInt64UpDownCount(estats.MetricDescriptor{
 		Name:        MetricSubchannelsOpen,
 		Description: "Number of subchannels of leakproof policies not yet destroyed: held, or shut down with sockets draining.",
 		Unit:        "{subchannel}",
 		Labels:      []string{labelTarget},
 	})
-	socketsOpenMetric = estats.RegisterInt64AsyncGauge(estats.MetricDescriptor{
+	socketsOpenMetric = estats.RegisterInt64UpDownCount(estats.MetricDescriptor{
 		Name:        MetricSocketsOpen,
 		Description: "Number of sockets owned by subchannels of leakproof policies, draining ones included (needs subconn.Dialer).",
 		Unit:        "{socket}",
@@ -70,25 +75,28 @@ var (
 	})
 )
 
-// startMetrics registers the manager's gauges with the channel's recorder.
-// Called once from NewManager.
+// startMetrics finds the channel's recorder. Called once from NewManager.
 func (m *Manager) startMetrics() {
 	if m.cc == nil {
 		return
 	}
 	m.recorder = m.cc.MetricsRecorder()
+	m.labels = []string{m.target} // one slice for every record: no allocation per call
+}
+
+// recordOpen adds the changes of the open subchannels and sockets. Call it
+// without m.mu, after the change (the order of two changes does not matter:
+// the recorder sums them).
+func (m *Manager) recordOpen(subchannels, sockets int64) {
 	if m.recorder == nil {
 		return
 	}
-	m.stopMetrics = m.recorder.RegisterAsyncReporter(estats.AsyncMetricReporterFunc(m.reportGauges), subchannelsOpenMetric, socketsOpenMetric)
-}
-
-// reportGauges reads counters kept up to date under m.mu, without taking it:
-// grpc may unregister the reporter while m.mu is held.
-func (m *Manager) reportGauges(r estats.AsyncMetricsRecorder) error {
-	subchannelsOpenMetric.Record(r, m.openSubchannels.Load(), m.target)
-	socketsOpenMetric.Record(r, m.openSockets.Load(), m.target)
-	return nil
+	if subchannels != 0 {
+		subchannelsOpenMetric.Record(m.recorder, subchannels, m.labels...)
+	}
+	if sockets != 0 {
+		socketsOpenMetric.Record(m.recorder, sockets, m.labels...)
+	}
 }
 
 // recordLoss counts a lost connection; cause is a Cause* reason. Call it

@@ -19,13 +19,15 @@ import (
 )
 
 // statsRecorder is a grpc stats.Handler that is also a MetricsRecorder: what
-// grpc's OpenTelemetry plugin is to a channel.
+// grpc's OpenTelemetry plugin is to a channel. It sums counters and up-down
+// counters by name and labels after the target, and counts asynchronous
+// reporters registered with it.
 type statsRecorder struct {
 	estats.UnimplementedMetricsRecorder
 
 	mu        sync.Mutex
 	counts    map[string]int64
-	reporters []estats.AsyncMetricReporter
+	reporters int
 }
 
 func (r *statsRecorder) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
@@ -36,14 +38,22 @@ func (r *statsRecorder) TagConn(ctx context.Context, _ *stats.ConnTagInfo) conte
 func (r *statsRecorder) HandleConn(context.Context, stats.ConnStats) {}
 
 func (r *statsRecorder) RecordInt64Count(h *estats.Int64CountHandle, incr int64, labels ...string) {
+	r.add(h.Name, incr, labels)
+}
+
+func (r *statsRecorder) RecordInt64UpDownCount(h *estats.Int64UpDownCountHandle, incr int64, labels ...string) {
+	r.add(h.Name, incr, labels)
+}
+
+func (r *statsRecorder) add(name string, incr int64, labels []string) {
 	r.mu.Lock()
-	r.counts[h.Name+" "+strings.Join(labels[1:], " ")] += incr // labels[0] is the target
+	r.counts[strings.Join(append([]string{name}, labels[1:]...), " ")] += incr // labels[0] is the target
 	r.mu.Unlock()
 }
 
-func (r *statsRecorder) RegisterAsyncReporter(rep estats.AsyncMetricReporter, _ ...estats.AsyncMetric) func() {
+func (r *statsRecorder) RegisterAsyncReporter(estats.AsyncMetricReporter, ...estats.AsyncMetric) func() {
 	r.mu.Lock()
-	r.reporters = append(r.reporters, rep)
+	r.reporters++
 	r.mu.Unlock()
 	return func() {}
 }
@@ -54,21 +64,16 @@ func (r *statsRecorder) count(key string) int64 {
 	return r.counts[key]
 }
 
-type gauges map[string]int64
-
-func (g gauges) RecordInt64AsyncGauge(h *estats.Int64AsyncGaugeHandle, v int64, _ ...string) {
-	g[h.Name] += v
-}
-
-func (r *statsRecorder) gauges() gauges {
-	r.mu.Lock()
-	reps := append([]estats.AsyncMetricReporter(nil), r.reporters...)
-	r.mu.Unlock()
-	g := gauges{}
-	for _, rep := range reps {
-		rep.Report(g)
+// waitCount polls until the sum for key is want.
+func (r *statsRecorder) waitCount(t *testing.T, key string, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(e2e.LongTimeout)
+	for r.count(key) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %d, want %d", key, r.count(key), want)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return g
 }
 
 func TestMetricsReachTheChannelsRecorder(t *testing.T) {
@@ -81,8 +86,11 @@ func TestMetricsReachTheChannelsRecorder(t *testing.T) {
 	c := e2e.Dial(t, e2e.ServiceConfig(roundrobin.Name, ""), e2e.AddrState(e2e.Addrs(bs)...),
 		e2e.Options{DialOptions: []grpc.DialOption{grpc.WithStatsHandler(rec)}})
 	c.WaitServed(e2e.Addrs(bs)...)
-	if g := rec.gauges(); g[subconn.MetricSubchannelsOpen] != 2 || g[subconn.MetricSocketsOpen] < 2 {
-		t.Fatalf("gauges = %v, want 2 subchannels and their sockets", g)
+	if n := rec.count(subconn.MetricSubchannelsOpen); n != 2 {
+		t.Fatalf("%s = %d, want 2", subconn.MetricSubchannelsOpen, n)
+	}
+	if n := rec.count(subconn.MetricSocketsOpen); n < 2 {
+		t.Fatalf("%s = %d, want the 2 subchannels' sockets", subconn.MetricSocketsOpen, n)
 	}
 	deadline := time.Now().Add(e2e.LongTimeout)
 	for rec.count(subconn.MetricConnectionsLost+" "+string(subconn.CauseGoAway)) < 2 {
@@ -92,5 +100,14 @@ func TestMetricsReachTheChannelsRecorder(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	c.CC.Close()
+	// Closed: every subchannel destroyed and every socket closed reads 0,
+	// and nothing was left registered with grpc.
+	rec.waitCount(t, subconn.MetricSubchannelsOpen, 0)
+	rec.waitCount(t, subconn.MetricSocketsOpen, 0)
+	rec.mu.Lock()
+	if rec.reporters != 0 {
+		t.Errorf("%d asynchronous reporters registered, want none", rec.reporters)
+	}
+	rec.mu.Unlock()
 	c.Trace.CheckClean(t)
 }

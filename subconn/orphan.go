@@ -283,5 +283,5 @@ func (m *Manager) orphan(h *SubConn, addr string, absent, timeout time.Duration,
 	if shut {
 		m.shutdownRecord(r)
 	}
-	m.cq.kick(false)
+	m.cq.kickAsync()
 }

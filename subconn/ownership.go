@@ -31,8 +31,11 @@ func (r *record) dialDone(conn net.Conn, err error) (net.Conn, error) {
 		cold := r.coldLocked()
 		cold.dialing--
 		cold.lastDialErr = err
-		m.maybeDestroyLocked(r)
+		destroyed := m.maybeDestroyLocked(r)
 		m.mu.Unlock()
+		if destroyed {
+			m.recordOpen(-1, 0)
+		}
 		return nil, err
 	}
 	c := newTrackedConn(conn, r)
@@ -40,7 +43,6 @@ func (r *record) dialDone(conn net.Conn, err error) (net.Conn, error) {
 	cold := r.coldLocked()
 	cold.dialing--
 	cold.sockets = append(cold.sockets, c)
-	m.openSockets.Add(1)
 	cold.lastSocket = c
 	m.stats.SocketsOpened++
 	reason := ""
@@ -51,6 +53,7 @@ func (r *record) dialDone(conn net.Conn, err error) (net.Conn, error) {
 	m.emitLocked(r, Event{Kind: KindSocketOpen, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Reason: reason, Socket: c.ref()})
 	closeNow := r.shutdown && cold.drainExpired
 	m.mu.Unlock()
+	m.recordOpen(0, 1)
 	if closeNow {
 		c.forceClose()
 		return nil, fmt.Errorf("subconn: subchannel #%d %s shut down while dialing", r.id, r.key())
@@ -61,14 +64,18 @@ func (r *record) dialDone(conn net.Conn, err error) (net.Conn, error) {
 // socketClosed accounts for a closed socket.
 func (r *record) socketClosed(c *trackedConn, reason string) {
 	m := r.m
+	var sockets, subchannels int64
 	m.mu.Lock()
 	cold := r.coldLocked()
 	if i := slices.Index(cold.sockets, c); i >= 0 {
 		cold.sockets = slices.Delete(cold.sockets, i, i+1)
-		m.openSockets.Add(-1)
+		sockets = -1
 	}
 	m.stats.SocketsClosed++
 	m.emitLocked(r, Event{Kind: KindSocketClose, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Reason: reason, Socket: c.ref()})
-	m.maybeDestroyLocked(r)
+	if m.maybeDestroyLocked(r) {
+		subchannels = -1
+	}
 	m.mu.Unlock()
+	m.recordOpen(subchannels, sockets)
 }

@@ -28,11 +28,15 @@ func (m *Manager) shutdownRecord(r *record) {
 	m.mu.Lock()
 	m.live.remove(r.keyAddress(), func(x *record) bool { return x == r })
 	m.settled.Broadcast()
-	if !m.maybeDestroyLocked(r) && !r.destroyedLocked() {
+	destroyed := m.maybeDestroyLocked(r)
+	if !destroyed && !r.destroyedLocked() { // (destroyed before Shutdown returned: nothing to drain)
 		m.draining[r] = struct{}{}
 		m.startDrainTimerLocked(r)
 	}
 	m.mu.Unlock()
+	if destroyed {
+		m.recordOpen(-1, 0)
+	}
 }
 
 // startDrainTimerLocked bounds how long the sockets of r, shut down, may
@@ -69,7 +73,8 @@ func (m *Manager) drainExpired(r *record, d time.Duration) {
 }
 
 // maybeDestroyLocked writes destroy once r is released, shut down and owns
-// no socket. Caller must hold m.mu.
+// no socket, and reports whether it did: the caller then records the
+// subchannel closed (recordOpen) after releasing m.mu. Caller must hold m.mu.
 func (m *Manager) maybeDestroyLocked(r *record) bool {
 	if !r.shutdown || r.refs > 0 {
 		return false
@@ -84,7 +89,6 @@ func (m *Manager) maybeDestroyLocked(r *record) bool {
 	}
 	delete(m.draining, r)
 	m.undestroyed--
-	m.openSubchannels.Add(-1)
 	m.stats.Destroyed++
 	m.emitLocked(r, Event{Kind: KindDestroy})
 	if m.closed && m.undestroyed == 0 {

@@ -6,7 +6,8 @@ import (
 )
 
 // onState is the one StateListener of r's real SubConn. grpc calls it from
-// its serializer, so it may run holder listeners synchronously.
+// its serializer, so it runs holder listeners synchronously: when it
+// returns, every holder has the update, as it would have had from grpc.
 func (r *record) onState(s balancer.SubConnState) {
 	m := r.m
 	m.mu.Lock()
@@ -69,7 +70,7 @@ func (r *record) onState(s balancer.SubConnState) {
 	if reconnect != nil {
 		reconnect.Connect()
 	}
-	m.cq.kick(true)
+	m.cq.deliver(true)
 }
 
 // SubConn handle operations: Connect and health listeners.
@@ -119,7 +120,7 @@ func (m *Manager) registerHealthListener(h *SubConn, l func(balancer.SubConnStat
 	if register {
 		sc.RegisterHealthListener(func(st balancer.SubConnState) { r.onHealth(epoch, st) })
 	}
-	m.cq.kick(false)
+	m.cq.kickAsync()
 }
 
 // onHealth is the one health listener of r's real SubConn for one READY
@@ -138,5 +139,5 @@ func (r *record) onHealth(epoch int32, st balancer.SubConnState) {
 		}
 	}
 	m.mu.Unlock()
-	m.cq.kick(true)
+	m.cq.deliver(false) // grpc holds the SubConn's health mutex: never wait here
 }

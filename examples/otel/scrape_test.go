@@ -96,11 +96,19 @@ func (sc *scraper) wait(step string, want map[string]state) scrape {
 	ctx, cancel := context.WithTimeout(context.Background(), longTimeout)
 	defer cancel()
 	var diffs []string
+	var last scrape
 	for {
 		s, err := scrapeOnce(ctx, sc.url)
+		if err != nil && ctx.Err() != nil && last != nil {
+			// The deadline passed during a scrape: report what the last
+			// one showed.
+			sc.t.Fatalf("%s: after %v the scrape still differs:\n  %s\nleakproof's and grpc's subchannel series:\n  %s",
+				step, longTimeout, strings.Join(diffs, "\n  "), strings.Join(last.lines("leakproof_", "grpc_subchannel_"), "\n  "))
+		}
 		if err != nil {
 			sc.t.Fatalf("%s: %v", step, err)
 		}
+		last = s
 		for name, fam := range s {
 			sc.seen[name] = true
 			for _, m := range fam.GetMetric() {
@@ -296,13 +304,13 @@ func TestScrapeThroughFaults(t *testing.T) {
 	}
 
 	// Close: every subchannel destroyed and every socket closed, so each
-	// channel's gauges are no longer reported; grpc's open connections read
-	// 0; the counters keep their totals.
+	// channel's gauges read 0, as grpc's open connections do; the counters
+	// keep their totals.
 	rr.Close()
 	pf.Close()
 	for _, st := range []state{rrState, pfState} {
-		delete(st, subchannelsOpen)
-		delete(st, socketsOpen)
+		st[subchannelsOpen] = total(0)
+		st[socketsOpen] = total(0)
 		st[grpcOpenConns] = total(0)
 	}
 	rrState[grpcDisconnects] = total(3) // kept was READY
