@@ -2,8 +2,6 @@ package subconn
 
 import (
 	"fmt"
-	"slices"
-	"time"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
@@ -36,25 +34,18 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 		if !ok {
 			break
 		}
-		if r.sc == nil || r.shutdown {
+		if !r.made || r.shutdown {
 			// Another goroutine is creating it or shutting it down: wait, so
 			// that a key never has two SubConns that are not shut down.
 			m.settled.Wait()
 			continue
 		}
-		h := m.refLocked(r, holder, o)
+		h := m.refLocked(r, r.holders.SubConn, holder, o) // made and not shut down: held
 		m.mu.Unlock()
 		m.cq.kickAsync()
 		return h, nil
 	}
-	r := &record{
-		m:       m,
-		id:      nextSubchannelID.Add(1),
-		addr:    ka,
-		key:     keyString(ka),
-		created: time.Now(),
-		state:   connectivity.Idle,
-	}
+	r := newRecord(m, ka)
 	m.live.set(ka, r)
 	m.mu.Unlock()
 
@@ -75,42 +66,40 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 	if err != nil {
 		m.live.remove(ka, func(x *record) bool { return x == r })
 		m.mu.Unlock()
-		return nil, fmt.Errorf("subconn: acquire %s for %q: %w", r.key, holder, err)
+		return nil, fmt.Errorf("subconn: acquire %s for %q: %w", r.key(), holder, err)
 	}
-	r.sc = sc
-	m.all[r.id] = r
+	r.made = true
+	m.undestroyed++
 	m.stats.Created++
 	m.emitLocked(r, Event{Kind: KindCreate, Holder: holder, Reason: o.reason})
 	if m.closed { // Close ran while NewSubConn did: nobody may hold it.
-		m.markShutdownLocked(r, holder, "manager closed while the subchannel was being created")
+		m.markShutdownLocked(r, sc, holder, "manager closed while the subchannel was being created")
 		m.mu.Unlock()
 		m.recordOpen(1, 0)
 		m.shutdownRecord(r)
-		return nil, fmt.Errorf("subconn: acquire %s for %q: %w", r.key, holder, ErrClosed)
+		return nil, fmt.Errorf("subconn: acquire %s for %q: %w", r.key(), holder, ErrClosed)
 	}
-	h := m.refLocked(r, holder, o)
+	h := m.refLocked(r, sc, holder, o)
 	m.mu.Unlock()
 	m.recordOpen(1, 0)
 	m.cq.kickAsync()
 	return h, nil
 }
 
-// refLocked adds a handle for holder on r. Caller must hold m.mu.
-func (m *Manager) refLocked(r *record, holder string, o acquireOpts) *SubConn {
-	h := &SubConn{SubConn: r.sc, rec: r, holder: holder, listener: o.listener, autoReconnect: o.autoReconnect, queued: connectivity.Idle}
+// refLocked adds a handle on r, whose real SubConn is sc, for holder.
+// Caller must hold m.mu.
+func (m *Manager) refLocked(r *record, sc balancer.SubConn, holder string, o acquireOpts) *SubConn {
+	h := &SubConn{SubConn: sc, rec: r, holder: holder, listener: o.listener, autoReconnect: o.autoReconnect, queued: uint8(connectivity.Idle)}
 	if o.bind != nil {
 		o.bind(h)
 	}
-	r.holders = append(r.holders, h)
+	r.addHolderLocked(h)
 	r.refs++
-	if o.autoReconnect {
-		r.autoReconnect++
-	}
 	m.stats.Refs++
-	m.emitLocked(r, Event{Kind: KindRef, RefsBefore: r.refs - 1, RefsAfter: r.refs, Holder: holder, Reason: o.reason})
-	if r.state != connectivity.Idle {
+	m.emitLocked(r, Event{Kind: KindRef, RefsBefore: int(r.refs) - 1, RefsAfter: int(r.refs), Holder: holder, Reason: o.reason})
+	if st := r.stateLocked(); st != connectivity.Idle {
 		// The holder believes a new SubConn is IDLE; tell it the truth.
-		m.queueStateLocked(h, balancer.SubConnState{ConnectivityState: r.state, ConnectionError: r.lastErr})
+		m.queueStateLocked(h, balancer.SubConnState{ConnectivityState: st, ConnectionError: r.coldOrZeroLocked().lastErr})
 	}
 	return h
 }
@@ -118,10 +107,10 @@ func (m *Manager) refLocked(r *record, holder string, o acquireOpts) *SubConn {
 // queueStateLocked queues a state update for h unless h already has it.
 // Caller must hold m.mu.
 func (m *Manager) queueStateLocked(h *SubConn, st balancer.SubConnState) {
-	if h.listener == nil || h.queued == st.ConnectivityState {
+	if h.listener == nil || connectivity.State(h.queued) == st.ConnectivityState {
 		return
 	}
-	h.queued = st.ConnectivityState
+	h.queued = uint8(st.ConnectivityState)
 	m.cq.add(func() {
 		if !h.released.Load() {
 			h.listener(st)
@@ -138,9 +127,9 @@ func (m *Manager) release(h *SubConn, reason string) error {
 		closed := m.closed
 		m.mu.Unlock()
 		if closed {
-			return fmt.Errorf("subconn: release %s by %q after the manager closed: %w", r.key, h.holder, ErrReleased)
+			return fmt.Errorf("subconn: release %s by %q after the manager closed: %w", r.key(), h.holder, ErrReleased)
 		}
-		return fmt.Errorf("subconn: release %s by %q: %w", r.key, h.holder, ErrReleased)
+		return fmt.Errorf("subconn: release %s by %q: %w", r.key(), h.holder, ErrReleased)
 	}
 	shut := m.unrefLocked(h, KindUnref, reason)
 	m.mu.Unlock()
@@ -156,24 +145,19 @@ func (m *Manager) release(h *SubConn, reason string) error {
 func (m *Manager) unrefLocked(h *SubConn, kind Kind, reason string) bool {
 	r := h.rec
 	h.released.Store(true)
-	if i := slices.Index(r.holders, h); i >= 0 {
-		r.holders = slices.Delete(r.holders, i, i+1)
-	}
-	if h.autoReconnect {
-		r.autoReconnect--
-	}
+	r.removeHolderLocked(h)
 	r.refs--
 	m.stats.Unrefs++
 	if kind == KindLeak {
 		m.stats.Leaks++
 	}
-	m.emitLocked(r, Event{Kind: kind, RefsBefore: r.refs + 1, RefsAfter: r.refs, Holder: h.holder, Reason: reason})
+	m.emitLocked(r, Event{Kind: kind, RefsBefore: int(r.refs) + 1, RefsAfter: int(r.refs), Holder: h.holder, Reason: reason})
 	if l := h.listener; l != nil && !m.closed && !h.orphaned.Load() {
 		m.cq.add(func() { l(balancer.SubConnState{ConnectivityState: connectivity.Shutdown}) })
 	}
 	if r.refs > 0 {
 		return false
 	}
-	m.markShutdownLocked(r, h.holder, reason)
+	m.markShutdownLocked(r, h.SubConn, h.holder, reason)
 	return true
 }

@@ -29,7 +29,7 @@ func (l loss) reason() string { return string(l.cause) + ": " + l.detail }
 // lossCauseLocked classifies a READY→IDLE transition from the subchannel's
 // current socket. Caller must hold m.mu.
 func (r *record) lossCauseLocked() loss {
-	c := r.lastSocket
+	c := r.coldOrZeroLocked().lastSocket
 	if c == nil {
 		return loss{KindConnLost, CauseUnknown, "install subconn.Dialer to tell GOAWAY from a closed socket"}
 	}
@@ -43,13 +43,14 @@ func (r *record) failureCauseLocked(err error) string {
 	if err != nil {
 		msg = err.Error()
 	}
-	if !r.dialSeen {
+	cold := r.coldOrZeroLocked()
+	if !cold.dialSeen {
 		return msg
 	}
-	if c := r.lastSocket; c != nil && !c.opened.Before(r.connectingSince) {
+	if c := cold.lastSocket; c != nil && !c.opened.Before(r.m.at(cold.connectingSince)) {
 		return "handshake failed: " + msg
 	}
-	if r.lastDialErr != nil {
+	if cold.lastDialErr != nil {
 		return "connect failed: " + msg
 	}
 	return msg

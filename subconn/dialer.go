@@ -56,7 +56,7 @@ func Dialer(base DialFunc) DialFunc {
 // that socket would outlive the subchannel's destroy.
 func (r *record) dial(ctx context.Context, addr string, base DialFunc) (net.Conn, error) {
 	if !r.dialStart() {
-		return nil, fmt.Errorf("subconn: subchannel #%d %s is shut down; not dialing", r.id, r.key)
+		return nil, fmt.Errorf("subconn: subchannel #%d %s is shut down; not dialing", r.id, r.key())
 	}
 	conn, err := base(ctx, addr)
 	return r.dialDone(conn, err)
@@ -147,7 +147,7 @@ func newTrackedConn(conn net.Conn, r *record) *trackedConn {
 		c.remote = a.String()
 	}
 	unregister := sockowner.Register(conn.LocalAddr(), conn.RemoteAddr(), sockowner.Owner{
-		Manager: r.m.id, Target: r.m.target, Subchannel: r.id, Key: r.key,
+		Manager: r.m.id, Target: r.m.target, Subchannel: r.id, Key: r.key(),
 	})
 	c.Conn = sockowner.Wrap(conn, func() {
 		unregister()

@@ -21,7 +21,7 @@ func (m *Manager) emitLocked(r *record, e Event) {
 	e.Time = time.Now()
 	e.Manager, e.Target = m.id, m.target
 	if r != nil {
-		e.Subchannel, e.Key, e.State = r.id, r.key, r.state.String()
+		e.Subchannel, e.Key, e.State = r.id, r.key(), r.stateLocked().String()
 	}
 	m.ring.add(e)
 	if listening() {
@@ -32,5 +32,5 @@ func (m *Manager) emitLocked(r *record, e Event) {
 // emitLossLocked records the goaway or conn_lost event of l. Caller must
 // hold m.mu.
 func (m *Manager) emitLossLocked(r *record, l loss) {
-	m.emitLocked(r, Event{Kind: l.kind, RefsBefore: r.refs, RefsAfter: r.refs, Reason: l.reason(), Cause: l.cause})
+	m.emitLocked(r, Event{Kind: l.kind, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Reason: l.reason(), Cause: l.cause})
 }

@@ -5,7 +5,6 @@ import (
 	"sync/atomic"
 
 	"google.golang.org/grpc/balancer"
-	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/resolver"
 )
 
@@ -16,19 +15,21 @@ import (
 type SubConn struct {
 	balancer.SubConn // the real SubConn, shared by every holder of this key
 
+	released atomic.Bool
+	orphaned atomic.Bool // released by the manager as an orphan
+
 	// Initialized at Acquire, read-only after.
 	rec           *record
 	holder        string
 	listener      func(balancer.SubConnState)
 	autoReconnect bool
 
-	released atomic.Bool
-	orphaned atomic.Bool // released by the manager as an orphan
-
-	// Guarded by the manager's mu.
-	queued      connectivity.State // last state queued for listener
+	// Guarded by the manager's mu. (The fields are ordered so that a handle
+	// is 80 bytes: there is one per holder of every subchannel.)
+	queued      uint8 // a connectivity.State: last state queued for listener
+	healthEpoch int32 // the record's READY period health was registered in
 	health      func(balancer.SubConnState)
-	healthEpoch int
+	next        *SubConn // the record's next holder (record.holders)
 }
 
 // Unwrap returns the real SubConn: what a picker must return to grpc.
@@ -47,7 +48,7 @@ func Unwrap(sc balancer.SubConn) balancer.SubConn {
 func (h *SubConn) ID() uint64 { return h.rec.id }
 
 // Key returns the backend key, as traces print it.
-func (h *SubConn) Key() string { return h.rec.key }
+func (h *SubConn) Key() string { return h.rec.key() }
 
 // Holder returns the holder name given to Acquire.
 func (h *SubConn) Holder() string { return h.holder }
@@ -57,7 +58,7 @@ func (h *SubConn) Holder() string { return h.holder }
 func (h *SubConn) Released() bool { return h.released.Load() }
 
 func (h *SubConn) String() string {
-	return fmt.Sprintf("subconn #%d %s (holder %q)", h.rec.id, h.rec.key, h.holder)
+	return fmt.Sprintf("subconn #%d %s (holder %q)", h.rec.id, h.rec.key(), h.holder)
 }
 
 // Connect starts connecting the shared subchannel if it is IDLE. If it is
@@ -102,7 +103,7 @@ func (h *SubConn) RegisterHealthListener(l func(balancer.SubConnState)) {
 func (h *SubConn) UpdateAddresses(addrs []resolver.Address) {
 	if len(addrs) == 1 {
 		ka := keyAddr(addrs[0])
-		if ka.Addr == h.rec.addr.Addr && ka.ServerName == h.rec.addr.ServerName && ka.Attributes.Equal(h.rec.addr.Attributes) {
+		if sameKey(ka, h.rec.keyAddress()) {
 			return
 		}
 	}
@@ -111,12 +112,12 @@ func (h *SubConn) UpdateAddresses(addrs []resolver.Address) {
 
 // deliverHealth returns a queued callback delivering st to h's health
 // listener if it is still registered for epoch.
-func (h *SubConn) deliverHealth(st balancer.SubConnState, epoch int) func() {
+func (h *SubConn) deliverHealth(st balancer.SubConnState, epoch int32) func() {
 	return func() {
 		m := h.rec.m
 		m.mu.Lock()
 		l := h.health
-		ok := !h.released.Load() && h.healthEpoch == epoch && h.rec.health.epoch == epoch
+		ok := !h.released.Load() && h.healthEpoch == epoch && h.rec.healthEpoch == epoch
 		m.mu.Unlock()
 		if ok && l != nil {
 			l(st)

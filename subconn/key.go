@@ -2,9 +2,9 @@ package subconn
 
 import (
 	"errors"
+	"hash/maphash"
 	"net"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -15,12 +15,6 @@ import (
 // that owns an address. It is excluded from backend keys and read back by the
 // socket-tracking dialer.
 type ownerKey struct{}
-
-// hostKey is the comparable part of a backend key. Attributes are compared
-// with Attributes.Equal within a bucket, as grpc's AddressMap does.
-type hostKey struct {
-	addr, serverName string
-}
 
 // recordOf returns the record a manager stamped into addr, if any.
 func recordOf(addr resolver.Address) *record {
@@ -37,7 +31,7 @@ func recordOf(addr resolver.Address) *record {
 // (unstamped) address of that record is the key.
 func keyAddr(addr resolver.Address) resolver.Address {
 	if r := recordOf(addr); r != nil {
-		return r.addr
+		return r.keyAddress()
 	}
 	return resolver.Address{Addr: canonicalAddr(addr.Addr), ServerName: addr.ServerName, Attributes: addr.Attributes}
 }
@@ -114,99 +108,131 @@ func keyString(a resolver.Address) string {
 	return b.String()
 }
 
-// keyed is implemented by the values stored in a keyMap.
-type keyed interface{ keyAddress() resolver.Address }
-
-// keyMap maps backend keys to values: one map lookup on Addr+ServerName,
-// then Attributes.Equal. The first value of a bucket is stored inline; keys
-// that differ only in Attributes (rare) go to more.
-type keyMap[V keyed] struct {
-	m    map[hostKey]V
-	more map[hostKey][]V
-	n    int
+// keyed is implemented by the values stored in a keyMap: pointers, whose
+// zero value (nil) marks an empty slot.
+type keyed interface {
+	comparable
+	keyAddress() resolver.Address
 }
 
-func newKeyMap[V keyed]() keyMap[V] { return keyMap[V]{m: make(map[hostKey]V)} }
+// sameKey reports whether a and b are one backend key.
+func sameKey(a, b resolver.Address) bool {
+	return a.Addr == b.Addr && a.ServerName == b.ServerName && a.Attributes.Equal(b.Attributes)
+}
+
+// keyMap maps backend keys to values. It is an open-addressing table with
+// linear probing on a hash of Addr, comparing the whole key (Addr,
+// ServerName, Attributes.Equal, as grpc's AddressMap compares) at each
+// probe. A balancer may hold tens of thousands of subchannels, and a slot
+// here is one pointer (8 bytes, at most 3/4 of the slots in use), where a Go
+// map entry keyed by the address costs 40 bytes and more.
+type keyMap[V keyed] struct {
+	seed  maphash.Seed
+	slots []V // len is 0 or a power of two; the zero V is an empty slot
+	n     int
+}
+
+func newKeyMap[V keyed]() keyMap[V] { return keyMap[V]{seed: maphash.MakeSeed()} }
+
+// home returns the slot where probing for addr starts.
+func (km *keyMap[V]) home(addr string) int {
+	return int(maphash.String(km.seed, addr) & uint64(len(km.slots)-1))
+}
 
 func (km *keyMap[V]) get(a resolver.Address) (V, bool) {
-	hk := hostKey{a.Addr, a.ServerName}
-	if v, ok := km.m[hk]; ok {
-		if v.keyAddress().Attributes.Equal(a.Attributes) {
+	var zero V
+	if km.n == 0 {
+		return zero, false
+	}
+	mask := len(km.slots) - 1
+	for i := km.home(a.Addr); ; i = (i + 1) & mask {
+		v := km.slots[i]
+		if v == zero {
+			return zero, false
+		}
+		if sameKey(v.keyAddress(), a) {
 			return v, true
 		}
-		for _, v := range km.more[hk] {
-			if v.keyAddress().Attributes.Equal(a.Attributes) {
-				return v, true
-			}
-		}
 	}
-	var zero V
-	return zero, false
 }
 
 func (km *keyMap[V]) set(a resolver.Address, v V) {
-	hk := hostKey{a.Addr, a.ServerName}
-	first, ok := km.m[hk]
-	switch {
-	case !ok:
-		km.m[hk] = v
-		km.n++
-		return
-	case first.keyAddress().Attributes.Equal(a.Attributes):
-		km.m[hk] = v
-		return
+	var zero V
+	if (km.n+1)*4 > len(km.slots)*3 {
+		km.grow()
 	}
-	b := km.more[hk]
-	for i, old := range b {
-		if old.keyAddress().Attributes.Equal(a.Attributes) {
-			b[i] = v
+	mask := len(km.slots) - 1
+	for i := km.home(a.Addr); ; i = (i + 1) & mask {
+		switch old := km.slots[i]; {
+		case old == zero:
+			km.slots[i] = v
+			km.n++
+			return
+		case sameKey(old.keyAddress(), a):
+			km.slots[i] = v
 			return
 		}
 	}
-	if km.more == nil {
-		km.more = make(map[hostKey][]V)
-	}
-	km.more[hk] = append(b, v)
-	km.n++
 }
 
-// remove deletes the value match selects under a's Addr and ServerName.
+// grow doubles the table (8 slots at first) and reinserts every value.
+func (km *keyMap[V]) grow() {
+	var zero V
+	old := km.slots
+	km.slots = make([]V, max(2*len(old), 8))
+	mask := len(km.slots) - 1
+	for _, v := range old {
+		if v == zero {
+			continue
+		}
+		i := km.home(v.keyAddress().Addr)
+		for km.slots[i] != zero {
+			i = (i + 1) & mask
+		}
+		km.slots[i] = v
+	}
+}
+
+// remove deletes the value match selects among those stored for a's Addr.
 func (km *keyMap[V]) remove(a resolver.Address, match func(V) bool) {
-	hk := hostKey{a.Addr, a.ServerName}
-	first, ok := km.m[hk]
-	if !ok {
+	var zero V
+	if km.n == 0 {
 		return
 	}
-	b := km.more[hk]
-	if match(first) {
-		km.n--
-		if len(b) == 0 {
-			delete(km.m, hk)
+	mask := len(km.slots) - 1
+	for i := km.home(a.Addr); km.slots[i] != zero; i = (i + 1) & mask {
+		if v := km.slots[i]; v.keyAddress().Addr == a.Addr && match(v) {
+			km.removeAt(i)
 			return
 		}
-		km.m[hk] = b[0]
-		b = b[1:]
-	} else {
-		i := slices.IndexFunc(b, match)
-		if i < 0 {
-			return
+	}
+}
+
+// removeAt empties slot i and moves back the values after it that probing
+// could no longer reach across the hole (backward-shift deletion: no
+// tombstones, so lookups stay short under churn).
+func (km *keyMap[V]) removeAt(i int) {
+	var zero V
+	mask := len(km.slots) - 1
+	for j := (i + 1) & mask; km.slots[j] != zero; j = (j + 1) & mask {
+		h := km.home(km.slots[j].keyAddress().Addr)
+		// The value at j stays if its home lies cyclically in (i, j].
+		if i <= j && i < h && h <= j || i > j && (i < h || h <= j) {
+			continue
 		}
-		km.n--
-		b = slices.Delete(b, i, i+1)
+		km.slots[i] = km.slots[j]
+		i = j
 	}
-	if len(b) == 0 {
-		delete(km.more, hk)
-	} else {
-		km.more[hk] = b
-	}
+	km.slots[i] = zero
+	km.n--
 }
 
 func (km *keyMap[V]) len() int { return km.n }
 
 func (km *keyMap[V]) all(f func(V)) {
-	for hk, v := range km.m {
-		f(v)
-		for _, v := range km.more[hk] {
+	var zero V
+	for _, v := range km.slots {
+		if v != zero {
 			f(v)
 		}
 	}

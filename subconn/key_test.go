@@ -1,6 +1,8 @@
 package subconn
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -54,9 +56,75 @@ func TestKeyMapSameHostDifferentAttributes(t *testing.T) {
 				}
 			}
 		}
-		if len(km.m) != 0 || len(km.more) != 0 {
-			t.Fatalf("order %v: maps not empty: %v %v", order, km.m, km.more)
+		if i := slices.IndexFunc(km.slots, func(x *kv) bool { return x != nil }); i >= 0 {
+			t.Fatalf("order %v: slot %d still holds %v after every value was removed", order, i, km.slots[i].a)
 		}
+	}
+}
+
+// TestKeyMapChurn checks the table against a Go map through a long run of
+// inserts, replacements and removals: growth, probe runs that wrap around
+// the end of the table, and backward-shift deletion inside runs (keys that
+// differ only in Attributes share a home slot).
+func TestKeyMapChurn(t *testing.T) {
+	for _, hosts := range []int{2, 5, 60} { // small tables wrap around often
+		t.Run(fmt.Sprintf("hosts=%d", hosts), func(t *testing.T) { testKeyMapChurn(t, hosts) })
+	}
+}
+
+func testKeyMapChurn(t *testing.T, hosts int) {
+	rng := rand.New(rand.NewPCG(1, uint64(hosts)))
+	km := newKeyMap[*kv]()
+	ref := map[string]*kv{}
+	name := func(a resolver.Address) string { return keyString(a) }
+	mk := func() *kv {
+		a := resolver.Address{Addr: fmt.Sprintf("10.0.%d.%d:443", rng.IntN(4), rng.IntN(hosts))}
+		if z := rng.IntN(4); z > 0 {
+			a.Attributes = attributes.New("zone", z)
+		}
+		return &kv{a}
+	}
+	check := func(step int) {
+		t.Helper()
+		if km.len() != len(ref) {
+			t.Fatalf("step %d: len %d, want %d", step, km.len(), len(ref))
+		}
+		n := 0
+		km.all(func(*kv) { n++ })
+		if n != len(ref) {
+			t.Fatalf("step %d: all visits %d values, want %d", step, n, len(ref))
+		}
+		for k, v := range ref {
+			if got, ok := km.get(v.a); !ok || got != v {
+				t.Fatalf("step %d: get(%s) = %v, %v; want the value stored", step, k, got, ok)
+			}
+		}
+	}
+	for step := range 20000 {
+		v := mk()
+		k := name(v.a)
+		old, held := ref[k]
+		if got, ok := km.get(v.a); ok != held || got != old {
+			t.Fatalf("step %d: get(%s) = %v, %v; want %v, %v", step, k, got, ok, old, held)
+		}
+		switch {
+		case held && rng.IntN(3) > 0:
+			km.remove(v.a, func(x *kv) bool { return x == old })
+			delete(ref, k)
+		default:
+			km.set(v.a, v)
+			ref[k] = v
+		}
+		if step%50 == 0 {
+			check(step)
+		}
+	}
+	check(-1)
+	for _, v := range ref {
+		km.remove(v.a, func(x *kv) bool { return x == v })
+	}
+	if km.len() != 0 {
+		t.Fatalf("len %d after removing everything", km.len())
 	}
 }
 

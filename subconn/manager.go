@@ -54,10 +54,17 @@ type Manager struct {
 	settled      sync.Cond // on mu: a record finished NewSubConn or Shutdown
 	closed       bool
 	drainTimeout time.Duration
-	live         keyMap[*record]    // held (or being created) subchannels by key
-	all          map[uint64]*record // every subchannel not yet destroyed
+	live         keyMap[*record] // held (or being created) subchannels by key
 	ring         ring
 	stats        Stats
+	// Every subchannel created and not yet destroyed is either in live or,
+	// once Shutdown has returned, in draining (its sockets still open).
+	draining    map[*record]struct{}
+	undestroyed int // subchannels created and not yet destroyed
+
+	// Initialized at build time, read-only after: the origin of the
+	// records' times, which are kept as nanoseconds since (clock).
+	base time.Time
 }
 
 // NewManager returns a manager that creates SubConns on cc. The balancer that
@@ -74,7 +81,8 @@ func NewManager(cc balancer.ClientConn, opts ...Option) *Manager {
 		target:       o.target,
 		drainTimeout: o.drainTimeout,
 		live:         newKeyMap[*record](),
-		all:          make(map[uint64]*record),
+		draining:     make(map[*record]struct{}),
+		base:         time.Now(),
 		ring:         ring{size: max(o.ringSize, 0)},
 	}
 	m.settled.L = &m.mu
@@ -127,14 +135,16 @@ func (m *Manager) Close() error {
 	m.cq.close()
 	var held []*SubConn
 	m.live.all(func(r *record) {
-		if r.sc != nil && !r.shutdown { // a record being created is shut down by its creator
-			held = append(held, r.holders...)
+		if r.made && !r.shutdown { // a record being created is shut down by its creator
+			for h := r.holders; h != nil; h = h.next {
+				held = append(held, h)
+			}
 		}
 	})
 	var leaks []string
 	var shut []*record
 	for _, h := range held {
-		leaks = append(leaks, fmt.Sprintf("#%d %s held by %q", h.rec.id, h.rec.key, h.holder))
+		leaks = append(leaks, fmt.Sprintf("#%d %s held by %q", h.rec.id, h.rec.key(), h.holder))
 		if m.unrefLocked(h, KindLeak, "manager closed before the holder released") {
 			shut = append(shut, h.rec)
 		}
@@ -145,7 +155,7 @@ func (m *Manager) Close() error {
 		m.shutdownRecord(r)
 	}
 	m.mu.Lock()
-	if len(m.all) == 0 {
+	if m.undestroyed == 0 {
 		m.retireLocked()
 	}
 	m.mu.Unlock()
@@ -159,3 +169,9 @@ func (m *Manager) Close() error {
 // retireLocked takes a closed manager with no subchannel left out of the
 // registry. Caller must hold m.mu.
 func (m *Manager) retireLocked() { unregister(m) }
+
+// clock reads the manager's monotonic clock: nanoseconds since base.
+func (m *Manager) clock() int64 { return int64(time.Since(m.base)) }
+
+// at returns the time of a clock reading (with its monotonic part).
+func (m *Manager) at(ns int64) time.Time { return m.base.Add(time.Duration(ns)) }

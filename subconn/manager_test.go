@@ -377,6 +377,31 @@ func TestIdleAfterReadyIsAConnectionLossAndReconnectsTheSameSubConn(t *testing.T
 	h2.Release("x")
 }
 
+// TestAutoReconnectFollowsTheHolders: the manager reconnects on IDLE while
+// some holder that asked for it still holds the subchannel, and only then.
+func TestAutoReconnectFollowsTheHolders(t *testing.T) {
+	cc := newFakeCC()
+	m := NewManager(cc)
+	defer m.Close()
+
+	plain, _ := m.Acquire(addr("10.0.0.1:1"), "plain")
+	auto, _ := m.Acquire(addr("10.0.0.1:1"), "auto", WithAutoReconnect())
+	plain.Connect()
+	sc := cc.sc(0)
+	sc.push(connectivity.Ready)
+	sc.push(connectivity.Idle)
+	if got := sc.connects.Load(); got != 2 {
+		t.Fatalf("Connect calls = %d, want 2: the second holder asked for reconnect", got)
+	}
+	sc.push(connectivity.Ready)
+	auto.Release("x")
+	sc.push(connectivity.Idle)
+	if got := sc.connects.Load(); got != 2 {
+		t.Fatalf("Connect calls = %d, want 2: the holder that asked for reconnect had released", got)
+	}
+	plain.Release("x")
+}
+
 func TestHealthListenerFanOut(t *testing.T) {
 	cc := newFakeCC()
 	m := NewManager(cc)

@@ -271,7 +271,7 @@ func (m *Manager) orphan(h *SubConn, addr string, absent, timeout time.Duration,
 	}
 	m.stats.Orphans++
 	reason := fmt.Sprintf("address %s absent from the resolver state for %v (orphanTimeout %v); %s", addr, absent.Round(time.Millisecond), timeout, mode)
-	m.emitLocked(r, Event{Kind: KindOrphan, RefsBefore: r.refs, RefsAfter: r.refs, Holder: h.holder, Reason: reason})
+	m.emitLocked(r, Event{Kind: KindOrphan, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Holder: h.holder, Reason: reason})
 	shut := false
 	if mode == ReclaimOrphans {
 		h.orphaned.Store(true)

@@ -16,8 +16,9 @@ func (r *record) dialStart() bool {
 	if r.shutdown {
 		return false
 	}
-	r.dialing++
-	r.dialSeen = true
+	c := r.coldLocked()
+	c.dialing++
+	c.dialSeen = true
 	return true
 }
 
@@ -27,8 +28,9 @@ func (r *record) dialDone(conn net.Conn, err error) (net.Conn, error) {
 	m := r.m
 	if err != nil {
 		m.mu.Lock()
-		r.dialing--
-		r.lastDialErr = err
+		cold := r.coldLocked()
+		cold.dialing--
+		cold.lastDialErr = err
 		destroyed := m.maybeDestroyLocked(r)
 		m.mu.Unlock()
 		if destroyed {
@@ -38,22 +40,23 @@ func (r *record) dialDone(conn net.Conn, err error) (net.Conn, error) {
 	}
 	c := newTrackedConn(conn, r)
 	m.mu.Lock()
-	r.dialing--
-	r.sockets = append(r.sockets, c)
-	r.lastSocket = c
+	cold := r.coldLocked()
+	cold.dialing--
+	cold.sockets = append(cold.sockets, c)
+	cold.lastSocket = c
 	m.stats.SocketsOpened++
 	reason := ""
 	if r.shutdown {
 		reason = "opened after Shutdown (dial was in flight)"
 		m.startDrainTimerLocked(r)
 	}
-	m.emitLocked(r, Event{Kind: KindSocketOpen, RefsBefore: r.refs, RefsAfter: r.refs, Reason: reason, Socket: c.ref()})
-	closeNow := r.shutdown && r.drainExpired
+	m.emitLocked(r, Event{Kind: KindSocketOpen, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Reason: reason, Socket: c.ref()})
+	closeNow := r.shutdown && cold.drainExpired
 	m.mu.Unlock()
 	m.recordOpen(0, 1)
 	if closeNow {
 		c.forceClose()
-		return nil, fmt.Errorf("subconn: subchannel #%d %s shut down while dialing", r.id, r.key)
+		return nil, fmt.Errorf("subconn: subchannel #%d %s shut down while dialing", r.id, r.key())
 	}
 	return c, nil
 }
@@ -63,12 +66,13 @@ func (r *record) socketClosed(c *trackedConn, reason string) {
 	m := r.m
 	var sockets, subchannels int64
 	m.mu.Lock()
-	if i := slices.Index(r.sockets, c); i >= 0 {
-		r.sockets = slices.Delete(r.sockets, i, i+1)
+	cold := r.coldLocked()
+	if i := slices.Index(cold.sockets, c); i >= 0 {
+		cold.sockets = slices.Delete(cold.sockets, i, i+1)
 		sockets = -1
 	}
 	m.stats.SocketsClosed++
-	m.emitLocked(r, Event{Kind: KindSocketClose, RefsBefore: r.refs, RefsAfter: r.refs, Reason: reason, Socket: c.ref()})
+	m.emitLocked(r, Event{Kind: KindSocketClose, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Reason: reason, Socket: c.ref()})
 	if m.maybeDestroyLocked(r) {
 		subchannels = -1
 	}

@@ -99,32 +99,43 @@ func (d *Duration) UnmarshalText(b []byte) error {
 func (m *Manager) Snapshot() []SubchannelInfo {
 	now := time.Now()
 	m.mu.Lock()
-	out := make([]SubchannelInfo, 0, len(m.all))
-	for _, r := range m.all {
+	out := make([]SubchannelInfo, 0, m.undestroyed)
+	add := func(r *record) {
+		cold := r.coldOrZeroLocked()
 		si := SubchannelInfo{
 			ID:              r.id,
 			Manager:         m.id,
 			Target:          m.target,
-			Key:             r.key,
-			State:           r.state.String(),
-			Refs:            r.refs,
-			Holders:         make([]string, 0, len(r.holders)),
-			Sockets:         make([]SocketInfo, 0, len(r.sockets)),
-			Dialing:         r.dialing,
-			Created:         r.created,
-			Age:             Duration(now.Sub(r.created)),
+			Key:             r.key(),
+			State:           r.stateLocked().String(),
+			Refs:            int(r.refs),
+			Holders:         make([]string, 0, r.refs),
+			Sockets:         make([]SocketInfo, 0, len(cold.sockets)),
+			Dialing:         cold.dialing,
+			Created:         m.at(r.created),
+			Age:             Duration(now.Sub(m.at(r.created))),
 			Shutdown:        r.shutdown,
-			ShutdownAt:      r.shutdownAt,
-			ConnectionsLost: r.lost,
-			LastLoss:        r.lastLoss,
+			ConnectionsLost: cold.lost,
+			LastLoss:        cold.lastLoss,
 		}
-		for _, h := range r.holders {
+		if r.shutdown {
+			si.ShutdownAt = m.at(cold.shutdownAt)
+		}
+		for h := r.holders; h != nil; h = h.next {
 			si.Holders = append(si.Holders, h.holder)
 		}
-		for _, c := range r.sockets {
+		for _, c := range cold.sockets {
 			si.Sockets = append(si.Sockets, SocketInfo{ID: c.id, Local: c.local, Remote: c.remote, Opened: c.opened, GoAway: c.goaway.Load()})
 		}
 		out = append(out, si)
+	}
+	m.live.all(func(r *record) {
+		if r.made && !r.destroyedLocked() { // created, and not destroyed before Shutdown returned
+			add(r)
+		}
+	})
+	for r := range m.draining {
+		add(r)
 	}
 	m.mu.Unlock()
 	slices.SortFunc(out, func(a, b SubchannelInfo) int { return compareUint(a.ID, b.ID) })

@@ -28,7 +28,7 @@ type setEntry struct {
 	gen uint64 // last Sync that wanted it
 }
 
-func (e *setEntry) keyAddress() resolver.Address { return e.sc.rec.addr }
+func (e *setEntry) keyAddress() resolver.Address { return e.sc.rec.keyAddress() }
 
 // NewSet returns an empty Set for holder. listener, if not nil, receives the
 // state updates of every SubConn in the set. opts apply to every Acquire
@@ -83,7 +83,7 @@ func (s *Set) Sync(addrs []resolver.Address) (added, removed []*SubConn, err err
 			}
 		})
 		for _, e := range stale {
-			s.held.remove(e.sc.rec.addr, func(x *setEntry) bool { return x == e })
+			s.held.remove(e.sc.rec.keyAddress(), func(x *setEntry) bool { return x == e })
 			if rerr := e.sc.Release("address removed"); rerr != nil {
 				errs = append(errs, rerr)
 			}

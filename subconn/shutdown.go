@@ -4,14 +4,18 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"google.golang.org/grpc/balancer"
 )
 
-// markShutdownLocked decides that r is shut down. r stays in m.live until
-// Shutdown has returned. Caller must hold m.mu and then call shutdownRecord
-// without it.
-func (m *Manager) markShutdownLocked(r *record, holder, reason string) {
+// markShutdownLocked decides that r, whose real SubConn is sc, is shut down.
+// r stays in m.live until Shutdown has returned. Caller must hold m.mu and
+// then call shutdownRecord without it.
+func (m *Manager) markShutdownLocked(r *record, sc balancer.SubConn, holder, reason string) {
 	r.shutdown = true
-	r.shutdownAt = time.Now()
+	c := r.coldLocked()
+	c.sc = sc // the last handle is gone: shutdownRecord finds it here
+	c.shutdownAt = m.clock()
 	m.stats.Shutdowns++
 	m.emitLocked(r, Event{Kind: KindShutdown, Holder: holder, Reason: reason})
 }
@@ -20,12 +24,13 @@ func (m *Manager) markShutdownLocked(r *record, holder, reason string) {
 // record, by the goroutine that marked it shut down, without m.mu (grpc may
 // close sockets synchronously, which reports back to the manager).
 func (m *Manager) shutdownRecord(r *record) {
-	r.sc.Shutdown()
+	r.cold.sc.Shutdown() // written by markShutdownLocked, on this goroutine, and never again
 	m.mu.Lock()
-	m.live.remove(r.addr, func(x *record) bool { return x == r })
+	m.live.remove(r.keyAddress(), func(x *record) bool { return x == r })
 	m.settled.Broadcast()
 	destroyed := m.maybeDestroyLocked(r)
-	if !destroyed {
+	if !destroyed && !r.destroyedLocked() { // (destroyed before Shutdown returned: nothing to drain)
+		m.draining[r] = struct{}{}
 		m.startDrainTimerLocked(r)
 	}
 	m.mu.Unlock()
@@ -38,22 +43,24 @@ func (m *Manager) shutdownRecord(r *record) {
 // stay open: after the drain timeout drainExpired force-closes them. It
 // starts the timer once. Caller must hold m.mu.
 func (m *Manager) startDrainTimerLocked(r *record) {
-	if r.drainTimer != nil || m.drainTimeout <= 0 {
+	c := r.coldLocked()
+	if c.drainTimer != nil || m.drainTimeout <= 0 {
 		return
 	}
 	d := m.drainTimeout
-	r.drainTimer = time.AfterFunc(d, func() { m.drainExpired(r, d) })
+	c.drainTimer = time.AfterFunc(d, func() { m.drainExpired(r, d) })
 }
 
 // drainExpired force-closes the sockets r still holds after the drain timeout.
 func (m *Manager) drainExpired(r *record, d time.Duration) {
 	m.mu.Lock()
-	if r.destroyed {
+	if r.destroyedLocked() {
 		m.mu.Unlock()
 		return
 	}
-	r.drainExpired = true
-	socks := slices.Clone(r.sockets)
+	c := r.coldLocked()
+	c.drainExpired = true
+	socks := slices.Clone(c.sockets)
 	m.stats.DrainTimeouts++
 	if m.tracingLocked() {
 		m.emitLocked(r, Event{Kind: KindDrainTimeout, Reason: fmt.Sprintf("%d socket(s) still open %v after Shutdown; force-closing", len(socks), d)})
@@ -69,17 +76,22 @@ func (m *Manager) drainExpired(r *record, d time.Duration) {
 // no socket, and reports whether it did: the caller then records the
 // subchannel closed (recordOpen) after releasing m.mu. Caller must hold m.mu.
 func (m *Manager) maybeDestroyLocked(r *record) bool {
-	if r.destroyed || !r.shutdown || r.refs > 0 || len(r.sockets) > 0 || r.dialing > 0 {
+	if !r.shutdown || r.refs > 0 {
 		return false
 	}
-	r.destroyed = true
-	if r.drainTimer != nil {
-		r.drainTimer.Stop()
+	c := r.coldLocked() // markShutdownLocked wrote it
+	if c.destroyed || len(c.sockets) > 0 || c.dialing > 0 {
+		return false
 	}
-	delete(m.all, r.id)
+	c.destroyed = true
+	if c.drainTimer != nil {
+		c.drainTimer.Stop()
+	}
+	delete(m.draining, r)
+	m.undestroyed--
 	m.stats.Destroyed++
 	m.emitLocked(r, Event{Kind: KindDestroy})
-	if m.closed && len(m.all) == 0 {
+	if m.closed && m.undestroyed == 0 {
 		m.retireLocked()
 	}
 	return true

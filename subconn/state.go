@@ -1,8 +1,6 @@
 package subconn
 
 import (
-	"time"
-
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
 )
@@ -13,44 +11,57 @@ import (
 func (r *record) onState(s balancer.SubConnState) {
 	m := r.m
 	m.mu.Lock()
-	if r.shutdown || r.sc == nil {
+	if r.shutdown || !r.made {
 		m.mu.Unlock() // updates after Shutdown are dropped, never delivered
 		return
 	}
-	old := r.state
-	r.state = s.ConnectivityState
-	r.lastErr = s.ConnectionError
+	old := r.stateLocked()
+	r.state = uint8(s.ConnectivityState)
+	if s.ConnectionError != nil || r.cold != nil {
+		r.coldLocked().lastErr = s.ConnectionError
+	}
 	r.connectPending = false
-	r.health = healthState{epoch: r.health.epoch + 1}
-	if r.state == connectivity.Connecting {
-		r.connectingSince = time.Now()
+	r.healthEpoch++
+	r.healthListened = false
+	if r.cold != nil {
+		r.cold.healthLast = nil
+	}
+	if s.ConnectivityState == connectivity.Connecting {
+		r.coldLocked().connectingSince = m.clock()
 	}
 	tracing := m.tracingLocked()
 	reason := ""
 	if tracing {
 		reason = "from " + old.String()
-		if r.state == connectivity.TransientFailure {
+		if s.ConnectivityState == connectivity.TransientFailure {
 			reason += ": " + r.failureCauseLocked(s.ConnectionError)
 		}
 	}
-	m.emitLocked(r, Event{Kind: KindState, RefsBefore: r.refs, RefsAfter: r.refs, Reason: reason})
+	m.emitLocked(r, Event{Kind: KindState, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Reason: reason})
 	var lost Cause
-	if old == connectivity.Ready && r.state == connectivity.Idle {
+	if old == connectivity.Ready && s.ConnectivityState == connectivity.Idle {
 		l := r.lossCauseLocked()
-		r.lost++
-		r.lastLoss = l.reason()
+		c := r.coldLocked()
+		c.lost++
+		c.lastLoss = l.reason()
 		lost = l.cause
 		m.stats.countLoss(l.cause)
 		m.emitLossLocked(r, l)
 	}
-	for _, h := range r.holders {
+	for h := r.holders; h != nil; h = h.next {
 		m.queueStateLocked(h, s)
 	}
 	var reconnect balancer.SubConn
-	if r.state == connectivity.Idle && r.autoReconnect > 0 && !m.closed {
-		reconnect = r.sc
+	if s.ConnectivityState == connectivity.Idle && !m.closed {
+		for h := r.holders; h != nil && reconnect == nil; h = h.next {
+			if h.autoReconnect {
+				reconnect = h.SubConn
+			}
+		}
+	}
+	if reconnect != nil {
 		r.connectPending = true
-		m.emitLocked(r, Event{Kind: KindConnect, RefsBefore: r.refs, RefsAfter: r.refs, Reason: "auto-reconnect"})
+		m.emitLocked(r, Event{Kind: KindConnect, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Reason: "auto-reconnect"})
 	}
 	m.mu.Unlock()
 	if lost != "" {
@@ -70,17 +81,17 @@ func (m *Manager) connect(h *SubConn) {
 	if h.released.Load() || r.shutdown {
 		m.mu.Unlock()
 		if logger.V(2) {
-			logger.Infof("subconn: Connect on released SubConn %s by %q ignored", r.key, h.holder)
+			logger.Infof("subconn: Connect on released SubConn %s by %q ignored", r.key(), h.holder)
 		}
 		return
 	}
-	if r.state != connectivity.Idle || r.connectPending {
+	if r.stateLocked() != connectivity.Idle || r.connectPending {
 		m.mu.Unlock() // already connecting, ready or in backoff: the holder learns the state from its listener
 		return
 	}
 	r.connectPending = true
-	m.emitLocked(r, Event{Kind: KindConnect, RefsBefore: r.refs, RefsAfter: r.refs, Holder: h.holder})
-	sc := r.sc
+	m.emitLocked(r, Event{Kind: KindConnect, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Holder: h.holder})
+	sc := h.SubConn
 	m.mu.Unlock()
 	sc.Connect()
 }
@@ -92,19 +103,19 @@ func (m *Manager) registerHealthListener(h *SubConn, l func(balancer.SubConnStat
 		m.mu.Unlock()
 		return
 	}
-	epoch := r.health.epoch
+	epoch := r.healthEpoch
 	h.health, h.healthEpoch = l, epoch
-	if l == nil || r.state != connectivity.Ready {
+	if l == nil || r.stateLocked() != connectivity.Ready {
 		m.mu.Unlock()
 		return
 	}
-	register := !r.health.registered
+	register := !r.healthListened
 	if register {
-		r.health.registered = true
-	} else if r.health.last != nil {
-		m.cq.add(h.deliverHealth(*r.health.last, epoch))
+		r.healthListened = true
+	} else if last := r.coldOrZeroLocked().healthLast; last != nil {
+		m.cq.add(h.deliverHealth(*last, epoch))
 	}
-	sc := r.sc
+	sc := h.SubConn
 	m.mu.Unlock()
 	if register {
 		sc.RegisterHealthListener(func(st balancer.SubConnState) { r.onHealth(epoch, st) })
@@ -114,15 +125,15 @@ func (m *Manager) registerHealthListener(h *SubConn, l func(balancer.SubConnStat
 
 // onHealth is the one health listener of r's real SubConn for one READY
 // period; grpc calls it from its serializer.
-func (r *record) onHealth(epoch int, st balancer.SubConnState) {
+func (r *record) onHealth(epoch int32, st balancer.SubConnState) {
 	m := r.m
 	m.mu.Lock()
-	if r.shutdown || r.health.epoch != epoch {
+	if r.shutdown || r.healthEpoch != epoch {
 		m.mu.Unlock()
 		return
 	}
-	r.health.last = &st
-	for _, h := range r.holders {
+	r.coldLocked().healthLast = &st
+	for h := r.holders; h != nil; h = h.next {
 		if h.health != nil && h.healthEpoch == epoch {
 			m.cq.add(h.deliverHealth(st, epoch))
 		}
