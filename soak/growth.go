@@ -122,10 +122,10 @@ func (g growthRule) judge(series, unit string, pts []point) Slope {
 
 // Run-level growth: every sampled series after warm-up, judged only when
 // the run is long enough for a slope to stand out of the phases' ups and
-// downs. The limits come from measured runs: a clean 10-minute soak with
-// every fault stays well inside them (see the closing note of
-// `leakproof soak --duration 10m`), while the frozen backend that kept
-// what it held grew the process by ~5 descriptors a minute.
+// downs. The limits come from measured runs (RELIABILITY.md): clean runs
+// of an hour with every fault stay 10 to 1,000 times inside them, while the
+// frozen backend that kept what it held grew the process by ~5 descriptors
+// a minute.
 const (
 	// longRun is the shortest span of samples after warm-up that is
 	// judged.
