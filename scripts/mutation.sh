@@ -25,11 +25,11 @@
 #
 # Environment:
 #   MUTATION_WORKERS              parallel mutants (default 1)
-#   MUTATION_TIMEOUT_COEFFICIENT  a mutant's tests may take this many times
-#                                 the coverage run before counting as timed
-#                                 out (default 10: on a busy machine a build
-#                                 and test run can take several times the
-#                                 coverage run, and would count as a timeout)
+#   MUTATION_TIMEOUT_COEFFICIENT  a mutant's build and tests may take this
+#                                 many times gremlins' first (coverage) run
+#                                 before it counts as timed out (default 5).
+#                                 Timed-out mutants count in neither figure;
+#                                 a mutant that hangs costs the whole timeout.
 #   MUTATION_OUT                  where results and logs go (.cache/mutation)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,7 +64,7 @@ if [ ${#dirs[@]} -eq 0 ]; then
 fi
 
 workers=${MUTATION_WORKERS:-1}
-coef=${MUTATION_TIMEOUT_COEFFICIENT:-10}
+coef=${MUTATION_TIMEOUT_COEFFICIENT:-5}
 out=${MUTATION_OUT:-$root/.cache/mutation}
 bin="$root/.cache/bin"
 allow="$root/scripts/mutation-allowlist.txt"
