@@ -107,6 +107,9 @@ for d in "${dirs[@]}"; do
     echo "mutation: $d: mutating $(grep "^$d/[^/]*$" <<<"$changed" | tr '\n' ' ')"
   fi
   name=${d//\//_}
+  # The report reads the mutated lines from this copy, so that editing the
+  # package during a long run does not shift them.
+  rm -rf "$out/$name.src" && mkdir -p "$out/$name.src" && cp "$d"/*.go "$out/$name.src/"
   echo "mutation: $d: gremlins (workers $workers, timeout coefficient $coef); log in $out/$name.log"
   t0=$SECONDS
   if ! "$bin/gremlins" unleash --workers "$workers" --timeout-coefficient "$coef" \
@@ -115,7 +118,7 @@ for d in "${dirs[@]}"; do
     exit 1
   fi
   echo "mutation: $d took $((SECONDS - t0))s"
-  results+=("$d=$out/$name.json")
+  results+=("$d=$out/$name.json:$out/$name.src")
 done
 
 if [ ${#results[@]} -eq 0 ]; then

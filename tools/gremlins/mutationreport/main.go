@@ -7,9 +7,11 @@
 //	mutationreport -allow scripts/mutation-allowlist.txt \
 //	    -min subconn=95/90 subconn=/tmp/subconn.json balancer=/tmp/balancer.json
 //
-// Each argument is DIR=RESULTS: the directory gremlins ran on (relative to
-// the repository root, where mutationreport runs) and the file it wrote with
-// -o. The exit status is 1 if a package misses its -min thresholds or, with
+// Each argument is DIR=RESULTS[:SRC]: the directory gremlins ran on
+// (relative to the repository root, where mutationreport runs), the file it
+// wrote with -o, and optionally a copy of the package's files as they were
+// when it ran (scripts/mutation.sh keeps one), so that the report names the
+// right lines even if the files changed since. The exit status is 1 if a package misses its -min thresholds or, with
 // -no-lived, if any mutant lived that the allowlist does not name; 2 on bad
 // input.
 //
@@ -281,10 +283,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	for _, arg := range fs.Args() {
 		dir, path, ok := strings.Cut(arg, "=")
 		if !ok {
-			fmt.Fprintf(stderr, "mutationreport: argument %q: want DIR=RESULTS.json\n", arg)
+			fmt.Fprintf(stderr, "mutationreport: argument %q: want DIR=RESULTS.json[:SRC]\n", arg)
 			return 2
 		}
-		rep, err := tally(filepath.Clean(dir), path, allow)
+		dir = filepath.Clean(dir)
+		path, src, _ := strings.Cut(path, ":")
+		if src == "" {
+			src = dir
+		}
+		rep, err := tally(dir, path, src, allow)
 		if err != nil {
 			fmt.Fprintf(stderr, "mutationreport: %v\n", err)
 			return 2
@@ -349,7 +356,7 @@ func printMutant(w io.Writer, m *mutant) {
 	fmt.Fprintf(w, "       allowlist as: %s | %s | %s | %s | WHY IT IS EQUIVALENT\n", m.dir, fn, m.mutator, strings.TrimSpace(m.source))
 }
 
-func tally(dir, path string, allow []*entry) (*pkgReport, error) {
+func tally(dir, path, src string, allow []*entry) (*pkgReport, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -364,7 +371,7 @@ func tally(dir, path string, allow []*entry) (*pkgReport, error) {
 		file := filepath.Join(dir, f.Name)
 		sf, ok := sources[file]
 		if !ok {
-			if sf, err = loadSource(file); err != nil {
+			if sf, err = loadSource(filepath.Join(src, f.Name)); err != nil {
 				return nil, fmt.Errorf("results for %s: %w", file, err)
 			}
 			sources[file] = sf

@@ -108,6 +108,25 @@ func TestBadAllowlistIsAnError(t *testing.T) {
 	}
 }
 
+// TestSourcesAsTheyWereMutated: with a copy of the sources given, the
+// report reads lines from it, not from the package as it is now.
+func TestSourcesAsTheyWereMutated(t *testing.T) {
+	setup(t, resultsJSON)
+	if err := os.MkdirAll("snap", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename("p/p.go", "snap/p.go"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("p/p.go", []byte("package p\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut strings.Builder
+	if code := run([]string{"p=res.json:snap"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "p/p.go:12:7 CONDITIONALS_NEGATION in (*M).acquire: if x == r && r == 2 {") {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+}
+
 func TestFunctionNames(t *testing.T) {
 	setup(t, resultsJSON)
 	sf, err := loadSource("p/p.go")
