@@ -18,11 +18,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/attributes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/grpclog"
+	"google.golang.org/grpc/resolver"
 )
 
 // TestAcquireAfterAFailedNewSubConnCreatesAgain: a NewSubConn that fails
@@ -817,5 +821,71 @@ func TestStatsCountEachEventOnce(t *testing.T) {
 	got.ConnectionsLost[CauseLocal] = 99
 	if m.Stats().ConnectionsLost[CauseLocal] != 1 {
 		t.Fatal("Stats() shares its ConnectionsLost map with the manager")
+	}
+}
+
+// errorLog is a grpclog.DepthLoggerV2 that keeps the error lines and drops
+// the rest.
+type errorLog struct {
+	grpclog.LoggerV2
+	mu     sync.Mutex
+	errors []string
+}
+
+func (l *errorLog) InfoDepth(int, ...any)    {}
+func (l *errorLog) WarningDepth(int, ...any) {}
+func (l *errorLog) FatalDepth(_ int, args ...any) {
+	panic(fmt.Sprint(args...))
+}
+
+func (l *errorLog) ErrorDepth(_ int, args ...any) {
+	l.mu.Lock()
+	l.errors = append(l.errors, fmt.Sprint(args...))
+	l.mu.Unlock()
+}
+
+func (l *errorLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.errors
+	l.errors = nil
+	return out
+}
+
+// TestUpdateAddressesToAnotherKeyIsRefusedAloud: a shared subchannel keeps
+// its key. UpdateAddresses to the same key does nothing; to anything else
+// it does nothing either, but says so in the log, where the mistake shows.
+func TestUpdateAddressesToAnotherKeyIsRefusedAloud(t *testing.T) {
+	log := &errorLog{LoggerV2: grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard)}
+	grpclog.SetLoggerV2(log) // no grpc channel exists in this package's internal tests
+	t.Cleanup(func() { grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, os.Stderr)) }) // grpc's default
+
+	m := NewManager(newFakeCC())
+	defer m.Close()
+	a := resolver.Address{Addr: "10.0.0.1:1", ServerName: "sn", Attributes: attributes.New("zone", "a")}
+	h, err := m.Acquire(a, "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release("done")
+
+	same := a
+	same.BalancerAttributes = attributes.New("weight", 2) // not part of the key
+	h.UpdateAddresses([]resolver.Address{same})
+	if got := log.take(); len(got) != 0 {
+		t.Fatalf("UpdateAddresses to the same key logged %q", got)
+	}
+	otherAddr, otherName, otherAttrs := a, a, a
+	otherAddr.Addr = "10.0.0.2:1"
+	otherName.ServerName = "other"
+	otherAttrs.Attributes = attributes.New("zone", "b")
+	for _, addrs := range [][]resolver.Address{{otherAddr}, {otherName}, {otherAttrs}, {a, a}, nil} {
+		h.UpdateAddresses(addrs)
+		if got := log.take(); len(got) != 1 || !strings.Contains(got[0], "ignored: release it and acquire the new address") {
+			t.Errorf("UpdateAddresses(%v) logged %q, want one error", addrs, got)
+		}
+	}
+	if h.Address().Addr != a.Addr || h.Key() != keyString(a) {
+		t.Fatalf("the handle's address changed: %v", h.Address())
 	}
 }
