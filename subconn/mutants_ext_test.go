@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -345,6 +346,29 @@ func TestSocketsGaugeFallsWhenABackendIsRemoved(t *testing.T) {
 	})
 	if g := rec.gauges(); g[subconn.MetricSubchannelsOpen] != 1 || g[subconn.MetricSocketsOpen] != 1 {
 		t.Fatalf("gauges after removing a backend = %v, want 1 subchannel and 1 socket", g)
+	}
+	c.CC.Close()
+	c.Trace.CheckClean(t)
+}
+
+// TestFailureReasonsCarryTheError: a TRANSIENT_FAILURE event says what
+// failed (the dial or the handshake) and carries grpc's error with it.
+func TestFailureReasonsCarryTheError(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	closed := refusingAddr(t)
+	c := e2e.Dial(t, e2e.ServiceConfig(roundrobin.Name, ""), e2e.AddrState(closed), e2e.Options{})
+	var failure subconn.Event
+	c.Trace.WaitFor(t, "TRANSIENT_FAILURE", func(ev []subconn.Event) bool {
+		for _, e := range ev {
+			if e.Kind == subconn.KindState && e.State == "TRANSIENT_FAILURE" {
+				failure = e
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.HasPrefix(failure.Reason, "from CONNECTING: connect failed: ") || !strings.Contains(failure.Reason, "connection refused") {
+		t.Fatalf("reason %q, want the dial failure with grpc's error", failure.Reason)
 	}
 	c.CC.Close()
 	c.Trace.CheckClean(t)

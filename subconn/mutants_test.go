@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/attributes"
+	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/grpclog"
 	"google.golang.org/grpc/resolver"
@@ -887,5 +888,54 @@ func TestUpdateAddressesToAnotherKeyIsRefusedAloud(t *testing.T) {
 	}
 	if h.Address().Addr != a.Addr || h.Key() != keyString(a) {
 		t.Fatalf("the handle's address changed: %v", h.Address())
+	}
+}
+
+// TestSnapshotCountsConnectionLosses: a subchannel's snapshot counts its
+// READY→IDLE transitions and names the last cause.
+func TestSnapshotCountsConnectionLosses(t *testing.T) {
+	cc := newFakeCC()
+	m := NewManager(cc, WithTraceRing(0))
+	defer m.Close()
+	h, err := m.Acquire(addr("10.0.0.1:1"), "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release("done")
+	sc := cc.sc(0)
+	for range 2 {
+		sc.push(connectivity.Connecting)
+		sc.push(connectivity.Ready)
+		sc.push(connectivity.Idle)
+	}
+	s := m.Snapshot()
+	if len(s) != 1 || s[0].ConnectionsLost != 2 || !strings.HasPrefix(s[0].LastLoss, CauseUnknown+": ") || s[0].State != "IDLE" {
+		t.Fatalf("snapshot %+v, want 2 losses, the last one %s", s, CauseUnknown)
+	}
+}
+
+// TestTracingOffAllocatesNothingPerStateChange: with no ring and no
+// subscriber, a state change builds no event and no reason.
+func TestTracingOffAllocatesNothingPerStateChange(t *testing.T) {
+	if listening() {
+		t.Fatal("a subscription from another test is still open")
+	}
+	cc := newFakeCC()
+	m := NewManager(cc, WithTraceRing(0))
+	defer m.Close()
+	h, err := m.Acquire(addr("10.0.0.1:1"), "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release("done")
+	sc := cc.sc(0)
+	failed := balancer.SubConnState{ConnectivityState: connectivity.TransientFailure, ConnectionError: errors.New("refused")}
+	allocs := testing.AllocsPerRun(100, func() {
+		sc.push(connectivity.Connecting)
+		sc.listener(failed)
+		sc.push(connectivity.Idle)
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per three state changes with tracing off, want 0", allocs)
 	}
 }
