@@ -858,7 +858,7 @@ func (l *errorLog) take() []string {
 // it does nothing either, but says so in the log, where the mistake shows.
 func TestUpdateAddressesToAnotherKeyIsRefusedAloud(t *testing.T) {
 	log := &errorLog{LoggerV2: grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard)}
-	grpclog.SetLoggerV2(log) // no grpc channel exists in this package's internal tests
+	grpclog.SetLoggerV2(log)                                                                          // no grpc channel exists in this package's internal tests
 	t.Cleanup(func() { grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, os.Stderr)) }) // grpc's default
 
 	m := NewManager(newFakeCC())
