@@ -858,8 +858,10 @@ func (l *errorLog) take() []string {
 // it does nothing either, but says so in the log, where the mistake shows.
 func TestUpdateAddressesToAnotherKeyIsRefusedAloud(t *testing.T) {
 	log := &errorLog{LoggerV2: grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard)}
-	grpclog.SetLoggerV2(log)                                                                          // no grpc channel exists in this package's internal tests
-	t.Cleanup(func() { grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, os.Stderr)) }) // grpc's default
+	// No grpc channel exists while this package's internal tests run, so
+	// nothing else logs meanwhile. Restore grpc's default afterwards.
+	grpclog.SetLoggerV2(log)
+	t.Cleanup(func() { grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, os.Stderr)) })
 
 	m := NewManager(newFakeCC())
 	defer m.Close()
