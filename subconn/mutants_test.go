@@ -825,19 +825,19 @@ func TestStatsCountEachEventOnce(t *testing.T) {
 	}
 }
 
-// errorLog is a grpclog.DepthLoggerV2 that keeps the error lines and drops
-// the rest.
+// errorLog is a grpclog.DepthLoggerV2 that keeps the warning and error
+// lines and drops the rest.
 type errorLog struct {
 	grpclog.LoggerV2
 	mu     sync.Mutex
 	errors []string
 }
 
-func (l *errorLog) InfoDepth(int, ...any)    {}
-func (l *errorLog) WarningDepth(int, ...any) {}
-func (l *errorLog) FatalDepth(_ int, args ...any) {
-	panic(fmt.Sprint(args...))
-}
+func (l *errorLog) InfoDepth(int, ...any) {}
+
+func (l *errorLog) WarningDepth(d int, args ...any) { l.ErrorDepth(d, args...) }
+
+func (l *errorLog) FatalDepth(_ int, args ...any) { panic(fmt.Sprint(args...)) }
 
 func (l *errorLog) ErrorDepth(_ int, args ...any) {
 	l.mu.Lock()
@@ -853,15 +853,45 @@ func (l *errorLog) take() []string {
 	return out
 }
 
+// captureLog sends grpc's log to an errorLog for the rest of the test. No
+// grpc channel exists while this package's internal tests run, so nothing
+// else logs meanwhile. grpc's default logger is restored afterwards.
+func captureLog(t *testing.T) *errorLog {
+	log := &errorLog{LoggerV2: grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard)}
+	grpclog.SetLoggerV2(log)
+	t.Cleanup(func() { grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, os.Stderr)) })
+	return log
+}
+
+// TestSecondShutdownIsLoggedAndIgnored: balancer.SubConn's Shutdown returns
+// nothing, so a second one says so in the log, and a first one does not.
+func TestSecondShutdownIsLoggedAndIgnored(t *testing.T) {
+	log := captureLog(t)
+	cc := newFakeCC()
+	m := NewManager(cc)
+	defer m.Close()
+	h, err := m.Acquire(addr("10.0.0.1:1"), "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Shutdown()
+	if got := log.take(); len(got) != 0 {
+		t.Fatalf("the first Shutdown logged %q", got)
+	}
+	h.Shutdown()
+	if got := log.take(); len(got) != 1 || !strings.Contains(got[0], "already released") {
+		t.Fatalf("the second Shutdown logged %q, want one warning", got)
+	}
+	if n := cc.sc(0).shutdowns.Load(); n != 1 {
+		t.Fatalf("%d Shutdowns reached grpc, want 1", n)
+	}
+}
+
 // TestUpdateAddressesToAnotherKeyIsRefusedAloud: a shared subchannel keeps
 // its key. UpdateAddresses to the same key does nothing; to anything else
 // it does nothing either, but says so in the log, where the mistake shows.
 func TestUpdateAddressesToAnotherKeyIsRefusedAloud(t *testing.T) {
-	log := &errorLog{LoggerV2: grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard)}
-	// No grpc channel exists while this package's internal tests run, so
-	// nothing else logs meanwhile. Restore grpc's default afterwards.
-	grpclog.SetLoggerV2(log)
-	t.Cleanup(func() { grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, os.Stderr)) })
+	log := captureLog(t)
 
 	m := NewManager(newFakeCC())
 	defer m.Close()
