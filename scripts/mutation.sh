@@ -85,6 +85,14 @@ if [ -n "$diff_ref" ]; then
   changed=$( (git diff --name-only --merge-base "$diff_ref" -- '*.go'; git ls-files --others --exclude-standard -- '*.go') | grep -v '_test\.go$' | sort -u || true)
 fi
 
+# gremlins reads each source file when it reaches it, which can be an hour
+# into a run: it runs on a copy of the working tree, so that edits made
+# meanwhile neither change what is mutated nor shift the lines the report
+# prints.
+snap=$(mktemp -d "${TMPDIR:-/tmp}/mutation.XXXXXX")
+trap 'rm -rf "$snap"' EXIT
+tar -C "$root" --exclude=./.git --exclude=./.cache -cf - . | tar -C "$snap" -xf -
+
 results=()
 start=$SECONDS
 for d in "${dirs[@]}"; do
@@ -107,18 +115,15 @@ for d in "${dirs[@]}"; do
     echo "mutation: $d: mutating $(grep "^$d/[^/]*$" <<<"$changed" | tr '\n' ' ')"
   fi
   name=${d//\//_}
-  # The report reads the mutated lines from this copy, so that editing the
-  # package during a long run does not shift them.
-  rm -rf "$out/$name.src" && mkdir -p "$out/$name.src" && cp "$d"/*.go "$out/$name.src/"
   echo "mutation: $d: gremlins (workers $workers, timeout coefficient $coef); log in $out/$name.log"
   t0=$SECONDS
-  if ! "$bin/gremlins" unleash --workers "$workers" --timeout-coefficient "$coef" \
-      -S lt -o "$out/$name.json" "${exclude[@]}" "./$d" 2>&1 | tee "$out/$name.log"; then
+  if ! (cd "$snap" && "$bin/gremlins" unleash --workers "$workers" --timeout-coefficient "$coef" \
+      -S lt -o "$out/$name.json" "${exclude[@]}" "./$d") 2>&1 | tee "$out/$name.log"; then
     echo "mutation: gremlins failed on $d (see $out/$name.log)" >&2
     exit 1
   fi
   echo "mutation: $d took $((SECONDS - t0))s"
-  results+=("$d=$out/$name.json:$out/$name.src")
+  results+=("$d=$out/$name.json:$snap/$d")
 done
 
 if [ ${#results[@]} -eq 0 ]; then
