@@ -9,6 +9,7 @@ package subconn
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -991,6 +992,116 @@ func TestACleanCloseRecordsNoLeakSeries(t *testing.T) {
 	for k := range cc.metrics.counts {
 		if strings.HasPrefix(k, MetricLeaks) {
 			t.Fatalf("a clean Close recorded %q = %d", k, cc.metrics.counts[k])
+		}
+	}
+}
+
+// within runs f and fails the test if it has not returned after d: the
+// tests below turn a hang into a quick failure. f's goroutine is left
+// behind on failure.
+func within(t *testing.T, what string, d time.Duration, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+	}
+}
+
+// TestAcquireOfAHeldOrReleasedKeyDoesNotWait: Acquire waits only while
+// another goroutine creates or shuts down the key's subchannel: a second
+// holder of a live one, and the first after the last release, get theirs
+// at once.
+func TestAcquireOfAHeldOrReleasedKeyDoesNotWait(t *testing.T) {
+	cc := newFakeCC()
+	m := NewManager(cc)
+	defer m.Close()
+	var a, b, c *SubConn
+	within(t, "the first Acquire", 2*time.Second, func() { a, _ = m.Acquire(addr("10.0.0.1:1"), "a") })
+	within(t, "an Acquire of a held key", 2*time.Second, func() { b, _ = m.Acquire(addr("10.0.0.1:1"), "b") })
+	if a == nil || b == nil || a.ID() != b.ID() {
+		t.Fatalf("two holders of one key: %v, %v", a, b)
+	}
+	a.Release("done")
+	b.Release("done")
+	within(t, "an Acquire after the last release", 2*time.Second, func() { c, _ = m.Acquire(addr("10.0.0.1:1"), "c") })
+	if c == nil || c.ID() == a.ID() || cc.newSubConnCalls() != 2 {
+		t.Fatalf("after the last release: %v (NewSubConn called %d times), want a new subchannel", c, cc.newSubConnCalls())
+	}
+	c.Release("done")
+	cc.checkViolations(t)
+}
+
+// TestChildClientConnTakesOneAddressAndUnwrapsPickers: the child
+// ClientConn's NewSubConn wants exactly one address, and the pickers it
+// passes up return grpc's own SubConns.
+func TestChildClientConnTakesOneAddressAndUnwrapsPickers(t *testing.T) {
+	cc := newFakeCC()
+	m := NewManager(cc)
+	defer m.Close()
+	child := m.ClientConn(cc, "child")
+	if _, err := child.NewSubConn([]resolver.Address{addr("10.0.0.1:1"), addr("10.0.0.2:1")}, balancer.NewSubConnOptions{}); err == nil || !strings.Contains(err.Error(), `"child" needs exactly one address, got 2`) {
+		t.Fatalf("NewSubConn with two addresses: %v", err)
+	}
+	if _, err := child.NewSubConn(nil, balancer.NewSubConnOptions{}); err == nil {
+		t.Fatal("NewSubConn with no address succeeded")
+	}
+	sc, err := child.NewSubConn([]resolver.Address{addr("10.0.0.1:1")}, balancer.NewSubConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Shutdown()
+
+	child.UpdateState(balancer.State{ConnectivityState: connectivity.Ready, Picker: pickOnly{sc}})
+	cc.mu.Lock()
+	got := cc.states[len(cc.states)-1]
+	cc.mu.Unlock()
+	res, err := got.Picker.Pick(balancer.PickInfo{})
+	if err != nil || res.SubConn != balancer.SubConn(cc.sc(0)) {
+		t.Fatalf("the parent's picker picked %v, %v; want grpc's SubConn", res.SubConn, err)
+	}
+	if p := UnwrapPicker(got.Picker); p != got.Picker {
+		t.Fatal("UnwrapPicker wrapped an unwrapping picker again")
+	}
+	if UnwrapPicker(nil) != nil {
+		t.Fatal("UnwrapPicker(nil) is not nil")
+	}
+}
+
+type pickOnly struct{ sc balancer.SubConn }
+
+func (p pickOnly) Pick(balancer.PickInfo) (balancer.PickResult, error) {
+	return balancer.PickResult{SubConn: p.sc}, nil
+}
+
+// TestH2SnifferNeverSpins: the sniffer consumes every byte it is fed, in
+// any chunking, and returns.
+func TestH2SnifferNeverSpins(t *testing.T) {
+	ga := make([]byte, 8)
+	binary.BigEndian.PutUint32(ga[4:], 11)
+	stream := append(h2frame(h2FrameSettings, make([]byte, 6)), h2frame(0x0, nil)...) // an empty DATA frame
+	stream = append(stream, h2frame(0x1, make([]byte, 40))...)
+	stream = append(stream, h2frame(h2FrameGoAway, ga)...)
+	for _, chunk := range []int{1, 2, 9, 10, len(stream)} {
+		var s h2Sniffer
+		var seen bool
+		within(t, fmt.Sprintf("feeding in chunks of %d", chunk), 2*time.Second, func() {
+			for p := stream; len(p) > 0; {
+				n := min(chunk, len(p))
+				if _, ok := s.feed(p[:n]); ok {
+					seen = true
+				}
+				p = p[n:]
+			}
+			s.feed(nil)
+		})
+		if !seen || s.off {
+			t.Fatalf("chunks of %d: GOAWAY seen %v, sniffer off %v", chunk, seen, s.off)
 		}
 	}
 }
