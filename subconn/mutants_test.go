@@ -1105,3 +1105,34 @@ func TestH2SnifferNeverSpins(t *testing.T) {
 		}
 	}
 }
+
+// TestSubscriptionFiltersApplyPerSubscriber: each subscription gets the
+// events its own filter accepts; one without a filter gets every event.
+func TestSubscriptionFiltersApplyPerSubscriber(t *testing.T) {
+	const a, b = "fake:///filter-a", "fake:///filter-b"
+	onlyA := Subscribe(16, func(e *Event) bool { return e.Target == a })
+	defer onlyA.Close()
+	all := Subscribe(16, nil)
+	defer all.Close()
+	within(t, "publishing to a filtered and an unfiltered subscription", 2*time.Second, func() {
+		NewManager(newFakeCC(), WithTarget(a), WithTraceRing(0)).Close()
+		NewManager(newFakeCC(), WithTarget(b), WithTraceRing(0)).Close()
+	})
+	drain := func(s *Subscription) []string {
+		var out []string
+		for {
+			select {
+			case e := <-s.C:
+				out = append(out, e.Target+" "+string(e.Kind))
+			default:
+				return out
+			}
+		}
+	}
+	if got, want := drain(onlyA), []string{a + " manager_open", a + " manager_close"}; !slices.Equal(got, want) {
+		t.Fatalf("filtered subscription got %v, want %v", got, want)
+	}
+	if got, want := drain(all), []string{a + " manager_open", a + " manager_close", b + " manager_open", b + " manager_close"}; !slices.Equal(got, want) {
+		t.Fatalf("unfiltered subscription got %v, want %v", got, want)
+	}
+}
