@@ -1136,3 +1136,63 @@ func TestSubscriptionFiltersApplyPerSubscriber(t *testing.T) {
 		t.Fatalf("unfiltered subscription got %v, want %v", got, want)
 	}
 }
+
+// TestOneDrainTimeoutPerSubchannel: a subchannel shut down with two dials
+// in flight has one drain timeout, however its sockets arrive: the first
+// opens while the timer runs and is force-closed with it, the second opens
+// after it expired and is closed at once.
+func TestOneDrainTimeoutPerSubchannel(t *testing.T) {
+	target := holdingListener(t)
+	cc := newFakeCC()
+	m := NewManager(cc, WithTraceRing(64), WithDrainTimeout(300*time.Millisecond))
+	defer m.Close()
+	h, err := m.Acquire(addr(target), "holder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	var unblock [2]chan struct{}
+	var done [2]chan result
+	for i := range 2 {
+		started := make(chan struct{})
+		unblock[i], done[i] = make(chan struct{}), make(chan result, 1)
+		go func() {
+			c, err := h.rec.dial(context.Background(), target, func(ctx context.Context, a string) (net.Conn, error) {
+				close(started)
+				<-unblock[i]
+				return defaultDial(ctx, a)
+			})
+			done[i] <- result{c, err}
+		}()
+		<-started
+	}
+	h.Release("removed with two dials in flight") // the drain timer starts
+	time.Sleep(10 * time.Millisecond)
+	close(unblock[0])
+	first := <-done[0]
+	if first.err != nil {
+		t.Fatalf("the dial that finished while the timer ran: %v", first.err)
+	}
+	defer first.c.Close()
+	time.Sleep(700 * time.Millisecond) // the timer has expired, and any second one too
+	close(unblock[1])
+	if second := <-done[1]; second.err == nil || !strings.Contains(second.err.Error(), "shut down while dialing") {
+		t.Fatalf("the dial that finished after the drain timeout: %v, want a refusal", second.err)
+	}
+	waitFor(t, "destroy", func() bool { return hasKind(m.Trace(), KindDestroy) })
+	drains := 0
+	for _, e := range m.Trace() {
+		if e.Kind == KindDrainTimeout {
+			drains++
+		}
+	}
+	if got := m.Stats().DrainTimeouts; got != 1 || drains != 1 {
+		t.Fatalf("DrainTimeouts = %d and %d drain_timeout events, want 1 each\n%v", got, drains, m.Trace())
+	}
+	if rep := CheckTrace(m.Trace()); !rep.Clean() {
+		t.Fatalf("trace problems: %v", rep.Problems)
+	}
+}
