@@ -76,7 +76,10 @@ func (s TCPState) String() string {
 }
 
 // parseNetTCP yields the sockets in the contents of /proc/net/tcp or
-// /proc/net/tcp6. Lines it cannot parse, the header among them, are skipped.
+// /proc/net/tcp6. The header and blank lines are skipped; any other line that
+// is not a socket line is an error naming the line and what is wrong with it,
+// yielded once, after which the sequence ends. A table the parser cannot
+// read must fail a leak check, not pass it with sockets missing.
 //
 // The kernel prints an IPv4 address as one 32-bit word and an IPv6 address as
 // four, each word with %08X of its value in host byte order: on a
@@ -84,18 +87,23 @@ func (s TCPState) String() string {
 // 00000000000000000000000001000000. order is the host's byte order
 // (binary.NativeEndian for the running kernel's files). Ports are printed as
 // plain numbers.
-func parseNetTCP(data []byte, order binary.ByteOrder) iter.Seq[Socket] {
+func parseNetTCP(data []byte, order binary.ByteOrder) iter.Seq2[Socket, error] {
 	little := isLittle(order)
-	return func(yield func(Socket) bool) {
+	return func(yield func(Socket, error) bool) {
 		rest := data
-		for len(rest) > 0 {
+		for n := 1; len(rest) > 0; n++ {
 			line := rest
 			if i := bytes.IndexByte(rest, '\n'); i >= 0 {
 				line, rest = rest[:i], rest[i+1:]
 			} else {
 				rest = nil
 			}
-			if s, ok := parseNetTCPLine(line, little); ok && !yield(s) {
+			s, ok, why := parseNetTCPLine(line, little)
+			if why != "" {
+				yield(Socket{}, lineError(n, line, why))
+				return
+			}
+			if ok && !yield(s, nil) {
 				return
 			}
 		}
@@ -108,12 +116,36 @@ func scanNetTCP(r io.Reader, order binary.ByteOrder, yield func(Socket) bool) er
 	little := isLittle(order)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if s, ok := parseNetTCPLine(sc.Bytes(), little); ok && !yield(s) {
+	for n := 1; sc.Scan(); n++ {
+		s, ok, why := parseNetTCPLine(sc.Bytes(), little)
+		if why != "" {
+			return lineError(n, sc.Bytes(), why)
+		}
+		if ok && !yield(s) {
 			return nil
 		}
 	}
 	return sc.Err()
+}
+
+// A netTCPError is a line of a TCP table that is not a socket line.
+type netTCPError struct {
+	Line int    // 1-based
+	Why  string // what is wrong with it
+	Text []byte // the line, cut short
+}
+
+func (e *netTCPError) Error() string { return fmt.Sprintf("line %d: %s: %q", e.Line, e.Why, e.Text) }
+
+// maxQuoted bounds how much of a bad line an error quotes.
+const maxQuoted = 120
+
+func lineError(n int, line []byte, why string) error {
+	text := bytes.Clone(line)
+	if len(text) > maxQuoted {
+		text = append(text[:maxQuoted], "..."...)
+	}
+	return &netTCPError{Line: n, Why: why, Text: text}
 }
 
 // A line reads, with the fields this parser uses numbered:
@@ -121,23 +153,46 @@ func scanNetTCP(r io.Reader, order binary.ByteOrder, yield func(Socket) bool) er
 //	sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
 //	0:  0100007F:C383 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 40001 ...
 //	[0] [1]           [2]           [3] [4]              [5]         [6]       [7]         [8] [9]
-func parseNetTCPLine(line []byte, little bool) (Socket, bool) {
+//
+// parseNetTCPLine returns the socket and true for a socket line; false and
+// no reason for the header or a blank line; and otherwise the reason the line
+// is not a socket line. The reasons are constants: the parser allocates
+// nothing, and an error is built only for a bad line.
+func parseNetTCPLine(line []byte, little bool) (s Socket, ok bool, why string) {
 	var f [10][]byte
-	if splitFields(line, f[:]) < len(f) {
-		return Socket{}, false
+	n := splitFields(line, f[:])
+	switch {
+	case n == 0:
+		return Socket{}, false, ""
+	case string(f[0]) == "sl":
+		return Socket{}, false, "" // the header
+	case n < len(f):
+		return Socket{}, false, "not a socket line: fewer than 10 fields"
 	}
 	if sl := f[0]; len(sl) < 2 || sl[len(sl)-1] != ':' {
-		return Socket{}, false // the header, or not a socket line
+		return Socket{}, false, `not a socket line: the first field is not "N:"`
 	}
-	local, ok1 := parseAddrPort(f[1], little)
-	remote, ok2 := parseAddrPort(f[2], little)
-	state, ok3 := parseHex(f[3])
-	inode, ok4 := parseDec(f[9])
+	local, ok := parseAddrPort(f[1], little)
+	if !ok {
+		return Socket{}, false, "bad local address"
+	}
+	remote, ok := parseAddrPort(f[2], little)
+	if !ok {
+		return Socket{}, false, "bad remote address"
+	}
 	// Both addresses come from one table, so they have the same width.
-	if !ok1 || !ok2 || !ok3 || !ok4 || len(f[3]) != 2 || len(f[1]) != len(f[2]) {
-		return Socket{}, false
+	if len(f[1]) != len(f[2]) {
+		return Socket{}, false, "local and remote addresses of different families"
 	}
-	return Socket{Inode: inode, Local: local, Remote: remote, State: TCPState(state)}, true
+	state, ok := parseHex(f[3])
+	if !ok || len(f[3]) != 2 {
+		return Socket{}, false, "bad state: want two hex digits"
+	}
+	inode, ok := parseDec(f[9])
+	if !ok {
+		return Socket{}, false, "bad inode"
+	}
+	return Socket{Inode: inode, Local: local, Remote: remote, State: TCPState(state)}, true, ""
 }
 
 // splitFields stores the first len(out) space-separated fields of line in

@@ -1,6 +1,7 @@
 package leaktest
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -21,7 +22,24 @@ func parseFile(t *testing.T, name string) []Socket {
 		t.Fatal(err)
 	}
 	// The fixtures were printed by a little-endian kernel.
-	return slices.Collect(parseNetTCP(data, binary.LittleEndian))
+	socks, err := collect(data, binary.LittleEndian)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return socks
+}
+
+// collect returns the sockets parseNetTCP yields and the error that ends
+// them, if any.
+func collect(data []byte, order binary.ByteOrder) ([]Socket, error) {
+	var out []Socket
+	for s, err := range parseNetTCP(data, order) {
+		if err != nil {
+			return out, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 func sock(inode uint64, local, remote string, state TCPState) Socket {
@@ -69,7 +87,10 @@ func TestParseNetTCPBigEndianHost(t *testing.T) {
 	// A big-endian kernel prints the same words in network order.
 	data := []byte("   0: 7F000001:C383 7F000001:A1B2 01 00000000:00000000 00:00000000 00000000  1000        0 7 1\n" +
 		"   1: 20010DB885A3000000008A2E03707334:01BB 20010DB8000000000000000000000001:D431 01 00000000:00000000 00:00000000 00000000  1000        0 8 1\n")
-	got := slices.Collect(parseNetTCP(data, binary.BigEndian))
+	got, err := collect(data, binary.BigEndian)
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := []Socket{
 		sock(7, "127.0.0.1:50051", "127.0.0.1:41394", TCPEstablished),
 		sock(8, "[2001:db8:85a3::8a2e:370:7334]:443", "[2001:db8::1]:54321", TCPEstablished),
@@ -79,15 +100,61 @@ func TestParseNetTCPBigEndianHost(t *testing.T) {
 	}
 }
 
-func TestParseNetTCPSkipsMalformedLines(t *testing.T) {
-	got := parseFile(t, "testdata/tcp_malformed")
-	// Only the two well-formed lines survive, the last one without a newline.
-	want := []Socket{
-		sock(40003, "127.0.0.1:50051", "127.0.0.1:41394", TCPEstablished),
-		sock(40004, "127.0.0.1:41396", "127.0.0.1:50051", TCPEstablished),
+// TestParseNetTCPNamesTheBadLine: a line that is not a socket line fails the
+// parse with its line number and what is wrong, so that a leak check fails
+// instead of passing with sockets missing. Only the header and blank lines
+// are skipped.
+func TestParseNetTCPNamesTheBadLine(t *testing.T) {
+	data := mustRead(t, "testdata/tcp_malformed")
+	got, err := collect(data, binary.LittleEndian)
+	want := []Socket{sock(40003, "127.0.0.1:50051", "127.0.0.1:41394", TCPEstablished)}
+	if !slices.Equal(got, want) || err == nil || !strings.HasPrefix(err.Error(), `line 4: not a socket line: fewer than 10 fields: "   1:"`) {
+		t.Fatalf("parse testdata/tcp_malformed: %v, %v; want the first socket, then an error for line 4", got, err)
 	}
-	if !slices.Equal(got, want) {
-		t.Errorf("parse testdata/tcp_malformed:\n got %v\nwant %v", got, want)
+	n := 0
+	if err := scanNetTCP(bytes.NewReader(data), binary.LittleEndian, func(Socket) bool { n++; return true }); n != 1 || err == nil || err.Error() != "line 4: not a socket line: fewer than 10 fields: \"   1:\"" {
+		t.Fatalf("scanNetTCP: %d sockets, error %v", n, err)
+	}
+
+	// Each bad line of the fixture, on its own after the header.
+	lines := strings.Split(string(data), "\n")
+	header := lines[0] + "\n"
+	for _, tc := range []struct {
+		line int // in the fixture, 1-based
+		why  string
+	}{
+		{4, "not a socket line: fewer than 10 fields"},
+		{5, "not a socket line: fewer than 10 fields"},
+		{6, "bad local address"},
+		{7, "bad local address"},
+		{8, "bad local address"},
+		{9, "bad local address"},
+		{10, "bad state: want two hex digits"},
+		{11, "bad state: want two hex digits"},
+		{12, "bad inode"},
+		{13, "bad inode"},
+		{14, "local and remote addresses of different families"},
+		{15, "bad remote address"},
+		{16, `not a socket line: the first field is not "N:"`},
+		{17, "not a socket line: fewer than 10 fields"},
+		{18, "not a socket line: fewer than 10 fields"},
+	} {
+		_, err := collect([]byte(header+lines[tc.line-1]+"\n"), binary.LittleEndian)
+		if err == nil || !strings.HasPrefix(err.Error(), "line 2: "+tc.why+": ") {
+			t.Errorf("fixture line %d %q: error %v, want %q", tc.line, lines[tc.line-1], err, tc.why)
+		}
+	}
+	// The last line, without a newline, is a socket.
+	if got, err := collect([]byte(header+lines[len(lines)-1]), binary.LittleEndian); err != nil || len(got) != 1 || got[0].Inode != 40004 {
+		t.Errorf("the fixture's last line: %v, %v", got, err)
+	}
+}
+
+func TestParseNetTCPQuotesLongLinesShort(t *testing.T) {
+	long := "   0: " + strings.Repeat("Z", 500) + " x x x x x x x x x\n"
+	_, err := collect([]byte(long), binary.LittleEndian)
+	if err == nil || len(err.Error()) > 200 || !strings.HasSuffix(err.Error(), `..."`) {
+		t.Fatalf("error for a 500-byte line: %v", err)
 	}
 }
 
@@ -174,7 +241,8 @@ func FuzzParseNetTCP(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, order := range []binary.ByteOrder{binary.LittleEndian, binary.BigEndian} {
-			for s := range parseNetTCP(data, order) {
+			socks, err := collect(data, order)
+			for _, s := range socks {
 				if !s.Local.IsValid() || !s.Remote.IsValid() {
 					t.Fatalf("invalid address in %+v", s)
 				}
@@ -182,10 +250,32 @@ func FuzzParseNetTCP(f *testing.F) {
 					t.Fatalf("address not normalised in %+v", s)
 				}
 				// What was parsed prints back to a line that parses the same.
-				again := slices.Collect(parseNetTCP([]byte(formatLine(s, order)), order))
-				if len(again) != 1 || again[0] != s {
-					t.Fatalf("%+v printed as %q parses as %+v", s, formatLine(s, order), again)
+				again, err := collect([]byte(formatLine(s, order)), order)
+				if err != nil || len(again) != 1 || again[0] != s {
+					t.Fatalf("%+v printed as %q parses as %+v, %v", s, formatLine(s, order), again, err)
 				}
+			}
+			// A bad line is a clear error: its number in the input, what is
+			// wrong, the line itself.
+			var ne *netTCPError
+			if err != nil {
+				if !errors.As(err, &ne) || ne.Why == "" || ne.Line < 1 || ne.Line > bytes.Count(data, []byte("\n"))+1 {
+					t.Fatalf("error %v: want a *netTCPError naming a line of the input", err)
+				}
+				if !strings.HasPrefix(err.Error(), fmt.Sprintf("line %d: %s: ", ne.Line, ne.Why)) {
+					t.Fatalf("error message %q", err)
+				}
+			}
+			// The reader the leak checks use agrees, unless a line is too
+			// long for its buffer.
+			var scanned []Socket
+			serr := scanNetTCP(bytes.NewReader(data), order, func(s Socket) bool { scanned = append(scanned, s); return true })
+			if errors.Is(serr, bufio.ErrTooLong) {
+				continue
+			}
+			var sne *netTCPError
+			if !slices.Equal(scanned, socks) || (err == nil) != (serr == nil) || (err != nil && (!errors.As(serr, &sne) || sne.Line != ne.Line || sne.Why != ne.Why)) {
+				t.Fatalf("scanNetTCP: %v, %v; parseNetTCP: %v, %v", scanned, serr, socks, err)
 			}
 		}
 	})
@@ -206,8 +296,8 @@ func FuzzNetTCPAddressRoundTrip(f *testing.F) {
 			// Print the raw (possibly v4-mapped) addresses, as tcp6 does.
 			raw := Socket{Inode: inode, Local: netip.AddrPortFrom(l, lport), Remote: netip.AddrPortFrom(r, rport), State: TCPState(state)}
 			line := formatLine(raw, order)
-			got := slices.Collect(parseNetTCP([]byte(line), order))
-			if len(got) != 1 || got[0] != want {
+			got, err := collect([]byte(line), order)
+			if err != nil || len(got) != 1 || got[0] != want {
 				t.Fatalf("%q parsed as %v, want %v", line, got, want)
 			}
 		}

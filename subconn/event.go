@@ -134,10 +134,7 @@ func (r *ring) resize(n int) {
 	if len(old) > n {
 		old = old[len(old)-n:]
 	}
-	r.buf, r.next, r.size = old, 0, n
-	if len(r.buf) == n {
-		r.next = 0
-	}
+	r.buf, r.next, r.size = old, 0, n // oldest first: the next write after a full buf overwrites buf[0]
 }
 
 // The process-wide event hub. Every manager publishes to it; subscribers

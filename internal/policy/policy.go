@@ -55,7 +55,9 @@ func ParseConfig(policy string, js json.RawMessage, allowShuffle bool) (*Config,
 	if err := dec.Decode(cfg); err != nil {
 		return nil, fmt.Errorf("%s: invalid config %s: %v", policy, js, err)
 	}
-	if dec.More() {
+	// Decoder.More is no test for trailing data: it is false before a
+	// stray ']' or '}'.
+	if len(bytes.TrimSpace(js[dec.InputOffset():])) > 0 {
 		return nil, fmt.Errorf("%s: invalid config %s: trailing data", policy, js)
 	}
 	if cfg.ShuffleAddressList && !allowShuffle {

@@ -1,0 +1,105 @@
+package policy_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/leakproof/leakproof/balancer/pickfirst"
+	"github.com/leakproof/leakproof/balancer/roundrobin"
+	"github.com/leakproof/leakproof/internal/policy"
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/serviceconfig"
+)
+
+// fuzzedPolicies names every leakproof policy whose ParseConfig the fuzz
+// target feeds, through grpc's registry as a service config reaches it.
+// A new policy (leakproof_guard) is added here when it is registered.
+var fuzzedPolicies = []string{
+	pickfirst.Name,
+	roundrobin.Name,
+}
+
+// FuzzParseConfig feeds arbitrary bytes to every policy's ParseConfig. Bad
+// input is an error that names the policy, never a panic; input that is
+// accepted is valid JSON (or nothing), within the documented limits, and
+// parses back to the same config from its own JSON.
+func FuzzParseConfig(f *testing.F) {
+	for _, s := range []string{
+		``, `null`, `{}`, ` {} `,
+		`{"shuffleAddressList":true,"drainTimeout":"30s","traceRingSize":512}`,
+		`{"drainTimeout":"1h30m"}`, `{"drainTimeout":"0s"}`, `{"drainTimeout":"-1s"}`,
+		`{"drainTimeout":"25h"}`, `{"drainTimeout":"forever"}`, `{"drainTimeout":5}`,
+		`{"traceRingSize":0}`, `{"traceRingSize":-1}`, `{"traceRingSize":1048577}`, `{"traceRingSize":1.5}`,
+		`{"traceRingSize":null}`, `{"bogus":1}`, `[1,2]`, `"s"`, `{"drainTimeout":"1s"} {}`,
+		`{"drainTimeout":"1s"}}`, `{"drainTimeout":"1s"}]`, `{`, `{"DrainTimeout":"2s"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, js []byte) {
+		for _, name := range fuzzedPolicies {
+			p, ok := balancer.Get(name).(balancer.ConfigParser)
+			if !ok {
+				t.Fatalf("%s is not registered with a config parser", name)
+			}
+			cfg, err := p.ParseConfig(json.RawMessage(js))
+			_, err2 := p.ParseConfig(json.RawMessage(js))
+			if (err == nil) != (err2 == nil) || (err != nil && err.Error() != err2.Error()) {
+				t.Fatalf("%s: parsing %q twice: %v, then %v", name, js, err, err2)
+			}
+			if err != nil {
+				if !strings.HasPrefix(err.Error(), name+": ") {
+					t.Fatalf("%s: error %q for %q does not name the policy", name, err, js)
+				}
+				continue
+			}
+			if cfg == nil {
+				t.Fatalf("%s: no config and no error for %q", name, js)
+			}
+			blank := len(bytes.TrimSpace(js)) == 0 || string(bytes.TrimSpace(js)) == "null"
+			if !blank && !json.Valid(js) {
+				t.Fatalf("%s: accepted %q, which is not JSON", name, js)
+			}
+			checkAccepted(t, name, cfg, js)
+			// The accepted config, printed as JSON, parses back the same.
+			again, err := json.Marshal(cfg)
+			if err != nil {
+				t.Fatalf("%s: marshal %+v: %v", name, cfg, err)
+			}
+			cfg2, err := p.ParseConfig(again)
+			if err != nil || !reflect.DeepEqual(cfg, cfg2) {
+				t.Fatalf("%s: %q parsed as %+v; its JSON %s parses as %+v, %v", name, js, cfg, again, cfg2, err)
+			}
+		}
+	})
+}
+
+// checkAccepted checks an accepted config against the limits each policy
+// documents.
+func checkAccepted(t *testing.T, name string, lbc serviceconfig.LoadBalancingConfig, js []byte) {
+	t.Helper()
+	switch name {
+	case pickfirst.Name, roundrobin.Name:
+		cfg, err := policy.ConfigOf(name, lbc)
+		if err != nil {
+			t.Fatalf("%s: accepted %q as a %T: %v", name, js, lbc, err)
+		}
+		if d := cfg.DrainTimeout; d != "" {
+			v, err := time.ParseDuration(d)
+			if err != nil || v <= 0 || v > policy.MaxDrainTimeout {
+				t.Fatalf("%s: accepted drainTimeout %q from %q", name, d, js)
+			}
+		}
+		if n := cfg.TraceRingSize; n != nil && (*n < 0 || *n > policy.MaxTraceRingSize) {
+			t.Fatalf("%s: accepted traceRingSize %d from %q", name, *n, js)
+		}
+		if cfg.ShuffleAddressList && name != pickfirst.Name {
+			t.Fatalf("%s: accepted shuffleAddressList from %q", name, js)
+		}
+	default:
+		t.Fatalf("%s: no limits to check; add them here", name)
+	}
+}

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Mutation testing of the packages that decide whether a subchannel leaks:
+# subconn, the policies (every package under balancer/) and leaktest. Each
+# mutant (a flipped comparison, an inverted sign, a ++ turned --) is built into
+# its package and the package's own tests are run against it; a mutant the
+# tests do not notice "lived" and marks a gap in the tests.
+#
+#   scripts/mutation.sh                   every package above
+#   scripts/mutation.sh subconn leaktest  only these package directories
+#   scripts/mutation.sh --diff [REF]      only the non-test .go files changed
+#                                         since the merge base with REF
+#                                         (default main), committed or not
+#
+# It prints, per package, efficacy (killed / (killed + lived)) and mutator
+# coverage ((killed + lived) / (killed + lived + not covered)), gremlins'
+# own definitions, with the mutants named in scripts/mutation-allowlist.txt
+# (equivalent mutants, each with the reason) left out of both and listed
+# apart, then every mutant that lived with the allowlist line that would
+# name it. It fails if subconn falls below efficacy 95% or mutator coverage
+# 90%, and, in --diff mode, if any mutant in a changed file lived.
+#
+# The tool is go-gremlins, pinned in tools/gremlins and built into .cache/bin.
+# A full run is heavy (one package build and test run per mutant: about half
+# an hour on two busy cores); it is not part of `go test ./...`.
+#
+# Environment:
+#   MUTATION_WORKERS              parallel mutants (default 1)
+#   MUTATION_TIMEOUT_COEFFICIENT  a mutant's build and tests may take this
+#                                 many times gremlins' first (coverage) run
+#                                 before it counts as timed out (default 5).
+#                                 Timed-out mutants count in neither figure;
+#                                 a mutant that hangs costs the whole timeout.
+#   MUTATION_OUT                  where results and logs go (.cache/mutation)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+usage() { echo "usage: $0 [--diff [REF]] [PACKAGE_DIR...]" >&2; exit 2; }
+
+diff_ref=""
+dirs=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --diff)
+      diff_ref=main
+      if [ $# -gt 1 ] && [[ "$2" != -* ]] && ! [ -d "$2" ]; then diff_ref=$2; shift; fi
+      ;;
+    -h|--help) usage ;;
+    -*) usage ;;
+    *) [ -d "$1" ] || { echo "mutation: no directory $1" >&2; exit 2; }; dirs+=("${1%/}") ;;
+  esac
+  shift
+done
+
+# The default packages: subconn, each policy under balancer/ (a new policy
+# is picked up by itself), leaktest.
+if [ ${#dirs[@]} -eq 0 ]; then
+  dirs=(subconn)
+  for d in balancer/*/; do
+    d=${d%/}
+    ls "$d"/*.go 2>/dev/null | grep -qv '_test\.go$' && dirs+=("$d")
+  done
+  dirs+=(leaktest)
+fi
+
+workers=${MUTATION_WORKERS:-1}
+coef=${MUTATION_TIMEOUT_COEFFICIENT:-5}
+out=${MUTATION_OUT:-$root/.cache/mutation}
+bin="$root/.cache/bin"
+allow="$root/scripts/mutation-allowlist.txt"
+mkdir -p "$bin" "$out"
+
+echo "mutation: building gremlins and the report into .cache/bin"
+(cd tools/gremlins && go build -o "$bin/" github.com/go-gremlins/gremlins/cmd/gremlins ./mutationreport)
+
+# sources lists a package's non-test Go files, relative to the package.
+sources() { (cd "$1" && ls *.go 2>/dev/null | grep -v '_test\.go$' || true); }
+
+changed=""
+if [ -n "$diff_ref" ]; then
+  if ! git rev-parse --verify --quiet "$diff_ref^{commit}" >/dev/null; then
+    echo "mutation: --diff: no commit $diff_ref here; nothing to compare with" >&2
+    exit 2
+  fi
+  changed=$( (git diff --name-only --merge-base "$diff_ref" -- '*.go'; git ls-files --others --exclude-standard -- '*.go') | grep -v '_test\.go$' | sort -u || true)
+fi
+
+# gremlins reads each source file when it reaches it, which can be an hour
+# into a run: it runs on a copy of the working tree, so that edits made
+# meanwhile neither change what is mutated nor shift the lines the report
+# prints.
+snap=$(mktemp -d "${TMPDIR:-/tmp}/mutation.XXXXXX")
+trap 'rm -rf "$snap"' EXIT
+tar -C "$root" --exclude=./.git --exclude=./.cache -cf - . | tar -C "$snap" -xf -
+
+results=()
+start=$SECONDS
+for d in "${dirs[@]}"; do
+  # gremlins walks the directory tree: files in subdirectories belong to
+  # packages of their own (each is named on its own if it is to be mutated)
+  # and are left out.
+  exclude=(-E '/')
+  if [ -n "$diff_ref" ]; then
+    keep=0
+    for f in $(sources "$d"); do
+      if grep -qxF "$d/$f" <<<"$changed"; then
+        keep=1
+      else
+        exclude+=(-E "^${f//./\\.}\$")
+      fi
+    done
+    if [ $keep -eq 0 ]; then
+      echo "mutation: $d: no non-test Go file changed since $diff_ref; skipped"
+      continue
+    fi
+    echo "mutation: $d: mutating $(grep "^$d/[^/]*$" <<<"$changed" | tr '\n' ' ')"
+  fi
+  name=${d//\//_}
+  echo "mutation: $d: gremlins (workers $workers, timeout coefficient $coef); log in $out/$name.log"
+  t0=$SECONDS
+  if ! (cd "$snap" && "$bin/gremlins" unleash --workers "$workers" --timeout-coefficient "$coef" \
+      -S lt -o "$out/$name.json" "${exclude[@]}" "./$d") 2>&1 | tee "$out/$name.log"; then
+    echo "mutation: gremlins failed on $d (see $out/$name.log)" >&2
+    exit 1
+  fi
+  echo "mutation: $d took $((SECONDS - t0))s"
+  results+=("$d=$out/$name.json:$snap/$d")
+done
+
+if [ ${#results[@]} -eq 0 ]; then
+  echo "mutation: nothing to mutate"
+  exit 0
+fi
+
+report_flags=(-allow "$allow" -min subconn=95/90)
+[ -n "$diff_ref" ] && report_flags+=(-no-lived)
+echo
+echo "mutation: results ($((SECONDS - start))s in all)"
+"$bin/mutationreport" "${report_flags[@]}" "${results[@]}"
