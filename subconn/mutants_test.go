@@ -1196,3 +1196,28 @@ func TestOneDrainTimeoutPerSubchannel(t *testing.T) {
 		t.Fatalf("trace problems: %v", rep.Problems)
 	}
 }
+
+// TestSyncThatChangesNothingCostsNothing: Sync's cost is a lookup per
+// address plus the changes; an unchanged list neither allocates nor sweeps.
+func TestSyncThatChangesNothingCostsNothing(t *testing.T) {
+	cc := newFakeCC()
+	m := NewManager(cc, WithTraceRing(0))
+	defer m.Close()
+	s := m.NewSet("set", nil)
+	defer s.Close()
+	var addrs []resolver.Address
+	for i := range 50 {
+		addrs = append(addrs, addr(fmt.Sprintf("10.0.0.%d:1", i+1)))
+	}
+	if _, _, err := s.Sync(addrs); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if added, removed, err := s.Sync(addrs); len(added)+len(removed) != 0 || err != nil {
+			t.Fatalf("unchanged Sync: added %d, removed %d, %v", len(added), len(removed), err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per unchanged Sync, want 0", allocs)
+	}
+}
