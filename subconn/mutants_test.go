@@ -1221,3 +1221,38 @@ func TestSyncThatChangesNothingCostsNothing(t *testing.T) {
 		t.Fatalf("%v allocations per unchanged Sync, want 0", allocs)
 	}
 }
+
+// TestSetReportsSubConnsReleasedBehindItsBack: a SubConn the set holds but
+// someone else released is an error when the set lets it go, from Sync and
+// from Close, and the other releases still happen.
+func TestSetReportsSubConnsReleasedBehindItsBack(t *testing.T) {
+	cc := newFakeCC()
+	m := NewManager(cc)
+	defer m.Close()
+	s := m.NewSet("set", nil)
+	added, _, err := s.Sync([]resolver.Address{addr("10.0.0.1:1"), addr("10.0.0.2:1"), addr("10.0.0.3:1")})
+	if err != nil || len(added) != 3 {
+		t.Fatalf("Sync: %d added, %v", len(added), err)
+	}
+	byKey := map[string]*SubConn{}
+	for _, h := range added {
+		byKey[h.Key()] = h
+	}
+	byKey["10.0.0.1:1"].Release("by hand")
+	if _, removed, err := s.Sync([]resolver.Address{addr("10.0.0.2:1"), addr("10.0.0.3:1")}); !errors.Is(err, ErrReleased) || len(removed) != 1 {
+		t.Fatalf("Sync dropping a SubConn released by hand: removed %d, err %v; want 1 and ErrReleased", len(removed), err)
+	}
+	byKey["10.0.0.2:1"].Release("by hand")
+	if err := s.Close(); !errors.Is(err, ErrReleased) || !strings.Contains(err.Error(), "10.0.0.2:1") {
+		t.Fatalf("Close with a SubConn released by hand: %v, want ErrReleased naming it", err)
+	}
+	if !byKey["10.0.0.3:1"].Released() || len(m.Snapshot()) != 0 {
+		t.Fatalf("Close left subchannels: %+v", m.Snapshot())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, _, err := s.Sync(nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Sync after Close: %v, want ErrClosed", err)
+	}
+}
