@@ -66,13 +66,16 @@ func (b *fresh) UpdateClientConnState(s balancer.ClientConnState) error {
 	for _, a := range s.ResolverState.Addresses {
 		addr := a.Addr
 		var sc balancer.SubConn
+		// b.mu is held across NewSubConn, as subconn's contract asks (and
+		// grpc's pickfirst does): a listener reading sc waits for it.
+		b.mu.Lock()
 		sc, err := b.cc.NewSubConn([]resolver.Address{{Addr: addr}}, balancer.NewSubConnOptions{
 			StateListener: func(st balancer.SubConnState) { b.update(addr, sc, st) },
 		})
 		if err != nil {
+			b.mu.Unlock()
 			return err
 		}
-		b.mu.Lock()
 		b.all = append(b.all, sc)
 		b.mu.Unlock()
 		sc.Connect()
