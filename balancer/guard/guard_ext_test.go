@@ -45,33 +45,6 @@ func guarded(child, extra string) string {
 		child, orphanTimeout.String(), drainTimeout.String(), extra))
 }
 
-// idServer is grpc's interop TestService that also fills ServerId.
-type idServer struct {
-	testgrpc.TestServiceServer
-	id string
-}
-
-func (s *idServer) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
-	resp, err := s.TestServiceServer.UnaryCall(ctx, req)
-	if err == nil && req.GetFillServerId() {
-		resp.ServerId = s.id
-	}
-	return resp, err
-}
-
-func startInterop(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer()
-	testgrpc.RegisterTestServiceServer(s, &idServer{TestServiceServer: interop.NewTestServer(), id: l.Addr().String()})
-	go s.Serve(l)
-	t.Cleanup(s.Stop)
-	return l.Addr().String()
-}
-
 // grpcPolicies are grpc-go's policies run under the guard, with the config
 // each needs without xDS.
 var grpcPolicies = []struct{ name, child string }{
@@ -86,7 +59,7 @@ var grpcPolicies = []struct{ name, child string }{
 // and that the refcount trace is clean after the channel closes.
 func TestGRPCPoliciesUnderTheGuard(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
-	addrs := []string{startInterop(t), startInterop(t), startInterop(t)}
+	addrs := []string{e2e.StartInterop(t), e2e.StartInterop(t), e2e.StartInterop(t)}
 	for _, p := range grpcPolicies {
 		t.Run(p.name, func(t *testing.T) {
 			cl := e2e.Dial(t, guarded(p.child, ""), e2e.AddrState(addrs...), e2e.Options{})

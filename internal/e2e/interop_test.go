@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -19,41 +18,13 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// idServer is grpc's interop TestService that also fills ServerId, which
-// the pick_first interop case requires.
-type idServer struct {
-	testgrpc.TestServiceServer
-	id string
-}
-
-func (s *idServer) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
-	resp, err := s.TestServiceServer.UnaryCall(ctx, req)
-	if err == nil && req.GetFillServerId() {
-		resp.ServerId = s.id
-	}
-	return resp, err
-}
-
-func startInterop(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer()
-	testgrpc.RegisterTestServiceServer(s, &idServer{TestServiceServer: interop.NewTestServer(), id: l.Addr().String()})
-	go s.Serve(l)
-	t.Cleanup(s.Stop)
-	return l.Addr().String()
-}
-
 // TestInteropCasesThroughBothPolicies runs grpc-go's interop client cases
 // (they abort the test binary on failure) through each leakproof policy,
 // with and without the socket-tracking dialer, and through grpc-go's own
 // pick_first and round_robin for comparison.
 func TestInteropCasesThroughBothPolicies(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
-	addrs := []string{startInterop(t), startInterop(t), startInterop(t)}
+	addrs := []string{e2e.StartInterop(t), e2e.StartInterop(t), e2e.StartInterop(t)}
 	for _, policy := range []string{pickfirst.Name, roundrobin.Name, "pick_first", "round_robin"} {
 		for _, o := range []e2e.Options{{}, {NoDialer: true}} {
 			grpcs := policy == "pick_first" || policy == "round_robin"
