@@ -67,10 +67,16 @@ func (b *fresh) UpdateClientConnState(s balancer.ClientConnState) error {
 		addr := a.Addr
 		var sc balancer.SubConn
 		// b.mu is held across NewSubConn, as subconn's contract asks (and
-		// grpc's pickfirst does): a listener reading sc waits for it.
+		// grpc's pickfirst does), and sc is read under it: the manager may
+		// tell a new holder the current state before NewSubConn returns.
 		b.mu.Lock()
 		sc, err := b.cc.NewSubConn([]resolver.Address{{Addr: addr}}, balancer.NewSubConnOptions{
-			StateListener: func(st balancer.SubConnState) { b.update(addr, sc, st) },
+			StateListener: func(st balancer.SubConnState) {
+				b.mu.Lock()
+				sc := sc // assigned under b.mu below
+				b.mu.Unlock()
+				b.update(addr, sc, st)
+			},
 		})
 		if err != nil {
 			b.mu.Unlock()
