@@ -113,9 +113,12 @@ func BenchmarkChurn(b *testing.B) {
 //	benchstat -col /endpoints
 //
 // prints how the cost of each grows with the list. Above 2,000 endpoints it
-// runs only with LEAKPROOF_BENCH_LARGE=1.
+// runs only with LEAKPROOF_BENCH_LARGE=1. impl=floor is the least a round
+// robin over grpc's pick_first children can do (floorName): its growth is
+// what the children and the machine's memory add, which no round robin
+// built on them can go below.
 func BenchmarkChurnScale(b *testing.B) {
-	for _, p := range policyImpls {
+	for _, p := range append(policyImpls[:len(policyImpls):len(policyImpls)], floorImpl) {
 		if !p.roundRobin() {
 			continue
 		}
