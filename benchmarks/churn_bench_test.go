@@ -93,14 +93,15 @@ func skipLarge(b *testing.B, n int) {
 // update: grpc's round_robin opens a second SubConn to every backend that two
 // endpoints share, leakproof's one). At the end every SubConn created must
 // have been shut down exactly once. pickers/op counts the policy's
-// UpdateState calls per update.
+// UpdateState calls per update. impl=leakproof-coalesce is
+// leakproof_round_robin with "coalescePickers": true.
 func BenchmarkChurn(b *testing.B) {
-	for _, p := range policyImpls {
+	for _, p := range append(policyImpls[:len(policyImpls):len(policyImpls)], coalesceImpl) {
 		for _, n := range churnSizes {
 			for _, pct := range churnPcts {
 				b.Run(fmt.Sprintf("%v/endpoints=%d/changed=%d%%", p, n, pct), func(b *testing.B) {
 					skipLarge(b, n)
-					benchChurn(b, p, "", n, pct)
+					benchChurn(b, p, p.cfg, n, pct)
 				})
 			}
 		}
@@ -118,7 +119,7 @@ func BenchmarkChurn(b *testing.B) {
 // what the children and the machine's memory add, which no round robin
 // built on them can go below.
 func BenchmarkChurnScale(b *testing.B) {
-	for _, p := range append(policyImpls[:len(policyImpls):len(policyImpls)], floorImpl) {
+	for _, p := range append(policyImpls[:len(policyImpls):len(policyImpls)], coalesceImpl, floorImpl) {
 		if !p.roundRobin() {
 			continue
 		}
@@ -126,7 +127,7 @@ func BenchmarkChurnScale(b *testing.B) {
 			for _, n := range scaleSizes {
 				b.Run(fmt.Sprintf("%v/changed=%d%%/endpoints=%d", p, pct, n), func(b *testing.B) {
 					skipLarge(b, n)
-					benchChurn(b, p, "", n, pct)
+					benchChurn(b, p, p.cfg, n, pct)
 				})
 			}
 		}

@@ -23,7 +23,7 @@ import (
 // against it.
 const floorName = "leakproof_bench_floor"
 
-var floorImpl = policyImpl{"round_robin", "floor", floorName}
+var floorImpl = policyImpl{"round_robin", "floor", floorName, ""}
 
 func init() { balancer.Register(floorBuilder{}) }
 

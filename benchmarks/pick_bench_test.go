@@ -17,6 +17,7 @@ type policyImpl struct {
 	policy  string // round_robin or pick_first
 	impl    string // grpc or leakproof
 	builder string // the registered name
+	cfg     string // its config, "" for none
 }
 
 func (p policyImpl) roundRobin() bool { return p.policy == "round_robin" }
@@ -24,11 +25,15 @@ func (p policyImpl) roundRobin() bool { return p.policy == "round_robin" }
 func (p policyImpl) String() string { return "policy=" + p.policy + "/impl=" + p.impl }
 
 var policyImpls = []policyImpl{
-	{"round_robin", "grpc", grpcroundrobin.Name},
-	{"round_robin", "leakproof", lproundrobin.Name},
-	{"pick_first", "grpc", grpcpickfirst.Name},
-	{"pick_first", "leakproof", lppickfirst.Name},
+	{"round_robin", "grpc", grpcroundrobin.Name, ""},
+	{"round_robin", "leakproof", lproundrobin.Name, ""},
+	{"pick_first", "grpc", grpcpickfirst.Name, ""},
+	{"pick_first", "leakproof", lppickfirst.Name, ""},
 }
+
+// coalesceImpl is leakproof_round_robin with coalescePickers, in the churn
+// benchmarks only (picking is the same code).
+var coalesceImpl = policyImpl{"round_robin", "leakproof-coalesce", lproundrobin.Name, `{"coalescePickers":true}`}
 
 // traceModes are the ways leakproof's trace can be set up: no events at all
 // (traceRingSize 0 and no subscriber), the default ring of 512 events per

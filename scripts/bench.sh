@@ -135,7 +135,7 @@ fi
 if [ -s "$r/churn.txt" ]; then
   grep -v 'ChurnTrace' "$r/churn.txt" > "$r/.churn-compare.txt"
   grep -E '^(goos|goarch|pkg|cpu|BenchmarkChurnTrace)' "$r/churn.txt" > "$r/.churn-trace.txt" || true
-  table "$r/.churn-compare.txt" "/impl@(grpc leakproof)"
+  table "$r/.churn-compare.txt" "/impl@(grpc leakproof leakproof-coalesce)"
   table "$r/.churn-trace.txt" "/trace@(off ring sub)"
 fi
 # The scale group: each row's cost at 2,000, 5,000 and 10,000 endpoints as a

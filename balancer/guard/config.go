@@ -101,7 +101,7 @@ func parseConfig(js json.RawMessage) (*lbConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: invalid config: %v", Name, err)
 	}
-	if cfg.manager, err = policy.ParseConfig(Name, rest, false); err != nil {
+	if cfg.manager, err = policy.ParseConfig(Name, rest, 0); err != nil {
 		return nil, err
 	}
 	return cfg, nil

@@ -46,6 +46,7 @@ func TestParseConfigNamesTheField(t *testing.T) {
 		{`{"childPolicy":[{"round_robin":{}}],"orphans":true}`, `orphans "true"`},
 		{`{"childPolicy":[{"round_robin":{}}],"drainTimeout":"forever"}`, `drainTimeout "forever"`},
 		{`{"childPolicy":[{"round_robin":{}}],"traceRingSize":-1}`, "traceRingSize -1"},
+		{`{"childPolicy":[{"round_robin":{}}],"coalescePickers":true}`, "coalescePickers is a round_robin option"},
 		{`{"childPolicy":[{"round_robin":{}}],"orphanTimout":"1s"}`, `unknown field "orphanTimout"`},
 		{`{"childPolicy":[{"round_robin":{}}]} {}`, "trailing data"},
 		{`[1]`, "invalid config"},

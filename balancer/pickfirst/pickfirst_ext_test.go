@@ -182,6 +182,7 @@ func TestParseConfig(t *testing.T) {
 		{`null`, ""},
 		{`{"shuffleAddressList":true,"drainTimeout":"1m","traceRingSize":64}`, ""},
 		{`{"shuffleAddressList":"yes"}`, "invalid config"},
+		{`{"coalescePickers":true}`, "coalescePickers is a round_robin option"},
 		{`{"drainTimeout":5}`, "invalid config"},
 		{`{"drainTimeout":"25h"}`, "at most"},
 		{`{"unknown":true}`, "unknown field"},

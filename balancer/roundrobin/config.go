@@ -13,9 +13,9 @@ import (
 // build round_robin children with a nil config and compare against it.
 func (b builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfig, error) {
 	if b.name == Name {
-		return policy.ParseConfig(b.name, js, false)
+		return policy.ParseConfig(b.name, js, policy.Coalesce)
 	}
-	cfg := policy.ParseGRPCNameConfig(b.name, js, false)
+	cfg := policy.ParseGRPCNameConfig(b.name, js, policy.Coalesce)
 	if cfg.IsDefault() {
 		return nil, nil
 	}

@@ -1,6 +1,7 @@
 package roundrobin_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -197,6 +198,51 @@ func TestEndpointsTurningReadySendOnePickerEach(t *testing.T) {
 		if k != 3 {
 			t.Errorf("%s picked %d times in 300 picks over 100 endpoints, want 3", a, k)
 		}
+	}
+}
+
+// TestCoalescePickers: with coalescePickers, a resolver update of 100
+// endpoints and all of them turning READY send two pickers, not 101:
+// the update's (CONNECTING), the first READY endpoint's (the aggregate
+// state changed), and none after it, because the READY picker sees each
+// endpoint join at once. A READY endpoint that leaves sends one (RPCs that
+// picked it wait for it); coming back sends none.
+func TestCoalescePickers(t *testing.T) {
+	f := newFakeCC()
+	bb := balancer.Get(roundrobin.Name)
+	cfg, err := bb.(balancer.ConfigParser).ParseConfig(json.RawMessage(`{"coalescePickers":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bb.Build(f, balancer.BuildOptions{})
+	t.Cleanup(b.Close)
+	as := addrs("e", 100)
+	if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: endpoints(as...), BalancerConfig: cfg}); err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range as {
+		f.sc(t, a).set(t, connectivity.Ready, nil)
+		want := i + 1
+		poll(t, fmt.Sprintf("%d READY endpoints picked", want), func() bool {
+			s, _ := f.current()
+			return s.ConnectivityState == connectivity.Ready && len(picked(t, f, want)) == want
+		})
+	}
+	if _, n := f.current(); n != 2 {
+		t.Fatalf("%d pickers for the update and 100 endpoints turning READY, want 2", n)
+	}
+	lost := f.sc(t, as[7])
+	lost.set(t, connectivity.Idle, nil)
+	poll(t, "a picker without "+as[7], func() bool { _, n := f.current(); return n == 3 })
+	if got := picked(t, f, 99*3); got[as[7]] != 0 || len(got) != 99 {
+		t.Fatalf("picks reach %d endpoints (%s %d times) after it went IDLE, want the other 99", len(got), as[7], got[as[7]])
+	}
+	poll(t, "reconnect of "+as[7], func() bool { return lost.connects.Load() >= 2 })
+	lost.set(t, connectivity.Connecting, nil)
+	lost.set(t, connectivity.Ready, nil)
+	poll(t, as[7]+" picked again", func() bool { return len(picked(t, f, 100)) == 100 })
+	if _, n := f.current(); n != 3 {
+		t.Errorf("%d pickers after the endpoint came back, want still 3", n)
 	}
 }
 

@@ -20,13 +20,19 @@
 //     nothing with the update). The aggregate state is kept incrementally, one
 //     set of endpoints per connectivity state, and the READY picker grows in
 //     place, so an endpoint turning READY costs O(1), not a rebuild.
-//   - Fewer pickers: one at the end of each resolver update (children's
-//     changes during it are batched into it, as grpc does), and otherwise
-//     one only when the aggregate state changes or a READY endpoint leaves.
-//     The READY picker is a view of the READY endpoints that sees one turn
-//     READY at once, in O(1); grpc sends one picker per endpoint transition,
-//     each rebuilt from every endpoint: a resolver update that brings n
-//     endpoints READY costs it O(n²).
+//   - Cheap pickers: one at the end of each resolver update (children's
+//     changes during it are batched into it, as grpc does), and then, as
+//     grpc's, one per endpoint transition; but the READY picker is a view of
+//     the READY endpoints that sees one turn READY at once, so each costs
+//     O(1). grpc rebuilds each from every endpoint: a resolver update that
+//     brings n endpoints READY costs it O(n²).
+//   - With "coalescePickers": true, fewer pickers: while the balancer stays
+//     READY or CONNECTING, one only when an endpoint leaves the READY set
+//     (RPCs that picked it wait for the next); a resolver update that brings
+//     n endpoints READY sends a constant number, not n. Off by default
+//     because parents and tests written against grpc's round_robin may
+//     count pickers (grpc's own weighted_target tests wait for one per
+//     transition).
 //   - Picks go straight to the READY subchannels through atomic loads and
 //     one atomic counter, with no allocation.
 //
@@ -35,8 +41,9 @@
 // round_robin accepts is accepted, and bad values of these fields are logged
 // and ignored):
 //
-//	drainTimeout   string  Go duration, (0, 24h]; default 30s (subconn.DefaultDrainTimeout)
-//	traceRingSize  int     events kept for the admin service, [0, 1048576]; default 512
+//	coalescePickers bool    fewer pickers (above); default false
+//	drainTimeout    string  Go duration, (0, 24h]; default 30s (subconn.DefaultDrainTimeout)
+//	traceRingSize   int     events kept for the admin service, [0, 1048576]; default 512
 package roundrobin
 
 import (
@@ -103,6 +110,7 @@ type roundRobin struct {
 	mu          sync.Mutex
 	closed      bool
 	inhibit     bool   // a call from grpc is updating children: record, publish at its end
+	coalesce    bool   // the config's coalescePickers
 	gen         uint64 // resolver updates so far; endpoint.gen marks those in the latest
 	byKey       map[endpointKey]*endpoint
 	all         []*endpoint // every endpoint of the latest update; endpoint.allIdx
@@ -112,7 +120,8 @@ type roundRobin struct {
 }
 
 func (b *roundRobin) UpdateClientConnState(s balancer.ClientConnState) error {
-	configOf(s.BalancerConfig).Apply(b.m)
+	cfg := configOf(s.BalancerConfig)
+	cfg.Apply(b.m)
 	rs := grpcpickfirst.EnableHealthListener(s.ResolverState)
 	attrsChanged := !rs.Attributes.Equal(b.childAttrs)
 	b.childAttrs = rs.Attributes
@@ -127,6 +136,7 @@ func (b *roundRobin) UpdateClientConnState(s balancer.ClientConnState) error {
 		return nil
 	}
 	b.resolverErr = nil
+	b.coalesce = cfg.CoalescePickers
 	b.inhibit = true
 	b.gen++
 	// Like endpointsharding, start at a random endpoint, so that clients
@@ -292,8 +302,10 @@ func (b *roundRobin) removeLocked(e *endpoint) {
 // balancer is IDLE or in TRANSIENT_FAILURE: the cadence of grpc's
 // endpointsharding, which parents and grpc's own tests rely on. While the
 // balancer is READY or CONNECTING each such picker costs O(1): the READY
-// picker is a view of the READY set (readySet), never rebuilt. It is called
-// by endpoint.UpdateState.
+// picker is a view of the READY set (readySet), never rebuilt. With
+// coalescePickers, while the balancer stays READY or CONNECTING, it sends
+// one only when an endpoint leaves the READY set. It is called by
+// endpoint.UpdateState.
 func (b *roundRobin) childUpdate(e *endpoint, s balancer.State) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -311,7 +323,17 @@ func (b *roundRobin) childUpdate(e *endpoint, s balancer.State) {
 		return // the call from grpc in progress publishes at its end
 	}
 	switch agg := b.agg.state(); {
-	case !b.pub.published || agg != b.pub.state || from != to:
+	case !b.pub.published || agg != b.pub.state:
+		b.publishLocked()
+	case b.coalesce && (agg == connectivity.Ready || agg == connectivity.Connecting):
+		// coalescePickers: the picker sent last still picks right. The
+		// READY picker sees an endpoint join the READY set at once; the
+		// CONNECTING picker queues every pick. Only an endpoint leaving the
+		// READY set needs one: an RPC that picked it waits for the next.
+		if from == connectivity.Ready && to != connectivity.Ready {
+			b.publishLocked()
+		}
+	case from != to:
 		// Every transition outside a call from grpc gets a picker, as
 		// grpc's endpointsharding sends one (parents and grpc's own tests
 		// wait for it), but in O(1) while READY or CONNECTING: the READY

@@ -343,6 +343,8 @@ func TestParseConfig(t *testing.T) {
 		{`{"traceRingSize":-1}`, "traceRingSize"},
 		{`{"traceRingSize":100000000}`, "traceRingSize"},
 		{`{"shuffleAddressList":true}`, "pick_first option"},
+		{`{"coalescePickers":true,"drainTimeout":"2s"}`, ""},
+		{`{"coalescePickers":"yes"}`, "invalid config"},
 		{`{"drainTimout":"1s"}`, "unknown field"},
 		{`[1,2]`, "invalid config"},
 		{`{"drainTimeout":"1s"} {}`, "trailing"},
@@ -439,4 +441,30 @@ func Example() {
 	}
 	fmt.Println(resp.GetMessage())
 	// Output: hello
+}
+
+// TestCoalescePickersOnARealChannel: with coalescePickers, grpc's channel
+// (which keeps the last picker it got and blocks picks until the next)
+// spreads RPCs over every backend although endpoints turning READY send no
+// picker of their own, stops picking a backend that goes away, and picks it
+// again when it is back, with no RPC failing while another backend serves.
+func TestCoalescePickersOnARealChannel(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	bs := e2e.StartBackends(t, 3)
+	a, b, c := bs[0].Addr(), bs[1].Addr(), bs[2].Addr()
+	cl := e2e.Dial(t, e2e.ServiceConfig(roundrobin.Name, `{"coalescePickers":true}`), e2e.AddrState(a, b, c), e2e.Options{})
+	cl.WaitServed(a, b, c)
+
+	bs[1].Stop()
+	e2e.WaitSockets(t, b, 0, e2e.LongTimeout)
+	ok, failed := goawayLoad(cl.CC, 300*time.Millisecond, 4)
+	if failed != 0 || ok == 0 {
+		t.Errorf("with %s down: %d RPCs ok, %d failed; want none failed", b, ok, failed)
+	}
+	if err := bs[1].Restart(); err != nil {
+		t.Fatal(err)
+	}
+	cl.WaitServed(a, b, c)
+	cl.CC.Close()
+	cl.Trace.CheckClean(t)
 }

@@ -17,7 +17,7 @@ var logger = grpclog.Component("leakproof")
 // the policy does not take (shuffleAddressList for round_robin) is logged and
 // left at its default, because grpc would have accepted the config. Callers
 // check first what grpc itself rejects.
-func ParseGRPCNameConfig(policy string, js json.RawMessage, allowShuffle bool) *Config {
+func ParseGRPCNameConfig(policy string, js json.RawMessage, f Fields) *Config {
 	t := bytes.TrimSpace(js)
 	if len(t) == 0 || string(t) == "null" {
 		return &Config{}
@@ -27,9 +27,13 @@ func ParseGRPCNameConfig(policy string, js json.RawMessage, allowShuffle bool) *
 		logger.Warningf("%s: ignoring config %s: %v", policy, js, err)
 		return &Config{}
 	}
-	if cfg.ShuffleAddressList && !allowShuffle {
+	if cfg.ShuffleAddressList && f&Shuffle == 0 {
 		logger.Warningf("%s: ignoring shuffleAddressList, a pick_first option", policy)
 		cfg.ShuffleAddressList = false
+	}
+	if cfg.CoalescePickers && f&Coalesce == 0 {
+		logger.Warningf("%s: ignoring coalescePickers, a round_robin option", policy)
+		cfg.CoalescePickers = false
 	}
 	if cfg.DrainTimeout != "" {
 		d, err := time.ParseDuration(cfg.DrainTimeout)
@@ -49,5 +53,5 @@ func ParseGRPCNameConfig(policy string, js json.RawMessage, allowShuffle bool) *
 
 // IsDefault reports whether c sets nothing.
 func (c *Config) IsDefault() bool {
-	return !c.ShuffleAddressList && c.DrainTimeout == "" && c.TraceRingSize == nil
+	return !c.ShuffleAddressList && !c.CoalescePickers && c.DrainTimeout == "" && c.TraceRingSize == nil
 }

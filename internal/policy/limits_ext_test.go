@@ -30,7 +30,7 @@ func TestParseConfigLimitsAreInclusive(t *testing.T) {
 		{fmt.Sprintf(`{"traceRingSize":%d}`, policy.MaxTraceRingSize), true},
 		{fmt.Sprintf(`{"traceRingSize":%d}`, policy.MaxTraceRingSize+1), false},
 	} {
-		_, err := policy.ParseConfig("leakproof_test", []byte(tc.js), false)
+		_, err := policy.ParseConfig("leakproof_test", []byte(tc.js), 0)
 		if (err == nil) != tc.ok {
 			t.Errorf("ParseConfig(%s) = %v, want accepted %v", tc.js, err, tc.ok)
 		}

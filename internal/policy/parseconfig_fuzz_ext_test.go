@@ -31,6 +31,7 @@ func FuzzParseConfig(f *testing.F) {
 	for _, s := range []string{
 		``, `null`, `{}`, ` {} `,
 		`{"shuffleAddressList":true,"drainTimeout":"30s","traceRingSize":512}`,
+		`{"coalescePickers":true,"drainTimeout":"30s","traceRingSize":512}`,
 		`{"drainTimeout":"1h30m"}`, `{"drainTimeout":"0s"}`, `{"drainTimeout":"-1s"}`,
 		`{"drainTimeout":"25h"}`, `{"drainTimeout":"forever"}`, `{"drainTimeout":5}`,
 		`{"traceRingSize":0}`, `{"traceRingSize":-1}`, `{"traceRingSize":1048577}`, `{"traceRingSize":1.5}`,
@@ -98,6 +99,9 @@ func checkAccepted(t *testing.T, name string, lbc serviceconfig.LoadBalancingCon
 		}
 		if cfg.ShuffleAddressList && name != pickfirst.Name {
 			t.Fatalf("%s: accepted shuffleAddressList from %q", name, js)
+		}
+		if cfg.CoalescePickers && name != roundrobin.Name {
+			t.Fatalf("%s: accepted coalescePickers from %q", name, js)
 		}
 	default:
 		t.Fatalf("%s: no limits to check; add them here", name)

@@ -31,21 +31,44 @@ const (
 // leakproof_round_robin:
 //
 //	{"shuffleAddressList": true, "drainTimeout": "30s", "traceRingSize": 512}
+//	{"coalescePickers": true, "drainTimeout": "30s", "traceRingSize": 512}
 //
-// shuffleAddressList is accepted by pick_first only.
+// shuffleAddressList is accepted by pick_first only, coalescePickers by
+// round_robin only (Fields).
 type Config struct {
 	serviceconfig.LoadBalancingConfig `json:"-"`
 
 	ShuffleAddressList bool   `json:"shuffleAddressList,omitempty"`
+	CoalescePickers    bool   `json:"coalescePickers,omitempty"`
 	DrainTimeout       string `json:"drainTimeout,omitempty"`
 	TraceRingSize      *int   `json:"traceRingSize,omitempty"`
 
 	drain time.Duration // parsed DrainTimeout; 0 means the default
 }
 
+// Fields says which of the fields that belong to one policy a policy takes.
+type Fields uint8
+
+const (
+	Shuffle  Fields = 1 << iota // shuffleAddressList: pick_first's
+	Coalesce                    // coalescePickers: round_robin's
+)
+
+// check returns an error for a set field the policy does not take.
+func (c *Config) check(f Fields) error {
+	switch {
+	case c.ShuffleAddressList && f&Shuffle == 0:
+		return errors.New("shuffleAddressList is a pick_first option")
+	case c.CoalescePickers && f&Coalesce == 0:
+		return errors.New("coalescePickers is a round_robin option")
+	}
+	return nil
+}
+
 // ParseConfig parses and validates a policy's JSON config. Unknown fields
-// and bad values are errors that name the policy and the field.
-func ParseConfig(policy string, js json.RawMessage, allowShuffle bool) (*Config, error) {
+// and bad values are errors that name the policy and the field; so is a
+// field that belongs to another policy (f says which the caller takes).
+func ParseConfig(policy string, js json.RawMessage, f Fields) (*Config, error) {
 	cfg := &Config{}
 	if len(bytes.TrimSpace(js)) == 0 || string(bytes.TrimSpace(js)) == "null" {
 		return cfg, nil
@@ -60,8 +83,8 @@ func ParseConfig(policy string, js json.RawMessage, allowShuffle bool) (*Config,
 	if len(bytes.TrimSpace(js[dec.InputOffset():])) > 0 {
 		return nil, fmt.Errorf("%s: invalid config %s: trailing data", policy, js)
 	}
-	if cfg.ShuffleAddressList && !allowShuffle {
-		return nil, fmt.Errorf("%s: invalid config: shuffleAddressList is a pick_first option", policy)
+	if err := cfg.check(f); err != nil {
+		return nil, fmt.Errorf("%s: invalid config: %v", policy, err)
 	}
 	if cfg.DrainTimeout != "" {
 		d, err := time.ParseDuration(cfg.DrainTimeout)
