@@ -97,11 +97,23 @@ func (m *Manager) refLocked(r *record, sc balancer.SubConn, holder string, o acq
 	r.refs++
 	m.stats.Refs++
 	m.emitLocked(r, Event{Kind: KindRef, RefsBefore: int(r.refs) - 1, RefsAfter: int(r.refs), Holder: holder, Reason: o.reason})
+	if o.untilConnect {
+		// grpc never calls a StateListener before Connect: the holder is
+		// told the current state at its first Connect (connect).
+		h.waiting = true
+		return h
+	}
+	m.catchUpLocked(h)
+	return h
+}
+
+// catchUpLocked tells h the state of its subchannel if it is not IDLE: a new
+// holder believes a new SubConn is IDLE. Caller must hold m.mu.
+func (m *Manager) catchUpLocked(h *SubConn) {
+	r := h.rec
 	if st := r.stateLocked(); st != connectivity.Idle {
-		// The holder believes a new SubConn is IDLE; tell it the truth.
 		m.queueStateLocked(h, balancer.SubConnState{ConnectivityState: st, ConnectionError: r.coldOrZeroLocked().lastErr})
 	}
-	return h
 }
 
 // queueStateLocked queues a state update for h unless h already has it.

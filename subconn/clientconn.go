@@ -44,7 +44,7 @@ func (c *ClientConn) NewSubConn(addrs []resolver.Address, opts balancer.NewSubCo
 	if len(addrs) != 1 {
 		return nil, fmt.Errorf("subconn: NewSubConn for %q needs exactly one address, got %d", c.Holder(), len(addrs))
 	}
-	h, err := c.m.acquire(addrs[0], c.Holder(), acquireOpts{listener: opts.StateListener, nsOpts: opts})
+	h, err := c.m.acquire(addrs[0], c.Holder(), acquireOpts{listener: opts.StateListener, nsOpts: opts, untilConnect: true})
 	if err != nil {
 		return nil, err
 	}

@@ -36,14 +36,21 @@
 // # State updates
 //
 // The manager registers one StateListener per real SubConn and fans its
-// updates out to every holder. A holder that acquires a subchannel which is
-// already connecting, ready or in backoff is first told that state. Updates
-// run one at a time, in order, never with the manager's lock held. A state
-// update from grpc has reached every holder when grpc's call returns, on
-// grpc's serializer, as grpc would have delivered it to the holder itself;
-// what a holder's own call causes (the state replayed at Acquire, the final
-// SHUTDOWN after Release, a health replay) runs on a short-lived goroutine of
-// the manager's, unless grpc's next update delivers it first. A balancer
+// updates out to every holder. A holder that Acquires a subchannel which is
+// already connecting, ready or in backoff is first told that state. A child
+// on Manager.ClientConn gets grpc's StateListener contract instead: nothing
+// before its first Connect on the SubConn (grpc's "will never be invoked
+// until after Connect() is called"), then the state the shared subchannel
+// is in, then every change. Updates run one at a time, in order, never with
+// the manager's lock held. A state update from grpc has reached every holder
+// when grpc's call returns, on grpc's serializer, as grpc would have
+// delivered it to the holder itself; what a holder's own call causes (the
+// state told at Acquire or at a first Connect, the final SHUTDOWN after
+// Release, a health replay) runs on a short-lived goroutine of the
+// manager's, unless grpc's next update delivers it first. That goroutine
+// never runs during Manager.Serialize: a parent that calls its child only
+// through Serialize (leakproof_guard does) gives the child grpc's guarantee
+// that no listener runs during its own balancer calls. Otherwise a balancer
 // that receives updates must guard its state with a mutex (as grpc's own
 // pickfirst does). A listener is never called from inside the
 // holder's own call to Acquire, Release, Connect, Sync or

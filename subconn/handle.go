@@ -27,6 +27,7 @@ type SubConn struct {
 	// Guarded by the manager's mu. (The fields are ordered so that a handle
 	// is 80 bytes: there is one per holder of every subchannel.)
 	queued      uint8 // a connectivity.State: last state queued for listener
+	waiting     bool  // untilConnect: the holder has not called Connect yet
 	healthEpoch int32 // the record's READY period health was registered in
 	health      func(balancer.SubConnState)
 	next        *SubConn // the record's next holder (record.holders)

@@ -57,8 +57,12 @@ func TestTwoSpellingsOneSubchannel(t *testing.T) {
 				t.Errorf("a subchannel was keyed by the mapped spelling %s", am)
 			}
 			cl.R.UpdateState(tc.after)
+			// pick_first shuts the first spelling's SubConn down before it
+			// asks for the second's, so the subchannel may be made anew:
+			// wait for the backend to serve, then count.
+			cl.WaitServed(a)
 			if max := e2e.MaxSockets(t, 100*time.Millisecond, a); max[a] != 1 {
-				t.Errorf("sockets to %s with one spelling left: %d, want 1 (still listed)", a, max[a])
+				t.Errorf("sockets to %s with one spelling left: %d, want 1 (still listed)\n%s", a, max[a], e2e.Format(cl.Trace.Events()))
 			}
 			cl.R.UpdateState(e2e.AddrState(b))
 			e2e.WaitSockets(t, a, 0, e2e.LongTimeout) // removed while the channel is open

@@ -94,6 +94,21 @@ func NewManager(cc balancer.ClientConn, opts ...Option) *Manager {
 	return m
 }
 
+// Serialize runs f, and holds back until it returns the updates that
+// holders' own calls cause (the state a holder is told at its first Connect,
+// the SHUTDOWN after a Release), which the manager otherwise delivers from a
+// goroutine of its own. A parent that makes every call into its child policy
+// (UpdateClientConnState, ResolverError, ExitIdle, Close) through Serialize
+// gives the child grpc's guarantee that its listeners never run during one
+// of its own balancer calls; updates from grpc come from grpc's serializer,
+// which makes those calls too. The guard does this. f must not wait for a
+// listener to run.
+func (m *Manager) Serialize(f func()) {
+	m.cq.serial.Lock()
+	defer m.cq.serial.Unlock()
+	f()
+}
+
 // ID returns the manager's process-wide id, as traces print it.
 func (m *Manager) ID() uint64 { return m.id }
 

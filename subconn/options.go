@@ -56,6 +56,7 @@ type acquireOpts struct {
 	reason        string
 	nsOpts        balancer.NewSubConnOptions
 	bind          func(*SubConn) // called with the handle before any update is queued
+	untilConnect  bool           // no state update before the holder's first Connect (grpc's StateListener contract)
 }
 
 // WithStateListener sets the function that receives this holder's state

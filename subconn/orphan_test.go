@@ -133,6 +133,7 @@ func TestOrphanReportedIsNotShutDown(t *testing.T) {
 	if cc.sc(0).shutdowns.Load() != 0 || h.(*SubConn).Released() {
 		t.Fatal("report mode shut the orphan down")
 	}
+	h.Connect() // grpc reports no state before the holder's Connect
 	cc.sc(0).push(connectivity.Ready)
 	waitFor(t, "the child to still get updates", func() bool { return slices.Contains(r.get(), connectivity.Ready) })
 	got := kinds(m.Trace(), "10.0.0.1:1")

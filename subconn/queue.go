@@ -32,6 +32,10 @@ const handoffTimeout = time.Second
 // that callback to finish and takes the rest over, so that a state update is
 // never left behind a callback a holder's call queued earlier.
 type callbackQueue struct {
+	// serial is held by the queue's goroutine while it runs callbacks
+	// (Manager.Serialize).
+	serial sync.Mutex
+
 	mu       sync.Mutex
 	q        []func()
 	draining bool          // a goroutine is running callbacks
@@ -65,8 +69,11 @@ func (cq *callbackQueue) kickAsync() {
 }
 
 // runOwn is the queue's goroutine. It does nothing if a deliver has already
-// run the callbacks or is running them.
+// run the callbacks or is running them. It runs them holding serial, so never
+// during a Manager.Serialize call.
 func (cq *callbackQueue) runOwn() {
+	cq.serial.Lock()
+	defer cq.serial.Unlock()
 	cq.mu.Lock()
 	cq.spawned = false
 	if cq.draining || len(cq.q) == 0 {

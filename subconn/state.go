@@ -49,7 +49,9 @@ func (r *record) onState(s balancer.SubConnState) {
 		m.emitLossLocked(r, l)
 	}
 	for h := r.holders; h != nil; h = h.next {
-		m.queueStateLocked(h, s)
+		if !h.waiting {
+			m.queueStateLocked(h, s)
+		}
 	}
 	var reconnect balancer.SubConn
 	if s.ConnectivityState == connectivity.Idle && !m.closed {
@@ -84,6 +86,17 @@ func (m *Manager) connect(h *SubConn) {
 			logger.Infof("subconn: Connect on released SubConn %s by %q ignored", r.key(), h.holder)
 		}
 		return
+	}
+	if h.waiting {
+		// The holder's first Connect: from now on it gets every update,
+		// starting with the state the subchannel is in.
+		h.waiting = false
+		if r.stateLocked() != connectivity.Idle {
+			m.catchUpLocked(h)
+			m.mu.Unlock()
+			m.cq.kickAsync()
+			return
+		}
 	}
 	if r.stateLocked() != connectivity.Idle || r.connectPending {
 		m.mu.Unlock() // already connecting, ready or in backoff: the holder learns the state from its listener

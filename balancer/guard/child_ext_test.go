@@ -66,9 +66,9 @@ func (b *fresh) UpdateClientConnState(s balancer.ClientConnState) error {
 	for _, a := range s.ResolverState.Addresses {
 		addr := a.Addr
 		var sc balancer.SubConn
-		// b.mu is held across NewSubConn, as subconn's contract asks (and
-		// grpc's pickfirst does), and sc is read under it: the manager may
-		// tell a new holder the current state before NewSubConn returns.
+		// b.mu is held across NewSubConn and sc is read under it, as
+		// grpc's pickfirst does. (Under the guard no listener runs before
+		// Connect or during a balancer call: strict_ext_test.go.)
 		b.mu.Lock()
 		sc, err := b.cc.NewSubConn([]resolver.Address{{Addr: addr}}, balancer.NewSubConnOptions{
 			StateListener: func(st balancer.SubConnState) {

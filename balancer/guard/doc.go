@@ -21,6 +21,13 @@
 // `leakproof trace`. Pickers hand grpc the real SubConn; a pick costs one
 // type assertion more than the child's own and allocates nothing more.
 //
+// The child keeps grpc's guarantees: its balancer methods are called one at
+// a time, and a StateListener is called only after Connect on its SubConn
+// and never during one of those calls, even when the SubConn shares a
+// subchannel that another holder connected long ago (the state is told at
+// the child's Connect, after the call that made it returns). A policy
+// written for grpc without a lock of its own runs unchanged.
+//
 // Config (unknown fields are an error):
 //
 //	childPolicy    list    required: [{"name": config}, ...]; the first registered policy is used,

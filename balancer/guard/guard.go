@@ -100,6 +100,14 @@ func (g *guard) UpdateClientConnState(s balancer.ClientConnState) error {
 		cfg.manager.Apply(g.m)
 	}
 
+	var err error
+	g.m.Serialize(func() { err = g.update(s, cfg) })
+	return err
+}
+
+// update passes s to the child cfg names, building it first if it is not
+// the current one. It runs in Serialize.
+func (g *guard) update(s balancer.ClientConnState, cfg *lbConfig) error {
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
@@ -147,13 +155,13 @@ func (g *guard) currentChild() *child {
 
 func (g *guard) ResolverError(err error) {
 	if c := g.currentChild(); c != nil {
-		c.b.ResolverError(err)
+		g.m.Serialize(func() { c.b.ResolverError(err) })
 	}
 }
 
 func (g *guard) ExitIdle() {
 	if c := g.currentChild(); c != nil {
-		c.b.ExitIdle()
+		g.m.Serialize(c.b.ExitIdle)
 	}
 }
 
@@ -175,7 +183,7 @@ func (g *guard) Close() {
 	g.current = nil
 	g.mu.Unlock()
 	if c != nil {
-		c.close()
+		g.m.Serialize(c.close)
 	}
 	if err := g.m.Close(); err != nil {
 		logger.Errorf("%s: child policy %s did not release every subchannel: %v", g.name, childName(c), err)
