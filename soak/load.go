@@ -160,18 +160,46 @@ func (r *runner) streamWorker(c *client) {
 
 // hold opens a Hold stream (retried by the interceptor until its first
 // message), keeps it open for holdMin to holdMax, and cancels it.
+//
+// io.EOF before the first message is an UNAVAILABLE the retry interceptor
+// lost. When it re-opens the stream and the new stream dies at once (its
+// connection reset under it), grpc's SendMsg of the resent request returns
+// io.EOF, leaving the status for RecvMsg to read, and go-grpc-middleware
+// (v2.3.4, serverStreamingRetryingStream.reestablishStreamAndResendBuffer)
+// returns that io.EOF as the call's result. Hold's server always sends
+// before it ends, so io.EOF first can mean nothing else: it is retried here,
+// as the UNAVAILABLE it hides would have been.
 func (r *runner) hold(c *client) error {
+	var err error
+	for attempt := uint(0); attempt < max(r.cfg.RetryAttempts, 1); attempt++ {
+		if attempt > 0 {
+			c.stats.retries.Add(1)
+			if !sleepCtx(r.loadCtx, backoffFunc(r.loadCtx, attempt)) {
+				return err
+			}
+		}
+		var opened bool
+		if opened, err = r.holdOnce(c); opened || !errors.Is(err, io.EOF) {
+			return err
+		}
+	}
+	return err
+}
+
+// holdOnce is one Hold stream; opened reports whether its first message
+// came.
+func (r *runner) holdOnce(c *client) (opened bool, err error) {
 	ctx, cancel := context.WithTimeout(r.loadCtx, rpcTimeout)
 	defer cancel()
 	st, err := c.echo.Hold(ctx, &echov1.HoldRequest{Label: c.name})
 	if err != nil {
-		return err
+		return false, err
 	}
 	if _, err := st.Recv(); err != nil {
-		return err
+		return false, err
 	}
 	sleepCtx(r.loadCtx, holdMin+rand.N(holdMax-holdMin))
-	return nil
+	return true, nil
 }
 
 // echoStream makes streamMessages round trips on an EchoStream, retrying
