@@ -199,12 +199,17 @@ func TestH2SnifferTurnsOffForTLS(t *testing.T) {
 }
 
 func TestEvidenceKeepsTheStartAndTheEnd(t *testing.T) {
-	var ev []Event
-	for i := range 100 {
-		ev = append(ev, Event{Seq: uint64(i + 1), Subchannel: 1, Kind: KindRef})
-	}
-	got := evidence(ev, 1)
-	if len(got) != evidenceCap || got[0].Seq != 1 || got[evidenceCap/2-1].Seq != evidenceCap/2 || got[len(got)-1].Seq != 100 {
-		t.Fatalf("evidence of 100 events: %d kept, first %d, last %d", len(got), got[0].Seq, got[len(got)-1].Seq)
+	// Just past the cap (the kept slice's capacity is then below twice
+	// the cap) and far past it.
+	for _, n := range []int{evidenceCap + 1, evidenceCap + 6, 100} {
+		var ev []Event
+		for i := range n {
+			ev = append(ev, Event{Seq: uint64(i + 1), Subchannel: 1, Kind: KindRef})
+		}
+		got := evidence(ev, 1)
+		if len(got) != evidenceCap || got[0].Seq != 1 || got[evidenceCap/2-1].Seq != evidenceCap/2 ||
+			got[evidenceCap/2].Seq != uint64(n-evidenceCap/2+1) || got[len(got)-1].Seq != uint64(n) {
+			t.Fatalf("evidence of %d events: %d kept, first %d, last %d", n, len(got), got[0].Seq, got[len(got)-1].Seq)
+		}
 	}
 }
