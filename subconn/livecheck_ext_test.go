@@ -150,3 +150,17 @@ func TestCheckLivePartialRingIsNotALeak(t *testing.T) {
 		t.Fatalf("partial ring: false positives %+v", r.Problems)
 	}
 }
+
+// A subchannel shut down exactly grace ago is no longer draining: grace is
+// how long it may stay, not a moment more.
+func TestCheckLiveGraceEndsAtGrace(t *testing.T) {
+	si := liveInfo(1, "b:1", 0)
+	si.Shutdown, si.ShutdownAt = true, lt0.Add(-2*time.Second)
+	ms := []subconn.ManagerState{{ID: 1, Target: "t", Subchannels: []subconn.SubchannelInfo{si}}}
+	if r := subconn.CheckLive(lt0, 2*time.Second, ms); r.Draining != 0 || len(r.Problems) != 1 {
+		t.Fatalf("shut down exactly grace ago: draining %d, problems %v; want a problem", r.Draining, liveKinds(r))
+	}
+	if r := subconn.CheckLive(lt0, 2*time.Second+time.Nanosecond, ms); r.Draining != 1 || len(r.Problems) != 0 {
+		t.Fatalf("shut down 1ns less than grace ago: draining %d, problems %v; want draining", r.Draining, liveKinds(r))
+	}
+}

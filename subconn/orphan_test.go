@@ -204,3 +204,21 @@ func TestOrphanOfOneSpellingWhileTheOtherIsListed(t *testing.T) {
 		t.Fatal("the subchannel still held for the listed spelling was released or shut down")
 	}
 }
+
+// After StopWatching nothing is judged: a SubConn whose address leaves the
+// resolver state is the child's to shut down, however long it holds it.
+func TestStopWatchingStopsJudging(t *testing.T) {
+	cc, m, c := newOrphanChild(t, ReclaimOrphans)
+	c.ObserveResolverState(orphanState("10.0.0.1:1"))
+	h, err := c.NewSubConn([]resolver.Address{addr("10.0.0.1:1")}, balancer.NewSubConnOptions{StateListener: func(balancer.SubConnState) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ObserveResolverState(orphanState("10.0.0.9:1"))
+	c.StopWatching()
+	time.Sleep(5 * orphanTimeout)
+	if n := m.Stats().Orphans; n != 0 || h.(*SubConn).Released() || cc.sc(0).shutdowns.Load() != 0 {
+		t.Fatalf("after StopWatching: %d orphans, released %v; want none judged", n, h.(*SubConn).Released())
+	}
+	h.Shutdown()
+}
