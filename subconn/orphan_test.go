@@ -222,3 +222,11 @@ func TestStopWatchingStopsJudging(t *testing.T) {
 	}
 	h.Shutdown()
 }
+
+// StopWatching before anything was judged, and twice, is a no-op.
+func TestStopWatchingBeforeAnyJudgement(t *testing.T) {
+	_, _, c := newOrphanChild(t, ReclaimOrphans)
+	c.StopWatching()
+	c.StopWatching()
+	c.ObserveResolverState(orphanState("10.0.0.1:1")) // ignored once stopped
+}
