@@ -79,10 +79,11 @@ var errNotIP = errors.New("not an IP literal")
 // names) is refused without allocating.
 func parseIP(host string) (netip.Addr, error) {
 	for i := 0; i < len(host); i++ {
-		switch c := host[i]; {
-		case c == ':' || c == '.':
+		c := host[i]
+		if c == ':' || c == '.' {
 			return netip.ParseAddr(host)
-		case ('g' <= c && c <= 'z') || ('G' <= c && c <= 'Z') || c == '-' || c == '_':
+		}
+		if ('g' <= c && c <= 'z') || ('G' <= c && c <= 'Z') || c == '-' || c == '_' {
 			return netip.Addr{}, errNotIP
 		}
 	}

@@ -1,6 +1,7 @@
 package subconn
 
 import (
+	"cmp"
 	"slices"
 	"sync"
 	"time"
@@ -38,18 +39,8 @@ func Managers() []*Manager {
 		out = append(out, m)
 	}
 	registry.mu.Unlock()
-	slices.SortFunc(out, func(a, b *Manager) int { return compareUint(a.id, b.id) })
+	slices.SortFunc(out, func(a, b *Manager) int { return cmp.Compare(a.id, b.id) })
 	return out
-}
-
-func compareUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // SubchannelInfo describes one subchannel that has not been destroyed.
@@ -138,7 +129,7 @@ func (m *Manager) Snapshot() []SubchannelInfo {
 		add(r)
 	}
 	m.mu.Unlock()
-	slices.SortFunc(out, func(a, b SubchannelInfo) int { return compareUint(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b SubchannelInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
