@@ -21,6 +21,8 @@ func TestParseConfigAcceptsTheDocumentedConfig(t *testing.T) {
 		`{"childPolicy":[{"no_such_policy":{}},{"round_robin":{}}]}`,
 		`{"childPolicy":[{"pick_first":{"shuffleAddressList":true}}],"orphans":"report"}`,
 		`{"childPolicy":[{"round_robin":null}]}`,
+		`{"childPolicy":[{"round_robin":{}}],"orphanTimeout":"24h"}`, // the limit is inclusive
+		`{"childPolicy":[{"round_robin":{}}],"orphanTimeout":"1ns"}`,
 	} {
 		if err := parse(js); err != nil {
 			t.Errorf("ParseConfig(%s): %v", js, err)
@@ -40,6 +42,7 @@ func TestParseConfigNamesTheField(t *testing.T) {
 		{`{"childPolicy":[{"pick_first":{"shuffleAddressList":"yes"}}]}`, `childPolicy: policy "pick_first" rejected its config`},
 		{`{"childPolicy":[{"round_robin":{}}],"orphanTimeout":"soon"}`, `orphanTimeout "soon"`},
 		{`{"childPolicy":[{"round_robin":{}}],"orphanTimeout":"-1s"}`, "orphanTimeout -1s must be positive"},
+		{`{"childPolicy":[{"round_robin":{}}],"orphanTimeout":"0s"}`, "orphanTimeout 0s must be positive"},
 		{`{"childPolicy":[{"round_robin":{}}],"orphanTimeout":30}`, "orphanTimeout 30: want a Go duration"},
 		{`{"childPolicy":[{"round_robin":{}}],"orphanTimeout":"25h"}`, "orphanTimeout 25h0m0s must be positive and at most 24h0m0s"},
 		{`{"childPolicy":[{"round_robin":{}}],"orphans":"ignore"}`, `orphans "ignore": want "reclaim" or "report"`},
