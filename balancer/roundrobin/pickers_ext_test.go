@@ -382,3 +382,27 @@ func TestPicksRaceUpdates(t *testing.T) {
 		t.Errorf("picks reach %d endpoints, want the 20 still READY", len(got))
 	}
 }
+
+// TestEndpointsSharingAFirstAddressAreTwoEndpoints: {A,B} and {A,C} are two
+// endpoints (keyed by all their addresses), both READY on A: picks spread
+// per endpoint, as grpc's round_robin does, so A gets two shares of three.
+func TestEndpointsSharingAFirstAddressAreTwoEndpoints(t *testing.T) {
+	b, f := build(t)
+	var s resolver.State
+	for _, as := range [][]string{{"f-a:1", "f-b:1"}, {"f-a:1", "f-c:1"}, {"f-d:1"}} {
+		var ep resolver.Endpoint
+		for _, a := range as {
+			ep.Addresses = append(ep.Addresses, resolver.Address{Addr: a})
+		}
+		s.Endpoints = append(s.Endpoints, ep)
+	}
+	if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: s}); err != nil {
+		t.Fatal(err)
+	}
+	f.sc(t, "f-a:1").set(t, connectivity.Ready, nil)
+	f.sc(t, "f-d:1").set(t, connectivity.Ready, nil)
+	poll(t, "both backends picked", func() bool { return len(picked(t, f, 3)) == 2 })
+	if got := picked(t, f, 300); got["f-a:1"] != 200 || got["f-d:1"] != 100 {
+		t.Fatalf("picks %v, want f-a:1 200 and f-d:1 100 (two endpoints on it, one on the other)", got)
+	}
+}
