@@ -7,11 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakproof/leakproof/balancer/guard"
 	"github.com/leakproof/leakproof/internal/e2e"
 	"github.com/leakproof/leakproof/leaktest"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/base"
 	"google.golang.org/grpc/connectivity"
+	estats "google.golang.org/grpc/experimental/stats"
 	"google.golang.org/grpc/resolver"
 )
 
@@ -44,9 +46,10 @@ type strict struct {
 	cc balancer.ClientConn
 
 	// No lock: grpc serializes every call below.
-	scs     []*strictSC
-	updates int
-	inCall  atomic.Bool // also read by listeners, to catch one running during a call
+	scs       []*strictSC
+	updates   int
+	inCall    atomic.Bool  // also read by listeners, to catch one running during a call
+	exitIdles atomic.Int32 // ExitIdle calls
 
 	// What the test reads.
 	obs        sync.Mutex
@@ -137,7 +140,7 @@ func (b *strict) seen() (violations []string, states map[int][]connectivity.Stat
 
 func (b *strict) ResolverError(error)                                        {}
 func (b *strict) UpdateSubConnState(balancer.SubConn, balancer.SubConnState) {}
-func (b *strict) ExitIdle()                                                  {}
+func (b *strict) ExitIdle()                                                  { b.exitIdles.Add(1) }
 func (b *strict) Close() {
 	for _, x := range b.scs {
 		x.sc.Shutdown()
@@ -192,5 +195,36 @@ func TestStateListenerContractUnderTheGuard(t *testing.T) {
 				t.Errorf("violations of grpc's StateListener contract: %q", v)
 			}
 		})
+	}
+}
+
+// parentCC is a ClientConn for a guard built by hand: it takes UpdateState
+// and nothing else.
+type parentCC struct{ balancer.ClientConn }
+
+func (parentCC) UpdateState(balancer.State)              {}
+func (parentCC) MetricsRecorder() estats.MetricsRecorder { return nil }
+
+// TestExitIdleReachesTheChild: the guard passes ExitIdle to its child (grpc
+// calls it when an idle channel is used again), and drops it once closed.
+func TestExitIdleReachesTheChild(t *testing.T) {
+	bb := balancer.Get(guard.Name)
+	cfg, err := bb.(balancer.ConfigParser).ParseConfig([]byte(fmt.Sprintf(`{"childPolicy":[{%q:{}}]}`, strictName)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := bb.Build(parentCC{}, balancer.BuildOptions{})
+	if err := g.UpdateClientConnState(balancer.ClientConnState{BalancerConfig: cfg}); err != nil {
+		t.Fatal(err)
+	}
+	child := strictBuilt.Load()
+	g.ExitIdle()
+	if n := child.exitIdles.Load(); n != 1 {
+		t.Fatalf("child got %d ExitIdle calls, want 1", n)
+	}
+	g.Close()
+	g.ExitIdle()
+	if n := child.exitIdles.Load(); n != 1 {
+		t.Fatalf("child got %d ExitIdle calls after Close, want still 1", n)
 	}
 }
