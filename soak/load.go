@@ -170,6 +170,28 @@ func (r *runner) streamWorker(c *client) {
 // before it ends, so io.EOF first can mean nothing else: it is retried here,
 // as the UNAVAILABLE it hides would have been.
 func (r *runner) hold(c *client) error {
+	return r.retrying(c, func() error { return r.holdOnce(c) }, func(err error) bool { return errors.Is(err, io.EOF) })
+}
+
+// holdOnce is one Hold stream.
+func (r *runner) holdOnce(c *client) error {
+	ctx, cancel := context.WithTimeout(r.loadCtx, rpcTimeout)
+	defer cancel()
+	st, err := c.echo.Hold(ctx, &echov1.HoldRequest{Label: c.name})
+	if err != nil {
+		return err
+	}
+	if _, err := st.Recv(); err != nil {
+		return err
+	}
+	sleepCtx(r.loadCtx, holdMin+rand.N(holdMax-holdMin))
+	return nil
+}
+
+// retrying calls once until it succeeds, fails with an error retry refuses,
+// or RetryAttempts are spent, backing off between attempts as the retry
+// interceptor does and counting each retry.
+func (r *runner) retrying(c *client, once func() error, retry func(error) bool) error {
 	var err error
 	for attempt := uint(0); attempt < max(r.cfg.RetryAttempts, 1); attempt++ {
 		if attempt > 0 {
@@ -178,47 +200,17 @@ func (r *runner) hold(c *client) error {
 				return err
 			}
 		}
-		var opened bool
-		if opened, err = r.holdOnce(c); opened || !errors.Is(err, io.EOF) {
+		if err = once(); err == nil || !retry(err) {
 			return err
 		}
 	}
 	return err
-}
-
-// holdOnce is one Hold stream; opened reports whether its first message
-// came.
-func (r *runner) holdOnce(c *client) (opened bool, err error) {
-	ctx, cancel := context.WithTimeout(r.loadCtx, rpcTimeout)
-	defer cancel()
-	st, err := c.echo.Hold(ctx, &echov1.HoldRequest{Label: c.name})
-	if err != nil {
-		return false, err
-	}
-	if _, err := st.Recv(); err != nil {
-		return false, err
-	}
-	sleepCtx(r.loadCtx, holdMin+rand.N(holdMax-holdMin))
-	return true, nil
 }
 
 // echoStream makes streamMessages round trips on an EchoStream, retrying
 // the whole stream on UNAVAILABLE like the retry interceptor would.
 func (r *runner) echoStream(c *client) error {
-	var err error
-	for attempt := uint(0); attempt < r.cfg.RetryAttempts; attempt++ {
-		if attempt > 0 {
-			c.stats.retries.Add(1)
-			if !sleepCtx(r.loadCtx, backoffFunc(r.loadCtx, attempt)) {
-				return err
-			}
-		}
-		err = r.streamOnce(c)
-		if err == nil || status.Code(err) != codes.Unavailable {
-			return err
-		}
-	}
-	return err
+	return r.retrying(c, func() error { return r.streamOnce(c) }, func(err error) bool { return status.Code(err) == codes.Unavailable })
 }
 
 func (r *runner) streamOnce(c *client) error {
