@@ -16,7 +16,11 @@
 //	go run ./scripts/conformance [-quick] [-pkg list] [-keep] [-v]
 //
 // The exit status is non-zero if a test that passes on the baseline fails
-// substituted and is not in allowlist.txt.
+// substituted and is not in allowlist.txt. A test that fails substituted only
+// is first run again -rerun times in each mode: if it then passes every
+// substituted rerun it is reported as flaky and does not fail the run (grpc's
+// own tests have timing flakes that strike either mode under load); if it
+// fails any rerun it counts. -rerun 0 counts every first failure.
 package main
 
 import (
@@ -110,14 +114,15 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the temporary grpc copy and the logs")
 	verbose := flag.Bool("v", false, "print every test that fails in either mode, with its output")
 	timeout := flag.Duration("timeout", 30*time.Minute, "go test -timeout per package and mode")
+	reruns := flag.Int("rerun", 5, "how many times a test that fails substituted only runs again in each mode before it counts (0: no reruns)")
 	flag.Parse()
-	if err := run(*quickMode, *pkgs, *keep, *verbose, *timeout); err != nil {
+	if err := run(*quickMode, *pkgs, *keep, *verbose, *timeout, *reruns); err != nil {
 		fmt.Fprintln(os.Stderr, "conformance:", err)
 		os.Exit(1)
 	}
 }
 
-func run(quickMode bool, pkgList string, keep, verbose bool, timeout time.Duration) error {
+func run(quickMode bool, pkgList string, keep, verbose bool, timeout time.Duration, reruns int) error {
 	start := time.Now()
 	root, err := output("", "go", "list", "-m", "-f", "{{.Dir}}")
 	if err != nil {
@@ -181,7 +186,7 @@ func run(quickMode bool, pkgList string, keep, verbose bool, timeout time.Durati
 		res := pkgResult{dir: tg.dir, noChannels: tg.noChannels}
 		for _, mode := range []string{"baseline", "substitute"} {
 			t0 := time.Now()
-			mr, err := runTests(work, tg, mode, timeout, filepath.Join(tmp, strings.ReplaceAll(tg.dir, "/", "_")+"."+mode+".json"))
+			mr, err := runTests(work, tg, mode, 1, timeout, filepath.Join(tmp, strings.ReplaceAll(tg.dir, "/", "_")+"."+mode+".json"))
 			if err != nil {
 				return fmt.Errorf("%s (%s): %w", tg.dir, mode, err)
 			}
@@ -191,6 +196,9 @@ func run(quickMode bool, pkgList string, keep, verbose bool, timeout time.Durati
 			} else {
 				res.sub = mr
 			}
+		}
+		if err := res.rerun(work, tg, allow, reruns, timeout, tmp); err != nil {
+			return fmt.Errorf("%s (rerun): %w", tg.dir, err)
 		}
 		res.report(allow, verbose)
 		results = append(results, res)
@@ -300,6 +308,7 @@ func versionLess(a, b string) bool {
 // modeResult is one go test run of one package.
 type modeResult struct {
 	pass, fail, skip map[string]bool
+	passes, fails    map[string]int // how many times each unit passed and failed (-count > 1)
 	managers         map[string]int
 	output           map[string]*strings.Builder
 	banner           string // the substitute's registration lines
@@ -311,13 +320,27 @@ type pkgResult struct {
 	dir        string
 	noChannels bool
 	base, sub  modeResult
+	reruns     map[string]rerunResult // the units that failed substituted only, run again
+}
+
+// rerunResult is how a unit that failed substituted only did when run again
+// in each mode.
+type rerunResult struct {
+	basePass, baseRuns, subPass, subRuns int
+}
+
+// flaky reports whether the unit passed every substituted rerun.
+func (rr rerunResult) flaky() bool { return rr.subRuns > 0 && rr.subPass == rr.subRuns }
+
+func (rr rerunResult) String() string {
+	return fmt.Sprintf("reruns: substituted %d/%d passed, baseline %d/%d", rr.subPass, rr.subRuns, rr.basePass, rr.baseRuns)
 }
 
 // runTests runs go test -json for one package in one mode and collects the
 // results of grpc's test units: "Test/X" for grpctest's RunSubTests methods,
 // the top-level name otherwise.
-func runTests(work string, tg target, mode string, timeout time.Duration, logPath string) (modeResult, error) {
-	args := []string{"test", "-json", "-count=1", "-timeout", timeout.String()}
+func runTests(work string, tg target, mode string, count int, timeout time.Duration, logPath string) (modeResult, error) {
+	args := []string{"test", "-json", "-count=" + strconv.Itoa(count), "-timeout", timeout.String()}
 	if tg.run != "" {
 		args = append(args, "-run", tg.run)
 	}
@@ -341,6 +364,7 @@ func runTests(work string, tg target, mode string, timeout time.Duration, logPat
 	}
 	mr := modeResult{
 		pass: map[string]bool{}, fail: map[string]bool{}, skip: map[string]bool{},
+		passes: map[string]int{}, fails: map[string]int{},
 		managers: map[string]int{}, output: map[string]*strings.Builder{},
 	}
 	managersRE := regexp.MustCompile(`leakproof-conformance: managers=(\d+)`)
@@ -393,6 +417,12 @@ func runTests(work string, tg target, mode string, timeout time.Duration, logPat
 				continue // grpctest's parent of the units
 			}
 			map[string]map[string]bool{"pass": mr.pass, "fail": mr.fail, "skip": mr.skip}[ev.Action][unit] = true
+			switch ev.Action {
+			case "pass":
+				mr.passes[unit]++
+			case "fail":
+				mr.fails[unit]++
+			}
 		}
 	}
 	err = cmd.Wait()
@@ -408,6 +438,7 @@ func runTests(work string, tg target, mode string, timeout time.Duration, logPat
 	for unit := range mr.output {
 		if !mr.pass[unit] && !mr.fail[unit] && !mr.skip[unit] && unit != "Test" {
 			mr.fail[unit] = true
+			mr.fails[unit]++
 			mr.output[unit].WriteString(tail(pkgOutput.String(), 4000))
 		}
 	}
@@ -452,20 +483,90 @@ func parseAllowlist(text string) (map[string]allowed, error) {
 	return out, nil
 }
 
-func (r *pkgResult) regressions(allow map[string]allowed) (reg, allowedFails []string) {
+// regressions sorts the units that pass on the baseline and fail
+// substituted: allowlisted, flaky (passed every substituted rerun), or
+// regressions, which fail the run.
+func (r *pkgResult) regressions(allow map[string]allowed) (reg, allowedFails, flaky []string) {
 	for unit := range r.base.pass {
 		if r.sub.pass[unit] || r.sub.skip[unit] {
 			continue
 		}
 		if _, ok := allow[r.dir+" "+unit]; ok {
 			allowedFails = append(allowedFails, unit)
+		} else if rr, ok := r.reruns[unit]; ok && rr.flaky() {
+			flaky = append(flaky, unit)
 		} else {
 			reg = append(reg, unit)
 		}
 	}
 	slices.Sort(reg)
 	slices.Sort(allowedFails)
-	return reg, allowedFails
+	slices.Sort(flaky)
+	return reg, allowedFails, flaky
+}
+
+// rerun runs every unit that failed substituted only n more times in each
+// mode (one go test -count=n per mode) and records how often it passed.
+func (r *pkgResult) rerun(work string, tg target, allow map[string]allowed, n int, timeout time.Duration, logDir string) error {
+	if n <= 0 {
+		return nil
+	}
+	reg, _, _ := r.regressions(allow)
+	for _, u := range reg {
+		t := target{dir: tg.dir, run: runPattern(u)}
+		var rr rerunResult
+		for _, mode := range []string{"baseline", "substitute"} {
+			log := filepath.Join(logDir, strings.NewReplacer("/", "_", " ", "_").Replace(tg.dir+"."+u)+".rerun."+mode+".json")
+			mr, err := runTests(work, t, mode, n, timeout, log)
+			if err != nil {
+				return err
+			}
+			if mode == "baseline" {
+				rr.basePass, rr.baseRuns = mr.passes[u], mr.passes[u]+mr.fails[u]
+			} else {
+				rr.subPass, rr.subRuns = mr.passes[u], mr.passes[u]+mr.fails[u]
+				if !rr.flaky() {
+					r.sub.output[u] = appendOutput(r.sub.output[u], "\n--- a failing rerun:\n", firstFailure(mr, u))
+				}
+			}
+		}
+		if r.reruns == nil {
+			r.reruns = map[string]rerunResult{}
+		}
+		r.reruns[u] = rr
+	}
+	return nil
+}
+
+// runPattern is the go test -run pattern that selects exactly unit u.
+func runPattern(u string) string {
+	top, sub, ok := strings.Cut(u, "/")
+	if !ok {
+		return "^" + regexp.QuoteMeta(top) + "$"
+	}
+	return "^" + regexp.QuoteMeta(top) + "$/^" + regexp.QuoteMeta(sub) + "$"
+}
+
+// firstFailure returns the output unit u printed in a -count run, up to the
+// end of its first failure.
+func firstFailure(m modeResult, u string) string {
+	out := m.out(u)
+	if i := strings.Index(out, "--- FAIL"); i >= 0 {
+		if j := strings.Index(out[i:], "\n=== RUN"); j >= 0 {
+			return out[:i+j]
+		}
+	}
+	return out
+}
+
+func appendOutput(b *strings.Builder, parts ...string) *strings.Builder {
+	if b == nil {
+		b = &strings.Builder{}
+	}
+	for _, p := range parts {
+		b.WriteString(p)
+	}
+	return b
 }
 
 // totals returns how many units ran in each mode; a unit the baseline ran
@@ -503,12 +604,20 @@ func (r *pkgResult) report(allow map[string]allowed, verbose bool) {
 	if r.base.buildFailed != "" || r.sub.buildFailed != "" {
 		fmt.Printf("    BUILD FAILED:\n%s%s\n", indent(r.base.buildFailed), indent(r.sub.buildFailed))
 	}
-	reg, al := r.regressions(allow)
+	reg, al, flaky := r.regressions(allow)
 	for _, u := range reg {
-		fmt.Printf("    FAIL substituted (passes on baseline): %s (%s)\n", u, verdict(r.sub, u))
+		if rr, ok := r.reruns[u]; ok {
+			fmt.Printf("    FAIL substituted (passes on baseline): %s (%s; %v)\n", u, verdict(r.sub, u), rr)
+		} else {
+			fmt.Printf("    FAIL substituted (passes on baseline): %s (%s)\n", u, verdict(r.sub, u))
+		}
 		if verbose {
 			fmt.Print(indent(tail(r.sub.out(u), 6000)))
 		}
+	}
+	for _, u := range flaky {
+		fmt.Printf("    flaky, not counted: %s failed substituted once (%s), then passed every rerun (%v); its first failure:\n", u, verdict(r.sub, u), r.reruns[u])
+		fmt.Print(indent(tail(r.sub.out(u), 3000)))
 	}
 	for _, u := range al {
 		fmt.Printf("    allowlisted: %s — %s\n", u, allow[r.dir+" "+u].reason)
@@ -559,7 +668,7 @@ func indent(s string) string {
 }
 
 func summarize(results []pkgResult, allow map[string]allowed, took time.Duration, tmp string, keep bool) error {
-	var basePass, baseTotal, subPass, subTotal, regs, allowedN int
+	var basePass, baseTotal, subPass, subTotal, regs, allowedN, flakyN int
 	var problems []string
 	for _, r := range results {
 		bt, st := r.totals()
@@ -567,9 +676,10 @@ func summarize(results []pkgResult, allow map[string]allowed, took time.Duration
 		baseTotal += bt
 		subPass += len(r.sub.pass)
 		subTotal += st
-		reg, al := r.regressions(allow)
+		reg, al, fl := r.regressions(allow)
 		regs += len(reg)
 		allowedN += len(al)
+		flakyN += len(fl)
 		switch {
 		case r.base.buildFailed != "" || r.sub.buildFailed != "":
 			problems = append(problems, r.dir+": build failed")
@@ -580,8 +690,8 @@ func summarize(results []pkgResult, allow map[string]allowed, took time.Duration
 			problems = append(problems, r.dir+": the substituted run built no leakproof manager")
 		}
 	}
-	fmt.Printf("\nTOTAL baseline %d/%d, substituted %d/%d; %d fail substituted only (%d allowlisted); %v\n",
-		basePass, baseTotal, subPass, subTotal, regs+allowedN, allowedN, took.Round(time.Second))
+	fmt.Printf("\nTOTAL baseline %d/%d, substituted %d/%d; %d fail substituted only (%d allowlisted, %d flaky: passed every rerun); %v\n",
+		basePass, baseTotal, subPass, subTotal, regs+allowedN+flakyN, allowedN, flakyN, took.Round(time.Second))
 	if keep {
 		fmt.Printf("logs and the grpc copy: %s\n", tmp)
 	}
