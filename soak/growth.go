@@ -147,6 +147,11 @@ func warmUp(d time.Duration) time.Duration {
 	return min(max(d/10, quiet), maxWarmUp)
 }
 
+// WarmUp returns the start of a run whose timeline lasts d that the
+// run-level slopes leave out (Result.WarmUp after the run): a tenth of the
+// run, at most 5 minutes.
+func WarmUp(d time.Duration) time.Duration { return warmUp(d) }
+
 // runSlopes fits every sampled series after warm-up and up to end, the
 // end of the timeline (the samples of the shutdown go back to the baseline
 // and are judged by the checks at the end). backends names the backends in

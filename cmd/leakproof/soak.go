@@ -79,6 +79,7 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 		drain      = fs.Duration("drain-timeout", soak.DefaultDrainTimeout, "drainTimeout given to the leakproof policies")
 		quiet      = fs.Bool("quiet", false, "no progress and phase lines on stderr")
 		xds        = fs.Bool("xds", false, "run the channels under an embedded xDS control plane; adds the xds-* faults")
+		heapDir    = fs.String("heap-profiles", "", "write two heap profiles to `dir`, after warm-up and near the end (heap-warm.pb.gz, heap-end.pb.gz): go tool pprof -diff_base heap-warm.pb.gz heap-end.pb.gz attributes a heap slope")
 	)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, soakUsage)
@@ -162,17 +163,45 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 		cfg.Trace = traceFile
 	}
 
+	var heap *heapProfiles
+	if *heapDir != "" {
+		if st, err := os.Stat(*heapDir); err != nil || !st.IsDir() {
+			return usageErr("--heap-profiles %q: not a directory", *heapDir)
+		}
+		f, err := os.CreateTemp(*heapDir, ".leakproof-soak-*")
+		if err != nil {
+			return usageErr("--heap-profiles: %v", err)
+		}
+		f.Close()
+		os.Remove(f.Name())
+		heap = newHeapProfiles(*heapDir, *duration)
+		cfg.OnSample = heap.sample
+	}
 	if !*quiet {
 		p := newProgress(stderr, *duration)
-		cfg.OnSample = p.sample
+		if heap != nil {
+			cfg.OnSample = func(s soak.Sample) { heap.sample(s); p.sample(s) }
+		} else {
+			cfg.OnSample = p.sample
+		}
 		cfg.Logf = p.logf
 		defer p.done()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, runErr := soak.Run(ctx, cfg)
-	if cfg.OnSample != nil {
+	if cfg.Logf != nil {
 		cfg.Logf("") // end the progress line
+	}
+	if heap != nil {
+		wrote, err := heap.result()
+		for _, p := range wrote {
+			fmt.Fprintf(stderr, "leakproof soak: heap profile %s\n", p)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "leakproof soak: %v\n", err)
+			runErr = errors.Join(runErr, err)
+		}
 	}
 	if traceFile != nil {
 		if err := traceFile.Close(); err != nil && runErr == nil {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,6 +46,7 @@ func TestSoakBadFlagsExit2WithUsage(t *testing.T) {
 		{[]string{"extra"}, `unexpected argument "extra"`},
 		{[]string{"--report", filepath.Join(dir, "no", "such", "dir", "r.html")}, "--report: open"},
 		{[]string{"--trace", filepath.Join(dir, "no", "such", "dir", "t.jsonl")}, "--trace: open"},
+		{[]string{"--heap-profiles", filepath.Join(dir, "no", "such", "dir")}, "--heap-profiles " + `"` + filepath.Join(dir, "no", "such", "dir") + `": not a directory`},
 	} {
 		start := time.Now()
 		code, stdout, stderr := runSoak(t, tc.args...)
@@ -75,7 +78,7 @@ func TestSoakJSONReportAndTrace(t *testing.T) {
 	dir := t.TempDir()
 	report, trace := filepath.Join(dir, "soak.html"), filepath.Join(dir, "t.jsonl")
 	code, stdout, stderr := runSoak(t, "--duration", "6s", "--faults", "goaway,overlap,rst",
-		"--compare", "round_robin", "--json", "--report", report, "--trace", trace)
+		"--compare", "round_robin", "--json", "--report", report, "--trace", trace, "--heap-profiles", dir)
 	if code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
 	}
@@ -106,6 +109,28 @@ func TestSoakJSONReportAndTrace(t *testing.T) {
 	for _, want := range []string{"<svg", "PASS", "soak passed", soak.CheckRemovals, "round_robin (comparison)"} {
 		if !bytes.Contains(page, []byte(want)) {
 			t.Errorf("report lacks %q", want)
+		}
+	}
+
+	// Both heap profiles: gzip-compressed pprof protobufs, named on stderr.
+	for _, name := range []string{"heap-warm.pb.gz", "heap-end.pb.gz"} {
+		path := filepath.Join(dir, name)
+		if !strings.Contains(stderr, "heap profile "+path) {
+			t.Errorf("stderr does not name %s:\n%s", path, stderr)
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		pb, err := io.ReadAll(zr)
+		if err != nil || !bytes.Contains(pb, []byte("inuse_space")) {
+			t.Errorf("%s: not a heap profile (%d bytes, err %v)", name, len(pb), err)
 		}
 	}
 
