@@ -31,6 +31,8 @@ const (
 type fakeCC struct {
 	balancer.ClientConn // nil: a call that is not faked panics
 
+	asyncShutdown bool // SubConn.Shutdown tells the listener from a goroutine
+
 	mu      sync.Mutex
 	scs     map[string]*fakeSC
 	state   balancer.State
@@ -43,7 +45,7 @@ func (f *fakeCC) NewSubConn(addrs []resolver.Address, opts balancer.NewSubConnOp
 	if len(addrs) != 1 {
 		return nil, fmt.Errorf("fake: NewSubConn with %d addresses", len(addrs))
 	}
-	sc := &fakeSC{addr: addrs[0].Addr, listener: opts.StateListener}
+	sc := &fakeSC{addr: addrs[0].Addr, listener: opts.StateListener, async: f.asyncShutdown}
 	f.mu.Lock()
 	f.scs[sc.addr] = sc
 	f.mu.Unlock()
@@ -86,6 +88,7 @@ type fakeSC struct {
 	addr     string
 	listener func(balancer.SubConnState)
 	connects atomic.Int32
+	async    bool
 
 	mu     sync.Mutex
 	health func(balancer.SubConnState)
@@ -93,6 +96,10 @@ type fakeSC struct {
 
 func (sc *fakeSC) Connect() { sc.connects.Add(1) }
 func (sc *fakeSC) Shutdown() {
+	if sc.async {
+		go sc.listener(balancer.SubConnState{ConnectivityState: connectivity.Shutdown})
+		return
+	}
 	sc.listener(balancer.SubConnState{ConnectivityState: connectivity.Shutdown})
 }
 func (sc *fakeSC) RegisterHealthListener(l func(balancer.SubConnState)) {
@@ -405,4 +412,139 @@ func TestEndpointsSharingAFirstAddressAreTwoEndpoints(t *testing.T) {
 	if got := picked(t, f, 300); got["f-a:1"] != 200 || got["f-d:1"] != 100 {
 		t.Fatalf("picks %v, want f-a:1 200 and f-d:1 100 (two endpoints on it, one on the other)", got)
 	}
+}
+
+// TestUnchangedUpdateRestartsAConnectingEndpoint: grpc's endpointsharding
+// hands every update to every child, and pick_first, when CONNECTING,
+// restarts its pass from the first address even if the addresses did not
+// change. leakproof_round_robin skips children an unchanged update cannot
+// affect (READY, IDLE), never a CONNECTING one: its first address, failed
+// and back to IDLE while the second connects, is connected again at once.
+func TestUnchangedUpdateRestartsAConnectingEndpoint(t *testing.T) {
+	b, f := build(t)
+	state := resolver.State{Endpoints: []resolver.Endpoint{{Addresses: []resolver.Address{{Addr: "g-a:1"}, {Addr: "g-b:1"}}}}}
+	update := func() {
+		t.Helper()
+		if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: state}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update()
+	a := f.sc(t, "g-a:1")
+	a.set(t, connectivity.Connecting, nil)
+	a.set(t, connectivity.TransientFailure, errors.New("g-a refused"))
+	bb := f.sc(t, "g-b:1") // pick_first moved on to the second address
+	bb.set(t, connectivity.Connecting, nil)
+	a.set(t, connectivity.Idle, nil) // its backoff is over; pick_first waits for g-b
+	if s, _ := f.current(); s.ConnectivityState != connectivity.Connecting {
+		t.Fatalf("state %v, want CONNECTING", s.ConnectivityState)
+	}
+	if n := a.connects.Load(); n != 1 {
+		t.Fatalf("g-a connected %d times before the update, want 1", n)
+	}
+
+	update() // the same addresses
+	poll(t, "g-a connected again (pick_first's pass restarted)", func() bool { return a.connects.Load() == 2 })
+}
+
+// TestAnEndpointWithoutAddressesChangesNothingElse: an update whose
+// endpoints include one with no address is accepted and the other endpoints
+// are served, exactly as grpc's round_robin does (its pick_first child gets
+// one endpoint, so it returns no error, and waits, CONNECTING, for an
+// address).
+func TestAnEndpointWithoutAddressesChangesNothingElse(t *testing.T) {
+	for _, name := range []string{roundrobin.Name, "round_robin"} {
+		t.Run(name, func(t *testing.T) {
+			f := newFakeCC()
+			// grpc's pick_first holds its lock while it shuts a SubConn down
+			// and takes it in the SubConn's listener: a real SubConn tells the
+			// listener later, so the fake must too.
+			f.asyncShutdown = name == "round_robin"
+			b := balancer.Get(name).Build(f, balancer.BuildOptions{})
+			defer b.Close()
+			good := endpoints("h-a:1")
+			withEmpty := resolver.State{Endpoints: append([]resolver.Endpoint{{}}, good.Endpoints...)}
+			if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: withEmpty}); err != nil {
+				t.Fatalf("an endpoint without addresses beside a good one: UpdateClientConnState = %v, want nil", err)
+			}
+			f.sc(t, "h-a:1").set(t, connectivity.Ready, nil)
+			poll(t, "h-a served", func() bool { s, _ := f.current(); return s.ConnectivityState == connectivity.Ready })
+			if got := picked(t, f, 4); got["h-a:1"] != 4 {
+				t.Fatalf("picks %v, want h-a:1 4", got)
+			}
+			if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: good}); err != nil {
+				t.Fatalf("the next update: %v", err)
+			}
+		})
+	}
+}
+
+// TestCoalescePickersSendsOneWhenAReadyEndpointFails: with coalescePickers
+// the only transition inside a READY balancer that gets a picker is an
+// endpoint leaving the READY set, since an RPC that picked it waits for the
+// next one. A READY endpoint that fails its health check goes to
+// TRANSIENT_FAILURE and stays there: nothing else would send that picker.
+func TestCoalescePickersSendsOneWhenAReadyEndpointFails(t *testing.T) {
+	f := newFakeCC()
+	bb := balancer.Get(roundrobin.Name)
+	cfg, err := bb.(balancer.ConfigParser).ParseConfig(json.RawMessage(`{"coalescePickers":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bb.Build(f, balancer.BuildOptions{})
+	t.Cleanup(b.Close)
+	as := addrs("k", 3)
+	if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: endpoints(as...), BalancerConfig: cfg}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range as {
+		f.sc(t, a).set(t, connectivity.Ready, nil)
+	}
+	poll(t, "3 READY endpoints picked", func() bool {
+		s, _ := f.current()
+		return s.ConnectivityState == connectivity.Ready && len(picked(t, f, 3)) == 3
+	})
+	_, before := f.current()
+	sick := f.sc(t, as[1])
+	sick.mu.Lock()
+	health := sick.health
+	sick.mu.Unlock()
+	health(balancer.SubConnState{ConnectivityState: connectivity.TransientFailure, ConnectionError: errors.New("unhealthy")})
+	poll(t, "a picker after "+as[1]+" failed its health check", func() bool { _, n := f.current(); return n == before+1 })
+	if got := picked(t, f, 30); got[as[1]] != 0 || len(got) != 2 {
+		t.Fatalf("picks %v after %s turned unhealthy, want the other two only", got, as[1])
+	}
+}
+
+// TestUnchangedUpdateRestartsAFailingEndpoint: in TRANSIENT_FAILURE, pick_first
+// restarts its pass on every update, unchanged or not, and a pass that ends
+// in failure reports TRANSIENT_FAILURE again, which the balancer passes on
+// as a new picker. Without the update, pick_first, between passes, reports
+// only after every address failed once more. So the unchanged update must
+// reach a failing endpoint, as grpc's endpointsharding delivers it.
+func TestUnchangedUpdateRestartsAFailingEndpoint(t *testing.T) {
+	b, f := build(t)
+	state := resolver.State{Endpoints: []resolver.Endpoint{{Addresses: []resolver.Address{{Addr: "m-a:1"}, {Addr: "m-b:1"}}}}}
+	update := func() {
+		t.Helper()
+		if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: state}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update()
+	a := f.sc(t, "m-a:1")
+	a.set(t, connectivity.Connecting, nil)
+	a.set(t, connectivity.TransientFailure, errors.New("m-a refused"))
+	bb := f.sc(t, "m-b:1")
+	bb.set(t, connectivity.Connecting, nil)
+	bb.set(t, connectivity.TransientFailure, errors.New("m-b refused"))
+	poll(t, "TRANSIENT_FAILURE", func() bool { s, _ := f.current(); return s.ConnectivityState == connectivity.TransientFailure })
+	a.set(t, connectivity.Idle, nil) // backoff over: pick_first reconnects it
+	poll(t, "m-a reconnecting", func() bool { return a.connects.Load() == 2 })
+	a.set(t, connectivity.Connecting, nil)
+
+	update() // the same addresses: pick_first starts a new pass
+	_, n := f.current()
+	a.set(t, connectivity.TransientFailure, errors.New("m-a refused again"))
+	poll(t, "a picker for the pass that failed", func() bool { _, m := f.current(); return m == n+1 })
 }
