@@ -23,13 +23,19 @@ import (
 // old ones down (not even at Close).
 const freshName = "leakproof_test_fresh_every_update"
 
-// wrappedLeakyName is the leaky policy registered already guarded, by Wrap.
-const wrappedLeakyName = "leakproof_test_wrapped_leaky"
+// wrappedLeakyName is the leaky policy registered already guarded, by Wrap;
+// wrappedLeakyDefaultName the same with WithOrphanTimeout(0), the default.
+const (
+	wrappedLeakyName        = "leakproof_test_wrapped_leaky"
+	wrappedLeakyDefaultName = "leakproof_test_wrapped_leaky_default"
+)
 
 func init() {
 	balancer.Register(freshBuilder{})
 	balancer.Register(guard.Wrap(renamed{balancer.Get(leakypolicy.Name), wrappedLeakyName},
 		guard.WithOrphanTimeout(orphanTimeout), guard.WithDrainTimeout(drainTimeout)))
+	balancer.Register(guard.Wrap(renamed{balancer.Get(leakypolicy.Name), wrappedLeakyDefaultName},
+		guard.WithOrphanTimeout(0), guard.WithDrainTimeout(drainTimeout)))
 }
 
 // renamed registers a builder under another name.
@@ -218,6 +224,27 @@ func TestWrapRegistersAGuardedPolicy(t *testing.T) {
 	}
 	cl.CC.Close()
 	cl.Trace.CheckClean(t)
+}
+
+// TestWrapZeroOrphanTimeoutIsTheDefault: WithOrphanTimeout(0) means the
+// default (30s), not "reclaim at once": the leaky policy's subchannel to a
+// removed backend is still open, and no orphan, well after the removal.
+func TestWrapZeroOrphanTimeoutIsTheDefault(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	bs := e2e.StartBackends(t, 2)
+	a, c := bs[0].Addr(), bs[1].Addr()
+	cl := e2e.Dial(t, e2e.ServiceConfig(wrappedLeakyDefaultName, ""), e2e.AddrState(a, c), e2e.Options{})
+	cl.WaitServed(a, c)
+	cl.R.UpdateState(e2e.AddrState(a))
+	time.Sleep(3 * orphanTimeout) // three times what wrappedLeakyName is reclaimed after
+	if n := cl.Trace.Count(subconn.KindOrphan, c); n != 0 {
+		t.Fatalf("%d orphan events for the removed backend %v after the removal, want 0 (the default timeout is %v)",
+			n, 3*orphanTimeout, subconn.DefaultOrphanTimeout)
+	}
+	if n := e2e.Sockets(t, c); n != 1 {
+		t.Fatalf("%d sockets to the removed backend, want 1 (the leaky policy holds it until the orphan timeout)", n)
+	}
+	cl.CC.Close()
 }
 
 // TestSwitchingChildPolicyKeepsTheConnections changes the guard's child from

@@ -50,6 +50,7 @@ type strict struct {
 	updates   int
 	inCall    atomic.Bool  // also read by listeners, to catch one running during a call
 	exitIdles atomic.Int32 // ExitIdle calls
+	closes    atomic.Int32 // Close calls
 
 	// What the test reads.
 	obs        sync.Mutex
@@ -142,6 +143,7 @@ func (b *strict) ResolverError(error)                                        {}
 func (b *strict) UpdateSubConnState(balancer.SubConn, balancer.SubConnState) {}
 func (b *strict) ExitIdle()                                                  { b.exitIdles.Add(1) }
 func (b *strict) Close() {
+	b.closes.Add(1)
 	for _, x := range b.scs {
 		x.sc.Shutdown()
 	}
@@ -206,7 +208,8 @@ func (parentCC) UpdateState(balancer.State)              {}
 func (parentCC) MetricsRecorder() estats.MetricsRecorder { return nil }
 
 // TestExitIdleReachesTheChild: the guard passes ExitIdle to its child (grpc
-// calls it when an idle channel is used again), and drops it once closed.
+// calls it when an idle channel is used again), closes the child once when
+// it is closed (a second Close does nothing), and drops ExitIdle once closed.
 func TestExitIdleReachesTheChild(t *testing.T) {
 	bb := balancer.Get(guard.Name)
 	cfg, err := bb.(balancer.ConfigParser).ParseConfig([]byte(fmt.Sprintf(`{"childPolicy":[{%q:{}}]}`, strictName)))
@@ -223,6 +226,10 @@ func TestExitIdleReachesTheChild(t *testing.T) {
 		t.Fatalf("child got %d ExitIdle calls, want 1", n)
 	}
 	g.Close()
+	g.Close()
+	if n := child.closes.Load(); n != 1 {
+		t.Fatalf("child closed %d times by two Close calls, want 1", n)
+	}
 	g.ExitIdle()
 	if n := child.exitIdles.Load(); n != 1 {
 		t.Fatalf("child got %d ExitIdle calls after Close, want still 1", n)
