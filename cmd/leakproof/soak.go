@@ -79,7 +79,7 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 		drain      = fs.Duration("drain-timeout", soak.DefaultDrainTimeout, "drainTimeout given to the leakproof policies")
 		quiet      = fs.Bool("quiet", false, "no progress and phase lines on stderr")
 		xds        = fs.Bool("xds", false, "run the channels under an embedded xDS control plane; adds the xds-* faults")
-		heapDir    = fs.String("heap-profiles", "", "write two heap profiles to `dir`, after warm-up and near the end (heap-warm.pb.gz, heap-end.pb.gz): go tool pprof -diff_base heap-warm.pb.gz heap-end.pb.gz attributes a heap slope")
+		heapDir    = fs.String("heap-profiles", "", "write two heap profiles (one sample per 4 KiB allocated) to `dir`, after warm-up and near the end (heap-warm.pb.gz, heap-end.pb.gz): go tool pprof -diff_base heap-warm.pb.gz heap-end.pb.gz attributes a heap slope")
 	)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, soakUsage)
