@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/leakproof/leakproof/internal/policy"
 	"github.com/leakproof/leakproof/subconn"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/grpclog"
@@ -185,9 +186,7 @@ func (g *guard) Close() {
 	if c != nil {
 		g.m.Serialize(c.close)
 	}
-	if err := g.m.Close(); err != nil {
-		logger.Errorf("%s: child policy %s did not release every subchannel: %v", g.name, childName(c), err)
-	}
+	policy.LogClose(logger.Errorf, g.m.Close(), "%s: child policy %s did not release every subchannel", g.name, childName(c))
 }
 
 func childName(c *child) string {

@@ -108,9 +108,7 @@ func (b *pickFirst) UpdateClientConnState(s balancer.ClientConnState) error {
 
 func (b *pickFirst) Close() {
 	b.Balancer.Close()
-	if err := b.m.Close(); err != nil {
-		logger.Errorf("%s: %v", b.name, err)
-	}
+	policy.LogClose(logger.Errorf, b.m.Close(), "%s", b.name)
 }
 
 // fixedPickerCC turns pick_first's READY picker into one that returns the

@@ -51,6 +51,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/leakproof/leakproof/internal/policy"
 	"github.com/leakproof/leakproof/subconn"
 	"google.golang.org/grpc/attributes"
 	"google.golang.org/grpc/balancer"
@@ -267,9 +268,7 @@ func (b *roundRobin) Close() {
 	for _, e := range children {
 		e.close()
 	}
-	if err := b.m.Close(); err != nil {
-		logger.Errorf("%s: %v", b.name, err)
-	}
+	policy.LogClose(logger.Errorf, b.m.Close(), "%s", b.name)
 }
 
 // addLocked adds a new endpoint, IDLE until its pick_first reports. Caller
