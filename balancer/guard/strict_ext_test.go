@@ -235,3 +235,15 @@ func TestExitIdleReachesTheChild(t *testing.T) {
 		t.Fatalf("child got %d ExitIdle calls after Close, want still 1", n)
 	}
 }
+
+// TestCloseBeforeAnyConfig: a guard grpc closes before it ever got a config
+// (a channel closed while its first resolution is pending) has no child:
+// ExitIdle, ResolverError and Close, twice, are no-ops.
+func TestCloseBeforeAnyConfig(t *testing.T) {
+	g := balancer.Get(guard.Name).Build(parentCC{}, balancer.BuildOptions{})
+	g.ExitIdle()
+	g.ResolverError(fmt.Errorf("no addresses yet"))
+	g.Close()
+	g.Close()
+	g.ExitIdle()
+}
