@@ -2,6 +2,7 @@ package guard_test
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,9 +54,10 @@ type strict struct {
 	closes    atomic.Int32 // Close calls
 
 	// What the test reads.
-	obs        sync.Mutex
-	violations []string
-	states     map[int][]connectivity.State // by SubConn index
+	obs          sync.Mutex
+	violations   []string
+	resolverErrs []string                     // ResolverError calls, their errors
+	states       map[int][]connectivity.State // by SubConn index
 }
 
 type strictSC struct {
@@ -139,7 +141,11 @@ func (b *strict) seen() (violations []string, states map[int][]connectivity.Stat
 	return append([]string(nil), b.violations...), states
 }
 
-func (b *strict) ResolverError(error)                                        {}
+func (b *strict) ResolverError(err error) {
+	b.obs.Lock()
+	b.resolverErrs = append(b.resolverErrs, err.Error())
+	b.obs.Unlock()
+}
 func (b *strict) UpdateSubConnState(balancer.SubConn, balancer.SubConnState) {}
 func (b *strict) ExitIdle()                                                  { b.exitIdles.Add(1) }
 func (b *strict) Close() {
@@ -208,7 +214,7 @@ func (parentCC) UpdateState(balancer.State)              {}
 func (parentCC) MetricsRecorder() estats.MetricsRecorder { return nil }
 
 // TestExitIdleReachesTheChild: the guard passes ExitIdle to its child (grpc
-// calls it when an idle channel is used again), closes the child once when
+// calls it when an idle channel is used again) and resolver errors, closes the child once when
 // it is closed (a second Close does nothing), and drops ExitIdle once closed.
 func TestExitIdleReachesTheChild(t *testing.T) {
 	bb := balancer.Get(guard.Name)
@@ -224,6 +230,13 @@ func TestExitIdleReachesTheChild(t *testing.T) {
 	g.ExitIdle()
 	if n := child.exitIdles.Load(); n != 1 {
 		t.Fatalf("child got %d ExitIdle calls, want 1", n)
+	}
+	g.ResolverError(fmt.Errorf("dns: no such host"))
+	child.obs.Lock()
+	errs := slices.Clone(child.resolverErrs)
+	child.obs.Unlock()
+	if len(errs) != 1 || errs[0] != "dns: no such host" {
+		t.Fatalf("child got ResolverError calls %q, want the one error", errs)
 	}
 	g.Close()
 	g.Close()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -547,4 +548,70 @@ func TestUnchangedUpdateRestartsAFailingEndpoint(t *testing.T) {
 	_, n := f.current()
 	a.set(t, connectivity.TransientFailure, errors.New("m-a refused again"))
 	poll(t, "a picker for the pass that failed", func() bool { _, m := f.current(); return m == n+1 })
+}
+
+// TestDuplicateEndpointsAreOne: an endpoint listed twice in an update is one
+// endpoint (one SubConn, one share of the picks), as grpc's round_robin
+// skips duplicates; and a duplicate does not hide an endpoint the update
+// removed.
+func TestDuplicateEndpointsAreOne(t *testing.T) {
+	for _, name := range []string{roundrobin.Name, "round_robin"} {
+		t.Run(name, func(t *testing.T) {
+			f := newFakeCC()
+			f.asyncShutdown = name == "round_robin"
+			b := balancer.Get(name).Build(f, balancer.BuildOptions{})
+			defer b.Close()
+			if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: endpoints("n-a:1", "n-a:1", "n-b:1", "n-c:1", "n-a:1")}); err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range []string{"n-a:1", "n-b:1", "n-c:1"} {
+				f.sc(t, a).set(t, connectivity.Ready, nil)
+			}
+			poll(t, "all three picked", func() bool { return len(picked(t, f, 3)) == 3 })
+			if got := picked(t, f, 300); got["n-a:1"] != 100 || got["n-b:1"] != 100 || got["n-c:1"] != 100 {
+				t.Fatalf("picks %v, want 100 each: the duplicates are one endpoint", got)
+			}
+			if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: endpoints("n-a:1", "n-b:1", "n-a:1")}); err != nil {
+				t.Fatal(err)
+			}
+			poll(t, "n-c removed", func() bool { return len(picked(t, f, 4)) == 2 })
+			if got := picked(t, f, 200); got["n-a:1"] != 100 || got["n-b:1"] != 100 {
+				t.Fatalf("picks %v after n-c was removed, want 100 each for n-a and n-b", got)
+			}
+		})
+	}
+}
+
+// TestResolverErrorReachesFailingEndpoints: a resolver error after a good
+// update reaches every endpoint; pick_first ignores it while it has
+// addresses and is not failing, and a failing one fails its picks with the
+// resolver's error from then on, as under grpc's round_robin.
+func TestResolverErrorReachesFailingEndpoints(t *testing.T) {
+	for _, name := range []string{roundrobin.Name, "round_robin"} {
+		t.Run(name, func(t *testing.T) {
+			f := newFakeCC()
+			f.asyncShutdown = name == "round_robin"
+			b := balancer.Get(name).Build(f, balancer.BuildOptions{})
+			defer b.Close()
+			if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: endpoints("p-a:1", "p-b:1")}); err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range []string{"p-a:1", "p-b:1"} {
+				sc := f.sc(t, a)
+				sc.set(t, connectivity.Connecting, nil)
+				sc.set(t, connectivity.TransientFailure, errors.New(a+" refused"))
+			}
+			poll(t, "TRANSIENT_FAILURE", func() bool { s, _ := f.current(); return s.ConnectivityState == connectivity.TransientFailure })
+			b.ResolverError(errors.New("dns: no such host"))
+			poll(t, "picks failing with the resolver's error", func() bool {
+				s, _ := f.current()
+				for range 4 {
+					if _, err := s.Picker.Pick(balancer.PickInfo{}); err == nil || !strings.Contains(err.Error(), "dns: no such host") {
+						return false
+					}
+				}
+				return true
+			})
+		})
+	}
 }
