@@ -226,13 +226,14 @@ func isLittle(order binary.ByteOrder) bool {
 // four hex digits (IPv6) into a normalised address. Each group of 8 digits is
 // a 32-bit word printed in the host's byte order.
 func parseAddrPort(b []byte, little bool) (netip.AddrPort, bool) {
+	// 8 or 32 digits, the colon, 4 digits (i is -1 without a colon).
 	i := bytes.IndexByte(b, ':')
-	if i < 0 || len(b)-i-1 != 4 {
+	if i != 8 && i != 32 || len(b) != i+5 {
 		return netip.AddrPort{}, false
 	}
 	hexIP := b[:i]
 	port, ok := parseHex(b[i+1:])
-	if !ok || len(hexIP) != 8 && len(hexIP) != 32 {
+	if !ok {
 		return netip.AddrPort{}, false
 	}
 	var a [16]byte
