@@ -168,10 +168,15 @@ func TestSoakLeakyPolicyAloneFailsAndGuardedPasses(t *testing.T) {
 		t.Errorf("stdout lacks the failed verdict table:\n%s", stdout)
 	}
 
-	trace := filepath.Join(t.TempDir(), "t.jsonl")
-	code, stdout, stderr = runSoak(t, "--duration", "4500ms", "--faults", "dup,overlap", "--policy", "leakproof_guard:"+leakypolicy.Name, "--quiet", "--json", "--trace", trace)
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "t.jsonl")
+	code, stdout, stderr = runSoak(t, "--duration", "4500ms", "--faults", "dup,overlap", "--policy", "leakproof_guard:"+leakypolicy.Name, "--quiet", "--json", "--trace", trace,
+		"--heap-profiles", dir) // --heap-profiles with --quiet: no progress lines to end
 	if code != 0 {
 		t.Fatalf("guarded: exit %d, want 0; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "heap-end.pb.gz")); err != nil {
+		t.Errorf("guarded, --quiet: %v", err)
 	}
 	var res soak.Result
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
