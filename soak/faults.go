@@ -288,7 +288,7 @@ func (r *runner) evidence(p *phaseRun) string {
 		accepted[name] = b.Stats().Accepted - p.accepted0[name]
 	}
 	p.accepted = accepted
-	p.accepted0 = nil // kept for the result, a phase record should hold only what it reports
+	p.accepted0 = nil // needed only while the phase ran; the record is kept for the result
 	if what := specOf(p.Fault).evidence; what != nil {
 		parts = append(parts, what(p))
 	}

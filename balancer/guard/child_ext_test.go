@@ -206,14 +206,22 @@ func TestFreshSubConnOnEveryUpdateHoldsOneSocketPerBackend(t *testing.T) {
 	}
 }
 
+// dialServed starts two backends, a and c, and a channel on policy that
+// both have served, under a leak check registered first (so it runs last).
+func dialServed(t *testing.T, policy string) (cl *e2e.Client, a, c string) {
+	t.Helper()
+	t.Cleanup(leaktest.Check(t))
+	bs := e2e.StartBackends(t, 2)
+	a, c = bs[0].Addr(), bs[1].Addr()
+	cl = e2e.Dial(t, e2e.ServiceConfig(policy, ""), e2e.AddrState(a, c), e2e.Options{})
+	cl.WaitServed(a, c)
+	return cl, a, c
+}
+
 // TestWrapRegistersAGuardedPolicy names the leaky policy registered through
 // Wrap, under its own name, with no leakproof_guard in the config.
 func TestWrapRegistersAGuardedPolicy(t *testing.T) {
-	t.Cleanup(leaktest.Check(t))
-	bs := e2e.StartBackends(t, 2)
-	a, c := bs[0].Addr(), bs[1].Addr()
-	cl := e2e.Dial(t, e2e.ServiceConfig(wrappedLeakyName, ""), e2e.AddrState(a, c), e2e.Options{})
-	cl.WaitServed(a, c)
+	cl, a, c := dialServed(t, wrappedLeakyName)
 	if cl.Trace.Count(subconn.KindCreate, "") != 2 {
 		t.Fatalf("the wrapped policy's SubConns are not in the trace:\n%s", e2e.Format(cl.Trace.Events()))
 	}
@@ -230,11 +238,7 @@ func TestWrapRegistersAGuardedPolicy(t *testing.T) {
 // default (30s), not "reclaim at once": the leaky policy's subchannel to a
 // removed backend is still open, and no orphan, well after the removal.
 func TestWrapZeroOrphanTimeoutIsTheDefault(t *testing.T) {
-	t.Cleanup(leaktest.Check(t))
-	bs := e2e.StartBackends(t, 2)
-	a, c := bs[0].Addr(), bs[1].Addr()
-	cl := e2e.Dial(t, e2e.ServiceConfig(wrappedLeakyDefaultName, ""), e2e.AddrState(a, c), e2e.Options{})
-	cl.WaitServed(a, c)
+	cl, a, c := dialServed(t, wrappedLeakyDefaultName)
 	cl.R.UpdateState(e2e.AddrState(a))
 	time.Sleep(3 * orphanTimeout) // three times what wrappedLeakyName is reclaimed after
 	if n := cl.Trace.Count(subconn.KindOrphan, c); n != 0 {

@@ -170,9 +170,35 @@ func picked(t *testing.T, f *fakeCC, n int) map[string]int {
 
 func build(t *testing.T) (balancer.Balancer, *fakeCC) {
 	t.Helper()
+	return buildPolicy(t, roundrobin.Name)
+}
+
+// buildPolicy builds the registered policy name on a fakeCC, closed when the
+// test ends. grpc's pick_first (under grpc's round_robin) holds its lock
+// while it shuts a SubConn down and takes it again in the SubConn's
+// listener: a real SubConn tells the listener later, so for grpc's policy
+// the fake does too.
+func buildPolicy(t *testing.T, name string) (balancer.Balancer, *fakeCC) {
+	t.Helper()
 	f := newFakeCC()
-	b := balancer.Get(roundrobin.Name).Build(f, balancer.BuildOptions{})
+	f.asyncShutdown = name != roundrobin.Name
+	b := balancer.Get(name).Build(f, balancer.BuildOptions{})
 	t.Cleanup(b.Close)
+	return b, f
+}
+
+// startCoalesced builds leakproof_round_robin with coalescePickers and gives
+// it one endpoint per address.
+func startCoalesced(t *testing.T, as []string) (balancer.Balancer, *fakeCC) {
+	t.Helper()
+	b, f := build(t)
+	cfg, err := balancer.Get(roundrobin.Name).(balancer.ConfigParser).ParseConfig(json.RawMessage(`{"coalescePickers":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: endpoints(as...), BalancerConfig: cfg}); err != nil {
+		t.Fatal(err)
+	}
 	return b, f
 }
 
@@ -216,18 +242,8 @@ func TestEndpointsTurningReadySendOnePickerEach(t *testing.T) {
 // endpoint join at once. A READY endpoint that leaves sends one (RPCs that
 // picked it wait for it); coming back sends none.
 func TestCoalescePickers(t *testing.T) {
-	f := newFakeCC()
-	bb := balancer.Get(roundrobin.Name)
-	cfg, err := bb.(balancer.ConfigParser).ParseConfig(json.RawMessage(`{"coalescePickers":true}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := bb.Build(f, balancer.BuildOptions{})
-	t.Cleanup(b.Close)
 	as := addrs("e", 100)
-	if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: endpoints(as...), BalancerConfig: cfg}); err != nil {
-		t.Fatal(err)
-	}
+	_, f := startCoalesced(t, as)
 	for i, a := range as {
 		f.sc(t, a).set(t, connectivity.Ready, nil)
 		want := i + 1
@@ -456,13 +472,7 @@ func TestUnchangedUpdateRestartsAConnectingEndpoint(t *testing.T) {
 func TestAnEndpointWithoutAddressesChangesNothingElse(t *testing.T) {
 	for _, name := range []string{roundrobin.Name, "round_robin"} {
 		t.Run(name, func(t *testing.T) {
-			f := newFakeCC()
-			// grpc's pick_first holds its lock while it shuts a SubConn down
-			// and takes it in the SubConn's listener: a real SubConn tells the
-			// listener later, so the fake must too.
-			f.asyncShutdown = name == "round_robin"
-			b := balancer.Get(name).Build(f, balancer.BuildOptions{})
-			defer b.Close()
+			b, f := buildPolicy(t, name)
 			good := endpoints("h-a:1")
 			withEmpty := resolver.State{Endpoints: append([]resolver.Endpoint{{}}, good.Endpoints...)}
 			if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: withEmpty}); err != nil {
@@ -486,18 +496,8 @@ func TestAnEndpointWithoutAddressesChangesNothingElse(t *testing.T) {
 // next one. A READY endpoint that fails its health check goes to
 // TRANSIENT_FAILURE and stays there: nothing else would send that picker.
 func TestCoalescePickersSendsOneWhenAReadyEndpointFails(t *testing.T) {
-	f := newFakeCC()
-	bb := balancer.Get(roundrobin.Name)
-	cfg, err := bb.(balancer.ConfigParser).ParseConfig(json.RawMessage(`{"coalescePickers":true}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := bb.Build(f, balancer.BuildOptions{})
-	t.Cleanup(b.Close)
 	as := addrs("k", 3)
-	if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: endpoints(as...), BalancerConfig: cfg}); err != nil {
-		t.Fatal(err)
-	}
+	_, f := startCoalesced(t, as)
 	for _, a := range as {
 		f.sc(t, a).set(t, connectivity.Ready, nil)
 	}
@@ -557,10 +557,7 @@ func TestUnchangedUpdateRestartsAFailingEndpoint(t *testing.T) {
 func TestDuplicateEndpointsAreOne(t *testing.T) {
 	for _, name := range []string{roundrobin.Name, "round_robin"} {
 		t.Run(name, func(t *testing.T) {
-			f := newFakeCC()
-			f.asyncShutdown = name == "round_robin"
-			b := balancer.Get(name).Build(f, balancer.BuildOptions{})
-			defer b.Close()
+			b, f := buildPolicy(t, name)
 			if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: endpoints("n-a:1", "n-a:1", "n-b:1", "n-c:1", "n-a:1")}); err != nil {
 				t.Fatal(err)
 			}
@@ -589,10 +586,7 @@ func TestDuplicateEndpointsAreOne(t *testing.T) {
 func TestResolverErrorReachesFailingEndpoints(t *testing.T) {
 	for _, name := range []string{roundrobin.Name, "round_robin"} {
 		t.Run(name, func(t *testing.T) {
-			f := newFakeCC()
-			f.asyncShutdown = name == "round_robin"
-			b := balancer.Get(name).Build(f, balancer.BuildOptions{})
-			defer b.Close()
+			b, f := buildPolicy(t, name)
 			if err := b.UpdateClientConnState(balancer.ClientConnState{ResolverState: endpoints("p-a:1", "p-b:1")}); err != nil {
 				t.Fatal(err)
 			}
