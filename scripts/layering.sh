@@ -6,7 +6,7 @@
 # another). The layers, lowest first:
 #
 #   0  internal/sockowner                       what subconn and leaktest share
-#   1  subconn, leaktest, proto/..., internal/leakypolicy
+#   1  subconn, leaktest, proto/..., internal/leakypolicy, internal/dnsserver
 #   2  internal/policy, testbackend, internal/xdsfixture
 #   3  balancer/...
 #   4  admin, soak
@@ -27,7 +27,7 @@ module=$(go list -m)
 layer() {
   case "$1" in
     internal/sockowner) echo 0 ;;
-    subconn | leaktest | proto/* | internal/leakypolicy) echo 1 ;;
+    subconn | leaktest | proto/* | internal/leakypolicy | internal/dnsserver) echo 1 ;;
     internal/policy | testbackend | internal/xdsfixture) echo 2 ;;
     balancer/*) echo 3 ;;
     admin | soak) echo 4 ;;
