@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/leakproof/leakproof/internal/procfs"
 	"github.com/leakproof/leakproof/internal/sockowner"
 	"go.uber.org/goleak"
 )
@@ -148,23 +149,23 @@ func poll(base *Snapshot, o *opts, backends []netip.AddrPort) *polled {
 	}
 	slices.SortFunc(p.fds, func(a, b FD) int { return a.Num - b.Num })
 	for _, addr := range backends {
-		b := BackendSockets{Backend: addr, Baseline: countTo(base.Sockets, addr), Now: countTo(socks, addr)}
+		b := BackendSockets{Backend: addr, Baseline: countTo(base.socks, addr), Now: countTo(socks, addr)}
 		if b.Now <= b.Baseline {
 			continue
 		}
 		byInode := make(map[uint64][]int)
 		for fd, target := range fds {
-			if ino, ok := socketInode(target); ok {
+			if ino, ok := procfs.SocketInode(target); ok {
 				byInode[ino] = append(byInode[ino], fd)
 			}
 		}
-		var to []Socket
+		var to []procfs.Socket
 		for _, s := range socks {
-			if s.Remote == addr && s.counted() {
+			if s.Remote == addr && s.IsConnection() {
 				to = append(to, s)
 			}
 		}
-		slices.SortFunc(to, func(a, b Socket) int { return a.Local.Compare(b.Local) })
+		slices.SortFunc(to, func(a, b procfs.Socket) int { return a.Local.Compare(b.Local) })
 		for _, s := range to {
 			nums := byInode[s.Inode]
 			slices.Sort(nums)
@@ -178,9 +179,9 @@ func poll(base *Snapshot, o *opts, backends []netip.AddrPort) *polled {
 }
 
 // newFD describes descriptor fd with the socket it points to and its owner.
-func newFD(fd int, target string, socks map[uint64]Socket) FD {
+func newFD(fd int, target string, socks map[uint64]procfs.Socket) FD {
 	f := FD{Num: fd, Target: target}
-	ino, ok := socketInode(target)
+	ino, ok := procfs.SocketInode(target)
 	if !ok {
 		return f
 	}
@@ -188,7 +189,8 @@ func newFD(fd int, target string, socks map[uint64]Socket) FD {
 	if !ok {
 		return f
 	}
-	f.Socket = &s
+	sock := socketOf(s)
+	f.Socket = &sock
 	if o, ok := sockowner.Lookup(s.Local, s.Remote); ok {
 		f.Owner = &Owner{Manager: o.Manager, Target: o.Target, Subchannel: o.Subchannel, Key: o.Key}
 	}

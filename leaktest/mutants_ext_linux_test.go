@@ -44,32 +44,6 @@ func TestFindSortsLeakedFDsByNumber(t *testing.T) {
 	}
 }
 
-// TestSnapshotReadsLongTargets: a descriptor's target longer than the first
-// readlink buffer (512 bytes) is read again in full, not cut short. The
-// path is a real file under a directory chain 600-odd bytes deep.
-func TestSnapshotReadsLongTargets(t *testing.T) {
-	path := t.TempDir()
-	for _, c := range "abc" {
-		path = filepath.Join(path, strings.Repeat(string(c), 200))
-	}
-	if err := os.MkdirAll(path, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path = filepath.Join(path, "long.txt")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	snap, err := leaktest.Take()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := snap.FDs[int(f.Fd())]; got != path {
-		t.Errorf("fd %d of a %d-byte path: target %q (%d bytes), want the whole path", f.Fd(), len(path), got, len(got))
-	}
-}
-
 // TestVerifyTestMainUnderCPUProfile: `go test -cpuprofile` makes the testing
 // package open the profile after TestMain's baseline and never close it.
 // This runs the package's own test binary again, with -test.cpuprofile and

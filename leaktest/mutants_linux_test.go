@@ -3,18 +3,20 @@ package leaktest
 import (
 	"strings"
 	"testing"
+
+	"github.com/leakproof/leakproof/internal/procfs"
 )
 
 // TestStartPollerLeavesNoDescriptor: the pipe that starts the runtime's
 // poller is closed again before startPoller returns; only the poller's own
 // descriptors may stay.
 func TestStartPollerLeavesNoDescriptor(t *testing.T) {
-	before, err := readFDs()
+	before, err := procfs.FDs()
 	if err != nil {
 		t.Fatal(err)
 	}
 	startPoller()
-	after, err := readFDs()
+	after, err := procfs.FDs()
 	if err != nil {
 		t.Fatal(err)
 	}

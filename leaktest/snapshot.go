@@ -1,12 +1,9 @@
 package leaktest
 
 import (
-	"cmp"
 	"net/netip"
-	"slices"
-	"strconv"
-	"strings"
 
+	"github.com/leakproof/leakproof/internal/procfs"
 	"go.uber.org/goleak"
 )
 
@@ -22,8 +19,9 @@ type Snapshot struct {
 	// points to onto its addresses and state.
 	Sockets map[uint64]Socket
 
-	goroutines goleak.Option // ignores the goroutines running at the baseline
-	err        error         // why FDs and Sockets are nil
+	goroutines goleak.Option            // ignores the goroutines running at the baseline
+	socks      map[uint64]procfs.Socket // Sockets, as Find compares them
+	err        error                    // why FDs and Sockets are nil
 }
 
 // Take records the goroutines, file descriptors and TCP sockets of this
@@ -35,7 +33,13 @@ type Snapshot struct {
 // and the error wraps errors.ErrUnsupported.
 func Take() (*Snapshot, error) {
 	s := &Snapshot{goroutines: goleak.IgnoreCurrent()}
-	s.FDs, s.Sockets, s.err = readProc()
+	s.FDs, s.socks, s.err = readProc()
+	if s.socks != nil {
+		s.Sockets = make(map[uint64]Socket, len(s.socks))
+		for ino, sock := range s.socks {
+			s.Sockets[ino] = socketOf(sock)
+		}
+	}
 	return s, s.err
 }
 
@@ -55,53 +59,12 @@ func SocketsTo(addr string) (int, error) {
 	return countTo(socks, ap), nil
 }
 
-// Sockets returns the TCP sockets this process holds, listeners included,
-// sorted by remote and then local address.
-func Sockets() ([]Socket, error) {
-	_, socks, err := readProc()
-	if err != nil {
-		return nil, err
-	}
-	list := make([]Socket, 0, len(socks))
-	for _, s := range socks {
-		list = append(list, s)
-	}
-	slices.SortFunc(list, func(a, b Socket) int {
-		return cmp.Or(a.Remote.Compare(b.Remote), a.Local.Compare(b.Local), cmp.Compare(a.Inode, b.Inode))
-	})
-	return list, nil
-}
-
-func countTo(socks map[uint64]Socket, remote netip.AddrPort) int {
+func countTo(socks map[uint64]procfs.Socket, remote netip.AddrPort) int {
 	n := 0
 	for _, s := range socks {
-		if s.Remote == remote && s.counted() {
+		if s.Remote == remote && s.IsConnection() {
 			n++
 		}
 	}
 	return n
-}
-
-// socketInode returns the inode of a "socket:[123]" target.
-func socketInode(target string) (uint64, bool) {
-	s, ok := strings.CutPrefix(target, "socket:[")
-	if !ok {
-		return 0, false
-	}
-	s, ok = strings.CutSuffix(s, "]")
-	if !ok {
-		return 0, false
-	}
-	ino, err := strconv.ParseUint(s, 10, 64)
-	return ino, err == nil
-}
-
-// NetSockets returns every TCP socket in this process's network namespace,
-// whichever process holds it (from /proc/self/net/tcp and tcp6), listeners
-// included. A socket this process holds has an inode among Take's Sockets;
-// one it does not was opened, or inherited, by another process: a child
-// that kept a socket of ours keeps its connection ESTABLISHED after we
-// close our descriptor.
-func NetSockets() ([]Socket, error) {
-	return readNetSockets()
 }

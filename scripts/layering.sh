@@ -5,7 +5,7 @@
 # of lower layers (the top layer, programs and benchmarks, may also import one
 # another). The layers, lowest first:
 #
-#   0  internal/sockowner                       what subconn and leaktest share
+#   0  internal/sockowner, internal/procfs      what subconn, leaktest and the soak share
 #   1  subconn, leaktest, proto/..., internal/leakypolicy, internal/dnsserver
 #   2  internal/policy, testbackend, internal/xdsfixture
 #   3  balancer/...
@@ -26,7 +26,7 @@ module=$(go list -m)
 
 layer() {
   case "$1" in
-    internal/sockowner) echo 0 ;;
+    internal/sockowner | internal/procfs) echo 0 ;;
     subconn | leaktest | proto/* | internal/leakypolicy | internal/dnsserver) echo 1 ;;
     internal/policy | testbackend | internal/xdsfixture) echo 2 ;;
     balancer/*) echo 3 ;;

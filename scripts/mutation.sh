@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Mutation testing of the packages that decide whether a subchannel leaks:
-# subconn, the policies (every package under balancer/) and leaktest. Each
+# subconn, the policies (every package under balancer/), leaktest and the
+# /proc reader it rests on (internal/procfs). Each
 # mutant (a flipped comparison, an inverted sign, a ++ turned --) is built into
 # its package and the package's own tests are run against it; a mutant the
 # tests do not notice "lived" and marks a gap in the tests.
@@ -53,18 +54,18 @@ while [ $# -gt 0 ]; do
 done
 
 # The default packages: subconn, each policy under balancer/ (a new policy
-# is picked up by itself), leaktest.
+# is picked up by itself), leaktest, internal/procfs.
 if [ ${#dirs[@]} -eq 0 ]; then
   dirs=(subconn)
   for d in balancer/*/; do
     d=${d%/}
     ls "$d"/*.go 2>/dev/null | grep -qv '_test\.go$' && dirs+=("$d")
   done
-  dirs+=(leaktest)
+  dirs+=(leaktest internal/procfs)
 fi
 
 # A mutant is killed by its first failing test: stop there. Without it a
-# mutant that breaks leaktest's parser runs every leak check of the package
+# mutant that breaks the /proc parser runs every leak check of the package
 # to its deadline before it counts as killed (or, past the timeout, as timed
 # out). Outcomes do not change: a mutant lives only if every test passes.
 # go vet, which go test runs first, is left to CI: a mutant is judged by the

@@ -1,4 +1,4 @@
-package leaktest
+package procfs
 
 import (
 	"bufio"
@@ -8,12 +8,9 @@ import (
 	"io"
 	"iter"
 	"net/netip"
-
-	"github.com/leakproof/leakproof/internal/sockowner"
 )
 
-// Socket is a TCP socket held by this process, as /proc/self/net/tcp or
-// /proc/self/net/tcp6 describes it.
+// Socket is a TCP socket as /proc/net/tcp or /proc/net/tcp6 describes it.
 type Socket struct {
 	Inode  uint64         // the inode in the "socket:[inode]" target of its descriptor
 	Local  netip.AddrPort // normalised: IPv4-mapped IPv6 addresses are unmapped
@@ -26,9 +23,9 @@ func (s Socket) String() string {
 	return fmt.Sprintf("%v -> %v %v", s.Local, s.Remote, s.State)
 }
 
-// counted reports whether s counts as a connection: listeners and sockets
-// in TIME_WAIT do not.
-func (s Socket) counted() bool {
+// IsConnection reports whether s counts as a connection: listeners and
+// sockets in TIME_WAIT (which no descriptor holds) do not.
+func (s Socket) IsConnection() bool {
 	return s.State != TCPListen && s.State != TCPTimeWait
 }
 
@@ -254,7 +251,9 @@ func parseAddrPort(b []byte, little bool) (netip.AddrPort, bool) {
 	} else {
 		addr = netip.AddrFrom16(a)
 	}
-	return sockowner.Normalize(netip.AddrPortFrom(addr, uint16(port))), true
+	// Unmapped, as sockowner.Normalize and net.Conn have them; a parsed
+	// address has no zone.
+	return netip.AddrPortFrom(addr.Unmap(), uint16(port)), true
 }
 
 // parseHex parses up to 16 hex digits without allocating.
