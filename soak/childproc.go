@@ -3,16 +3,15 @@ package soak
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
-	"os"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/leakproof/leakproof/leaktest"
+	"github.com/leakproof/leakproof/internal/procfs"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -48,23 +47,19 @@ type execStats struct {
 // its owner in this process (owner returns "" for a socket that is not
 // ours). A child started by the soak holds none.
 func inheritedSockets(pid int, owner func(ino uint64) string) ([]string, error) {
-	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
-	ents, err := os.ReadDir(dir)
+	fds, err := procfs.FDsOf(pid)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
-	for _, e := range ents {
-		target, err := os.Readlink(dir + "/" + e.Name())
-		if err != nil {
-			continue
-		}
-		if ino, ok := parseSocketInode(target); ok {
+	for _, fd := range slices.Sorted(maps.Keys(fds)) {
+		target := fds[fd]
+		if ino, ok := procfs.SocketInode(target); ok {
 			who := owner(ino)
 			if who == "" {
 				who = "not ours"
 			}
-			out = append(out, fmt.Sprintf("child %d fd %s: %s (%s)", pid, e.Name(), target, who))
+			out = append(out, fmt.Sprintf("child %d fd %d: %s (%s)", pid, fd, target, who))
 		}
 	}
 	return out, nil
@@ -74,25 +69,22 @@ func inheritedSockets(pid int, owner func(ino uint64) string) ([]string, error) 
 // backends in the network namespace whose socket this process does not
 // hold.
 func strayConnections(backends map[netip.AddrPort]string) ([]string, error) {
-	all, err := leaktest.NetSockets()
+	all, err := procfs.NetSockets()
 	if err != nil {
 		return nil, err
 	}
-	ours, err := leaktest.Sockets()
+	fds, err := procfs.FDs()
 	if err != nil {
 		return nil, err
 	}
-	mine := map[uint64]bool{}
-	for _, s := range ours {
-		mine[s.Inode] = true
-	}
+	mine := procfs.SocketInodes(fds)
 	var out []string
 	for _, s := range all {
 		name, ok := backends[s.Remote]
-		if !ok || s.State != leaktest.TCPEstablished {
+		if !ok || s.State != procfs.TCPEstablished {
 			continue
 		}
-		if mine[s.Inode] {
+		if _, ok := mine[s.Inode]; ok {
 			continue
 		}
 		out = append(out, fmt.Sprintf("%s (to backend %s, inode %d) held by another process", s, name, s.Inode))

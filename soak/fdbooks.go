@@ -2,11 +2,10 @@ package soak
 
 import (
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
-	"syscall"
+	"maps"
+	"slices"
 
+	"github.com/leakproof/leakproof/internal/procfs"
 	"github.com/leakproof/leakproof/testbackend"
 )
 
@@ -51,16 +50,6 @@ type bookBackend struct {
 
 // readBooks lists /proc/self/fd and books every descriptor.
 func readBooks(socks *sockTracker, backends []bookBackend) (*fdBooks, error) {
-	dir, err := os.Open("/proc/self/fd")
-	if err != nil {
-		return nil, fmt.Errorf("soak: list descriptors: %w", err)
-	}
-	defer dir.Close()
-	self := int(dir.Fd())
-	names, err := dir.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("soak: list descriptors: %w", err)
-	}
 	// The backends' inodes are read before and after the listing, so that
 	// a connection accepted or closed meanwhile is still theirs.
 	owner := map[uint64]string{}
@@ -69,22 +58,9 @@ func readBooks(socks *sockTracker, backends []bookBackend) (*fdBooks, error) {
 			owner[ino] = bb.name
 		}
 	}
-	type link struct {
-		fd     int
-		target string
-	}
-	links := make([]link, 0, len(names))
-	buf := make([]byte, 256)
-	for _, name := range names {
-		fd, err := strconv.Atoi(name)
-		if err != nil || fd == self {
-			continue
-		}
-		n, err := syscall.Readlink("/proc/self/fd/"+name, buf)
-		if err != nil {
-			continue // closed since the listing
-		}
-		links = append(links, link{fd, string(buf[:n])})
+	fds, err := procfs.FDs()
+	if err != nil {
+		return nil, fmt.Errorf("soak: %w", err)
 	}
 	for _, bb := range backends {
 		for _, ino := range bb.b.Inodes() {
@@ -92,10 +68,10 @@ func readBooks(socks *sockTracker, backends []bookBackend) (*fdBooks, error) {
 		}
 	}
 	books := &fdBooks{backend: map[string]int{}}
-	for _, l := range links {
-		fd, target := l.fd, l.target
+	for _, fd := range slices.Sorted(maps.Keys(fds)) {
+		target := fds[fd]
 		books.total++
-		ino, isSock := parseSocketInode(target)
+		ino, isSock := procfs.SocketInode(target)
 		switch {
 		case !isSock:
 			books.other++
@@ -115,16 +91,6 @@ func readBooks(socks *sockTracker, backends []bookBackend) (*fdBooks, error) {
 	// A socket opened or closed between the two readings may be booked as
 	// other for one sample; the checks allow for that.
 	return books, nil
-}
-
-// parseSocketInode returns the inode of a "socket:[123]" target.
-func parseSocketInode(target string) (uint64, bool) {
-	s, ok := strings.CutPrefix(target, "socket:[")
-	if !ok {
-		return 0, false
-	}
-	ino, err := strconv.ParseUint(strings.TrimSuffix(s, "]"), 10, 64)
-	return ino, err == nil
 }
 
 // readOwners fills in the sample's descriptor books, heap and manager

@@ -5,15 +5,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/leakproof/leakproof/internal/procfs"
 	"github.com/leakproof/leakproof/internal/sockowner"
-	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/subconn"
 )
 
@@ -167,16 +166,16 @@ type socketCount struct {
 	byChan  map[int]map[string]int // channel id → backend name → sockets
 	byKind  map[string]map[string]int
 	total   map[string]int // every socket of the process to each backend
-	sockets []leaktest.Socket
+	sockets []procfs.Socket
 	owner   map[netip.AddrPort]string // local address → channel name, for reports
 }
 
 // count reads the TCP sockets of the process and attributes the ones to
 // backends (names maps backend address → name).
 func (t *sockTracker) count(names map[netip.AddrPort]string) (*socketCount, error) {
-	socks, err := leaktest.Sockets()
+	socks, err := procfs.HeldSockets()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("soak: %w", err)
 	}
 	sc := &socketCount{
 		byChan: map[int]map[string]int{},
@@ -185,7 +184,7 @@ func (t *sockTracker) count(names map[netip.AddrPort]string) (*socketCount, erro
 		owner:  map[netip.AddrPort]string{},
 	}
 	for _, s := range socks {
-		if s.State == leaktest.TCPListen || s.State == leaktest.TCPTimeWait {
+		if !s.IsConnection() {
 			continue
 		}
 		name, ok := names[s.Remote]
@@ -233,13 +232,14 @@ func (sc *socketCount) describe(t *sockTracker, kind string, addr netip.AddrPort
 	return strings.Join(lines, "; ")
 }
 
-// countFDs returns the number of open file descriptors of the process.
+// countFDs returns the number of open file descriptors of the process, or
+// -1 if they cannot be read.
 func countFDs() int {
-	ents, err := os.ReadDir("/proc/self/fd")
+	fds, err := procfs.FDs()
 	if err != nil {
 		return -1
 	}
-	return len(ents)
+	return len(fds)
 }
 
 // since returns the offset of t from start as a subconn.Duration.
