@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"runtime"
 	"slices"
 	"syscall"
@@ -16,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/leakproof/leakproof/internal/procfs"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/testbackend"
 )
@@ -173,17 +173,14 @@ func backendFDs(t *testing.T, b *testbackend.Backend) int {
 	if runtime.GOOS != "linux" {
 		t.Skip("counts descriptors from /proc/self/fd, which only Linux has")
 	}
-	ents, err := os.ReadDir("/proc/self/fd")
+	fds, err := procfs.FDs()
 	if err != nil {
-		t.Fatalf("reading /proc/self/fd: %v", err)
+		t.Fatal(err)
 	}
-	mine := map[string]bool{}
-	for _, ino := range b.Inodes() {
-		mine[fmt.Sprintf("socket:[%d]", ino)] = true
-	}
+	mine := procfs.SocketInodes(fds)
 	n := 0
-	for _, e := range ents {
-		if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && mine[target] {
+	for _, ino := range b.Inodes() {
+		if _, ok := mine[ino]; ok {
 			n++
 		}
 	}
