@@ -47,19 +47,14 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 	}
 	r := newRecord(m, ka)
 	m.live.set(ka, r)
+	stampFirst := m.stampAtCreateLocked()
 	m.mu.Unlock()
 
-	// The parent sees the address exactly as it gave it (a parent may look
-	// it up, as weighted_round_robin does in a resolver.AddressMap); the
-	// owner token is added below the parent, by ownSockets.
 	unstamped := addr
 	unstamped.Attributes = ka.Attributes
 	nso := o.nsOpts
 	nso.StateListener = r.onState
-	sc, err := m.cc.NewSubConn([]resolver.Address{unstamped}, nso)
-	if err == nil {
-		ownSockets(sc, unstamped, r)
-	}
+	sc, err := m.newSubConn(unstamped, nso, r, stampFirst)
 
 	m.mu.Lock()
 	m.settled.Broadcast()
@@ -84,6 +79,28 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 	m.recordOpen(1, 0)
 	m.cq.kickAsync()
 	return h, nil
+}
+
+// newSubConn creates grpc's SubConn for r and gives its sockets to r
+// (Dialer). Everywhere but under xDS, the parent sees the address exactly as
+// it gave it (a parent may look it up, as weighted_round_robin does in a
+// resolver.AddressMap), and ownSockets adds the token below the parent.
+// Under an xDS cluster (stampFirst) the token goes into the address given to
+// NewSubConn, the one way through cluster_impl and outlier detection; a
+// parent that refuses the stamped address because it looks addresses up
+// with their attributes (weighted_round_robin over leakproof_pick_first)
+// fails before it creates anything, and gets the address as it gave it.
+func (m *Manager) newSubConn(addr resolver.Address, opts balancer.NewSubConnOptions, r *record, stampFirst bool) (balancer.SubConn, error) {
+	if stampFirst {
+		if sc, err := m.cc.NewSubConn([]resolver.Address{stamp(addr, r)}, opts); err == nil {
+			return sc, nil
+		}
+	}
+	sc, err := m.cc.NewSubConn([]resolver.Address{addr}, opts)
+	if err == nil {
+		ownSockets(sc, addr, r)
+	}
+	return sc, err
 }
 
 // refLocked adds a handle on r, whose real SubConn is sc, for holder.

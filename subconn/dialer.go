@@ -72,13 +72,20 @@ func (r *record) dial(ctx context.Context, addr string, base DialFunc) (net.Conn
 // Only a SubConn that is grpc's own (no parent wrapped it) is stamped: a
 // parent that wraps SubConns may have changed the address on its way down
 // (xDS's cluster_impl adds the cluster's handshake info), and replacing it
-// would drop that. Sockets of such subchannels are dialed untracked.
+// would drop that. Under xDS the token is in the address given to
+// NewSubConn instead (Manager.newSubConn); sockets of other wrapped
+// subchannels are dialed untracked.
 func ownSockets(sc balancer.SubConn, addr resolver.Address, r *record) {
 	if !isChannelSubConn(sc) {
 		return
 	}
+	sc.UpdateAddresses([]resolver.Address{stamp(addr, r)})
+}
+
+// stamp returns addr with r's owner token in its attributes.
+func stamp(addr resolver.Address, r *record) resolver.Address {
 	addr.Attributes = addr.Attributes.WithValue(ownerKey{}, r)
-	sc.UpdateAddresses([]resolver.Address{addr})
+	return addr
 }
 
 // isChannelSubConn reports whether sc is the channel's own SubConn (grpc's

@@ -37,22 +37,35 @@ func newFakeCC() *fakeCC {
 
 func (f *fakeCC) MetricsRecorder() estats.MetricsRecorder { return f.metrics }
 
-// fakeRecorder records counters and up-down counters by "name labels...",
+// fakeRecorder records counters and up-down counters by "name labels..."
+// (the required labels; with the optional ones too in withOptional),
 // and counts asynchronous reporters registered with it (the manager must
 // register none: grpc's tests flag a reporter still registered when a test
 // ends, and a balancer that is never closed would leave one).
 type fakeRecorder struct {
 	estats.UnimplementedMetricsRecorder
 
-	mu        sync.Mutex
-	counts    map[string]int64
-	updown    map[string]int64
-	reporters int
+	mu     sync.Mutex
+	counts map[string]int64
+	updown map[string]int64
+	// withOptional sums every record by "name labels... | optional...".
+	withOptional map[string]int64
+	reporters    int
+}
+
+// optionalKey records a sum under every label, optional ones included.
+// Caller must hold r.mu.
+func (r *fakeRecorder) optionalKey(name string, required int, labels []string, incr int64) {
+	if r.withOptional == nil {
+		r.withOptional = map[string]int64{}
+	}
+	r.withOptional[name+" "+strings.Join(labels[:required], " ")+" | "+strings.Join(labels[required:], " ")] += incr
 }
 
 func (r *fakeRecorder) RecordInt64Count(h *estats.Int64CountHandle, incr int64, labels ...string) {
 	r.mu.Lock()
-	r.counts[h.Name+" "+strings.Join(labels, " ")] += incr
+	r.counts[h.Name+" "+strings.Join(labels[:len(h.Labels)], " ")] += incr
+	r.optionalKey(h.Name, len(h.Labels), labels, incr)
 	r.mu.Unlock()
 }
 
@@ -61,7 +74,8 @@ func (r *fakeRecorder) RecordInt64UpDownCount(h *estats.Int64UpDownCountHandle, 
 	if r.updown == nil {
 		r.updown = map[string]int64{}
 	}
-	r.updown[h.Name+" "+strings.Join(labels, " ")] += incr
+	r.updown[h.Name+" "+strings.Join(labels[:len(h.Labels)], " ")] += incr
+	r.optionalKey(h.Name, len(h.Labels), labels, incr)
 	r.mu.Unlock()
 }
 

@@ -48,12 +48,16 @@ type Manager struct {
 	target   string
 	cq       callbackQueue          // holder listeners run here, in order
 	recorder estats.MetricsRecorder // nil: no metrics
-	labels   []string               // the gauges' labels: the target
+
+	// The gauges' labels: the target, then the placement's backend service
+	// and locality. Set at build time, replaced once by SetPlacement.
+	labels atomic.Pointer[[]string]
 
 	mu           sync.Mutex
 	settled      sync.Cond // on mu: a record finished NewSubConn or Shutdown
 	closed       bool
 	drainTimeout time.Duration
+	placement    Placement       // see SetPlacement
 	live         keyMap[*record] // held (or being created) subchannels by key
 	ring         ring
 	stats        Stats

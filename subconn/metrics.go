@@ -18,7 +18,12 @@ import (
 // leakproof_subchannel_leaks_total.
 //
 // Every metric carries grpc.target, the channel target, with the same value
-// as on grpc's metrics. The two gauges are up-down counters, like grpc's
+// as on grpc's metrics, and the optional labels grpc.lb.backend_service and
+// grpc.lb.locality that grpc's own subchannel metrics carry, enabled the
+// same way (the OpenTelemetry plugin's MetricsOptions.OptionalLabels). They
+// are the manager's Placement: under xDS the cluster and, for a policy below
+// weighted_target (a WrrLocality endpoint-picking policy), the locality;
+// empty elsewhere. The two gauges are up-down counters, like grpc's
 // grpc.subchannel.open_connections: each manager adds +1 and -1 as its
 // subchannels and sockets come and go, so the managers of one channel (a
 // weighted_target or xDS tree has one per child) and channels with the same
@@ -41,47 +46,56 @@ const (
 	// or drain_timeout (a socket force-closed after the drain timeout).
 	MetricLeaks = "leakproof.subchannel.leaks"
 
-	labelTarget            = "grpc.target"         // the channel target, as on grpc's metrics
-	labelCause             = "leakproof.cause"     // why a READY connection was lost (Cause*)
-	labelLeakKind          = "leakproof.leak_kind" // what the manager had to force
-	leakUnreleasedHolder   = "unreleased_holder"   // a reference Close had to drop
-	leakDrainTimeoutSocket = "drain_timeout"       // a socket force-closed after Shutdown
+	labelTarget            = "grpc.target"             // the channel target, as on grpc's metrics
+	labelBackendService    = "grpc.lb.backend_service" // optional: the xDS cluster, as on grpc's subchannel metrics
+	labelLocality          = "grpc.lb.locality"        // optional: the xDS locality, as on grpc's subchannel metrics
+	labelCause             = "leakproof.cause"         // why a READY connection was lost (Cause*)
+	labelLeakKind          = "leakproof.leak_kind"     // what the manager had to force
+	leakUnreleasedHolder   = "unreleased_holder"       // a reference Close had to drop
+	leakDrainTimeoutSocket = "drain_timeout"           // a socket force-closed after Shutdown
 )
+
+// optionalLabels follow the labels on every metric, in grpc's order.
+var optionalLabels = []string{labelBackendService, labelLocality}
 
 var (
 	subchannelsOpenMetric = estats.RegisterInt64UpDownCount(estats.MetricDescriptor{
-		Name:        MetricSubchannelsOpen,
-		Description: "Number of subchannels of leakproof policies not yet destroyed: held, or shut down with sockets draining.",
-		Unit:        "{subchannel}",
-		Labels:      []string{labelTarget},
+		Name:           MetricSubchannelsOpen,
+		Description:    "Number of subchannels of leakproof policies not yet destroyed: held, or shut down with sockets draining.",
+		Unit:           "{subchannel}",
+		Labels:         []string{labelTarget},
+		OptionalLabels: optionalLabels,
 	})
 	socketsOpenMetric = estats.RegisterInt64UpDownCount(estats.MetricDescriptor{
-		Name:        MetricSocketsOpen,
-		Description: "Number of sockets owned by subchannels of leakproof policies, draining ones included (needs subconn.Dialer).",
-		Unit:        "{socket}",
-		Labels:      []string{labelTarget},
+		Name:           MetricSocketsOpen,
+		Description:    "Number of sockets owned by subchannels of leakproof policies, draining ones included (needs subconn.Dialer).",
+		Unit:           "{socket}",
+		Labels:         []string{labelTarget},
+		OptionalLabels: optionalLabels,
 	})
 	connectionsLostMetric = estats.RegisterInt64Count(estats.MetricDescriptor{
-		Name:        MetricConnectionsLost,
-		Description: "Number of READY connections of leakproof subchannels lost, by cause: goaway, peer_closed, reset, client_closed, read_error or unknown.",
-		Unit:        "{connection}",
-		Labels:      []string{labelTarget, labelCause},
+		Name:           MetricConnectionsLost,
+		Description:    "Number of READY connections of leakproof subchannels lost, by cause: goaway, peer_closed, reset, client_closed, read_error or unknown.",
+		Unit:           "{connection}",
+		Labels:         []string{labelTarget, labelCause},
+		OptionalLabels: optionalLabels,
 	})
 	leaksMetric = estats.RegisterInt64Count(estats.MetricDescriptor{
-		Name:        MetricLeaks,
-		Description: "Number of leaks leakproof caught and cleaned up, by kind: unreleased_holder (a reference dropped at Close), drain_timeout (a socket force-closed after the drain timeout) or orphan (a subchannel a guarded policy still held after its address left the resolver state).",
-		Unit:        "{leak}",
-		Labels:      []string{labelTarget, labelLeakKind},
+		Name:           MetricLeaks,
+		Description:    "Number of leaks leakproof caught and cleaned up, by kind: unreleased_holder (a reference dropped at Close), drain_timeout (a socket force-closed after the drain timeout) or orphan (a subchannel a guarded policy still held after its address left the resolver state).",
+		Unit:           "{leak}",
+		Labels:         []string{labelTarget, labelLeakKind},
+		OptionalLabels: optionalLabels,
 	})
 )
 
 // startMetrics finds the channel's recorder. Called once from NewManager.
 func (m *Manager) startMetrics() {
+	m.labels.Store(&[]string{m.target, "", ""}) // one slice for every record: no allocation per call
 	if m.cc == nil {
 		return
 	}
 	m.recorder = m.cc.MetricsRecorder()
-	m.labels = []string{m.target} // one slice for every record: no allocation per call
 }
 
 // recordOpen adds the changes of the open subchannels and sockets. Call it
@@ -91,11 +105,12 @@ func (m *Manager) recordOpen(subchannels, sockets int64) {
 	if m.recorder == nil {
 		return
 	}
+	labels := *m.labels.Load()
 	if subchannels != 0 {
-		subchannelsOpenMetric.Record(m.recorder, subchannels, m.labels...)
+		subchannelsOpenMetric.Record(m.recorder, subchannels, labels...)
 	}
 	if sockets != 0 {
-		socketsOpenMetric.Record(m.recorder, sockets, m.labels...)
+		socketsOpenMetric.Record(m.recorder, sockets, labels...)
 	}
 }
 
@@ -103,13 +118,15 @@ func (m *Manager) recordOpen(subchannels, sockets int64) {
 // without m.mu.
 func (m *Manager) recordLoss(cause Cause) {
 	if m.recorder != nil {
-		connectionsLostMetric.Record(m.recorder, 1, m.target, string(cause))
+		l := *m.labels.Load()
+		connectionsLostMetric.Record(m.recorder, 1, m.target, string(cause), l[1], l[2])
 	}
 }
 
 // recordLeaks counts n leaks of kind. Call it without m.mu.
 func (m *Manager) recordLeaks(kind string, n int) {
 	if m.recorder != nil && n > 0 {
-		leaksMetric.Record(m.recorder, int64(n), m.target, kind)
+		l := *m.labels.Load()
+		leaksMetric.Record(m.recorder, int64(n), m.target, kind, l[1], l[2])
 	}
 }

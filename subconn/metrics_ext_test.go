@@ -38,11 +38,11 @@ func (r *statsRecorder) TagConn(ctx context.Context, _ *stats.ConnTagInfo) conte
 func (r *statsRecorder) HandleConn(context.Context, stats.ConnStats) {}
 
 func (r *statsRecorder) RecordInt64Count(h *estats.Int64CountHandle, incr int64, labels ...string) {
-	r.add(h.Name, incr, labels)
+	r.add(h.Name, incr, labels[:len(h.Labels)])
 }
 
 func (r *statsRecorder) RecordInt64UpDownCount(h *estats.Int64UpDownCountHandle, incr int64, labels ...string) {
-	r.add(h.Name, incr, labels)
+	r.add(h.Name, incr, labels[:len(h.Labels)])
 }
 
 func (r *statsRecorder) add(name string, incr int64, labels []string) {

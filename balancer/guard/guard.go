@@ -87,6 +87,7 @@ func (g *guard) newChild(b balancer.Builder) *child {
 }
 
 func (g *guard) UpdateClientConnState(s balancer.ClientConnState) error {
+	g.m.SetPlacement(subconn.PlacementOf(s.ResolverState))
 	cfg := g.fixed
 	if cfg != nil {
 		fixed := *cfg

@@ -98,6 +98,7 @@ func (b *pickFirst) UpdateClientConnState(s balancer.ClientConnState) error {
 		return err
 	}
 	cfg.Apply(b.m)
+	b.m.SetPlacement(subconn.PlacementOf(s.ResolverState))
 	child, err := policy.PickFirstChildConfig(cfg.ShuffleAddressList)
 	if err != nil {
 		return fmt.Errorf("%s: %v", b.name, err)

@@ -123,6 +123,7 @@ type roundRobin struct {
 func (b *roundRobin) UpdateClientConnState(s balancer.ClientConnState) error {
 	cfg := configOf(s.BalancerConfig)
 	cfg.Apply(b.m)
+	b.m.SetPlacement(subconn.PlacementOf(s.ResolverState))
 	rs := grpcpickfirst.EnableHealthListener(s.ResolverState)
 	attrsChanged := !rs.Attributes.Equal(b.childAttrs)
 	b.childAttrs = rs.Attributes

@@ -92,7 +92,7 @@ var channels atomic.Uint64
 
 // dial opens a channel on xds:///target with the socket-tracking dialer
 // (unless noDialer), recording its trace. It is closed at the end of the test.
-func dial(t *testing.T, srv *xdsfixture.Server, target string, noDialer bool) *client {
+func dial(t *testing.T, srv *xdsfixture.Server, target string, noDialer bool, extra ...grpc.DialOption) *client {
 	t.Helper()
 	r, err := srv.Resolver()
 	if err != nil {
@@ -104,6 +104,7 @@ func dial(t *testing.T, srv *xdsfixture.Server, target string, noDialer bool) *c
 	if !noDialer {
 		opts = append(opts, grpc.WithContextDialer(subconn.Dialer(nil)))
 	}
+	opts = append(opts, extra...)
 	cc, err := grpc.NewClient(full, opts...)
 	if err != nil {
 		c.Trace.Close()

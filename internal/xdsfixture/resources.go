@@ -14,6 +14,7 @@ import (
 	v3routepb "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	v3routerpb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	v3httppb "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	v3wrrlocalitypb "github.com/envoyproxy/go-control-plane/envoy/extensions/load_balancing_policies/wrr_locality/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -39,6 +40,11 @@ type Policy struct {
 	Name string
 	// Config is the policy's JSON config object; empty means {}.
 	Config string
+	// WrrLocality makes the policy the endpoint-picking policy of an
+	// envoy.extensions.load_balancing_policies.wrr_locality.v3.WrrLocality:
+	// gRPC then weights the localities of each priority (xds_wrr_locality)
+	// and runs one instance of the policy per locality.
+	WrrLocality bool
 }
 
 // LoadBalancingPolicy returns the Cluster.load_balancing_policy that selects
@@ -62,8 +68,18 @@ func (p Policy) LoadBalancingPolicy() (*v3clusterpb.LoadBalancingPolicy, error) 
 	if err != nil {
 		return nil, fmt.Errorf("xdsfixture: TypedStruct for %s: %w", p.Name, err)
 	}
-	return &v3clusterpb.LoadBalancingPolicy{Policies: []*v3clusterpb.LoadBalancingPolicy_Policy{{
+	lbp := &v3clusterpb.LoadBalancingPolicy{Policies: []*v3clusterpb.LoadBalancingPolicy_Policy{{
 		TypedExtensionConfig: &v3corepb.TypedExtensionConfig{Name: p.Name, TypedConfig: ts},
+	}}}
+	if !p.WrrLocality {
+		return lbp, nil
+	}
+	wrr, err := anypb.New(&v3wrrlocalitypb.WrrLocality{EndpointPickingPolicy: lbp})
+	if err != nil {
+		return nil, fmt.Errorf("xdsfixture: WrrLocality for %s: %w", p.Name, err)
+	}
+	return &v3clusterpb.LoadBalancingPolicy{Policies: []*v3clusterpb.LoadBalancingPolicy_Policy{{
+		TypedExtensionConfig: &v3corepb.TypedExtensionConfig{Name: "wrr_locality", TypedConfig: wrr},
 	}}}, nil
 }
 
