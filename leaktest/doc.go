@@ -41,6 +41,6 @@
 //
 // Descriptors and sockets are read from /proc and are checked on Linux only.
 // Elsewhere Check and VerifyNone check goroutines alone (and report an error
-// if Backends were asked for), and Take, SocketsTo and Sockets return an
+// if Backends were asked for), and Take and SocketsTo return an
 // error wrapping errors.ErrUnsupported.
 package leaktest

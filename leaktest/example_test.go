@@ -105,27 +105,6 @@ func ExampleSocketsTo() {
 	// after Close: 0 <nil>
 }
 
-func ExampleSockets() {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer lis.Close()
-
-	socks, err := leaktest.Sockets()
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	for _, s := range socks {
-		if s.Local.String() == lis.Addr().String() {
-			fmt.Println(s.State, s.Remote)
-		}
-	}
-	// Output: LISTEN 0.0.0.0:0
-}
-
 // VerifyTestMain is the whole of TestMain: it runs the tests, checks, and
 // exits. (This example is compiled, not run, since it would exit.)
 func ExampleVerifyTestMain() {

@@ -230,11 +230,11 @@ func TestSnapshotMatchesTheKernel(t *testing.T) {
 	ap := func(a net.Addr) netip.AddrPort { return a.(*net.TCPAddr).AddrPort() }
 	for _, want := range []struct {
 		local, remote netip.AddrPort
-		state         leaktest.TCPState
+		state         string
 	}{
-		{ap(lis.Addr()), netip.MustParseAddrPort("0.0.0.0:0"), leaktest.TCPListen},
-		{ap(client.LocalAddr()), ap(client.RemoteAddr()), leaktest.TCPEstablished},
-		{ap(server.LocalAddr()), ap(server.RemoteAddr()), leaktest.TCPEstablished},
+		{ap(lis.Addr()), netip.MustParseAddrPort("0.0.0.0:0"), "LISTEN"},
+		{ap(client.LocalAddr()), ap(client.RemoteAddr()), "ESTABLISHED"},
+		{ap(server.LocalAddr()), ap(server.RemoteAddr()), "ESTABLISHED"},
 	} {
 		s, ok := byEnds[[2]netip.AddrPort{want.local, want.remote}]
 		if !ok {
@@ -247,14 +247,6 @@ func TestSnapshotMatchesTheKernel(t *testing.T) {
 		if target := fmt.Sprintf("socket:[%d]", s.Inode); !hasTarget(snap.FDs, target) {
 			t.Errorf("socket %v: no descriptor points to %s", s, target)
 		}
-	}
-
-	list, err := leaktest.Sockets()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(list) != len(snap.Sockets) {
-		t.Errorf("Sockets() returned %d sockets, the snapshot holds %d", len(list), len(snap.Sockets))
 	}
 }
 
@@ -295,7 +287,7 @@ func TestFindReturnsTypedLeaks(t *testing.T) {
 	if b.Backend.String() != addr || b.Baseline != 0 || b.Now != 1 || len(b.FDs) != 1 {
 		t.Fatalf("Find: backend %+v, want %s with 0 at the baseline, 1 now and its descriptor", b, addr)
 	}
-	if s := b.FDs[0].Socket; s == nil || s.Local.String() != client.LocalAddr().String() || s.State != leaktest.TCPEstablished {
+	if s := b.FDs[0].Socket; s == nil || s.Local.String() != client.LocalAddr().String() || s.State != "ESTABLISHED" {
 		t.Errorf("Find: backend socket %v, want %v -> %s ESTABLISHED", s, client.LocalAddr(), addr)
 	}
 	client.Close()

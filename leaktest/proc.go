@@ -15,7 +15,7 @@ type Socket struct {
 	Inode  uint64         // the inode in the "socket:[inode]" target of its descriptor
 	Local  netip.AddrPort // normalised: IPv4-mapped IPv6 addresses are unmapped
 	Remote netip.AddrPort // normalised like Local; 0.0.0.0:0 or [::]:0 while listening
-	State  TCPState
+	State  string         // the kernel's name for its TCP state, such as "ESTABLISHED"
 }
 
 // String formats s as "local -> remote STATE".
@@ -24,7 +24,7 @@ func (s Socket) String() string {
 }
 
 func socketOf(s procfs.Socket) Socket {
-	return Socket{Inode: s.Inode, Local: s.Local, Remote: s.Remote, State: s.State}
+	return Socket{Inode: s.Inode, Local: s.Local, Remote: s.Remote, State: s.State.String()}
 }
 
 // pollerOnce starts the runtime's network poller, which keeps an epoll

@@ -17,7 +17,7 @@ import (
 // and only its check.
 func TestBaselineVerdictReadsTypedLeaks(t *testing.T) {
 	backend := netip.MustParseAddrPort("127.0.0.1:50051")
-	sock := &leaktest.Socket{Inode: 42, Local: netip.MustParseAddrPort("127.0.0.1:40000"), Remote: backend, State: leaktest.TCPEstablished}
+	sock := &leaktest.Socket{Inode: 42, Local: netip.MustParseAddrPort("127.0.0.1:40000"), Remote: backend, State: "ESTABLISHED"}
 	tests := []struct {
 		name  string
 		leaks *leaktest.Leaks
