@@ -20,7 +20,8 @@ import (
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 )
 
-// host is the only address a Backend ever listens on.
+// host is the address a Backend listens on unless Host says another
+// loopback address.
 const host = "127.0.0.1"
 
 // relistenTimeout bounds how long Restart retries a port that is still in
@@ -110,12 +111,12 @@ func Start(opts ...Option) (*Backend, error) {
 		}
 		b.cert = &cert
 	}
-	lis, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: o.port})
+	lis, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: o.listenIP(), Port: o.port})
 	if err != nil {
 		return nil, fmt.Errorf("testbackend: listen: %w", err)
 	}
 	b.port = lis.Addr().(*net.TCPAddr).Port
-	b.addr = net.JoinHostPort(host, strconv.Itoa(b.port))
+	b.addr = net.JoinHostPort(o.listenIP().String(), strconv.Itoa(b.port))
 	b.name = o.name
 	if b.name == "" {
 		b.name = b.addr
@@ -126,8 +127,8 @@ func Start(opts ...Option) (*Backend, error) {
 	return b, nil
 }
 
-// Addr returns the address the backend listens on, 127.0.0.1:port. It does
-// not change across restarts.
+// Addr returns the address the backend listens on, 127.0.0.1:port (or the
+// Host address). It does not change across restarts.
 func (b *Backend) Addr() string { return b.addr }
 
 // Name returns the name the backend reports in its responses.
@@ -333,7 +334,7 @@ func (b *Backend) stopOpLocked(draining bool) {
 // startOpLocked listens on the backend's port again and serves. Caller must
 // hold b.opMu, and the backend must be stopped.
 func (b *Backend) startOpLocked() error {
-	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: b.port}
+	addr := &net.TCPAddr{IP: b.opts.listenIP(), Port: b.port}
 	deadline := time.Now().Add(relistenTimeout)
 	for {
 		lis, err := net.ListenTCP("tcp4", addr)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -238,6 +240,8 @@ func TestStartRejectsBadOptions(t *testing.T) {
 		{"negative port", testbackend.Port(-1)},
 		{"port too large", testbackend.Port(70000)},
 		{"negative ResetAfter", testbackend.ResetAfter(-time.Second)},
+		{"host beyond loopback", testbackend.Host(netip.MustParseAddr("10.0.0.1"))},
+		{"IPv6 host", testbackend.Host(netip.IPv6Loopback())},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if b, err := testbackend.Start(tc.opt); err == nil {
@@ -265,6 +269,35 @@ func TestStartOnAGivenPort(t *testing.T) {
 	}
 	_, client := dial(t, b.Addr())
 	mustEcho(t, client, b)
+}
+
+// Backends behind one DNS name listen on one port at distinct loopback
+// addresses.
+func TestStartOnAnotherLoopbackAddress(t *testing.T) {
+	b2, err := testbackend.Start(testbackend.Host(netip.MustParseAddr("127.0.0.2")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b2.Close)
+	_, port, _ := net.SplitHostPort(b2.Addr())
+	if !strings.HasPrefix(b2.Addr(), "127.0.0.2:") {
+		t.Fatalf("Addr() = %q, want 127.0.0.2:port", b2.Addr())
+	}
+	p, _ := strconv.Atoi(port)
+	b3, err := testbackend.Start(testbackend.Host(netip.MustParseAddr("127.0.0.3")), testbackend.Port(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b3.Close)
+	for _, b := range []*testbackend.Backend{b2, b3} {
+		_, client := dial(t, b.Addr())
+		mustEcho(t, client, b)
+	}
+	if err := b3.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	_, client := dial(t, b3.Addr())
+	mustEcho(t, client, b3)
 }
 
 // echoDuring keeps calling Echo for d and fails the test if a call fails

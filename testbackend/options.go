@@ -2,6 +2,8 @@ package testbackend
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"time"
 
 	"google.golang.org/grpc"
@@ -20,6 +22,7 @@ func (f optionFunc) apply(o *options) { f(o) }
 type options struct {
 	name         string
 	port         int
+	host         netip.Addr // 127.0.0.1 when unset
 	keepalive    keepalive.ServerParameters
 	resetAfter   time.Duration
 	connLimit    int // served connections open at once; unlimited if < 0
@@ -33,9 +36,20 @@ func defaultOptions() options {
 	return options{connLimit: -1}
 }
 
+// listenIP returns the address to listen on.
+func (o *options) listenIP() net.IP {
+	if o.host.IsValid() {
+		return net.IP(o.host.AsSlice())
+	}
+	return net.IPv4(127, 0, 0, 1)
+}
+
 func (o *options) validate() error {
 	if o.port < 0 || o.port > 65535 {
 		return fmt.Errorf("testbackend: port %d out of range", o.port)
+	}
+	if o.host.IsValid() && !(o.host.Is4() && o.host.IsLoopback()) {
+		return fmt.Errorf("testbackend: host %v is not an IPv4 loopback address (127.0.0.0/8)", o.host)
 	}
 	if o.resetAfter < 0 {
 		return fmt.Errorf("testbackend: negative ResetAfter %v", o.resetAfter)
@@ -47,6 +61,14 @@ func (o *options) validate() error {
 // its address.
 func Name(name string) Option {
 	return optionFunc(func(o *options) { o.name = name })
+}
+
+// Host makes the backend listen on another IPv4 loopback address, such as
+// 127.0.0.2, instead of 127.0.0.1: backends behind one DNS name listen on
+// one port at distinct addresses (Linux routes all of 127.0.0.0/8 to lo).
+// Any other address is an error at Start.
+func Host(ip netip.Addr) Option {
+	return optionFunc(func(o *options) { o.host = ip })
 }
 
 // Port makes the backend listen on 127.0.0.1:port instead of a port the

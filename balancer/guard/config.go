@@ -24,7 +24,8 @@ type lbConfig struct {
 	childConfig   serviceconfig.LoadBalancingConfig // nil if the child has no parser
 	orphanTimeout time.Duration
 	orphans       subconn.OrphanMode
-	manager       *policy.Config  // drainTimeout and traceRingSize
+	reresolve     time.Duration   // Wrap's; leakproof_guard's is in manager
+	manager       *policy.Config  // drainTimeout, traceRingSize, reresolveInterval
 	raw           json.RawMessage // the config as parsed, for MarshalJSON
 }
 
@@ -94,7 +95,8 @@ func parseConfig(js json.RawMessage) (*lbConfig, error) {
 			return nil, fmt.Errorf(`%s: invalid config: orphans %q: want "reclaim" or "report"`, Name, s)
 		}
 	}
-	// What is left is the manager's part (drainTimeout, traceRingSize),
+	// What is left is the manager's part (drainTimeout, traceRingSize,
+	// reresolveInterval),
 	// validated where the other leakproof policies validate it; any other
 	// field is unknown and rejected there, by name.
 	rest, err := json.Marshal(fields)

@@ -9,7 +9,8 @@
 //	    "orphanTimeout": "30s",
 //	    "orphans": "reclaim",
 //	    "drainTimeout": "30s",
-//	    "traceRingSize": 512
+//	    "traceRingSize": 512,
+//	    "reresolveInterval": "30s"
 //	}}]}
 //
 // Every SubConn the child creates, and its children create (endpointsharding
@@ -36,6 +37,16 @@
 //	orphans        string  "reclaim" (default) or "report"
 //	drainTimeout   string  Go duration, (0, 24h]; default 30s (subconn.DefaultDrainTimeout)
 //	traceRingSize  int     events kept for the admin service, [0, 1048576]; default 512
+//	reresolveInterval string  Go duration, [1s, 24h]; default off: while the guard is READY,
+//	                       ask the resolver to resolve again this often
+//
+// reresolveInterval is for grpc's dns resolver, which resolves again only
+// when a policy asks (a child that never asks keeps a backend removed from
+// DNS while healthy for the life of the channel): with it the backend is
+// released within reresolveInterval plus the resolver's minimum interval
+// (30 s for grpc's dns resolver) plus drainTimeout, at three DNS queries a
+// resolution. The timer is no RPC and never keeps grpc from putting an
+// unused channel into IDLE mode.
 //
 // # Orphans
 //

@@ -38,7 +38,8 @@ func (builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfi
 // state on to the channel, which never calls back into the balancer.
 type guard struct {
 	// Initialized at build time, read-only after.
-	cc    balancer.ClientConn
+	cc    balancer.ClientConn // rr
+	rr    *policy.Reresolver
 	bopts balancer.BuildOptions
 	m     *subconn.Manager
 	name  string    // Name, or the wrapped policy's name
@@ -50,7 +51,11 @@ type guard struct {
 }
 
 func newGuard(cc balancer.ClientConn, opts balancer.BuildOptions, name string, fixed *lbConfig, m *subconn.Manager) *guard {
-	return &guard{cc: cc, bopts: opts, m: m, name: name, fixed: fixed}
+	rr := policy.NewReresolver(cc)
+	if fixed != nil {
+		rr.SetInterval(fixed.reresolve)
+	}
+	return &guard{cc: rr, rr: rr, bopts: opts, m: m, name: name, fixed: fixed}
 }
 
 // child is one built child policy and the ClientConn it creates SubConns on.
@@ -100,6 +105,7 @@ func (g *guard) UpdateClientConnState(s balancer.ClientConnState) error {
 		}
 		cfg = c
 		cfg.manager.Apply(g.m)
+		g.rr.SetInterval(cfg.manager.Reresolve())
 	}
 
 	var err error
@@ -184,6 +190,7 @@ func (g *guard) Close() {
 	c := g.current
 	g.current = nil
 	g.mu.Unlock()
+	g.rr.Close()
 	if c != nil {
 		g.m.Serialize(c.close)
 	}

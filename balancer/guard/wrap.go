@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/leakproof/leakproof/internal/policy"
 	"github.com/leakproof/leakproof/subconn"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/serviceconfig"
@@ -18,6 +19,7 @@ type options struct {
 	orphans       subconn.OrphanMode
 	drainTimeout  time.Duration
 	traceRing     int
+	reresolve     time.Duration
 }
 
 // WithOrphanTimeout sets how long an address may be absent from the
@@ -38,6 +40,12 @@ func WithDrainTimeout(d time.Duration) Option { return func(o *options) { o.drai
 // WithTraceRing sets how many recent events the manager keeps
 // (traceRingSize; default subconn.DefaultTraceRing).
 func WithTraceRing(n int) Option { return func(o *options) { o.traceRing = n } }
+
+// WithReresolveInterval makes the policy ask the resolver to resolve again
+// every d while it is READY (reresolveInterval; default off, d <= 0 keeps
+// it off, d is held within [1s, 24h]). See leakproof_guard's
+// reresolveInterval.
+func WithReresolveInterval(d time.Duration) Option { return func(o *options) { o.reresolve = d } }
 
 // Wrap returns a builder of the policy b builds, under the guard: same name,
 // same config (parsed by b's own parser), every subchannel it creates owned
@@ -61,6 +69,9 @@ func Wrap(b balancer.Builder, opts ...Option) balancer.Builder {
 	if o.orphanTimeout <= 0 {
 		o.orphanTimeout = subconn.DefaultOrphanTimeout
 	}
+	if o.reresolve > 0 {
+		o.reresolve = min(max(o.reresolve, policy.MinReresolveInterval), policy.MaxReresolveInterval)
+	}
 	w := wrapped{child: b, o: o}
 	if p, ok := b.(balancer.ConfigParser); ok {
 		return wrappedParser{wrapped: w, p: p}
@@ -77,7 +88,7 @@ func (w wrapped) Name() string { return w.child.Name() }
 
 func (w wrapped) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
 	m := subconn.NewManager(cc, subconn.WithTarget(opts.Target.String()), subconn.WithDrainTimeout(w.o.drainTimeout), subconn.WithTraceRing(w.o.traceRing))
-	fixed := &lbConfig{child: w.child, orphanTimeout: w.o.orphanTimeout, orphans: w.o.orphans}
+	fixed := &lbConfig{child: w.child, orphanTimeout: w.o.orphanTimeout, orphans: w.o.orphans, reresolve: max(w.o.reresolve, 0)}
 	return newGuard(cc, opts, w.child.Name(), fixed, m)
 }
 

@@ -19,6 +19,18 @@
 //	shuffleAddressList  bool    shuffle the address list, as grpc's pick_first
 //	drainTimeout        string  Go duration, (0, 24h]; default 30s (subconn.DefaultDrainTimeout)
 //	traceRingSize       int     events kept for the admin service, [0, 1048576]; default 512
+//	reresolveInterval   string  Go duration, [1s, 24h]; default off: while the policy is READY,
+//	                            ask the resolver to resolve again this often
+//
+// reresolveInterval is for grpc's dns resolver, which resolves again only
+// when a policy asks: a backend removed from DNS while it stays healthy is
+// otherwise kept for the life of the channel. With it the backend is
+// released within reresolveInterval plus the resolver's minimum interval
+// (30 s for grpc's dns resolver) plus drainTimeout. Each resolution costs the
+// dns resolver three queries (A, AAAA and the _grpc_config TXT record). The
+// timer runs only while the policy is READY and is no RPC: it never keeps
+// grpc from putting an unused channel into IDLE mode, which closes the
+// policy and stops it.
 package pickfirst
 
 import (
@@ -64,8 +76,9 @@ func (b builder) Name() string { return b.name }
 
 func (b builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
 	m := subconn.NewManager(cc, subconn.WithTarget(opts.Target.String()))
-	pf := &pickFirst{m: m, name: b.name}
-	pf.Balancer = policy.GRPCPickFirst.Build(m.ClientConn(&fixedPickerCC{ClientConn: cc}, "pick_first"), opts)
+	rr := policy.NewReresolver(cc)
+	pf := &pickFirst{m: m, rr: rr, name: b.name}
+	pf.Balancer = policy.GRPCPickFirst.Build(m.ClientConn(&fixedPickerCC{ClientConn: rr}, "pick_first"), opts)
 	return pf
 }
 
@@ -89,6 +102,7 @@ func (b builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingCon
 type pickFirst struct {
 	balancer.Balancer // grpc's pick_first
 	m                 *subconn.Manager
+	rr                *policy.Reresolver // the channel, for pick_first's states
 	name              string
 }
 
@@ -99,6 +113,7 @@ func (b *pickFirst) UpdateClientConnState(s balancer.ClientConnState) error {
 	}
 	cfg.Apply(b.m)
 	b.m.SetPlacement(subconn.PlacementOf(s.ResolverState))
+	b.rr.SetInterval(cfg.Reresolve())
 	child, err := policy.PickFirstChildConfig(cfg.ShuffleAddressList)
 	if err != nil {
 		return fmt.Errorf("%s: %v", b.name, err)
@@ -108,6 +123,7 @@ func (b *pickFirst) UpdateClientConnState(s balancer.ClientConnState) error {
 }
 
 func (b *pickFirst) Close() {
+	b.rr.Close()
 	b.Balancer.Close()
 	policy.LogClose(logger.Errorf, b.m.Close(), "%s", b.name)
 }

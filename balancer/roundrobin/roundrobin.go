@@ -41,9 +41,21 @@
 // round_robin accepts is accepted, and bad values of these fields are logged
 // and ignored):
 //
-//	coalescePickers bool    fewer pickers (above); default false
-//	drainTimeout    string  Go duration, (0, 24h]; default 30s (subconn.DefaultDrainTimeout)
-//	traceRingSize   int     events kept for the admin service, [0, 1048576]; default 512
+//	coalescePickers    bool    fewer pickers (above); default false
+//	drainTimeout       string  Go duration, (0, 24h]; default 30s (subconn.DefaultDrainTimeout)
+//	traceRingSize      int     events kept for the admin service, [0, 1048576]; default 512
+//	reresolveInterval  string  Go duration, [1s, 24h]; default off: while the policy is READY,
+//	                           ask the resolver to resolve again this often
+//
+// reresolveInterval is for grpc's dns resolver, which resolves again only
+// when a policy asks: a backend removed from DNS while it stays healthy is
+// otherwise kept for the life of the channel. With it the backend is
+// released within reresolveInterval plus the resolver's minimum interval
+// (30 s for grpc's dns resolver) plus drainTimeout. Each resolution costs the
+// dns resolver three queries (A, AAAA and the _grpc_config TXT record). The
+// timer runs only while the policy is READY and is no RPC: it never keeps
+// grpc from putting an unused channel into IDLE mode, which closes the
+// policy and stops it.
 package roundrobin
 
 import (
@@ -80,8 +92,10 @@ type builder struct{ name string }
 func (b builder) Name() string { return b.name }
 
 func (b builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
+	rr := policy.NewReresolver(cc)
 	return &roundRobin{
-		cc:    cc,
+		cc:    rr,
+		rr:    rr,
 		m:     subconn.NewManager(cc, subconn.WithTarget(opts.Target.String())),
 		name:  b.name,
 		bOpts: opts,
@@ -100,7 +114,8 @@ func (b builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balan
 // built.
 type roundRobin struct {
 	// Initialized at build time, read-only after.
-	cc    balancer.ClientConn
+	cc    balancer.ClientConn // rr
+	rr    *policy.Reresolver
 	m     *subconn.Manager
 	name  string
 	bOpts balancer.BuildOptions
@@ -124,6 +139,7 @@ func (b *roundRobin) UpdateClientConnState(s balancer.ClientConnState) error {
 	cfg := configOf(s.BalancerConfig)
 	cfg.Apply(b.m)
 	b.m.SetPlacement(subconn.PlacementOf(s.ResolverState))
+	b.rr.SetInterval(cfg.Reresolve())
 	rs := grpcpickfirst.EnableHealthListener(s.ResolverState)
 	attrsChanged := !rs.Attributes.Equal(b.childAttrs)
 	b.childAttrs = rs.Attributes
@@ -266,6 +282,7 @@ func (b *roundRobin) Close() {
 	children := b.all
 	b.all, b.byKey = nil, nil
 	b.mu.Unlock()
+	b.rr.Close()
 	for _, e := range children {
 		e.close()
 	}

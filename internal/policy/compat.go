@@ -44,6 +44,15 @@ func ParseGRPCNameConfig(policy string, js json.RawMessage, f Fields) *Config {
 			cfg.DrainTimeout = ""
 		}
 	}
+	if cfg.ReresolveInterval != "" {
+		d, err := parseReresolve(cfg.ReresolveInterval)
+		if err == nil {
+			cfg.reresolve = d
+		} else {
+			logger.Warningf("%s: ignoring %v", policy, err)
+			cfg.ReresolveInterval = ""
+		}
+	}
 	if n := cfg.TraceRingSize; n != nil && (*n < 0 || *n > MaxTraceRingSize) {
 		logger.Warningf("%s: ignoring traceRingSize %d: want [0, %d]", policy, *n, MaxTraceRingSize)
 		cfg.TraceRingSize = nil
@@ -53,5 +62,5 @@ func ParseGRPCNameConfig(policy string, js json.RawMessage, f Fields) *Config {
 
 // IsDefault reports whether c sets nothing.
 func (c *Config) IsDefault() bool {
-	return !c.ShuffleAddressList && !c.CoalescePickers && c.DrainTimeout == "" && c.TraceRingSize == nil
+	return !c.ShuffleAddressList && !c.CoalescePickers && c.DrainTimeout == "" && c.TraceRingSize == nil && c.ReresolveInterval == ""
 }

@@ -29,6 +29,13 @@ func TestParseConfigLimitsAreInclusive(t *testing.T) {
 		{`{"traceRingSize":-1}`, false},
 		{fmt.Sprintf(`{"traceRingSize":%d}`, policy.MaxTraceRingSize), true},
 		{fmt.Sprintf(`{"traceRingSize":%d}`, policy.MaxTraceRingSize+1), false},
+		{fmt.Sprintf(`{"reresolveInterval":%q}`, policy.MinReresolveInterval), true},
+		{fmt.Sprintf(`{"reresolveInterval":%q}`, policy.MinReresolveInterval-time.Nanosecond), false},
+		{fmt.Sprintf(`{"reresolveInterval":%q}`, policy.MaxReresolveInterval), true},
+		{fmt.Sprintf(`{"reresolveInterval":%q}`, policy.MaxReresolveInterval+time.Nanosecond), false},
+		{`{"reresolveInterval":"0s"}`, false},
+		{`{"reresolveInterval":"soon"}`, false},
+		{`{"reresolveInterval":30}`, false},
 	} {
 		_, err := policy.ParseConfig("leakproof_test", []byte(tc.js), 0)
 		if (err == nil) != tc.ok {

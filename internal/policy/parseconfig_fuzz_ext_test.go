@@ -37,6 +37,7 @@ func FuzzParseConfig(f *testing.F) {
 		`{"traceRingSize":0}`, `{"traceRingSize":-1}`, `{"traceRingSize":1048577}`, `{"traceRingSize":1.5}`,
 		`{"traceRingSize":null}`, `{"bogus":1}`, `[1,2]`, `"s"`, `{"drainTimeout":"1s"} {}`,
 		`{"drainTimeout":"1s"}}`, `{"drainTimeout":"1s"}]`, `{`, `{"DrainTimeout":"2s"}`,
+		`{"reresolveInterval":"30s"}`, `{"reresolveInterval":"999ms"}`, `{"reresolveInterval":"25h"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -93,6 +94,14 @@ func checkAccepted(t *testing.T, name string, lbc serviceconfig.LoadBalancingCon
 			if err != nil || v <= 0 || v > policy.MaxDrainTimeout {
 				t.Fatalf("%s: accepted drainTimeout %q from %q", name, d, js)
 			}
+		}
+		if d := cfg.ReresolveInterval; d != "" {
+			v, err := time.ParseDuration(d)
+			if err != nil || v < policy.MinReresolveInterval || v > policy.MaxReresolveInterval || v != cfg.Reresolve() {
+				t.Fatalf("%s: accepted reresolveInterval %q (parsed %v) from %q", name, d, cfg.Reresolve(), js)
+			}
+		} else if cfg.Reresolve() != 0 {
+			t.Fatalf("%s: reresolve %v with no reresolveInterval from %q", name, cfg.Reresolve(), js)
 		}
 		if n := cfg.TraceRingSize; n != nil && (*n < 0 || *n > policy.MaxTraceRingSize) {
 			t.Fatalf("%s: accepted traceRingSize %d from %q", name, *n, js)

@@ -30,8 +30,8 @@ const (
 // Config is the service-config of leakproof_pick_first and
 // leakproof_round_robin:
 //
-//	{"shuffleAddressList": true, "drainTimeout": "30s", "traceRingSize": 512}
-//	{"coalescePickers": true, "drainTimeout": "30s", "traceRingSize": 512}
+//	{"shuffleAddressList": true, "drainTimeout": "30s", "traceRingSize": 512, "reresolveInterval": "30s"}
+//	{"coalescePickers": true, "drainTimeout": "30s", "traceRingSize": 512, "reresolveInterval": "30s"}
 //
 // shuffleAddressList is accepted by pick_first only, coalescePickers by
 // round_robin only (Fields).
@@ -42,8 +42,10 @@ type Config struct {
 	CoalescePickers    bool   `json:"coalescePickers,omitempty"`
 	DrainTimeout       string `json:"drainTimeout,omitempty"`
 	TraceRingSize      *int   `json:"traceRingSize,omitempty"`
+	ReresolveInterval  string `json:"reresolveInterval,omitempty"`
 
-	drain time.Duration // parsed DrainTimeout; 0 means the default
+	drain     time.Duration // parsed DrainTimeout; 0 means the default
+	reresolve time.Duration // parsed ReresolveInterval; 0 means off
 }
 
 // Fields says which of the fields that belong to one policy a policy takes.
@@ -96,6 +98,13 @@ func ParseConfig(policy string, js json.RawMessage, f Fields) (*Config, error) {
 		}
 		cfg.drain = d
 	}
+	if cfg.ReresolveInterval != "" {
+		d, err := parseReresolve(cfg.ReresolveInterval)
+		if err != nil {
+			return nil, fmt.Errorf("%s: invalid config: %v", policy, err)
+		}
+		cfg.reresolve = d
+	}
 	if n := cfg.TraceRingSize; n != nil && (*n < 0 || *n > MaxTraceRingSize) {
 		return nil, fmt.Errorf("%s: invalid config: traceRingSize %d must be between 0 and %d", policy, *n, MaxTraceRingSize)
 	}
@@ -115,6 +124,21 @@ func (c *Config) Apply(m *subconn.Manager) {
 		ring = *c.TraceRingSize
 	}
 	m.SetTraceRing(ring)
+}
+
+// Reresolve returns the parsed reresolveInterval, 0 when off.
+func (c *Config) Reresolve() time.Duration { return c.reresolve }
+
+// parseReresolve parses a reresolveInterval.
+func parseReresolve(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("reresolveInterval %q: %v", s, err)
+	}
+	if d < MinReresolveInterval || d > MaxReresolveInterval {
+		return 0, fmt.Errorf("reresolveInterval %v must be between %v and %v (omit it to leave re-resolution to grpc)", d, MinReresolveInterval, MaxReresolveInterval)
+	}
+	return d, nil
 }
 
 // ConfigOf returns the *Config in a ClientConnState, the default for none,
