@@ -5,9 +5,10 @@
 # of lower layers (the top layer, programs and benchmarks, may also import one
 # another). The layers, lowest first:
 #
-#   0  internal/sockowner, internal/procfs      what subconn, leaktest and the soak share
+#   0  internal/sockowner, internal/procfs,     what subconn, leaktest and the soak share
+#      internal/channelzview
 #   1  subconn, leaktest, proto/..., internal/leakypolicy, internal/dnsserver
-#   2  internal/policy, testbackend, internal/xdsfixture
+#   2  internal/policy, testbackend, internal/xdsfixture, internal/leakzoo
 #   3  balancer/...
 #   4  admin, soak
 #   5  cmd/..., examples/..., benchmarks, internal/e2e/..., internal/xdse2e,
@@ -26,9 +27,9 @@ module=$(go list -m)
 
 layer() {
   case "$1" in
-    internal/sockowner | internal/procfs) echo 0 ;;
+    internal/sockowner | internal/procfs | internal/channelzview) echo 0 ;;
     subconn | leaktest | proto/* | internal/leakypolicy | internal/dnsserver) echo 1 ;;
-    internal/policy | testbackend | internal/xdsfixture) echo 2 ;;
+    internal/policy | testbackend | internal/xdsfixture | internal/leakzoo) echo 2 ;;
     balancer/*) echo 3 ;;
     admin | soak) echo 4 ;;
     cmd/* | examples/* | benchmarks | internal/e2e | internal/e2e/* | internal/xdse2e | scripts/*) echo 5 ;;
