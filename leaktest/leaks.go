@@ -36,6 +36,16 @@ type Leaks struct {
 	// Goroutines is goleak's report of the goroutines that were not running
 	// at the baseline, with each one's stack; nil if there are none.
 	Goroutines error
+
+	// Groups are the goroutines of Goroutines grouped by stack, the
+	// largest groups first (those still running when Find returned).
+	Groups []GoroutineGroup
+
+	// Channels are the grpc channels open when Find gave up that were not
+	// open at the baseline: the usual cause of leaked grpc goroutines is
+	// a *grpc.ClientConn never closed. They are evidence, not a leak of
+	// their own kind; they are listed only when something leaked.
+	Channels []Channel
 }
 
 // FD is one open file descriptor and what it points to.
@@ -118,6 +128,8 @@ func (l *Leaks) with(p *polled) *Leaks {
 	if l.Clean() {
 		return nil
 	}
+	l.Groups = leakedGroups(l.Goroutines)
+	l.Channels = newChannels(p.channels)
 	return l
 }
 
@@ -127,13 +139,14 @@ type polled struct {
 	fds        []FD
 	backends   []BackendSockets
 	goroutines error
+	channels   map[int64]bool // the baseline's channels
 }
 
 func (p *polled) fdsClean() bool { return p.err == nil && len(p.fds) == 0 && len(p.backends) == 0 }
 
 // poll compares descriptors and sockets to base.
 func poll(base *Snapshot, o *opts, backends []netip.AddrPort) *polled {
-	p := &polled{}
+	p := &polled{channels: base.channels}
 	if base.err != nil {
 		return p // reported by Find
 	}

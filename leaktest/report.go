@@ -32,8 +32,11 @@ func (l *Leaks) Messages() []string {
 		}
 		msgs = append(msgs, b.String())
 	}
+	for _, c := range l.Channels {
+		msgs = append(msgs, "leaktest: "+c.String())
+	}
 	if l.Goroutines != nil {
-		msgs = append(msgs, fmt.Sprintf("leaktest: goroutines leaked after %v: %v", l.Deadline, l.Goroutines))
+		msgs = append(msgs, l.goroutineMessage())
 	}
 	return msgs
 }
@@ -57,4 +60,37 @@ func (f FD) String() string {
 // String names the subchannel, as in "owned by subchannel 3 (key ...)".
 func (o Owner) String() string {
 	return fmt.Sprintf("owned by subchannel %d (key %q, manager %d, target %q)", o.Subchannel, o.Key, o.Manager, o.Target)
+}
+
+// goroutineMessage lists the leaked goroutines grouped by stack; goleak's
+// own report when none is still running to be grouped.
+func (l *Leaks) goroutineMessage() string {
+	if len(l.Groups) == 0 {
+		return fmt.Sprintf("leaktest: goroutines leaked after %v: %v", l.Deadline, l.Goroutines)
+	}
+	n := 0
+	for _, g := range l.Groups {
+		n += g.Count
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "leaktest: %d goroutines leaked after %v, not running at the baseline, in %d group(s) by stack:", n, l.Deadline, len(l.Groups))
+	for _, g := range l.Groups {
+		b.WriteString("\n" + g.Headline() + ":\n\t" + strings.ReplaceAll(shortStack(g.Stack), "\n", "\n\t"))
+	}
+	return b.String()
+}
+
+// maxFrames bounds the frames a report shows per group: the top of the
+// stack says what the goroutines wait on, the headline who started them.
+const maxFrames = 8
+
+// shortStack returns the first maxFrames frames of stack (a function line
+// and a file line each) and the creator.
+func shortStack(stack string) string {
+	lines := strings.Split(stack, "\n")
+	if len(lines) <= 2*maxFrames+2 {
+		return stack
+	}
+	out := append(lines[:2*maxFrames:2*maxFrames], "...")
+	return strings.Join(append(out, lines[len(lines)-2:]...), "\n")
 }

@@ -21,6 +21,7 @@ type Snapshot struct {
 
 	goroutines goleak.Option            // ignores the goroutines running at the baseline
 	socks      map[uint64]procfs.Socket // Sockets, as Find compares them
+	channels   map[int64]bool           // channelz ids of the grpc channels open at the baseline
 	err        error                    // why FDs and Sockets are nil
 }
 
@@ -32,7 +33,7 @@ type Snapshot struct {
 // VerifyNone checks goroutines only. Outside Linux this is always the case,
 // and the error wraps errors.ErrUnsupported.
 func Take() (*Snapshot, error) {
-	s := &Snapshot{goroutines: goleak.IgnoreCurrent()}
+	s := &Snapshot{goroutines: goleak.IgnoreCurrent(), channels: channelIDs()}
 	s.FDs, s.socks, s.err = readProc()
 	if s.socks != nil {
 		s.Sockets = make(map[uint64]Socket, len(s.socks))
