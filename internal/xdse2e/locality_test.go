@@ -3,6 +3,7 @@ package xdse2e_test
 import (
 	"fmt"
 	"math"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,10 @@ import (
 	"github.com/leakproof/leakproof/internal/xdsfixture"
 	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/testbackend"
+
+	v3clusterpb "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/load_balancing_policies/round_robin/v3" // the documented fallback policy
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // GuardOverWrrLocality is leakproof_guard over grpc's xds_wrr_locality over
@@ -257,4 +262,68 @@ func TestLocalityDuplicateWeighted(t *testing.T) {
 		c.Trace.CheckClean(t)
 	}
 	t.Logf("one backend in two localities of one priority: %s", strings.Join(got, "; "))
+}
+
+// TestRecommendedClusterJSON publishes the recommended Cluster exactly as
+// the docs give it (testdata/cluster_wrr_locality.json, the JSON form of the
+// YAML: WrrLocality over leakproof_round_robin, round_robin after it for
+// clients without leakproof) for two localities weighted 1:3: the split
+// follows the weights and leakproof's managers run. The same Cluster with
+// the first policy's name unknown to the client falls back to round_robin
+// and still follows the weights.
+func TestRecommendedClusterJSON(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	const n, tol = 2000, 0.04
+	js, err := os.ReadFile("testdata/cluster_wrr_locality.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t)
+	type side struct {
+		target, js string
+		ours       bool
+		w          *weighted
+	}
+	sides := []*side{
+		{target: name("doc"), js: string(js), ours: true},
+		{target: name("doc-fallback"), js: strings.Replace(string(js), "type.googleapis.com/leakproof_round_robin", "type.googleapis.com/leakproof_not_linked_in", 1)},
+	}
+	var sets []xdsfixture.Resources
+	for _, s := range sides {
+		bs := e2e.StartBackends(t, 6)
+		s.w = &weighted{name: s.target, backends: bs, pool: e2e.Addrs(bs)}
+		res := service(t, s.target, xdsfixture.ClusterSpec{Name: "c-" + s.target, Localities: s.w.localities(0, 1, 3)})
+		c := &v3clusterpb.Cluster{}
+		if err := protojson.Unmarshal([]byte(s.js), c); err != nil {
+			t.Fatalf("the documented Cluster does not parse: %v", err)
+		}
+		c.Name = "c-" + s.target
+		c.EdsClusterConfig.ServiceName = res.Clusters[0].GetEdsClusterConfig().GetServiceName()
+		res.Clusters[0] = c
+		sets = append(sets, res)
+	}
+	v := publish(t, srv, xdsfixture.Merge(sets...))
+	for _, s := range sides {
+		s.w.c = dial(t, srv, s.target, false)
+		s.w.c.waitServed(append(window(s.w.pool[:3], 0, 2), window(s.w.pool[3:], 0, 2)...)...)
+	}
+	waitAcked(t, srv, xdsfixture.ClusterType, v)
+	for _, s := range sides {
+		got := s.w.share(t, n, 0)
+		if math.Abs(got-0.75) > tol {
+			t.Errorf("%s: %.3f of %d RPCs to the weight-3 locality, want 0.75 ± %.2f", s.target, got, n, tol)
+		}
+		created := len(s.w.c.created())
+		if s.ours != (created > 0) {
+			t.Errorf("%s: leakproof created %d subchannels; want leakproof running: %v", s.target, created, s.ours)
+		}
+		t.Logf("%s: %.3f to the weight-3 locality, %d leakproof subchannels", s.target, got, created)
+		s.w.c.CC.Close()
+		for _, a := range s.w.pool {
+			e2e.WaitSockets(t, a, 0, e2e.LongTimeout)
+		}
+		if s.ours {
+			s.w.c.Trace.CheckClean(t)
+		}
+	}
 }
