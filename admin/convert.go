@@ -4,13 +4,13 @@ import (
 	"time"
 
 	adminv1 "github.com/leakproof/leakproof/proto/leakproof/admin/v1"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // EventToProto returns e as the admin service sends it.
-func EventToProto(e subconn.Event) *adminv1.Event {
+func EventToProto(e trace.Event) *adminv1.Event {
 	pe := &adminv1.Event{
 		Seq:          e.Seq,
 		Time:         timestamp(e.Time),
@@ -31,20 +31,20 @@ func EventToProto(e subconn.Event) *adminv1.Event {
 	return pe
 }
 
-// EventFromProto returns the trace event pe describes, as ReadTrace would
-// read it from a JSON-lines trace (so that CheckTrace and Event.String work
+// EventFromProto returns the trace event pe describes, as trace.Read would
+// read it from a JSON-lines trace (so that trace.Check and Event.String work
 // on events received from the service). A nil pe is the zero Event.
-func EventFromProto(pe *adminv1.Event) subconn.Event {
+func EventFromProto(pe *adminv1.Event) trace.Event {
 	if pe == nil {
-		return subconn.Event{}
+		return trace.Event{}
 	}
-	e := subconn.Event{
+	e := trace.Event{
 		Seq:        pe.GetSeq(),
 		Manager:    pe.GetManagerId(),
 		Target:     pe.GetTarget(),
 		Subchannel: pe.GetSubchannelId(),
 		Key:        pe.GetKey(),
-		Kind:       subconn.Kind(pe.GetKind()),
+		Kind:       trace.Kind(pe.GetKind()),
 		RefsBefore: int(pe.GetRefsBefore()),
 		RefsAfter:  int(pe.GetRefsAfter()),
 		State:      pe.GetState(),
@@ -55,12 +55,12 @@ func EventFromProto(pe *adminv1.Event) subconn.Event {
 		e.Time = pe.GetTime().AsTime()
 	}
 	if s := pe.GetSocket(); s != nil {
-		e.Socket = &subconn.SocketRef{ID: s.GetId(), Local: s.GetLocalAddress(), Remote: s.GetRemoteAddress()}
+		e.Socket = &trace.SocketRef{ID: s.GetId(), Local: s.GetLocalAddress(), Remote: s.GetRemoteAddress()}
 	}
 	return e
 }
 
-func eventsToProto(evs []subconn.Event) []*adminv1.Event {
+func eventsToProto(evs []trace.Event) []*adminv1.Event {
 	out := make([]*adminv1.Event, len(evs))
 	for i, e := range evs {
 		out[i] = EventToProto(e)
@@ -76,7 +76,7 @@ func timestamp(t time.Time) *timestamppb.Timestamp {
 	return timestamppb.New(t)
 }
 
-func managerToProto(m subconn.ManagerState) *adminv1.Manager {
+func managerToProto(m trace.ManagerState) *adminv1.Manager {
 	st := m.Stats
 	ps := &adminv1.ManagerStats{
 		Created:         st.Created,
@@ -96,7 +96,7 @@ func managerToProto(m subconn.ManagerState) *adminv1.Manager {
 	return &adminv1.Manager{Id: m.ID, Target: m.Target, Closed: m.Closed, Stats: ps}
 }
 
-func subchannelToProto(si subconn.SubchannelInfo) *adminv1.Subchannel {
+func subchannelToProto(si trace.Subchannel) *adminv1.Subchannel {
 	ps := &adminv1.Subchannel{
 		Id:              si.ID,
 		ManagerId:       si.Manager,
@@ -121,7 +121,7 @@ func subchannelToProto(si subconn.SubchannelInfo) *adminv1.Subchannel {
 	return ps
 }
 
-func checkToProto(r subconn.LiveReport) *adminv1.CheckLeaksResponse {
+func checkToProto(r trace.LiveReport) *adminv1.CheckLeaksResponse {
 	resp := &adminv1.CheckLeaksResponse{
 		Subchannels:   int64(r.Subchannels),
 		Draining:      int64(r.Draining),

@@ -26,13 +26,13 @@
 //
 // # The leak check
 //
-// CheckLeaks (and the handler's check) runs subconn.CheckLive, the module's
+// CheckLeaks (and the handler's check) runs trace.CheckLive, the module's
 // one live leak check, and only converts its result. It reports
 // subchannels shut down whose sockets are still open longer than a grace
 // period (DefaultGracePeriod,
 // the default drain timeout), subchannels released to zero references but
 // never shut down, subchannels of closed managers never shut down, and what
-// subconn.CheckTrace finds replaying the rings: unbalanced references,
+// trace.Check finds replaying the rings: unbalanced references,
 // holders released by Close, orphans (kind "orphan": a policy under
 // leakproof_guard held a subchannel after its address left the resolver
 // state), lifecycle steps out of order. A ring holds only
@@ -44,7 +44,7 @@
 // # Slow watchers
 //
 // A watcher costs the balancers nothing: events reach it through a
-// subconn.Subscription that publishers never wait for. A watcher that falls
+// trace.Subscription that publishers never wait for. A watcher that falls
 // more than WatchBuffer events behind is dropped: the service counts it
 // (ListSubchannelsResponse.dropped_watchers), logs it, and ends the stream
 // with RESOURCE_EXHAUSTED naming the seq to resume from once the client

@@ -16,6 +16,7 @@ import (
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/testbackend"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -98,7 +99,7 @@ func ExampleHandler() {
 	}
 	defer resp.Body.Close()
 	var v struct {
-		Subchannels []subconn.SubchannelInfo `json:"subchannels"`
+		Subchannels []trace.Subchannel `json:"subchannels"`
 		Check       struct {
 			Problems []json.RawMessage `json:"problems"`
 		} `json:"check"`
@@ -112,7 +113,7 @@ func ExampleHandler() {
 }
 
 // Convert the events WatchEvents streams back into trace events, to print
-// them or replay them with subconn.CheckTrace.
+// them or replay them with trace.Check.
 func ExampleEventFromProto() {
 	pe := &adminv1.Event{Seq: 7, SubchannelId: 3, Key: "127.0.0.1:50051", Kind: "unref", RefsBefore: 2, RefsAfter: 1, Holder: "endpoint[1]", State: "READY"}
 	fmt.Println(admin.EventFromProto(pe))

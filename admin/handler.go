@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/jsontime"
+	"github.com/leakproof/leakproof/trace"
 )
 
 // DefaultRecentEvents is how many of the latest events the handler shows
@@ -44,31 +45,31 @@ type handler struct{}
 
 // view is the handler's JSON document, and what its HTML page shows.
 type view struct {
-	Time                 time.Time                `json:"time"`
-	Target               string                   `json:"target,omitempty"`
-	Managers             []managerJSON            `json:"managers"`
-	Subchannels          []subconn.SubchannelInfo `json:"subchannels"`
-	Events               []subconn.Event          `json:"events"`
-	Check                subconn.LiveReport       `json:"check"`
-	ActiveWatchers       int64                    `json:"active_watchers"`
-	DroppedWatchers      uint64                   `json:"dropped_watchers"`
-	DroppedSubscriptions uint64                   `json:"dropped_subscriptions"`
+	Time                 time.Time          `json:"time"`
+	Target               string             `json:"target,omitempty"`
+	Managers             []managerJSON      `json:"managers"`
+	Subchannels          []trace.Subchannel `json:"subchannels"`
+	Events               []trace.Event      `json:"events"`
+	Check                trace.LiveReport   `json:"check"`
+	ActiveWatchers       int64              `json:"active_watchers"`
+	DroppedWatchers      uint64             `json:"dropped_watchers"`
+	DroppedSubscriptions uint64             `json:"dropped_subscriptions"`
 }
 
 type managerJSON struct {
-	ID              uint64                   `json:"id"`
-	Target          string                   `json:"target"`
-	Closed          bool                     `json:"closed"`
-	Created         uint64                   `json:"created"`
-	Shutdowns       uint64                   `json:"shutdowns"`
-	Destroyed       uint64                   `json:"destroyed"`
-	Refs            uint64                   `json:"refs"`
-	Unrefs          uint64                   `json:"unrefs"`
-	Leaks           uint64                   `json:"leaks"`
-	SocketsOpened   uint64                   `json:"sockets_opened"`
-	SocketsClosed   uint64                   `json:"sockets_closed"`
-	DrainTimeouts   uint64                   `json:"drain_timeouts"`
-	ConnectionsLost map[subconn.Cause]uint64 `json:"connections_lost"`
+	ID              uint64                 `json:"id"`
+	Target          string                 `json:"target"`
+	Closed          bool                   `json:"closed"`
+	Created         uint64                 `json:"created"`
+	Shutdowns       uint64                 `json:"shutdowns"`
+	Destroyed       uint64                 `json:"destroyed"`
+	Refs            uint64                 `json:"refs"`
+	Unrefs          uint64                 `json:"unrefs"`
+	Leaks           uint64                 `json:"leaks"`
+	SocketsOpened   uint64                 `json:"sockets_opened"`
+	SocketsClosed   uint64                 `json:"sockets_closed"`
+	DrainTimeouts   uint64                 `json:"drain_timeouts"`
+	ConnectionsLost map[trace.Cause]uint64 `json:"connections_lost"`
 }
 
 func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -130,16 +131,16 @@ func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Managers:             []managerJSON{},
 		Subchannels:          allSubchannels(ms),
 		Events:               recentEvents(ms, n),
-		Check:                subconn.CheckLive(now, grace, ms),
+		Check:                trace.CheckLive(now, grace, ms),
 		ActiveWatchers:       max(watchers.active.Load(), 0),
 		DroppedWatchers:      watchers.dropped.Load(),
-		DroppedSubscriptions: subconn.DroppedSubscriptions(),
+		DroppedSubscriptions: trace.DroppedSubscriptions(),
 	}
 	if v.Subchannels == nil {
-		v.Subchannels = []subconn.SubchannelInfo{}
+		v.Subchannels = []trace.Subchannel{}
 	}
 	if v.Events == nil {
-		v.Events = []subconn.Event{}
+		v.Events = []trace.Event{}
 	}
 	for _, m := range ms {
 		st := m.Stats
@@ -174,7 +175,7 @@ func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 var page = template.Must(template.New("page").Funcs(template.FuncMap{
-	"ms": func(d subconn.Duration) string { return time.Duration(d).Round(time.Millisecond).String() },
+	"ms": func(d jsontime.Duration) string { return time.Duration(d).Round(time.Millisecond).String() },
 	"clock": func(t time.Time) string {
 		if t.IsZero() {
 			return ""
@@ -182,7 +183,7 @@ var page = template.Must(template.New("page").Funcs(template.FuncMap{
 		return t.Format("15:04:05.000")
 	},
 	"join": strings.Join,
-	"newestFirst": func(evs []subconn.Event) []subconn.Event {
+	"newestFirst": func(evs []trace.Event) []trace.Event {
 		out := slices.Clone(evs)
 		slices.Reverse(out)
 		return out

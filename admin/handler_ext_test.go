@@ -13,9 +13,10 @@ import (
 	"github.com/leakproof/leakproof/balancer/pickfirst"
 	"github.com/leakproof/leakproof/balancer/roundrobin"
 	"github.com/leakproof/leakproof/internal/e2e"
+	"github.com/leakproof/leakproof/jsontime"
 	"github.com/leakproof/leakproof/leaktest"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 // get fetches path from srv and returns the status, content type and body.
@@ -71,9 +72,9 @@ func TestHandlerServesTheLiveView(t *testing.T) {
 			t.Fatalf("%s: %d %s", path, code, ctype)
 		}
 		var v struct {
-			Managers    []struct{ ID uint64 }    `json:"managers"`
-			Subchannels []subconn.SubchannelInfo `json:"subchannels"`
-			Events      []subconn.Event          `json:"events"`
+			Managers    []struct{ ID uint64 } `json:"managers"`
+			Subchannels []trace.Subchannel    `json:"subchannels"`
+			Events      []trace.Event         `json:"events"`
 			Check       struct {
 				Problems    []json.RawMessage `json:"problems"`
 				Subchannels int               `json:"subchannels"`
@@ -97,14 +98,14 @@ func TestHandlerServesTheLiveView(t *testing.T) {
 	if code != http.StatusOK || ctype != "application/x-ndjson" {
 		t.Fatalf("trace: %d %s", code, ctype)
 	}
-	ev, err := subconn.ReadTrace(strings.NewReader(body))
+	ev, err := trace.Read(strings.NewReader(body))
 	if err != nil {
 		t.Fatalf("trace: %v\n%s", err, body)
 	}
-	if want := c.Trace.Events(); len(ev) != len(want) || ev[0].Kind != subconn.KindManagerOpen {
+	if want := c.Trace.Events(); len(ev) != len(want) || ev[0].Kind != trace.KindManagerOpen {
 		t.Fatalf("trace has %d events (first %v), the channel emitted %d", len(ev), ev[0], len(want))
 	}
-	if rep := subconn.CheckTrace(ev); !rep.Clean() || rep.Live != 2 {
+	if rep := trace.Check(ev); !rep.Clean() || rep.Live != 2 {
 		t.Fatalf("trace of a healthy channel: %+v", rep)
 	}
 	if _, _, body = get(t, srv, "/debug/leakproof/json?events=3&target="+c.Target); strings.Count(body, `"seq"`) != 3 {
@@ -166,9 +167,9 @@ func TestHandlerShowsProblemsWithTheirEvidence(t *testing.T) {
 	}
 	c.R.UpdateState(e2e.AddrState(bs[1].Addr()))
 	c.WaitServed(bs[1].Addr())
-	c.Trace.WaitFor(t, "b0's shutdown", func(ev []subconn.Event) bool {
+	c.Trace.WaitFor(t, "b0's shutdown", func(ev []trace.Event) bool {
 		for _, e := range ev {
-			if e.Kind == subconn.KindShutdown {
+			if e.Kind == trace.KindShutdown {
 				return true
 			}
 		}
@@ -185,10 +186,10 @@ func TestHandlerShowsProblemsWithTheirEvidence(t *testing.T) {
 	var v struct {
 		Check struct {
 			Problems []struct {
-				Kind          string           `json:"kind"`
-				Key           string           `json:"key"`
-				SinceShutdown subconn.Duration `json:"since_shutdown"`
-				Events        []subconn.Event  `json:"events"`
+				Kind          string            `json:"kind"`
+				Key           string            `json:"key"`
+				SinceShutdown jsontime.Duration `json:"since_shutdown"`
+				Events        []trace.Event     `json:"events"`
 			} `json:"problems"`
 		} `json:"check"`
 	}

@@ -10,6 +10,7 @@ import (
 
 	adminv1 "github.com/leakproof/leakproof/proto/leakproof/admin/v1"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -25,7 +26,7 @@ func (s *service) ListSubchannels(_ context.Context, req *adminv1.ListSubchannel
 	resp := &adminv1.ListSubchannelsResponse{
 		ActiveWatchers:       uint64(max(watchers.active.Load(), 0)),
 		DroppedWatchers:      watchers.dropped.Load(),
-		DroppedSubscriptions: subconn.DroppedSubscriptions(),
+		DroppedSubscriptions: trace.DroppedSubscriptions(),
 	}
 	for _, m := range ms {
 		resp.Managers = append(resp.Managers, managerToProto(m))
@@ -46,7 +47,7 @@ func (s *service) CheckLeaks(_ context.Context, req *adminv1.CheckLeaksRequest) 
 			return nil, status.Errorf(codes.InvalidArgument, "admin: grace_period %v is negative", grace)
 		}
 	}
-	return checkToProto(subconn.CheckLive(time.Now(), grace, collect(req.GetTarget()))), nil
+	return checkToProto(trace.CheckLive(time.Now(), grace, collect(req.GetTarget()))), nil
 }
 
 // eventFilter is the part of a WatchEventsRequest that selects events.
@@ -55,7 +56,7 @@ type eventFilter struct {
 	subchannel  uint64
 }
 
-func (f eventFilter) match(e *subconn.Event) bool {
+func (f eventFilter) match(e *trace.Event) bool {
 	return (f.target == "" || e.Target == f.target) &&
 		(f.key == "" || e.Key == f.key) &&
 		(f.subchannel == 0 || e.Subchannel == f.subchannel)
@@ -87,7 +88,7 @@ func (s *service) WatchEvents(req *adminv1.WatchEventsRequest, stream adminv1.Ad
 	f := eventFilter{target: req.GetTarget(), key: req.GetKey(), subchannel: req.GetSubchannelId()}
 	from := req.GetFromSeq()
 
-	sub := subconn.Subscribe(s.o.watchBuffer, f.match)
+	sub := trace.Subscribe(s.o.watchBuffer, f.match)
 	defer sub.Close()
 	watchers.active.Add(1) // after Subscribe: an active watcher is subscribed
 	defer watchers.active.Add(-1)
@@ -118,7 +119,7 @@ func (s *service) WatchEvents(req *adminv1.WatchEventsRequest, stream adminv1.Ad
 	}()
 
 	var sent []uint64 // the latest delivered seqs, at most resumeWindow
-	send := func(e subconn.Event, replayed bool) error {
+	send := func(e trace.Event, replayed bool) error {
 		if err := stream.Send(&adminv1.WatchEventsResponse{Event: EventToProto(e), Replayed: replayed}); err != nil {
 			return err
 		}
@@ -134,7 +135,7 @@ func (s *service) WatchEvents(req *adminv1.WatchEventsRequest, stream adminv1.Ad
 	}
 	ringLast := map[uint64]uint64{} // manager id -> last seq of its ring snapshot
 	if from > 0 {
-		var replay []subconn.Event
+		var replay []trace.Event
 		for _, m := range subconn.Managers() {
 			if f.target != "" && m.Target() != f.target {
 				continue
@@ -146,7 +147,7 @@ func (s *service) WatchEvents(req *adminv1.WatchEventsRequest, stream adminv1.Ad
 				}
 			}
 		}
-		slices.SortFunc(replay, func(a, b subconn.Event) int { return cmp.Compare(a.Seq, b.Seq) })
+		slices.SortFunc(replay, func(a, b trace.Event) int { return cmp.Compare(a.Seq, b.Seq) })
 		for _, e := range replay {
 			if err := send(e, true); err != nil {
 				return err

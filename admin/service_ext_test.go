@@ -16,7 +16,7 @@ import (
 	"github.com/leakproof/leakproof/leaktest"
 	adminv1 "github.com/leakproof/leakproof/proto/leakproof/admin/v1"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -210,7 +210,7 @@ func TestWatchEventsReplaysThenGoesLiveWithoutGapsOrDuplicates(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	st := watch(t, ctx, ac, &adminv1.WatchEventsRequest{FromSeq: 1, Target: c.Target})
-	var got []subconn.Event
+	var got []trace.Event
 	replayed, live := 0, 0
 	for live < 200 {
 		resp, err := st.Recv()
@@ -239,7 +239,7 @@ func TestWatchEventsReplaysThenGoesLiveWithoutGapsOrDuplicates(t *testing.T) {
 	// One channel, one manager: the stream is exactly the channel's trace
 	// (recorded since before the channel existed) from its first event on.
 	want := c.Trace.Events()
-	if got[0].Seq != want[0].Seq || got[0].Kind != subconn.KindManagerOpen {
+	if got[0].Seq != want[0].Seq || got[0].Kind != trace.KindManagerOpen {
 		t.Fatalf("first event %v, want the manager_open the ring still holds (%v)", got[0], want[0])
 	}
 	if len(want) < len(got) {
@@ -273,11 +273,11 @@ func TestWatchEventsFilters(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		req  *adminv1.WatchEventsRequest
-		ok   func(subconn.Event) bool
+		ok   func(trace.Event) bool
 	}{
-		{"target", &adminv1.WatchEventsRequest{FromSeq: 1, Target: c.Target}, func(e subconn.Event) bool { return e.Target == c.Target }},
-		{"key", &adminv1.WatchEventsRequest{FromSeq: 1, Key: bs[1].Addr()}, func(e subconn.Event) bool { return e.Key == bs[1].Addr() }},
-		{"subchannel", &adminv1.WatchEventsRequest{FromSeq: 1, SubchannelId: sc1}, func(e subconn.Event) bool { return e.Subchannel == sc1 }},
+		{"target", &adminv1.WatchEventsRequest{FromSeq: 1, Target: c.Target}, func(e trace.Event) bool { return e.Target == c.Target }},
+		{"key", &adminv1.WatchEventsRequest{FromSeq: 1, Key: bs[1].Addr()}, func(e trace.Event) bool { return e.Key == bs[1].Addr() }},
+		{"subchannel", &adminv1.WatchEventsRequest{FromSeq: 1, SubchannelId: sc1}, func(e trace.Event) bool { return e.Subchannel == sc1 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), e2e.LongTimeout)
@@ -305,9 +305,9 @@ func TestWatchEventsFilters(t *testing.T) {
 		t.Fatal(err)
 	}
 	other.R.UpdateState(e2e.AddrState(bs[0].Addr()))
-	other.Trace.WaitFor(t, "the other channel to destroy its subchannel", func(ev []subconn.Event) bool {
+	other.Trace.WaitFor(t, "the other channel to destroy its subchannel", func(ev []trace.Event) bool {
 		for _, e := range ev {
-			if e.Kind == subconn.KindDestroy {
+			if e.Kind == trace.KindDestroy {
 				return true
 			}
 		}
@@ -323,7 +323,7 @@ func TestWatchEventsFilters(t *testing.T) {
 		if e.Subchannel != sc1 {
 			t.Fatalf("watch of #%d got %v", sc1, e)
 		}
-		if e.Kind == subconn.KindDestroy {
+		if e.Kind == trace.KindDestroy {
 			if resp.GetReplayed() {
 				t.Fatalf("destroy of #%d replayed, want live", sc1)
 			}

@@ -5,13 +5,14 @@ import (
 	"slices"
 
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 // collect reads every manager serving target (every manager if target is
-// empty), ordered by id, as the service, the handler and subconn.CheckLive
+// empty), ordered by id, as the service, the handler and trace.CheckLive
 // read them.
-func collect(target string) []subconn.ManagerState {
-	var out []subconn.ManagerState
+func collect(target string) []trace.ManagerState {
+	var out []trace.ManagerState
 	for _, m := range subconn.Managers() {
 		if target != "" && m.Target() != target {
 			continue
@@ -22,22 +23,22 @@ func collect(target string) []subconn.ManagerState {
 }
 
 // allSubchannels returns the subchannels of ms, ordered by id.
-func allSubchannels(ms []subconn.ManagerState) []subconn.SubchannelInfo {
-	var out []subconn.SubchannelInfo
+func allSubchannels(ms []trace.ManagerState) []trace.Subchannel {
+	var out []trace.Subchannel
 	for _, m := range ms {
 		out = append(out, m.Subchannels...)
 	}
-	slices.SortFunc(out, func(a, b subconn.SubchannelInfo) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b trace.Subchannel) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
 // recentEvents returns the latest n events of ms's rings, in seq order.
-func recentEvents(ms []subconn.ManagerState, n int) []subconn.Event {
-	var out []subconn.Event
+func recentEvents(ms []trace.ManagerState, n int) []trace.Event {
+	var out []trace.Event
 	for _, m := range ms {
 		out = append(out, m.Events...)
 	}
-	slices.SortFunc(out, func(a, b subconn.Event) int { return cmp.Compare(a.Seq, b.Seq) })
+	slices.SortFunc(out, func(a, b trace.Event) int { return cmp.Compare(a.Seq, b.Seq) })
 	if n >= 0 && len(out) > n {
 		out = out[len(out)-n:]
 	}

@@ -5,14 +5,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 // subscribe attaches a trace subscriber that drains every event on its own
 // goroutine, as `leakproof trace watch` or the admin service would, until
 // the returned function runs. It fails tb if the subscriber fell behind.
 func subscribe(tb testing.TB) (stop func()) {
-	sub := subconn.Subscribe(1<<16, nil)
+	sub := trace.Subscribe(1<<16, nil)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

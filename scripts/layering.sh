@@ -5,18 +5,19 @@
 # of lower layers (the top layer, programs and benchmarks, may also import one
 # another). The layers, lowest first:
 #
-#   0  internal/sockowner, internal/procfs,     what subconn, leaktest and the soak share
-#      internal/channelzview
-#   1  subconn, leaktest, proto/..., internal/leakypolicy, internal/dnsserver
-#   2  internal/policy, testbackend, internal/xdsfixture, internal/leakzoo
-#   3  balancer/...
-#   4  admin, soak
-#   5  cmd/..., examples/..., benchmarks, internal/e2e/..., internal/xdse2e,
+#   0  internal/sockowner, internal/procfs, internal/channelzview, jsontime
+#      (shared by the layers above)
+#   1  trace (the refcount trace and the leak checker)
+#   2  subconn, leaktest, proto/..., internal/leakypolicy, internal/dnsserver
+#   3  internal/policy, testbackend, internal/xdsfixture, internal/leakzoo
+#   4  balancer/...
+#   5  admin, soak
+#   6  cmd/..., examples/..., benchmarks, internal/e2e/..., internal/xdse2e,
 #      scripts/... (programs)
 #
-# So leaktest never sees a policy, the soak, admin or the proto, and the soak
-# and the CLI sit at the top. A package missing from the table fails the check:
-# give it a layer here when you add it.
+# So the trace never sees a manager, leaktest never sees a policy, the soak,
+# admin or the proto, and the soak and the CLI sit at the top. A package
+# missing from the table fails the check: give it a layer here when you add it.
 #
 # Only the packages' own imports count, not their tests': a test may use
 # anything (subconn's tests start testbackend servers).
@@ -27,16 +28,17 @@ module=$(go list -m)
 
 layer() {
   case "$1" in
-    internal/sockowner | internal/procfs | internal/channelzview) echo 0 ;;
-    subconn | leaktest | proto/* | internal/leakypolicy | internal/dnsserver) echo 1 ;;
-    internal/policy | testbackend | internal/xdsfixture | internal/leakzoo) echo 2 ;;
-    balancer/*) echo 3 ;;
-    admin | soak) echo 4 ;;
-    cmd/* | examples/* | benchmarks | internal/e2e | internal/e2e/* | internal/xdse2e | scripts/*) echo 5 ;;
+    internal/sockowner | internal/procfs | internal/channelzview | jsontime) echo 0 ;;
+    trace) echo 1 ;;
+    subconn | leaktest | proto/* | internal/leakypolicy | internal/dnsserver) echo 2 ;;
+    internal/policy | testbackend | internal/xdsfixture | internal/leakzoo) echo 3 ;;
+    balancer/*) echo 4 ;;
+    admin | soak) echo 5 ;;
+    cmd/* | examples/* | benchmarks | internal/e2e | internal/e2e/* | internal/xdse2e | scripts/*) echo 6 ;;
     *) echo "" ;;
   esac
 }
-top=5
+top=6
 
 fail=0
 while read -r pkg imports; do

@@ -247,8 +247,8 @@ type Config struct {
 	VerifyTimeout time.Duration
 
 	// Trace, if not nil, receives the refcount trace of every channel of the
-	// run as JSON lines (subconn.NewTraceWriter), for `leakproof trace
-	// check` and subconn.ReadTrace.
+	// run as JSON lines (trace.NewWriter), for `leakproof trace
+	// check` and trace.Read.
 	Trace io.Writer
 
 	// OnSample, if not nil, is called with each sample as it is taken, from

@@ -93,7 +93,7 @@
 // At the end everything is closed and the run checks that goroutines,
 // descriptors and sockets to every backend are back at the baseline taken
 // when Run started, that the refcount trace of the run's channels checks
-// clean (subconn.CheckTrace), and that every fault ran and showed its
+// clean (trace.Check), and that every fault ran and showed its
 // effect; the exec and starve faults carry their own checks (no child holds
 // a socket of ours; no connection to a backend stays ESTABLISHED in the
 // network namespace once its channel closed; no busy loop, no descriptor
@@ -105,7 +105,7 @@
 // sample with the faults marked) and Result's JSON encoding report it.
 //
 // The verdict is judged from typed results only: leaktest.Find's Leaks for
-// the baseline, subconn.TraceChecker's Report for the trace, the fault
+// the baseline, trace.Checker's Report for the trace, the fault
 // table's proof for each phase; no message text is ever matched.
 //
 // The soak sits at the top of the module's import graph, beside the admin

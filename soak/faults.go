@@ -10,8 +10,8 @@ import (
 	"time"
 
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
-	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/testbackend"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -62,7 +62,7 @@ func (r *runner) runPhase(ctx context.Context, f Fault, end time.Time) {
 	p := &phaseRun{
 		Phase:     Phase{Fault: f, Start: since(r.start, now), MaxSockets: map[string]int{}},
 		started:   now,
-		lost:      map[subconn.Cause]int{},
+		lost:      map[trace.Cause]int{},
 		accepted0: map[string]int64{},
 	}
 	if r.cfg.Compare != "" {

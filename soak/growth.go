@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/jsontime"
 )
 
 // The soak judges growth one way everywhere: a least-squares line through a
@@ -50,8 +50,8 @@ type Slope struct {
 	// Unit of the values ("fds", "goroutines", "bytes", "records").
 	Unit string `json:"unit"`
 	// Points and Span are the samples fitted and the time they span.
-	Points int              `json:"points"`
-	Span   subconn.Duration `json:"span"`
+	Points int               `json:"points"`
+	Span   jsontime.Duration `json:"span"`
 	// First and Last are the fitted line's values at the first and last
 	// point; PerMinute its slope.
 	First     float64 `json:"first"`
@@ -108,7 +108,7 @@ func (g growthRule) judge(series, unit string, pts []point) Slope {
 		return s
 	}
 	span := pts[len(pts)-1].at - pts[0].at
-	s.Span = subconn.Duration(span)
+	s.Span = jsontime.Duration(span)
 	slope, icpt := fit(pts)
 	s.PerMinute = slope
 	s.First, s.Last = icpt, icpt+slope*span.Minutes()

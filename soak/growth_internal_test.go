@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/jsontime"
 )
 
 // leakyProcess is a test double of a soaked process, sampled every 200ms
@@ -24,7 +24,7 @@ func leakyProcess(d time.Duration, leak func(s *Sample, minutes float64)) []Samp
 			burst = rng.IntN(12)
 		}
 		s := Sample{
-			At:         subconn.Duration(at),
+			At:         jsontime.Duration(at),
 			Goroutines: 60 + 3*burst + rng.IntN(8),
 			ClientFDs:  6 + burst,
 			OtherFDs:   9 + rng.IntN(2),

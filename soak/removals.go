@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/jsontime"
 	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc/resolver"
 )
@@ -37,11 +37,11 @@ type removalState struct {
 func (p *removalState) settle(now time.Time, other string) {
 	if !p.zeroAt.IsZero() {
 		p.Outcome = RemovalReleased
-		p.After = subconn.Duration(p.zeroAt.Sub(p.at))
+		p.After = jsontime.Duration(p.zeroAt.Sub(p.at))
 		return
 	}
 	p.Outcome = other
-	p.After = subconn.Duration(now.Sub(p.at))
+	p.After = jsontime.Duration(now.Sub(p.at))
 }
 
 // checkRemovals watches the removed backends: once the bound has passed,
@@ -61,7 +61,7 @@ func (r *runner) checkRemovals(now time.Time, sc *socketCount) {
 			continue
 		}
 		p.Outcome = RemovalLeaked
-		p.After = subconn.Duration(now.Sub(p.at))
+		p.After = jsontime.Duration(now.Sub(p.at))
 		p.Sockets = n
 		p.Evidence = sc.describe(r.socks, p.kind, p.addr)
 		if !p.zeroAt.IsZero() {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/jsontime"
 )
 
 // WriteHTML writes the result as a self-contained HTML page (no script, no
@@ -329,7 +329,7 @@ func formatSeconds(v float64) string {
 }
 
 var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"dur": func(d subconn.Duration) string { return time.Duration(d).Round(time.Millisecond).String() },
+	"dur": func(d jsontime.Duration) string { return time.Duration(d).Round(time.Millisecond).String() },
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -9,29 +9,30 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/jsontime"
+	"github.com/leakproof/leakproof/trace"
 )
 
 // A Result is what a soak saw and its verdict. It marshals to JSON (without
 // the samples) as the machine-readable summary.
 type Result struct {
 	// What ran.
-	Policy   string           `json:"policy"`
-	Compare  string           `json:"compare,omitempty"`
-	Duration subconn.Duration `json:"duration"` // the timeline as configured
-	Elapsed  subconn.Duration `json:"elapsed"`  // from Run's start to the end of the final checks
-	Started  time.Time        `json:"started"`
-	Backends []BackendInfo    `json:"backends"`
-	Faults   []Fault          `json:"faults"`
+	Policy   string            `json:"policy"`
+	Compare  string            `json:"compare,omitempty"`
+	Duration jsontime.Duration `json:"duration"` // the timeline as configured
+	Elapsed  jsontime.Duration `json:"elapsed"`  // from Run's start to the end of the final checks
+	Started  time.Time         `json:"started"`
+	Backends []BackendInfo     `json:"backends"`
+	Faults   []Fault           `json:"faults"`
 
 	// XDS is set when the channels ran under an xDS control plane
 	// (Config.XDS).
 	XDS bool `json:"xds,omitempty"`
 
 	// Limits the verdict applied.
-	SocketLimit    int              `json:"socket_limit"` // <= 0: not checked
-	MaxFailureRate float64          `json:"max_failure_rate"`
-	RemovalBound   subconn.Duration `json:"removal_bound"`
+	SocketLimit    int               `json:"socket_limit"` // <= 0: not checked
+	MaxFailureRate float64           `json:"max_failure_rate"`
+	RemovalBound   jsontime.Duration `json:"removal_bound"`
 
 	// Phases are the faults as they ran, in order.
 	Phases []Phase `json:"phases"`
@@ -50,7 +51,7 @@ type Result struct {
 	CompareRemovals *Removals `json:"compare_removals,omitempty"`
 
 	// Trace is the check of the whole refcount trace of the run's channels.
-	Trace subconn.Report `json:"trace"`
+	Trace trace.Report `json:"trace"`
 
 	// Slopes are the least-squares trends of the sampled series after
 	// warm-up (goroutines, descriptors and each owner's share, heap, live
@@ -58,7 +59,7 @@ type Result struct {
 	// of each phase. A climbing one fails CheckGrowth.
 	Slopes []Slope `json:"slopes"`
 	// WarmUp is the start of the run left out of the run-level slopes.
-	WarmUp subconn.Duration `json:"warm_up"`
+	WarmUp jsontime.Duration `json:"warm_up"`
 	// Peak and Final are the highest readings over the run and the last
 	// one, after everything was closed.
 	Peak  Totals `json:"peak"`
@@ -102,9 +103,9 @@ type BackendInfo struct {
 
 // A Phase is one fault as it ran.
 type Phase struct {
-	Fault Fault            `json:"fault"`
-	Start subconn.Duration `json:"start"` // offset from the start of the run
-	End   subconn.Duration `json:"end"`
+	Fault Fault             `json:"fault"`
+	Start jsontime.Duration `json:"start"` // offset from the start of the run
+	End   jsontime.Duration `json:"end"`
 	// MaxSockets is the most sockets the main channel held to each backend
 	// in any sample of the phase; CompareMaxSockets the same for the
 	// comparison channel.
@@ -149,7 +150,7 @@ type Removals struct {
 	Open     int `json:"open"`
 	// SlowestRelease is the longest time a released backend's sockets took
 	// to reach 0.
-	SlowestRelease subconn.Duration `json:"slowest_release"`
+	SlowestRelease jsontime.Duration `json:"slowest_release"`
 	// List holds every leaked removal and the first others, in the order
 	// they were concluded.
 	List []Removal `json:"list"`
@@ -184,15 +185,15 @@ func (rs *Removals) clone() Removals {
 
 // A Removal is a backend a resolver update removed from a channel's list.
 type Removal struct {
-	Backend   string           `json:"backend"`
-	Addr      string           `json:"addr"`
-	Fault     Fault            `json:"fault,omitempty"` // the phase that removed it ("" for the timeline's own restore)
-	RemovedAt subconn.Duration `json:"removed_at"`
-	Outcome   string           `json:"outcome"`
+	Backend   string            `json:"backend"`
+	Addr      string            `json:"addr"`
+	Fault     Fault             `json:"fault,omitempty"` // the phase that removed it ("" for the timeline's own restore)
+	RemovedAt jsontime.Duration `json:"removed_at"`
+	Outcome   string            `json:"outcome"`
 	// After is how long after removal the sockets reached 0 (released), the
 	// backend came back (re-added), the leak was declared (leaked) or the
 	// run ended (open).
-	After subconn.Duration `json:"after"`
+	After jsontime.Duration `json:"after"`
 	// Sockets and Evidence describe the sockets still open when the leak was
 	// declared.
 	Sockets  int    `json:"sockets,omitempty"`
@@ -209,10 +210,10 @@ type Check struct {
 
 // A Sample is one periodic reading.
 type Sample struct {
-	At         subconn.Duration `json:"at"`
-	Phase      Fault            `json:"phase,omitempty"`
-	Goroutines int              `json:"goroutines"`
-	FDs        int              `json:"fds"`
+	At         jsontime.Duration `json:"at"`
+	Phase      Fault             `json:"phase,omitempty"`
+	Goroutines int               `json:"goroutines"`
+	FDs        int               `json:"fds"`
 	// Sockets is the number of sockets the main channel holds to each
 	// backend, by name, read from /proc; CompareSockets the same for the
 	// comparison channel; OtherSockets the sockets of the process to the
@@ -333,7 +334,7 @@ func (r *Result) WriteText(w io.Writer) error {
 	return tw.Flush()
 }
 
-func window(a, b subconn.Duration) string {
+func window(a, b jsontime.Duration) string {
 	return fmt.Sprintf("%.1fs–%.1fs", time.Duration(a).Seconds(), time.Duration(b).Seconds())
 }
 

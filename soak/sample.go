@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 // drainTrace feeds the subscription to the trace checker and the phase
@@ -19,10 +20,10 @@ func (r *runner) drainTrace() {
 			continue
 		}
 		switch e.Kind {
-		case subconn.KindGoAway, subconn.KindConnLost:
+		case trace.KindGoAway, trace.KindConnLost:
 			r.mu.Lock()
 			if p := r.cur; p != nil {
-				if e.Kind == subconn.KindGoAway {
+				if e.Kind == trace.KindGoAway {
 					p.goaways++
 				} else {
 					p.lost[e.Cause]++

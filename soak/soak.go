@@ -11,7 +11,7 @@ import (
 
 	"github.com/leakproof/leakproof/leaktest"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -65,7 +65,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		start:        time.Now(),
 		prefix:       runPrefix(cfg.XDS, runs.Add(1)),
 		socks:        newSockTracker(),
-		trace:        subconn.NewTraceChecker(),
+		trace:        trace.NewChecker(),
 		fleet:        fleet{names: map[netip.AddrPort]string{}},
 		present:      map[string]bool{},
 		removalWatch: removalWatch{lastGone: map[string]time.Time{}},
@@ -90,9 +90,9 @@ type runner struct {
 	phaseLen time.Duration
 	fleet
 	socks   *sockTracker
-	trace   *subconn.TraceChecker
-	sub     *subconn.Subscription
-	tw      *subconn.TraceWriter
+	trace   *trace.Checker
+	sub     *trace.Subscription
+	tw      *trace.Writer
 	subDone chan struct{}
 	main    *client
 	compare *client
@@ -138,7 +138,7 @@ type phaseRun struct {
 	tlsChannels int
 	churned     int
 	goaways     int
-	lost        map[subconn.Cause]int
+	lost        map[trace.Cause]int
 	accepted0   map[string]int64
 	accepted    map[string]int64 // during the phase, set at its end
 	targets     []string         // the backends a GOAWAY storm or restarts hit
@@ -164,11 +164,11 @@ func (r *runner) problem(format string, args ...any) {
 func (r *runner) run(ctx context.Context) (res *Result, runErr error) {
 	// Everything below is undone by shutdown, whatever happens.
 	r.subDone = make(chan struct{})
-	filter := func(e *subconn.Event) bool { return strings.HasPrefix(e.Target, r.prefix) }
-	r.sub = subconn.Subscribe(1<<16, filter)
+	filter := func(e *trace.Event) bool { return strings.HasPrefix(e.Target, r.prefix) }
+	r.sub = trace.Subscribe(1<<16, filter)
 	go r.drainTrace()
 	if r.cfg.Trace != nil {
-		r.tw = subconn.NewTraceWriter(r.cfg.Trace, 0, filter)
+		r.tw = trace.NewWriter(r.cfg.Trace, 0, filter)
 	}
 	r.loadCtx, r.loadCancel = context.WithCancel(context.Background())
 	samplerCtx, stopSampler := context.WithCancel(context.Background())

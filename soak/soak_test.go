@@ -13,7 +13,7 @@ import (
 	"github.com/leakproof/leakproof/balancer/roundrobin"
 	"github.com/leakproof/leakproof/internal/leakypolicy"
 	"github.com/leakproof/leakproof/soak"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 // Durations of the soaks in the default test run: short, so that the whole
@@ -56,11 +56,11 @@ func text(res *soak.Result) string {
 // TestRoundRobinPassesEveryFault runs leakproof_round_robin through every
 // fault and checks the verdict, the trace it wrote and the report.
 func TestRoundRobinPassesEveryFault(t *testing.T) {
-	var trace bytes.Buffer
+	var traceBuf bytes.Buffer
 	res := soak.Verify(t, soak.Config{
 		Duration: soakDuration(t, allFaultsDuration),
 		Policy:   roundrobin.Name,
-		Trace:    &trace,
+		Trace:    &traceBuf,
 		Logf:     t.Logf,
 	})
 	if res == nil {
@@ -95,12 +95,12 @@ func TestRoundRobinPassesEveryFault(t *testing.T) {
 	}
 
 	// The trace written to Config.Trace is the whole trace, and the
-	// incremental check agrees with subconn.CheckTrace over all of it.
-	events, err := subconn.ReadTrace(&trace)
+	// incremental check agrees with trace.Check over all of it.
+	events, err := trace.Read(&traceBuf)
 	if err != nil {
 		t.Fatalf("reading the trace: %v", err)
 	}
-	whole := subconn.CheckTrace(events)
+	whole := trace.Check(events)
 	if !whole.Clean() || whole.Events != res.Trace.Events || whole.Subchannels != res.Trace.Subchannels ||
 		whole.Destroyed != res.Trace.Destroyed || whole.Live != res.Trace.Live {
 		t.Errorf("CheckTrace over the written trace: %d events, %d subchannels, %d destroyed, %d live, %d problems; the soak's check: %d, %d, %d, %d, %d",

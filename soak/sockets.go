@@ -13,6 +13,7 @@ import (
 
 	"github.com/leakproof/leakproof/internal/procfs"
 	"github.com/leakproof/leakproof/internal/sockowner"
+	"github.com/leakproof/leakproof/jsontime"
 	"github.com/leakproof/leakproof/subconn"
 )
 
@@ -242,5 +243,5 @@ func countFDs() int {
 	return len(fds)
 }
 
-// since returns the offset of t from start as a subconn.Duration.
-func since(start, t time.Time) subconn.Duration { return subconn.Duration(t.Sub(start)) }
+// since returns the offset of t from start as a jsontime.Duration.
+func since(start, t time.Time) jsontime.Duration { return jsontime.Duration(t.Sub(start)) }

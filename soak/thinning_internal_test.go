@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/jsontime"
 )
 
 // TestKeptSamplesSpanTheWholeRun takes an hour of samples at the default
@@ -16,7 +16,7 @@ func TestKeptSamplesSpanTheWholeRun(t *testing.T) {
 	const d = time.Hour
 	n := int(d / DefaultSampleInterval)
 	for i := range n {
-		r.keepLocked(Sample{At: subconn.Duration(time.Duration(i) * DefaultSampleInterval)})
+		r.keepLocked(Sample{At: jsontime.Duration(time.Duration(i) * DefaultSampleInterval)})
 		if len(r.samples) > maxKept+1 {
 			t.Fatalf("after %d samples %d are kept, want at most %d", i+1, len(r.samples), maxKept+1)
 		}

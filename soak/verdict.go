@@ -6,8 +6,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/leakproof/leakproof/jsontime"
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 // Check names, in the order of the verdict.
@@ -37,14 +38,14 @@ func (r *runner) result(leaks *leaktest.Leaks, twErr error) *Result {
 		Policy:         r.cfg.Policy,
 		Compare:        r.cfg.Compare,
 		XDS:            r.cfg.XDS,
-		Duration:       subconn.Duration(r.cfg.Duration),
+		Duration:       jsontime.Duration(r.cfg.Duration),
 		Elapsed:        since(r.start, time.Now()),
 		Started:        r.start,
 		Backends:       slices.Clone(r.info),
 		Faults:         slices.Clone(r.cfg.Faults),
 		SocketLimit:    r.cfg.SocketLimit,
 		MaxFailureRate: max(r.cfg.MaxFailureRate, 0),
-		RemovalBound:   subconn.Duration(r.cfg.bound()),
+		RemovalBound:   jsontime.Duration(r.cfg.bound()),
 		RPCs:           r.stats.snapshot(),
 		Failures:       slices.Clone(r.failures),
 		Removals:       r.removals.clone(),
@@ -61,7 +62,7 @@ func (r *runner) result(leaks *leaktest.Leaks, twErr error) *Result {
 		res.Phases = append(res.Phases, p.Phase)
 	}
 	warm := warmUp(r.cfg.Duration)
-	res.WarmUp = subconn.Duration(warm)
+	res.WarmUp = jsontime.Duration(warm)
 	res.Slopes = append(runSlopes(r.samples, warm, r.cfg.Duration, res.backendOrder()), r.inRun.phaseSlopes()...)
 	res.Peak = r.inRun.peak
 	if n := len(r.samples); n > 0 {
@@ -183,7 +184,7 @@ func (r *runner) closedCheck() Check {
 }
 
 // Caller must hold r.mu.
-func (r *runner) traceCheck(rep subconn.Report, twErr error) Check {
+func (r *runner) traceCheck(rep trace.Report, twErr error) Check {
 	c := Check{Name: CheckTrace, Pass: true}
 	var bad []string
 	for i, p := range rep.Problems {

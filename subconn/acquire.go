@@ -3,6 +3,7 @@ package subconn
 import (
 	"fmt"
 
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/resolver"
@@ -66,7 +67,7 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 	r.made = true
 	m.undestroyed++
 	m.stats.Created++
-	m.emitLocked(r, Event{Kind: KindCreate, Holder: holder, Reason: o.reason})
+	m.emitLocked(r, trace.Event{Kind: trace.KindCreate, Holder: holder, Reason: o.reason})
 	if m.closed { // Close ran while NewSubConn did: nobody may hold it.
 		m.markShutdownLocked(r, sc, holder, "manager closed while the subchannel was being created")
 		m.mu.Unlock()
@@ -113,7 +114,7 @@ func (m *Manager) refLocked(r *record, sc balancer.SubConn, holder string, o acq
 	r.addHolderLocked(h)
 	r.refs++
 	m.stats.Refs++
-	m.emitLocked(r, Event{Kind: KindRef, RefsBefore: int(r.refs) - 1, RefsAfter: int(r.refs), Holder: holder, Reason: o.reason})
+	m.emitLocked(r, trace.Event{Kind: trace.KindRef, RefsBefore: int(r.refs) - 1, RefsAfter: int(r.refs), Holder: holder, Reason: o.reason})
 	if o.untilConnect {
 		// grpc never calls a StateListener before Connect: the holder is
 		// told the current state at its first Connect (connect).
@@ -160,7 +161,7 @@ func (m *Manager) release(h *SubConn, reason string) error {
 		}
 		return fmt.Errorf("subconn: release %s by %q: %w", r.key(), h.holder, ErrReleased)
 	}
-	shut := m.unrefLocked(h, KindUnref, reason)
+	shut := m.unrefLocked(h, trace.KindUnref, reason)
 	m.mu.Unlock()
 	if shut {
 		m.shutdownRecord(r)
@@ -171,16 +172,16 @@ func (m *Manager) release(h *SubConn, reason string) error {
 
 // unrefLocked drops h's reference and reports whether the caller must now
 // call shutdownRecord. Caller must hold m.mu.
-func (m *Manager) unrefLocked(h *SubConn, kind Kind, reason string) bool {
+func (m *Manager) unrefLocked(h *SubConn, kind trace.Kind, reason string) bool {
 	r := h.rec
 	h.released.Store(true)
 	r.removeHolderLocked(h)
 	r.refs--
 	m.stats.Unrefs++
-	if kind == KindLeak {
+	if kind == trace.KindLeak {
 		m.stats.Leaks++
 	}
-	m.emitLocked(r, Event{Kind: kind, RefsBefore: int(r.refs) + 1, RefsAfter: int(r.refs), Holder: h.holder, Reason: reason})
+	m.emitLocked(r, trace.Event{Kind: kind, RefsBefore: int(r.refs) + 1, RefsAfter: int(r.refs), Holder: h.holder, Reason: reason})
 	if l := h.listener; l != nil && !m.closed && !h.orphaned.Load() {
 		m.cq.add(func() { l(balancer.SubConnState{ConnectivityState: connectivity.Shutdown}) })
 	}

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
 	estats "google.golang.org/grpc/experimental/stats"
@@ -71,7 +72,7 @@ func benchManager(b *testing.B, mode string) (*Manager, func()) {
 	}
 	stopSub := func() {}
 	if mode == "sub" {
-		sub := Subscribe(1<<16, nil)
+		sub := trace.Subscribe(1<<16, nil)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)

@@ -1,25 +1,11 @@
 package subconn
 
-// Cause says why a READY connection was lost. It is the Cause of goaway and
-// conn_lost events, the first word of their Reason, and the key of
-// Stats.ConnectionsLost and of the connections-lost metric.
-type Cause string
-
-// The loss causes.
-const (
-	CauseGoAway         Cause = "goaway"          // the server sent GOAWAY
-	CauseEOF            Cause = "peer_closed"     // the server closed the socket (FIN)
-	CauseReset          Cause = "reset"           // the connection was reset (RST)
-	CauseLocal          Cause = "client_closed"   // the client closed the socket (keepalive timeout, transport error)
-	CauseUnknown        Cause = "unknown"         // no socket tracking: install Dialer to tell causes apart
-	CauseReadErr        Cause = "read_error"      // another read error
-	CauseGoAwayInferred Cause = "goaway_inferred" // socket still open while the transport drains (TLS hides frames)
-)
+import "github.com/leakproof/leakproof/trace"
 
 // loss is one classified READY→IDLE transition.
 type loss struct {
-	kind   Kind // KindGoAway or KindConnLost
-	cause  Cause
+	kind   trace.Kind // trace.KindGoAway or trace.KindConnLost
+	cause  trace.Cause
 	detail string // what happened, for people
 }
 
@@ -31,7 +17,7 @@ func (l loss) reason() string { return string(l.cause) + ": " + l.detail }
 func (r *record) lossCauseLocked() loss {
 	c := r.coldOrZeroLocked().lastSocket
 	if c == nil {
-		return loss{KindConnLost, CauseUnknown, "install subconn.Dialer to tell GOAWAY from a closed socket"}
+		return loss{trace.KindConnLost, trace.CauseUnknown, "install subconn.Dialer to tell GOAWAY from a closed socket"}
 	}
 	return c.lossCause()
 }

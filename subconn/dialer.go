@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/internal/sockowner"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/resolver"
@@ -163,8 +164,8 @@ func newTrackedConn(conn net.Conn, r *record) *trackedConn {
 	return c
 }
 
-func (c *trackedConn) ref() *SocketRef {
-	return &SocketRef{ID: c.id, Local: c.local, Remote: c.remote}
+func (c *trackedConn) ref() *trace.SocketRef {
+	return &trace.SocketRef{ID: c.id, Local: c.local, Remote: c.remote}
 }
 
 // Read passes through, watching plaintext HTTP/2 frame headers for GOAWAY
@@ -248,20 +249,20 @@ func (c *trackedConn) closeReason() string {
 // lossCause classifies the loss of the connection on this socket.
 func (c *trackedConn) lossCause() loss {
 	if c.goaway.Load() {
-		return loss{KindGoAway, CauseGoAway, fmt.Sprintf("server sent GOAWAY (code %s)", h2ErrCode(c.goawayCd.Load()))}
+		return loss{trace.KindGoAway, trace.CauseGoAway, fmt.Sprintf("server sent GOAWAY (code %s)", h2ErrCode(c.goawayCd.Load()))}
 	}
 	switch c.readErr.Load() {
 	case readEOF:
-		return loss{KindConnLost, CauseEOF, "socket closed by peer (EOF)"}
+		return loss{trace.KindConnLost, trace.CauseEOF, "socket closed by peer (EOF)"}
 	case readReset:
-		return loss{KindConnLost, CauseReset, "connection reset by peer (RST)"}
+		return loss{trace.KindConnLost, trace.CauseReset, "connection reset by peer (RST)"}
 	case readOther:
-		return loss{KindConnLost, CauseReadErr, *c.readMsg.Load()}
+		return loss{trace.KindConnLost, trace.CauseReadErr, *c.readMsg.Load()}
 	}
 	if c.closed.Load() {
-		return loss{KindConnLost, CauseLocal, "socket closed by the client (keepalive timeout or transport error)"}
+		return loss{trace.KindConnLost, trace.CauseLocal, "socket closed by the client (keepalive timeout or transport error)"}
 	}
-	return loss{KindGoAway, CauseGoAwayInferred, "transport draining with its socket still open (GOAWAY; frames not visible under TLS)"}
+	return loss{trace.KindGoAway, trace.CauseGoAwayInferred, "transport draining with its socket still open (GOAWAY; frames not visible under TLS)"}
 }
 
 // h2Sniffer follows HTTP/2 frame boundaries in the server-to-client byte

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/leakproof/leakproof/trace"
 )
 
 // TestNoDialAfterShutdown: grpc may dial for a subchannel that was shut down
@@ -52,7 +54,7 @@ func TestNoDialAfterShutdown(t *testing.T) {
 	<-started
 	h.Release("removed")
 	for _, e := range m.Trace() {
-		if e.Kind == KindDestroy {
+		if e.Kind == trace.KindDestroy {
 			t.Fatal("destroy written while a dial was under way")
 		}
 	}
@@ -61,7 +63,7 @@ func TestNoDialAfterShutdown(t *testing.T) {
 		t.Fatalf("the dial under way failed: %v", err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for !hasKind(m.Trace(), KindDestroy) {
+	for !hasKind(m.Trace(), trace.KindDestroy) {
 		if time.Now().After(deadline) {
 			t.Fatal("no destroy after the in-flight socket closed")
 		}
@@ -74,15 +76,15 @@ func TestNoDialAfterShutdown(t *testing.T) {
 		t.Fatalf("dial after Shutdown: err = %v, want a refusal", err)
 	}
 	ev := m.Trace()
-	if last := ev[len(ev)-1]; last.Kind != KindDestroy {
+	if last := ev[len(ev)-1]; last.Kind != trace.KindDestroy {
 		t.Fatalf("last event after a refused dial is %v, want destroy", last)
 	}
-	if rep := CheckTrace(ev); !rep.Clean() {
+	if rep := trace.Check(ev); !rep.Clean() {
 		t.Fatalf("trace problems: %v", rep.Problems)
 	}
 }
 
-func hasKind(ev []Event, k Kind) bool {
+func hasKind(ev []trace.Event, k trace.Kind) bool {
 	for _, e := range ev {
 		if e.Kind == k {
 			return true

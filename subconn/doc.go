@@ -81,31 +81,8 @@
 //
 // # The refcount trace
 //
-// Every step is an Event: create, ref, unref, connect, state, goaway,
-// conn_lost, shutdown, socket_open, socket_close, drain_timeout, destroy,
-// leak (a reference Close had to drop) and orphan (a reference held after
-// its address left the resolver state). A subchannel's life:
-//
-//	create ─ ref 0→1 ─ connect ─ CONNECTING ─ READY ─┬─ goaway / conn_lost → IDLE ─ connect …
-//	                                                  └─ (holders release) unref 1→0
-//	shutdown (exactly once) ─ socket_close for every socket it owned ─ destroy
-//
-// destroy is written only when the count is zero, Shutdown was called and
-// every owned socket is closed. Each manager keeps its latest events in a
-// ring (WithTraceRing, Manager.Trace); Subscribe and NewTraceWriter stream
-// the events of every manager in the process. When the ring size is zero and
-// nobody subscribes, no event is built at all. The JSON-lines format is
-// Event's JSON encoding, one object per line; ReadTrace reads it. A goaway
-// or conn_lost event carries its Cause, a typed value (also the key of
-// Stats.ConnectionsLost), never a string to parse back.
-//
-// # The leak checker
-//
-// The package holds the module's one leak checker, in three forms over the
-// same rules: CheckTrace replays a whole trace and names every leaked
-// subchannel and unbalanced reference, with its events as evidence;
-// TraceChecker is the same check fed event by event, for a trace too long
-// to keep (the soak uses it); CheckLive checks running managers, read with
-// Manager.Inspect, and their rings (the admin service uses it). Packages
-// above only convert and display the Problems.
+// Every step is a trace.Event, kept in the manager's ring (WithTraceRing,
+// Manager.Trace) and published to trace.Subscribe. When the ring size is
+// zero and nobody subscribes, no event is built at all. Package trace reads,
+// writes and checks the trace.
 package subconn

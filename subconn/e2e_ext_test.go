@@ -15,6 +15,7 @@ import (
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/testbackend"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
@@ -22,8 +23,8 @@ import (
 )
 
 // eventsWith returns the events of kind whose reason starts with prefix.
-func eventsWith(ev []subconn.Event, kind subconn.Kind, prefix string) []subconn.Event {
-	var out []subconn.Event
+func eventsWith(ev []trace.Event, kind trace.Kind, prefix string) []trace.Event {
+	var out []trace.Event
 	for _, e := range ev {
 		if e.Kind == kind && strings.HasPrefix(e.Reason, prefix) {
 			out = append(out, e)
@@ -34,9 +35,9 @@ func eventsWith(ev []subconn.Event, kind subconn.Kind, prefix string) []subconn.
 
 // lossesWith returns the events of kind with cause, checking that each
 // reason also starts with the cause, as its first word.
-func lossesWith(t *testing.T, ev []subconn.Event, kind subconn.Kind, cause subconn.Cause) []subconn.Event {
+func lossesWith(t *testing.T, ev []trace.Event, kind trace.Kind, cause trace.Cause) []trace.Event {
 	t.Helper()
-	var out []subconn.Event
+	var out []trace.Event
 	for _, e := range ev {
 		if e.Kind == kind && e.Cause == cause {
 			if !strings.HasPrefix(e.Reason, string(cause)+": ") {
@@ -48,7 +49,7 @@ func lossesWith(t *testing.T, ev []subconn.Event, kind subconn.Kind, cause subco
 	return out
 }
 
-func count(ev []subconn.Event, kind subconn.Kind) int {
+func count(ev []trace.Event, kind trace.Kind) int {
 	return len(eventsWith(ev, kind, ""))
 }
 
@@ -60,16 +61,16 @@ func TestGoAwayIsTracedAndTheSameSubchannelReconnects(t *testing.T) {
 	}))
 	c := e2e.Dial(t, e2e.ServiceConfig(pickfirst.Name, ""), e2e.AddrState(bs[0].Addr()), e2e.Options{})
 
-	ev := c.Trace.WaitFor(t, "two GOAWAYs", func(ev []subconn.Event) bool {
+	ev := c.Trace.WaitFor(t, "two GOAWAYs", func(ev []trace.Event) bool {
 		if _, err := c.EchoOK(context.Background()); err != nil {
 			t.Fatalf("RPC failed during GOAWAYs: %v", err)
 		}
-		return len(eventsWith(lossesWith(t, ev, subconn.KindGoAway, subconn.CauseGoAway), subconn.KindGoAway, "goaway: server sent GOAWAY")) >= 2
+		return len(eventsWith(lossesWith(t, ev, trace.KindGoAway, trace.CauseGoAway), trace.KindGoAway, "goaway: server sent GOAWAY")) >= 2
 	})
-	if n := count(ev, subconn.KindCreate); n != 1 {
+	if n := count(ev, trace.KindCreate); n != 1 {
 		t.Fatalf("%d subchannels created for one backend across GOAWAYs, want 1 (reconnect the same one)\n%s", n, e2e.Format(ev))
 	}
-	if n := count(ev, subconn.KindConnect); n < 2 {
+	if n := count(ev, trace.KindConnect); n < 2 {
 		t.Fatalf("%d connects, want the first and one after each GOAWAY but the last", n)
 	}
 	if st := bs[0].Stats(); st.Accepted < 3 {
@@ -88,16 +89,16 @@ func TestAbruptCloseAndStopAreTracedAsConnectionLoss(t *testing.T) {
 	if n := bs[0].ResetConns(); n != 1 {
 		t.Fatalf("reset %d connections, want 1", n)
 	}
-	c.Trace.WaitFor(t, "conn_lost after RST", func(ev []subconn.Event) bool {
-		return len(lossesWith(t, ev, subconn.KindConnLost, subconn.CauseReset)) == 1
+	c.Trace.WaitFor(t, "conn_lost after RST", func(ev []trace.Event) bool {
+		return len(lossesWith(t, ev, trace.KindConnLost, trace.CauseReset)) == 1
 	})
 	c.WaitServed(bs[0].Addr()) // round_robin reconnects by itself
 
 	// A stopped server closes its sockets: a FIN, or an RST if unread data
 	// was left in its receive buffer. Either way the peer ended it.
 	bs[0].Stop()
-	c.Trace.WaitFor(t, "conn_lost after Stop", func(ev []subconn.Event) bool {
-		return len(lossesWith(t, ev, subconn.KindConnLost, subconn.CauseEOF))+len(lossesWith(t, ev, subconn.KindConnLost, subconn.CauseReset)) == 2
+	c.Trace.WaitFor(t, "conn_lost after Stop", func(ev []trace.Event) bool {
+		return len(lossesWith(t, ev, trace.KindConnLost, trace.CauseEOF))+len(lossesWith(t, ev, trace.KindConnLost, trace.CauseReset)) == 2
 	})
 	if err := bs[0].Restart(); err != nil {
 		t.Fatal(err)
@@ -105,10 +106,10 @@ func TestAbruptCloseAndStopAreTracedAsConnectionLoss(t *testing.T) {
 	c.WaitServed(bs[0].Addr())
 
 	ev := c.Trace.Events()
-	if n := count(ev, subconn.KindCreate); n != 1 {
+	if n := count(ev, trace.KindCreate); n != 1 {
 		t.Fatalf("%d subchannels created across RST and restart, want 1\n%s", n, e2e.Format(ev))
 	}
-	for _, e := range eventsWith(ev, subconn.KindSocketClose, "") {
+	for _, e := range eventsWith(ev, trace.KindSocketClose, "") {
 		if e.Socket == nil || e.Socket.Remote != bs[0].Addr() {
 			t.Errorf("socket_close without the backend's address: %v", e)
 		}
@@ -140,9 +141,9 @@ func TestDrainTimeoutForceClosesAStreamThatNeverEnds(t *testing.T) {
 	}
 	removed := time.Now()
 	c.R.UpdateState(e2e.AddrState(b))
-	c.Trace.WaitFor(t, "shutdown of the removed backend", func(ev []subconn.Event) bool {
+	c.Trace.WaitFor(t, "shutdown of the removed backend", func(ev []trace.Event) bool {
 		for _, e := range ev {
-			if e.Kind == subconn.KindShutdown && e.Key == a {
+			if e.Kind == trace.KindShutdown && e.Key == a {
 				return true
 			}
 		}
@@ -151,7 +152,7 @@ func TestDrainTimeoutForceClosesAStreamThatNeverEnds(t *testing.T) {
 	if n := e2e.Sockets(t, a); n != 1 {
 		t.Fatalf("%d sockets to the removed backend while its stream is open, want 1 (draining)", n)
 	}
-	if n := c.Trace.Count(subconn.KindDestroy, a); n != 0 {
+	if n := c.Trace.Count(trace.KindDestroy, a); n != 0 {
 		t.Fatal("destroy written while a socket is still open")
 	}
 	info := subconn.Managers()
@@ -167,16 +168,16 @@ func TestDrainTimeoutForceClosesAStreamThatNeverEnds(t *testing.T) {
 		t.Fatal("snapshot does not show the shut-down subchannel with its draining socket")
 	}
 
-	ev := c.Trace.WaitFor(t, "destroy after the drain timeout", func(ev []subconn.Event) bool {
-		return c.Trace.Count(subconn.KindDestroy, a) == 1
+	ev := c.Trace.WaitFor(t, "destroy after the drain timeout", func(ev []trace.Event) bool {
+		return c.Trace.Count(trace.KindDestroy, a) == 1
 	})
 	if took := time.Since(removed); took < 400*time.Millisecond {
 		t.Fatalf("socket closed after %v, before the drain timeout", took)
 	}
-	if n := len(eventsWith(ev, subconn.KindDrainTimeout, "1 socket(s)")); n != 1 {
+	if n := len(eventsWith(ev, trace.KindDrainTimeout, "1 socket(s)")); n != 1 {
 		t.Fatalf("%d drain_timeout events, want 1\n%s", n, e2e.Format(ev))
 	}
-	if n := len(eventsWith(ev, subconn.KindSocketClose, "force-closed")); n != 1 {
+	if n := len(eventsWith(ev, trace.KindSocketClose, "force-closed")); n != 1 {
 		t.Fatalf("%d force-closed sockets, want 1", n)
 	}
 	e2e.WaitSockets(t, a, 0, time.Second)
@@ -204,16 +205,16 @@ func TestConnectAndHandshakeFailuresAreTold(t *testing.T) {
 
 	c := e2e.Dial(t, e2e.ServiceConfig(roundrobin.Name, ""), e2e.EndpointState([]string{closed}, []string{tlsAddr}),
 		e2e.Options{DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(otherCA.ClientCredentials())}})
-	ev := c.Trace.WaitFor(t, "TRANSIENT_FAILURE on both", func(ev []subconn.Event) bool {
-		return len(eventsWith(ev, subconn.KindState, "from CONNECTING: connect failed")) > 0 &&
-			len(eventsWith(ev, subconn.KindState, "from CONNECTING: handshake failed")) > 0
+	ev := c.Trace.WaitFor(t, "TRANSIENT_FAILURE on both", func(ev []trace.Event) bool {
+		return len(eventsWith(ev, trace.KindState, "from CONNECTING: connect failed")) > 0 &&
+			len(eventsWith(ev, trace.KindState, "from CONNECTING: handshake failed")) > 0
 	})
-	for _, e := range eventsWith(ev, subconn.KindState, "from CONNECTING: handshake failed") {
+	for _, e := range eventsWith(ev, trace.KindState, "from CONNECTING: handshake failed") {
 		if e.Key != tlsAddr {
 			t.Errorf("handshake failure on %s, want only %s", e.Key, tlsAddr)
 		}
 	}
-	for _, e := range eventsWith(ev, subconn.KindState, "from CONNECTING: connect failed") {
+	for _, e := range eventsWith(ev, trace.KindState, "from CONNECTING: connect failed") {
 		if e.Key != closed {
 			t.Errorf("connect failure on %s, want only %s", e.Key, closed)
 		}

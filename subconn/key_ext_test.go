@@ -10,7 +10,7 @@ import (
 	"github.com/leakproof/leakproof/balancer/roundrobin"
 	"github.com/leakproof/leakproof/internal/e2e"
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc/resolver"
 )
 
@@ -50,10 +50,10 @@ func TestTwoSpellingsOneSubchannel(t *testing.T) {
 			if max := e2e.MaxSockets(t, 150*time.Millisecond, a); max[a] != 1 {
 				t.Errorf("sockets to %s listed as %s and %s: %d, want 1", a, a, am, max[a])
 			}
-			if got := cl.Trace.Count(subconn.KindCreate, a); got != 1 {
+			if got := cl.Trace.Count(trace.KindCreate, a); got != 1 {
 				t.Errorf("subchannels created for key %s: %d, want 1\n%s", a, got, e2e.Format(cl.Trace.Events()))
 			}
-			if got := cl.Trace.Count(subconn.KindCreate, am); got != 0 {
+			if got := cl.Trace.Count(trace.KindCreate, am); got != 0 {
 				t.Errorf("a subchannel was keyed by the mapped spelling %s", am)
 			}
 			cl.R.UpdateState(tc.after)

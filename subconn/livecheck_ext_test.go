@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 // These tests check CheckLive, the live leak check the admin service runs.
@@ -19,35 +19,35 @@ import (
 var lt0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // life returns the events of a subchannel's full life on manager 1.
-func liveLife(seq uint64, id uint64, key string, destroyed bool) []subconn.Event {
-	ev := func(kind subconn.Kind, before, after int, holder string) subconn.Event {
+func liveLife(seq uint64, id uint64, key string, destroyed bool) []trace.Event {
+	ev := func(kind trace.Kind, before, after int, holder string) trace.Event {
 		seq++
-		return subconn.Event{Seq: seq, Time: lt0, Manager: 1, Target: "t", Subchannel: id, Key: key, Kind: kind, RefsBefore: before, RefsAfter: after, Holder: holder}
+		return trace.Event{Seq: seq, Time: lt0, Manager: 1, Target: "t", Subchannel: id, Key: key, Kind: kind, RefsBefore: before, RefsAfter: after, Holder: holder}
 	}
-	out := []subconn.Event{
-		ev(subconn.KindCreate, 0, 0, "a"),
-		ev(subconn.KindRef, 0, 1, "a"),
-		ev(subconn.KindConnect, 1, 1, ""),
-		ev(subconn.KindState, 1, 1, ""),
+	out := []trace.Event{
+		ev(trace.KindCreate, 0, 0, "a"),
+		ev(trace.KindRef, 0, 1, "a"),
+		ev(trace.KindConnect, 1, 1, ""),
+		ev(trace.KindState, 1, 1, ""),
 	}
-	open := ev(subconn.KindSocketOpen, 1, 1, "")
-	open.Socket = &subconn.SocketRef{ID: id, Local: "127.0.0.1:1000", Remote: key}
+	open := ev(trace.KindSocketOpen, 1, 1, "")
+	open.Socket = &trace.SocketRef{ID: id, Local: "127.0.0.1:1000", Remote: key}
 	out = append(out, open)
 	if destroyed {
-		cl := ev(subconn.KindUnref, 1, 0, "a")
-		out = append(out, cl, ev(subconn.KindShutdown, 0, 0, "a"))
-		sc := ev(subconn.KindSocketClose, 0, 0, "")
+		cl := ev(trace.KindUnref, 1, 0, "a")
+		out = append(out, cl, ev(trace.KindShutdown, 0, 0, "a"))
+		sc := ev(trace.KindSocketClose, 0, 0, "")
 		sc.Socket = open.Socket
-		out = append(out, sc, ev(subconn.KindDestroy, 0, 0, ""))
+		out = append(out, sc, ev(trace.KindDestroy, 0, 0, ""))
 	}
 	return out
 }
 
-func liveInfo(id uint64, key string, refs int, holders ...string) subconn.SubchannelInfo {
-	return subconn.SubchannelInfo{ID: id, Manager: 1, Target: "t", Key: key, State: "READY", Refs: refs, Holders: holders, Created: lt0}
+func liveInfo(id uint64, key string, refs int, holders ...string) trace.Subchannel {
+	return trace.Subchannel{ID: id, Manager: 1, Target: "t", Key: key, State: "READY", Refs: refs, Holders: holders, Created: lt0}
 }
 
-func liveKinds(r subconn.LiveReport) []string {
+func liveKinds(r trace.LiveReport) []string {
 	var out []string
 	for _, p := range r.Problems {
 		out = append(out, string(p.Kind))
@@ -57,7 +57,7 @@ func liveKinds(r subconn.LiveReport) []string {
 
 func TestCheckLiveCleanState(t *testing.T) {
 	ev := append(liveLife(0, 1, "b:1", false), liveLife(100, 2, "b:2", true)...)
-	r := subconn.CheckLive(lt0, time.Second, []subconn.ManagerState{{ID: 1, Target: "t", Events: ev, Subchannels: []subconn.SubchannelInfo{liveInfo(1, "b:1", 1, "a")}}})
+	r := trace.CheckLive(lt0, time.Second, []trace.ManagerState{{ID: 1, Target: "t", Events: ev, Subchannels: []trace.Subchannel{liveInfo(1, "b:1", 1, "a")}}})
 	if len(r.Problems) != 0 || r.Subchannels != 1 || r.EventsChecked != len(ev) || r.Draining != 0 {
 		t.Fatalf("clean state: %+v", r)
 	}
@@ -66,17 +66,17 @@ func TestCheckLiveCleanState(t *testing.T) {
 func TestCheckLiveShutDownSubchannels(t *testing.T) {
 	draining := liveInfo(1, "b:1", 0)
 	draining.Shutdown, draining.ShutdownAt = true, lt0.Add(-time.Second)
-	draining.Sockets = []subconn.SocketInfo{{ID: 9, Local: "127.0.0.1:1000", Remote: "b:1", Opened: lt0.Add(-time.Minute)}}
+	draining.Sockets = []trace.Socket{{ID: 9, Local: "127.0.0.1:1000", Remote: "b:1", Opened: lt0.Add(-time.Minute)}}
 	idle := liveInfo(2, "b:2", 0)
 	idle.Shutdown, idle.ShutdownAt = true, lt0.Add(-time.Minute)
-	ms := []subconn.ManagerState{{ID: 1, Target: "t", Subchannels: []subconn.SubchannelInfo{draining, idle}}}
+	ms := []trace.ManagerState{{ID: 1, Target: "t", Subchannels: []trace.Subchannel{draining, idle}}}
 
-	r := subconn.CheckLive(lt0, 2*time.Second, ms)
-	if got := liveKinds(r); len(got) != 1 || got[0] != string(subconn.ProblemNotDestroyed) || r.Draining != 1 {
-		t.Fatalf("grace 2s: problems %v, draining %d; want %s for #2 only and #1 draining", got, r.Draining, string(subconn.ProblemNotDestroyed))
+	r := trace.CheckLive(lt0, 2*time.Second, ms)
+	if got := liveKinds(r); len(got) != 1 || got[0] != string(trace.ProblemNotDestroyed) || r.Draining != 1 {
+		t.Fatalf("grace 2s: problems %v, draining %d; want %s for #2 only and #1 draining", got, r.Draining, string(trace.ProblemNotDestroyed))
 	}
-	r = subconn.CheckLive(lt0, 0, ms)
-	if got := liveKinds(r); len(got) != 2 || got[0] != string(subconn.ProblemSocketsOpen) || got[1] != string(subconn.ProblemNotDestroyed) {
+	r = trace.CheckLive(lt0, 0, ms)
+	if got := liveKinds(r); len(got) != 2 || got[0] != string(trace.ProblemSocketsOpen) || got[1] != string(trace.ProblemNotDestroyed) {
 		t.Fatalf("grace 0: problems %v", got)
 	}
 	p := r.Problems[0]
@@ -87,26 +87,26 @@ func TestCheckLiveShutDownSubchannels(t *testing.T) {
 
 func TestCheckLiveReleasedButNotShutDown(t *testing.T) {
 	ev := liveLife(0, 1, "b:1", false)
-	ev = append(ev, subconn.Event{Seq: 50, Manager: 1, Target: "t", Subchannel: 1, Key: "b:1", Kind: subconn.KindUnref, RefsBefore: 1, RefsAfter: 0, Holder: "a"})
-	r := subconn.CheckLive(lt0, time.Second, []subconn.ManagerState{{ID: 1, Target: "t", Events: ev, Subchannels: []subconn.SubchannelInfo{liveInfo(1, "b:1", 0)}}})
-	if got := liveKinds(r); len(got) != 1 || got[0] != string(subconn.ProblemReleasedNotShut) {
-		t.Fatalf("problems %v, want only %s (CheckTrace's own end-of-trace verdict left to the live state)", got, string(subconn.ProblemReleasedNotShut))
+	ev = append(ev, trace.Event{Seq: 50, Manager: 1, Target: "t", Subchannel: 1, Key: "b:1", Kind: trace.KindUnref, RefsBefore: 1, RefsAfter: 0, Holder: "a"})
+	r := trace.CheckLive(lt0, time.Second, []trace.ManagerState{{ID: 1, Target: "t", Events: ev, Subchannels: []trace.Subchannel{liveInfo(1, "b:1", 0)}}})
+	if got := liveKinds(r); len(got) != 1 || got[0] != string(trace.ProblemReleasedNotShut) {
+		t.Fatalf("problems %v, want only %s (trace.Check's own end-of-trace verdict left to the live state)", got, string(trace.ProblemReleasedNotShut))
 	}
 	p := r.Problems[0]
-	if p.Target != "t" || p.Key != "b:1" || len(p.Events) == 0 || p.Events[len(p.Events)-1].Kind != subconn.KindUnref {
+	if p.Target != "t" || p.Key != "b:1" || len(p.Events) == 0 || p.Events[len(p.Events)-1].Kind != trace.KindUnref {
 		t.Fatalf("problem %+v: want the unref as the last evidence", p)
 	}
 	for _, e := range p.Events {
-		if e.Kind == subconn.KindState || e.Kind == subconn.KindConnect {
+		if e.Kind == trace.KindState || e.Kind == trace.KindConnect {
 			t.Fatalf("evidence has %s events", e.Kind)
 		}
 	}
 }
 
 func TestCheckLiveClosedManagerWithLiveSubchannel(t *testing.T) {
-	r := subconn.CheckLive(lt0, time.Second, []subconn.ManagerState{{ID: 1, Target: "t", Closed: true, Subchannels: []subconn.SubchannelInfo{liveInfo(3, "b:3", 1, "endpoint{b:3}")}}})
-	if got := liveKinds(r); len(got) != 1 || got[0] != string(subconn.ProblemClosedManagerAlive) || !strings.Contains(r.Problems[0].Message, "endpoint{b:3}") {
-		t.Fatalf("problems %+v, want %s naming the holder", r.Problems, string(subconn.ProblemClosedManagerAlive))
+	r := trace.CheckLive(lt0, time.Second, []trace.ManagerState{{ID: 1, Target: "t", Closed: true, Subchannels: []trace.Subchannel{liveInfo(3, "b:3", 1, "endpoint{b:3}")}}})
+	if got := liveKinds(r); len(got) != 1 || got[0] != string(trace.ProblemClosedManagerAlive) || !strings.Contains(r.Problems[0].Message, "endpoint{b:3}") {
+		t.Fatalf("problems %+v, want %s naming the holder", r.Problems, string(trace.ProblemClosedManagerAlive))
 	}
 }
 
@@ -114,11 +114,11 @@ func TestCheckLiveRingFindings(t *testing.T) {
 	// An unref by a holder that never took a reference, and a destroy with a
 	// socket still open: both shown by the ring alone.
 	ev := liveLife(0, 1, "b:1", false)
-	ev = append(ev, subconn.Event{Seq: 50, Manager: 1, Target: "t", Subchannel: 1, Key: "b:1", Kind: subconn.KindUnref, RefsBefore: 1, RefsAfter: 0, Holder: "stranger"})
+	ev = append(ev, trace.Event{Seq: 50, Manager: 1, Target: "t", Subchannel: 1, Key: "b:1", Kind: trace.KindUnref, RefsBefore: 1, RefsAfter: 0, Holder: "stranger"})
 	ev = append(ev,
-		subconn.Event{Seq: 51, Manager: 1, Target: "t", Subchannel: 1, Key: "b:1", Kind: subconn.KindShutdown},
-		subconn.Event{Seq: 52, Manager: 1, Target: "t", Subchannel: 1, Key: "b:1", Kind: subconn.KindDestroy})
-	r := subconn.CheckLive(lt0, time.Second, []subconn.ManagerState{{ID: 1, Target: "t", Events: ev}})
+		trace.Event{Seq: 51, Manager: 1, Target: "t", Subchannel: 1, Key: "b:1", Kind: trace.KindShutdown},
+		trace.Event{Seq: 52, Manager: 1, Target: "t", Subchannel: 1, Key: "b:1", Kind: trace.KindDestroy})
+	r := trace.CheckLive(lt0, time.Second, []trace.ManagerState{{ID: 1, Target: "t", Events: ev}})
 	got := strings.Join(liveKinds(r), ",")
 	if got != "unbalanced,leak" {
 		t.Fatalf("problems %v, want unbalanced then leak", r.Problems)
@@ -136,16 +136,16 @@ func TestCheckLivePartialRingIsNotALeak(t *testing.T) {
 	// #2 is still alive and held, #3 (shutdown in the ring, destroyed since)
 	// is gone from the snapshot.
 	full := append(liveLife(0, 1, "b:1", true), liveLife(100, 2, "b:2", false)...)
-	var ring []subconn.Event
+	var ring []trace.Event
 	for _, e := range full {
-		if e.Kind != subconn.KindCreate && e.Kind != subconn.KindRef {
+		if e.Kind != trace.KindCreate && e.Kind != trace.KindRef {
 			ring = append(ring, e)
 		}
 	}
 	ring = append(ring,
-		subconn.Event{Seq: 200, Manager: 1, Target: "t", Subchannel: 3, Key: "b:3", Kind: subconn.KindUnref, RefsBefore: 1, RefsAfter: 0, Holder: "a"},
-		subconn.Event{Seq: 201, Manager: 1, Target: "t", Subchannel: 3, Key: "b:3", Kind: subconn.KindShutdown, Holder: "a"})
-	r := subconn.CheckLive(lt0, time.Second, []subconn.ManagerState{{ID: 1, Target: "t", Events: ring[3:], Subchannels: []subconn.SubchannelInfo{liveInfo(2, "b:2", 1, "a")}}})
+		trace.Event{Seq: 200, Manager: 1, Target: "t", Subchannel: 3, Key: "b:3", Kind: trace.KindUnref, RefsBefore: 1, RefsAfter: 0, Holder: "a"},
+		trace.Event{Seq: 201, Manager: 1, Target: "t", Subchannel: 3, Key: "b:3", Kind: trace.KindShutdown, Holder: "a"})
+	r := trace.CheckLive(lt0, time.Second, []trace.ManagerState{{ID: 1, Target: "t", Events: ring[3:], Subchannels: []trace.Subchannel{liveInfo(2, "b:2", 1, "a")}}})
 	if len(r.Problems) != 0 {
 		t.Fatalf("partial ring: false positives %+v", r.Problems)
 	}
@@ -156,11 +156,11 @@ func TestCheckLivePartialRingIsNotALeak(t *testing.T) {
 func TestCheckLiveGraceEndsAtGrace(t *testing.T) {
 	si := liveInfo(1, "b:1", 0)
 	si.Shutdown, si.ShutdownAt = true, lt0.Add(-2*time.Second)
-	ms := []subconn.ManagerState{{ID: 1, Target: "t", Subchannels: []subconn.SubchannelInfo{si}}}
-	if r := subconn.CheckLive(lt0, 2*time.Second, ms); r.Draining != 0 || len(r.Problems) != 1 {
+	ms := []trace.ManagerState{{ID: 1, Target: "t", Subchannels: []trace.Subchannel{si}}}
+	if r := trace.CheckLive(lt0, 2*time.Second, ms); r.Draining != 0 || len(r.Problems) != 1 {
 		t.Fatalf("shut down exactly grace ago: draining %d, problems %v; want a problem", r.Draining, liveKinds(r))
 	}
-	if r := subconn.CheckLive(lt0, 2*time.Second+time.Nanosecond, ms); r.Draining != 1 || len(r.Problems) != 0 {
+	if r := trace.CheckLive(lt0, 2*time.Second+time.Nanosecond, ms); r.Draining != 1 || len(r.Problems) != 0 {
 		t.Fatalf("shut down 1ns less than grace ago: draining %d, problems %v; want draining", r.Draining, liveKinds(r))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc/balancer"
 	estats "google.golang.org/grpc/experimental/stats"
 	"google.golang.org/grpc/grpclog"
@@ -59,8 +60,8 @@ type Manager struct {
 	drainTimeout time.Duration
 	placement    Placement       // see SetPlacement
 	live         keyMap[*record] // held (or being created) subchannels by key
-	ring         ring
-	stats        Stats
+	ring         trace.Ring
+	stats        trace.Stats
 	// Every subchannel created and not yet destroyed is either in live or,
 	// once Shutdown has returned, in draining (its sockets still open).
 	draining    map[*record]struct{}
@@ -87,12 +88,12 @@ func NewManager(cc balancer.ClientConn, opts ...Option) *Manager {
 		live:         newKeyMap[*record](),
 		draining:     make(map[*record]struct{}),
 		base:         time.Now(),
-		ring:         ring{size: max(o.ringSize, 0)},
 	}
+	m.ring.Resize(o.ringSize)
 	m.settled.L = &m.mu
 	m.startMetrics()
 	m.mu.Lock()
-	m.emitLocked(nil, Event{Kind: KindManagerOpen})
+	m.emitLocked(nil, trace.Event{Kind: trace.KindManagerOpen})
 	m.mu.Unlock()
 	register(m)
 	return m
@@ -130,15 +131,15 @@ func (m *Manager) SetDrainTimeout(d time.Duration) {
 // SetTraceRing changes the number of recent events kept (see WithTraceRing).
 func (m *Manager) SetTraceRing(n int) {
 	m.mu.Lock()
-	m.ring.resize(n)
+	m.ring.Resize(n)
 	m.mu.Unlock()
 }
 
 // Trace returns the events in the manager's ring, oldest first.
-func (m *Manager) Trace() []Event {
+func (m *Manager) Trace() []trace.Event {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.ring.events()
+	return m.ring.Events()
 }
 
 // Close releases every reference still held, shuts every subchannel down and
@@ -164,11 +165,11 @@ func (m *Manager) Close() error {
 	var shut []*record
 	for _, h := range held {
 		leaks = append(leaks, fmt.Sprintf("#%d %s held by %q", h.rec.id, h.rec.key(), h.holder))
-		if m.unrefLocked(h, KindLeak, "manager closed before the holder released") {
+		if m.unrefLocked(h, trace.KindLeak, "manager closed before the holder released") {
 			shut = append(shut, h.rec)
 		}
 	}
-	m.emitLocked(nil, Event{Kind: KindManagerClose})
+	m.emitLocked(nil, trace.Event{Kind: trace.KindManagerClose})
 	m.mu.Unlock()
 	for _, r := range shut {
 		m.shutdownRecord(r)

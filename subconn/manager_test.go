@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc/attributes"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
@@ -198,9 +199,9 @@ func TestCloseReportsUnreleasedHoldersAndShutsDownOnce(t *testing.T) {
 	if got := cc.sc(0).shutdowns.Load(); got != 1 {
 		t.Fatalf("Shutdown called %d times by Close, want 1", got)
 	}
-	var leak *Event
+	var leak *trace.Event
 	for _, e := range m.Trace() {
-		if e.Kind == KindLeak {
+		if e.Kind == trace.KindLeak {
 			leak = &e
 		}
 	}
@@ -217,7 +218,7 @@ func TestCloseReportsUnreleasedHoldersAndShutsDownOnce(t *testing.T) {
 // key has two SubConns that are not shut down, and any second Shutdown.
 func TestConcurrentAcquireReleaseShutsDownExactlyOnce(t *testing.T) {
 	cc := newFakeCC()
-	sub := Subscribe(1<<20, func(e *Event) bool { return e.Target == "fake:///concurrent" })
+	sub := trace.Subscribe(1<<20, func(e *trace.Event) bool { return e.Target == "fake:///concurrent" })
 	m := NewManager(cc, WithTarget("fake:///concurrent"))
 	keys := []string{"10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1", "10.0.0.4:1", "10.0.0.5:1"}
 	const goroutines, ops = 8, 1500
@@ -270,11 +271,11 @@ func TestConcurrentAcquireReleaseShutsDownExactlyOnce(t *testing.T) {
 	if sub.Dropped() {
 		t.Fatal("trace subscription dropped")
 	}
-	var events []Event
+	var events []trace.Event
 	for e := range sub.C {
 		events = append(events, e)
 	}
-	rep := CheckTrace(events)
+	rep := trace.Check(events)
 	if !rep.Clean() || uint64(rep.Destroyed) != st.Created {
 		t.Errorf("trace check: %d destroyed of %d created, problems %v", rep.Destroyed, st.Created, rep.Problems)
 	}
@@ -350,17 +351,17 @@ func TestIdleAfterReadyIsAConnectionLossAndReconnectsTheSameSubConn(t *testing.T
 	}
 	var lost int
 	for _, e := range m.Trace() {
-		if e.Kind == KindConnLost {
+		if e.Kind == trace.KindConnLost {
 			lost++
-			if e.Cause != CauseUnknown || !strings.HasPrefix(e.Reason, string(CauseUnknown)) {
-				t.Errorf("without the dialer the cause should be %q, got %q", CauseUnknown, e.Reason)
+			if e.Cause != trace.CauseUnknown || !strings.HasPrefix(e.Reason, string(trace.CauseUnknown)) {
+				t.Errorf("without the dialer the cause should be %q, got %q", trace.CauseUnknown, e.Reason)
 			}
 		}
 	}
 	if lost != 1 {
 		t.Fatalf("%d conn_lost events, want 1", lost)
 	}
-	if st := m.Stats(); st.ConnectionsLost[CauseUnknown] != 1 {
+	if st := m.Stats(); st.ConnectionsLost[trace.CauseUnknown] != 1 {
 		t.Errorf("ConnectionsLost = %v", st.ConnectionsLost)
 	}
 
@@ -528,17 +529,17 @@ func TestTraceRecordsLifecycleAndChecksClean(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	var kinds []Kind
+	var kinds []trace.Kind
 	for _, e := range m.Trace() {
 		kinds = append(kinds, e.Kind)
 	}
-	want := []Kind{KindManagerOpen, KindCreate, KindRef, KindConnect, KindState, KindState, KindUnref, KindShutdown, KindDestroy, KindManagerClose}
+	want := []trace.Kind{trace.KindManagerOpen, trace.KindCreate, trace.KindRef, trace.KindConnect, trace.KindState, trace.KindState, trace.KindUnref, trace.KindShutdown, trace.KindDestroy, trace.KindManagerClose}
 	if !slices.Equal(kinds, want) {
 		t.Fatalf("trace kinds = %v\nwant %v", kinds, want)
 	}
-	rep := CheckTrace(m.Trace())
+	rep := trace.Check(m.Trace())
 	if !rep.Clean() || rep.Destroyed != 1 || rep.Subchannels != 1 {
-		t.Fatalf("CheckTrace = %+v", rep)
+		t.Fatalf("trace.Check = %+v", rep)
 	}
 }
 
@@ -552,15 +553,15 @@ func TestTraceOffBuildsNoEvents(t *testing.T) {
 		t.Fatalf("ring of size 0 holds %d events", got)
 	}
 	// With a subscriber, events flow even with no ring.
-	sub := Subscribe(16, func(e *Event) bool { return e.Manager == m.ID() })
+	sub := trace.Subscribe(16, func(e *trace.Event) bool { return e.Manager == m.ID() })
 	defer sub.Close()
 	h, _ = m.Acquire(addr("10.0.0.1:1"), "two")
 	h.Release("x")
-	var got []Kind
+	var got []trace.Kind
 	for len(got) < 5 {
 		got = append(got, (<-sub.C).Kind)
 	}
-	if !slices.Equal(got, []Kind{KindCreate, KindRef, KindUnref, KindShutdown, KindDestroy}) {
+	if !slices.Equal(got, []trace.Kind{trace.KindCreate, trace.KindRef, trace.KindUnref, trace.KindShutdown, trace.KindDestroy}) {
 		t.Fatalf("subscriber got %v", got)
 	}
 }
@@ -579,7 +580,7 @@ func TestSkippedReleaseIsNamed(t *testing.T) {
 	if len(snap) != 1 || snap[0].ID != kept.ID() || snap[0].Holders[0] != "forgetful" {
 		t.Fatalf("snapshot = %+v, want only the forgotten subchannel", snap)
 	}
-	before := CheckTrace(m.Trace())
+	before := trace.Check(m.Trace())
 	if !before.Clean() || before.Live != 1 {
 		t.Fatalf("while the manager is open a held subchannel is live, not leaked: %+v", before)
 	}
@@ -587,12 +588,12 @@ func TestSkippedReleaseIsNamed(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "10.0.0.7:1") {
 		t.Fatalf("Close = %v, want it to name 10.0.0.7:1", err)
 	}
-	rep := CheckTrace(m.Trace())
+	rep := trace.Check(m.Trace())
 	if len(rep.Problems) != 1 {
 		t.Fatalf("problems = %v, want exactly one", rep.Problems)
 	}
 	p := rep.Problems[0]
-	if p.Kind != ProblemHolderLeak || p.Subchannel != kept.ID() || p.Key != "10.0.0.7:1" || !strings.Contains(p.Message, "forgetful") {
+	if p.Kind != trace.ProblemHolderLeak || p.Subchannel != kept.ID() || p.Key != "10.0.0.7:1" || !strings.Contains(p.Message, "forgetful") {
 		t.Fatalf("problem = %v", p)
 	}
 }

@@ -1,6 +1,7 @@
 package subconn
 
 import (
+	"github.com/leakproof/leakproof/trace"
 	estats "google.golang.org/grpc/experimental/stats"
 )
 
@@ -49,7 +50,7 @@ const (
 	labelTarget            = "grpc.target"             // the channel target, as on grpc's metrics
 	labelBackendService    = "grpc.lb.backend_service" // optional: the xDS cluster, as on grpc's subchannel metrics
 	labelLocality          = "grpc.lb.locality"        // optional: the xDS locality, as on grpc's subchannel metrics
-	labelCause             = "leakproof.cause"         // why a READY connection was lost (Cause*)
+	labelCause             = "leakproof.cause"         // why a READY connection was lost (trace.Cause*)
 	labelLeakKind          = "leakproof.leak_kind"     // what the manager had to force
 	leakUnreleasedHolder   = "unreleased_holder"       // a reference Close had to drop
 	leakDrainTimeoutSocket = "drain_timeout"           // a socket force-closed after Shutdown
@@ -116,7 +117,7 @@ func (m *Manager) recordOpen(subchannels, sockets int64) {
 
 // recordLoss counts a lost connection; cause is a Cause* reason. Call it
 // without m.mu.
-func (m *Manager) recordLoss(cause Cause) {
+func (m *Manager) recordLoss(cause trace.Cause) {
 	if m.recorder != nil {
 		l := *m.labels.Load()
 		connectionsLostMetric.Record(m.recorder, 1, m.target, string(cause), l[1], l[2])

@@ -12,6 +12,7 @@ import (
 	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/testbackend"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	estats "google.golang.org/grpc/experimental/stats"
 	"google.golang.org/grpc/keepalive"
@@ -93,7 +94,7 @@ func TestMetricsReachTheChannelsRecorder(t *testing.T) {
 		t.Fatalf("%s = %d, want the 2 subchannels' sockets", subconn.MetricSocketsOpen, n)
 	}
 	deadline := time.Now().Add(e2e.LongTimeout)
-	for rec.count(subconn.MetricConnectionsLost+" "+string(subconn.CauseGoAway)) < 2 {
+	for rec.count(subconn.MetricConnectionsLost+" "+string(trace.CauseGoAway)) < 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("connections lost to GOAWAY never counted: %v", rec.counts)
 		}

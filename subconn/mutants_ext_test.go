@@ -19,6 +19,7 @@ import (
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/testbackend"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/balancer"
 	grpcpickfirst "google.golang.org/grpc/balancer/pickfirst"
@@ -202,11 +203,11 @@ func TestRemoveSubConnReleasesTheSubchannel(t *testing.T) {
 
 	child.RemoveSubConn(sc)
 	// The release and Shutdown happen within the call.
-	if n := c.Trace.Count(subconn.KindShutdown, a); n != 1 {
+	if n := c.Trace.Count(trace.KindShutdown, a); n != 1 {
 		t.Fatalf("%d shutdowns when RemoveSubConn returned, want 1\n%s", n, e2e.Format(c.Trace.Events()))
 	}
-	c.Trace.WaitFor(t, "destroy after RemoveSubConn", func(ev []subconn.Event) bool {
-		return c.Trace.Count(subconn.KindDestroy, a) == 1
+	c.Trace.WaitFor(t, "destroy after RemoveSubConn", func(ev []trace.Event) bool {
+		return c.Trace.Count(trace.KindDestroy, a) == 1
 	})
 	if s := p.M.Snapshot(); len(s) != 0 {
 		t.Fatalf("subchannels left after RemoveSubConn: %+v", s)
@@ -236,21 +237,21 @@ func TestZeroDrainTimeoutNeverForceCloses(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.R.UpdateState(e2e.AddrState(b))
-	c.Trace.WaitFor(t, "shutdown of the removed backend", func(ev []subconn.Event) bool {
-		return c.Trace.Count(subconn.KindShutdown, a) == 1
+	c.Trace.WaitFor(t, "shutdown of the removed backend", func(ev []trace.Event) bool {
+		return c.Trace.Count(trace.KindShutdown, a) == 1
 	})
 	// Long enough for any timer the manager might have started to fire.
 	time.Sleep(300 * time.Millisecond)
 	if n := e2e.Sockets(t, a); n != 1 {
 		t.Fatalf("%d sockets to the removed backend with its stream open and no drain bound, want 1", n)
 	}
-	if n := c.Trace.Count(subconn.KindDrainTimeout, ""); n != 0 {
+	if n := c.Trace.Count(trace.KindDrainTimeout, ""); n != 0 {
 		t.Fatalf("%d drain_timeout events with the drain timeout disabled\n%s", n, e2e.Format(c.Trace.Events()))
 	}
 
 	cancel() // the stream ends: grpc closes the socket, the manager destroys
-	c.Trace.WaitFor(t, "destroy once the stream ended", func(ev []subconn.Event) bool {
-		return c.Trace.Count(subconn.KindDestroy, a) == 1
+	c.Trace.WaitFor(t, "destroy once the stream ended", func(ev []trace.Event) bool {
+		return c.Trace.Count(trace.KindDestroy, a) == 1
 	})
 	e2e.WaitSockets(t, a, 0, e2e.LongTimeout)
 	c.CC.Close()
@@ -282,10 +283,10 @@ func TestAutoReconnectEndsWithTheHolderThatAskedForIt(t *testing.T) {
 	}
 	ha.Connect()
 	// The first GOAWAY is followed by the manager's own Connect.
-	ev := c.Trace.WaitFor(t, "an auto-reconnect after a GOAWAY", func(ev []subconn.Event) bool {
-		return len(eventsWith(ev, subconn.KindConnect, "auto-reconnect")) > 0
+	ev := c.Trace.WaitFor(t, "an auto-reconnect after a GOAWAY", func(ev []trace.Event) bool {
+		return len(eventsWith(ev, trace.KindConnect, "auto-reconnect")) > 0
 	})
-	if n := len(eventsWith(ev, subconn.KindGoAway, "")); n < 1 {
+	if n := len(eventsWith(ev, trace.KindGoAway, "")); n < 1 {
 		t.Fatalf("auto-reconnect without a GOAWAY before it\n%s", e2e.Format(ev))
 	}
 	plain.waitFor(t, connectivity.Ready, 2)
@@ -295,11 +296,11 @@ func TestAutoReconnectEndsWithTheHolderThatAskedForIt(t *testing.T) {
 	}
 	var released uint64
 	for _, e := range c.Trace.Events() {
-		if e.Kind == subconn.KindUnref && e.Holder == "auto" {
+		if e.Kind == trace.KindUnref && e.Holder == "auto" {
 			released = e.Seq
 		}
 	}
-	after := func(ev []subconn.Event, kind subconn.Kind, prefix string) int {
+	after := func(ev []trace.Event, kind trace.Kind, prefix string) int {
 		n := 0
 		for _, e := range eventsWith(ev, kind, prefix) {
 			if e.Seq > released {
@@ -313,10 +314,10 @@ func TestAutoReconnectEndsWithTheHolderThatAskedForIt(t *testing.T) {
 	// comes. The manager writes an auto-reconnect in the same critical
 	// section as the goaway event: once the goaway is in the trace, so
 	// would the reconnect be.
-	ev = c.Trace.WaitFor(t, "a GOAWAY after the release", func(ev []subconn.Event) bool {
-		return after(ev, subconn.KindGoAway, "") > 0
+	ev = c.Trace.WaitFor(t, "a GOAWAY after the release", func(ev []trace.Event) bool {
+		return after(ev, trace.KindGoAway, "") > 0
 	})
-	if n := after(ev, subconn.KindConnect, "auto-reconnect"); n != 0 {
+	if n := after(ev, trace.KindConnect, "auto-reconnect"); n != 0 {
 		t.Fatalf("%d auto-reconnect(s) after the holder that asked for it released\n%s", n, e2e.Format(ev))
 	}
 	var st string
@@ -350,8 +351,8 @@ func TestSocketsGaugeFallsWhenABackendIsRemoved(t *testing.T) {
 	rec.waitCount(t, subconn.MetricSubchannelsOpen, 2)
 	rec.waitCount(t, subconn.MetricSocketsOpen, 2)
 	c.R.UpdateState(e2e.AddrState(b))
-	c.Trace.WaitFor(t, "destroy of the removed backend", func(ev []subconn.Event) bool {
-		return c.Trace.Count(subconn.KindDestroy, a) == 1
+	c.Trace.WaitFor(t, "destroy of the removed backend", func(ev []trace.Event) bool {
+		return c.Trace.Count(trace.KindDestroy, a) == 1
 	})
 	rec.waitCount(t, subconn.MetricSubchannelsOpen, 1)
 	rec.waitCount(t, subconn.MetricSocketsOpen, 1)
@@ -365,10 +366,10 @@ func TestFailureReasonsCarryTheError(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
 	closed := refusingAddr(t)
 	c := e2e.Dial(t, e2e.ServiceConfig(roundrobin.Name, ""), e2e.AddrState(closed), e2e.Options{})
-	var failure subconn.Event
-	c.Trace.WaitFor(t, "TRANSIENT_FAILURE", func(ev []subconn.Event) bool {
+	var failure trace.Event
+	c.Trace.WaitFor(t, "TRANSIENT_FAILURE", func(ev []trace.Event) bool {
 		for _, e := range ev {
-			if e.Kind == subconn.KindState && e.State == "TRANSIENT_FAILURE" {
+			if e.Kind == trace.KindState && e.State == "TRANSIENT_FAILURE" {
 				failure = e
 				return true
 			}

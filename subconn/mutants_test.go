@@ -11,7 +11,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc/attributes"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
@@ -154,15 +154,15 @@ func TestSocketOpenedAfterShutdownWithNoDrainBoundStaysOpen(t *testing.T) {
 	}
 	c := dialAfterShutdown(t, h, target)
 	time.Sleep(100 * time.Millisecond) // a zero-length timer would have fired
-	if hasKind(m.Trace(), KindDrainTimeout) || hasKind(m.Trace(), KindDestroy) {
+	if hasKind(m.Trace(), trace.KindDrainTimeout) || hasKind(m.Trace(), trace.KindDestroy) {
 		t.Fatalf("socket force-closed or subchannel destroyed with no drain bound:\n%v", m.Trace())
 	}
 	if got := m.Stats().DrainTimeouts; got != 0 {
 		t.Fatalf("DrainTimeouts = %d, want 0", got)
 	}
 	c.Close()
-	waitFor(t, "destroy after the socket closed", func() bool { return hasKind(m.Trace(), KindDestroy) })
-	if rep := CheckTrace(m.Trace()); !rep.Clean() {
+	waitFor(t, "destroy after the socket closed", func() bool { return hasKind(m.Trace(), trace.KindDestroy) })
+	if rep := trace.Check(m.Trace()); !rep.Clean() {
 		t.Fatalf("trace problems: %v", rep.Problems)
 	}
 }
@@ -181,16 +181,16 @@ func TestSocketOpenedAfterShutdownIsForceClosedOnce(t *testing.T) {
 	}
 	c := dialAfterShutdown(t, h, target)
 	defer c.Close()
-	waitFor(t, "destroy after the drain timeout", func() bool { return hasKind(m.Trace(), KindDestroy) })
+	waitFor(t, "destroy after the drain timeout", func() bool { return hasKind(m.Trace(), trace.KindDestroy) })
 	ev := m.Trace()
 	var open, forced, drains int
 	for _, e := range ev {
 		switch {
-		case e.Kind == KindSocketOpen && e.Reason == "opened after Shutdown (dial was in flight)":
+		case e.Kind == trace.KindSocketOpen && e.Reason == "opened after Shutdown (dial was in flight)":
 			open++
-		case e.Kind == KindSocketClose && e.Reason == "force-closed after the drain timeout":
+		case e.Kind == trace.KindSocketClose && e.Reason == "force-closed after the drain timeout":
 			forced++
-		case e.Kind == KindDrainTimeout:
+		case e.Kind == trace.KindDrainTimeout:
 			drains++
 		}
 	}
@@ -204,7 +204,7 @@ func TestSocketOpenedAfterShutdownIsForceClosedOnce(t *testing.T) {
 	if got := m.Stats().DrainTimeouts; got != 1 {
 		t.Fatalf("DrainTimeouts = %d, want 1", got)
 	}
-	if rep := CheckTrace(m.Trace()); !rep.Clean() {
+	if rep := trace.Check(m.Trace()); !rep.Clean() {
 		t.Fatalf("trace problems: %v", rep.Problems)
 	}
 }
@@ -226,7 +226,7 @@ func TestSocketRefsNameBothEnds(t *testing.T) {
 	}
 	c.Close()
 	h.Release("done")
-	var refs []*SocketRef
+	var refs []*trace.SocketRef
 	for _, e := range m.Trace() {
 		if e.Socket != nil {
 			refs = append(refs, e.Socket)
@@ -245,173 +245,27 @@ func TestSocketRefsNameBothEnds(t *testing.T) {
 	}
 }
 
-// TestCheckTraceKeepsTheFirstAndLatestEvidence: a subchannel's evidence is
-// capped at evidenceCap events: the first half (create, the first refs) and
-// the latest ones.
-func TestCheckTraceKeepsTheFirstAndLatestEvidence(t *testing.T) {
-	events := []Event{ev(1, 5, KindCreate, 0, 0, "a")}
-	for i := range 40 {
-		events = append(events, ev(uint64(2+i), 5, KindRef, i, i+1, fmt.Sprintf("h%d", i)))
-	}
-	events = append(events, Event{Seq: 100, Manager: 1, Kind: KindManagerClose})
-	rep := CheckTrace(events)
-	if len(rep.Problems) != 1 {
-		t.Fatalf("problems = %v, want the one leak", rep.Problems)
-	}
-	var got []uint64
-	for _, e := range rep.Problems[0].Events {
-		got = append(got, e.Seq)
-	}
-	var want []uint64
-	for s := uint64(1); s <= evidenceCap/2; s++ {
-		want = append(want, s)
-	}
-	for s := uint64(41 - evidenceCap/2 + 1); s <= 41; s++ {
-		want = append(want, s)
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("evidence seqs %v, want %v", got, want)
-	}
-}
-
-// TestCheckTraceKeepsTheOrderOfEventsWithEqualSeq: the checker sorts by seq
-// and keeps the order of events that share one (traces of two processes
-// concatenated), so a create still comes before its first ref.
-func TestCheckTraceKeepsTheOrderOfEventsWithEqualSeq(t *testing.T) {
-	rep := CheckTrace([]Event{
-		ev(7, 1, KindCreate, 0, 0, "a"),
-		ev(7, 1, KindRef, 0, 1, "a"),
-	})
-	if !rep.Clean() || rep.Live != 1 {
-		t.Fatalf("report = %+v, want one live subchannel and no problem", rep)
-	}
-}
-
-// TestCheckTraceCountsPerHolder: the checker counts each holder's references:
-// an unref by a holder that has none left is named, and a later ref and
-// unref by it are balanced again.
-func TestCheckTraceCountsPerHolder(t *testing.T) {
-	rep := CheckTrace([]Event{
-		ev(1, 2, KindCreate, 0, 0, "a"),
-		ev(2, 2, KindRef, 0, 1, "a"),
-		ev(3, 2, KindRef, 1, 2, "b"),
-		ev(4, 2, KindUnref, 2, 1, "a"),
-		ev(5, 2, KindUnref, 1, 0, "a"), // a holds none: b's reference
-		ev(6, 2, KindRef, 0, 1, "a"),
-		ev(7, 2, KindUnref, 1, 0, "a"),
-		ev(8, 2, KindShutdown, 0, 0, "a"),
-		ev(9, 2, KindDestroy, 0, 0, ""),
-	})
-	if len(rep.Problems) != 1 || rep.Problems[0].Kind != ProblemUnbalanced || !strings.Contains(rep.Problems[0].Message, `unref by "a", which held no reference (seq 5)`) {
-		t.Fatalf("problems = %v, want one: a's unref at seq 5", rep.Problems)
-	}
-}
-
-// TestCheckTraceUnrefAtZeroDoesNotGoNegative: an unref with no reference is
-// one problem; the count stays at zero, so the Shutdown after it is fine.
-func TestCheckTraceUnrefAtZeroDoesNotGoNegative(t *testing.T) {
-	rep := CheckTrace([]Event{
-		ev(1, 2, KindCreate, 0, 0, "a"),
-		ev(2, 2, KindRef, 0, 1, "a"),
-		ev(3, 2, KindUnref, 1, 0, "a"),
-		ev(4, 2, KindUnref, 0, -1, "a"),
-		ev(5, 2, KindShutdown, 0, 0, "a"),
-		ev(6, 2, KindDestroy, 0, 0, ""),
-	})
-	if len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].Message, `unref by "a" without a reference (seq 4)`) {
-		t.Fatalf("problems = %v, want exactly the unref without a reference", rep.Problems)
-	}
-	if rep.Destroyed != 1 || rep.Subchannels != 1 || rep.Events != 6 {
-		t.Fatalf("report = %+v", rep)
-	}
-}
-
-func seqs(events []Event) []uint64 {
-	var out []uint64
-	for _, e := range events {
-		out = append(out, e.Seq)
-	}
-	return out
-}
-
-// TestRingKeepsTheNewestAcrossWrapsAndResizes: the ring keeps the newest
-// size events, oldest first, through wrap-around, shrinking, growing and
-// switching off.
-func TestRingKeepsTheNewestAcrossWrapsAndResizes(t *testing.T) {
-	r := ring{size: 3}
-	add := func(from, to uint64) {
-		for s := from; s <= to; s++ {
-			r.add(Event{Seq: s})
-		}
-	}
-	check := func(what string, want ...uint64) {
-		t.Helper()
-		if got := seqs(r.events()); !slices.Equal(got, want) {
-			t.Fatalf("%s: ring holds %v, want %v", what, got, want)
-		}
-	}
-	add(1, 2)
-	check("partly filled", 1, 2)
-	add(3, 7)
-	check("after wrapping", 5, 6, 7)
-	r.resize(3)
-	check("resize to the same size", 5, 6, 7)
-	r.resize(2)
-	check("shrunk", 6, 7)
-	add(8, 8)
-	check("shrunk, then one more", 7, 8)
-	r.resize(4)
-	check("grown", 7, 8)
-	add(9, 11)
-	check("grown and filled", 8, 9, 10, 11)
-	add(12, 12)
-	check("grown, filled and wrapped", 9, 10, 11, 12)
-	r.resize(-1)
-	add(13, 13)
-	check("switched off")
-	if r.size != 0 {
-		t.Fatalf("size after resize(-1) = %d, want 0", r.size)
-	}
-}
-
-func TestEventStringForEveryShape(t *testing.T) {
-	for _, tc := range []struct {
-		e    Event
-		want string
-	}{
-		{Event{Seq: 1, Manager: 3, Kind: KindManagerOpen, Target: "dns:///svc"}, `seq=1 manager=3 manager_open target="dns:///svc"`},
-		{Event{Seq: 2, Subchannel: 7, Key: "k", Kind: KindRef, RefsBefore: 1, RefsAfter: 2, Holder: "h"}, `seq=2 #7 k ref 1->2 holder=h`},
-		{Event{Seq: 3, Subchannel: 7, Key: "k", Kind: KindDestroy}, `seq=3 #7 k destroy 0->0`},
-		{Event{Seq: 4, Subchannel: 7, Key: "k", Kind: KindState, State: "READY", Reason: "from CONNECTING"}, `seq=4 #7 k state state=READY reason="from CONNECTING"`},
-		{Event{Seq: 5, Subchannel: 7, Key: "k", Kind: KindSocketOpen, Socket: &SocketRef{ID: 9, Local: "l:1", Remote: "r:2"}}, `seq=5 #7 k socket_open socket=9 l:1->r:2`},
-	} {
-		if got := tc.e.String(); got != tc.want {
-			t.Errorf("String() = %q, want %q", got, tc.want)
-		}
-	}
-}
-
 // TestSubscribeBuffersWhatItWasAskedTo: a subscription holds buf events
 // before it is dropped, at least one.
 func TestSubscribeBuffersWhatItWasAskedTo(t *testing.T) {
 	const target = "fake:///subscribe-buffer"
-	only := func(e *Event) bool { return e.Target == target }
-	s := Subscribe(2, only)
+	only := func(e *trace.Event) bool { return e.Target == target }
+	s := trace.Subscribe(2, only)
 	defer s.Close()
-	tiny := Subscribe(0, only)
+	tiny := trace.Subscribe(0, only)
 	defer tiny.Close()
 	m := NewManager(newFakeCC(), WithTarget(target), WithTraceRing(0))
 	m.Close() // manager_open and manager_close
 	if s.Dropped() {
 		t.Fatal("a subscription with room for 2 events was dropped after 2")
 	}
-	if got := []Kind{(<-s.C).Kind, (<-s.C).Kind}; !slices.Equal(got, []Kind{KindManagerOpen, KindManagerClose}) {
+	if got := []trace.Kind{(<-s.C).Kind, (<-s.C).Kind}; !slices.Equal(got, []trace.Kind{trace.KindManagerOpen, trace.KindManagerClose}) {
 		t.Fatalf("received %v", got)
 	}
 	if !tiny.Dropped() {
 		t.Fatal("a subscription asked for 0 events (so 1) was not dropped by the second")
 	}
-	if e, ok := <-tiny.C; !ok || e.Kind != KindManagerOpen {
+	if e, ok := <-tiny.C; !ok || e.Kind != trace.KindManagerOpen {
 		t.Fatalf("the tiny subscription's one event: %v, %v", e, ok)
 	}
 	waitFor(t, "the dropped subscription's channel to close", func() bool {
@@ -443,17 +297,17 @@ func (w *blockingWriter) Write(b []byte) (int, error) {
 // disk is not the whole trace.
 func TestTraceWriterReportsWriteErrorsAndDrops(t *testing.T) {
 	const target = "fake:///trace-writer-errors"
-	only := func(e *Event) bool { return e.Target == target }
+	only := func(e *trace.Event) bool { return e.Target == target }
 
-	tw := NewTraceWriter(failingWriter{}, 0, only)
+	tw := trace.NewWriter(failingWriter{}, 0, only)
 	NewManager(newFakeCC(), WithTarget(target), WithTraceRing(0)).Close()
-	if err := tw.Close(); err == nil || !strings.Contains(err.Error(), "subconn: writing trace: disk full") {
+	if err := tw.Close(); err == nil || !strings.Contains(err.Error(), "trace: writing: disk full") {
 		t.Fatalf("Close after a failed write = %v", err)
 	}
 
-	dropped := DroppedSubscriptions()
+	dropped := trace.DroppedSubscriptions()
 	w := &blockingWriter{unblock: make(chan struct{})}
-	tw = NewTraceWriter(w, 1, only)
+	tw = trace.NewWriter(w, 1, only)
 	m := NewManager(newFakeCC(), WithTarget(target), WithTraceRing(0))
 	for i := range 20 {
 		h, err := m.Acquire(addr(fmt.Sprintf("10.0.0.1:%d", i+1)), "h")
@@ -464,14 +318,14 @@ func TestTraceWriterReportsWriteErrorsAndDrops(t *testing.T) {
 	}
 	m.Close()
 	close(w.unblock)
-	if err := tw.Close(); !errors.Is(err, ErrTraceDropped) {
-		t.Fatalf("Close after falling behind = %v, want ErrTraceDropped", err)
+	if err := tw.Close(); !errors.Is(err, trace.ErrDropped) {
+		t.Fatalf("Close after falling behind = %v, want trace.ErrDropped", err)
 	}
-	if DroppedSubscriptions() <= dropped {
+	if trace.DroppedSubscriptions() <= dropped {
 		t.Fatal("DroppedSubscriptions did not count the dropped writer")
 	}
 	// What was written before the drop is whole JSON lines.
-	if _, err := ReadTrace(&w.buf); err != nil {
+	if _, err := trace.Read(&w.buf); err != nil {
 		t.Fatalf("the partial trace does not read back: %v", err)
 	}
 }
@@ -481,7 +335,7 @@ func TestTraceWriterReportsWriteErrorsAndDrops(t *testing.T) {
 func TestTraceWriterFlushesWhenIdle(t *testing.T) {
 	const target = "fake:///trace-writer-flush"
 	pr, pw := io.Pipe()
-	tw := NewTraceWriter(pw, 0, func(e *Event) bool { return e.Target == target })
+	tw := trace.NewWriter(pw, 0, func(e *trace.Event) bool { return e.Target == target })
 	m := NewManager(newFakeCC(), WithTarget(target), WithTraceRing(0))
 	line := make(chan string, 1)
 	go func() {
@@ -557,23 +411,6 @@ func TestManagersAreListedByIDAndClosedIsTold(t *testing.T) {
 	}
 }
 
-func TestDurationMarshalsAsAString(t *testing.T) {
-	b, err := json.Marshal(SubchannelInfo{Age: Duration(1500 * time.Millisecond)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(b), `"age":"1.5s"`) {
-		t.Fatalf("marshalled %s", b)
-	}
-	var back SubchannelInfo
-	if err := json.Unmarshal(b, &back); err != nil || back.Age != Duration(1500*time.Millisecond) {
-		t.Fatalf("round trip: %v, %v", back.Age, err)
-	}
-	if err := json.Unmarshal([]byte(`{"age":"soon"}`), &back); err == nil || !strings.Contains(err.Error(), "soon") {
-		t.Fatalf("bad duration: err = %v", err)
-	}
-}
-
 // TestDefaultDialUnixAddresses: the dialer's default base dials
 // "unix:path" and "unix://path" as Unix sockets, as grpc does.
 func TestDefaultDialUnixAddresses(t *testing.T) {
@@ -633,17 +470,17 @@ func TestLossAndCloseCausesForEveryError(t *testing.T) {
 		errs      []error
 		goaway    bool
 		closed    bool
-		wantKind  Kind
+		wantKind  trace.Kind
 		wantLoss  string
 		wantClose string
 	}{
-		{"reset", []error{syscall.ECONNRESET, io.EOF}, false, false, KindConnLost, string(CauseReset) + ": connection reset by peer (RST)", "reset by peer (RST)"},
-		{"broken pipe", []error{fmt.Errorf("write: %w", syscall.EPIPE)}, false, false, KindConnLost, string(CauseReset) + ": connection reset by peer (RST)", "reset by peer (RST)"},
-		{"eof", []error{io.EOF, syscall.ECONNRESET}, false, false, KindConnLost, string(CauseEOF) + ": socket closed by peer (EOF)", "closed by peer (EOF)"},
-		{"other", []error{errors.New("tls: bad record MAC")}, false, false, KindConnLost, string(CauseReadErr) + ": tls: bad record MAC", "closed after read error: tls: bad record MAC"},
-		{"client closing", []error{net.ErrClosed, os.ErrDeadlineExceeded}, false, true, KindConnLost, string(CauseLocal) + ": socket closed by the client (keepalive timeout or transport error)", "closed by client"},
-		{"draining under TLS", nil, false, false, KindGoAway, string(CauseGoAwayInferred) + ": transport draining with its socket still open (GOAWAY; frames not visible under TLS)", "closed by client"},
-		{"goaway", []error{io.EOF}, true, false, KindGoAway, string(CauseGoAway) + ": server sent GOAWAY (code ENHANCE_YOUR_CALM)", "closed after GOAWAY (code ENHANCE_YOUR_CALM)"},
+		{"reset", []error{syscall.ECONNRESET, io.EOF}, false, false, trace.KindConnLost, string(trace.CauseReset) + ": connection reset by peer (RST)", "reset by peer (RST)"},
+		{"broken pipe", []error{fmt.Errorf("write: %w", syscall.EPIPE)}, false, false, trace.KindConnLost, string(trace.CauseReset) + ": connection reset by peer (RST)", "reset by peer (RST)"},
+		{"eof", []error{io.EOF, syscall.ECONNRESET}, false, false, trace.KindConnLost, string(trace.CauseEOF) + ": socket closed by peer (EOF)", "closed by peer (EOF)"},
+		{"other", []error{errors.New("tls: bad record MAC")}, false, false, trace.KindConnLost, string(trace.CauseReadErr) + ": tls: bad record MAC", "closed after read error: tls: bad record MAC"},
+		{"client closing", []error{net.ErrClosed, os.ErrDeadlineExceeded}, false, true, trace.KindConnLost, string(trace.CauseLocal) + ": socket closed by the client (keepalive timeout or transport error)", "closed by client"},
+		{"draining under TLS", nil, false, false, trace.KindGoAway, string(trace.CauseGoAwayInferred) + ": transport draining with its socket still open (GOAWAY; frames not visible under TLS)", "closed by client"},
+		{"goaway", []error{io.EOF}, true, false, trace.KindGoAway, string(trace.CauseGoAway) + ": server sent GOAWAY (code ENHANCE_YOUR_CALM)", "closed after GOAWAY (code ENHANCE_YOUR_CALM)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _ := trackedPipe(t)
@@ -706,7 +543,7 @@ func TestTrackedConnReadsAndWritesThrough(t *testing.T) {
 	if _, err := c.Write(b); err == nil {
 		t.Fatal("Write after the peer closed succeeded")
 	}
-	if l := c.lossCause(); l.kind != KindConnLost || l.cause != CauseEOF {
+	if l := c.lossCause(); l.kind != trace.KindConnLost || l.cause != trace.CauseEOF {
 		t.Fatalf("lossCause = %s, %q; want the peer's EOF", l.kind, l.reason())
 	}
 	if _, err := c.SyscallConn(); err == nil {
@@ -807,8 +644,8 @@ func TestStatsCountEachEventOnce(t *testing.T) {
 		t.Fatal("Close with a holder left returned nil")
 	}
 	got := m.Stats()
-	want := Stats{Created: 2, Shutdowns: 2, Destroyed: 2, Refs: 3, Unrefs: 3, Leaks: 1, SocketsOpened: 1, SocketsClosed: 1,
-		ConnectionsLost: map[Cause]uint64{CauseLocal: 1}}
+	want := trace.Stats{Created: 2, Shutdowns: 2, Destroyed: 2, Refs: 3, Unrefs: 3, Leaks: 1, SocketsOpened: 1, SocketsClosed: 1,
+		ConnectionsLost: map[trace.Cause]uint64{trace.CauseLocal: 1}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("Stats() = %+v\nwant      %+v", got, want)
 	}
@@ -816,8 +653,8 @@ func TestStatsCountEachEventOnce(t *testing.T) {
 		t.Fatalf("%d Connects on the subchannel, want 1 (the auto-reconnect)", n)
 	}
 	// Stats returns a copy.
-	got.ConnectionsLost[CauseLocal] = 99
-	if m.Stats().ConnectionsLost[CauseLocal] != 1 {
+	got.ConnectionsLost[trace.CauseLocal] = 99
+	if m.Stats().ConnectionsLost[trace.CauseLocal] != 1 {
 		t.Fatal("Stats() shares its ConnectionsLost map with the manager")
 	}
 }
@@ -938,15 +775,15 @@ func TestSnapshotCountsConnectionLosses(t *testing.T) {
 		sc.push(connectivity.Idle)
 	}
 	s := m.Snapshot()
-	if len(s) != 1 || s[0].ConnectionsLost != 2 || !strings.HasPrefix(s[0].LastLoss, string(CauseUnknown)+": ") || s[0].State != "IDLE" {
-		t.Fatalf("snapshot %+v, want 2 losses, the last one %s", s, CauseUnknown)
+	if len(s) != 1 || s[0].ConnectionsLost != 2 || !strings.HasPrefix(s[0].LastLoss, string(trace.CauseUnknown)+": ") || s[0].State != "IDLE" {
+		t.Fatalf("snapshot %+v, want 2 losses, the last one %s", s, trace.CauseUnknown)
 	}
 }
 
 // TestTracingOffAllocatesNothingPerStateChange: with no ring and no
 // subscriber, a state change builds no event and no reason.
 func TestTracingOffAllocatesNothingPerStateChange(t *testing.T) {
-	if listening() {
+	if trace.Listening() {
 		t.Fatal("a subscription from another test is still open")
 	}
 	cc := newFakeCC()
@@ -1106,15 +943,15 @@ func TestH2SnifferNeverSpins(t *testing.T) {
 // events its own filter accepts; one without a filter gets every event.
 func TestSubscriptionFiltersApplyPerSubscriber(t *testing.T) {
 	const a, b = "fake:///filter-a", "fake:///filter-b"
-	onlyA := Subscribe(16, func(e *Event) bool { return e.Target == a })
+	onlyA := trace.Subscribe(16, func(e *trace.Event) bool { return e.Target == a })
 	defer onlyA.Close()
-	all := Subscribe(16, nil)
+	all := trace.Subscribe(16, nil)
 	defer all.Close()
 	within(t, "publishing to a filtered and an unfiltered subscription", 2*time.Second, func() {
 		NewManager(newFakeCC(), WithTarget(a), WithTraceRing(0)).Close()
 		NewManager(newFakeCC(), WithTarget(b), WithTraceRing(0)).Close()
 	})
-	drain := func(s *Subscription) []string {
+	drain := func(s *trace.Subscription) []string {
 		var out []string
 		for {
 			select {
@@ -1178,17 +1015,17 @@ func TestOneDrainTimeoutPerSubchannel(t *testing.T) {
 	if second := <-done[1]; second.err == nil || !strings.Contains(second.err.Error(), "shut down while dialing") {
 		t.Fatalf("the dial that finished after the drain timeout: %v, want a refusal", second.err)
 	}
-	waitFor(t, "destroy", func() bool { return hasKind(m.Trace(), KindDestroy) })
+	waitFor(t, "destroy", func() bool { return hasKind(m.Trace(), trace.KindDestroy) })
 	drains := 0
 	for _, e := range m.Trace() {
-		if e.Kind == KindDrainTimeout {
+		if e.Kind == trace.KindDrainTimeout {
 			drains++
 		}
 	}
 	if got := m.Stats().DrainTimeouts; got != 1 || drains != 1 {
 		t.Fatalf("DrainTimeouts = %d and %d drain_timeout events, want 1 each\n%v", got, drains, m.Trace())
 	}
-	if rep := CheckTrace(m.Trace()); !rep.Clean() {
+	if rep := trace.Check(m.Trace()); !rep.Clean() {
 		t.Fatalf("trace problems: %v", rep.Problems)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc/resolver"
 )
 
@@ -24,16 +25,6 @@ import (
 // that learns addresses elsewhere (a grpclb-style balancer, an xDS child fed
 // by its own control-plane stream) may legitimately hold them whatever the
 // resolver says.
-
-// KindOrphan is the trace event of a holder still holding a subchannel whose
-// address has been absent from the resolver state for longer than the orphan
-// timeout. Refs are unchanged by the event itself; with ReclaimOrphans an
-// unref by the manager follows.
-const KindOrphan Kind = "orphan"
-
-// ProblemOrphan classifies an orphan event found by CheckTrace (in
-// Report.Orphans): a bug in the policy that held the subchannel.
-const ProblemOrphan ProblemKind = "orphan"
 
 // leakOrphan is the leakproof.leak_kind label of an orphan.
 const leakOrphan = "orphan"
@@ -271,11 +262,11 @@ func (m *Manager) orphan(h *SubConn, addr string, absent, timeout time.Duration,
 	}
 	m.stats.Orphans++
 	reason := fmt.Sprintf("address %s absent from the resolver state for %v (orphanTimeout %v); %s", addr, absent.Round(time.Millisecond), timeout, mode)
-	m.emitLocked(r, Event{Kind: KindOrphan, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Holder: h.holder, Reason: reason})
+	m.emitLocked(r, trace.Event{Kind: trace.KindOrphan, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Holder: h.holder, Reason: reason})
 	shut := false
 	if mode == ReclaimOrphans {
 		h.orphaned.Store(true)
-		shut = m.unrefLocked(h, KindUnref, "orphan reclaimed")
+		shut = m.unrefLocked(h, trace.KindUnref, "orphan reclaimed")
 	}
 	m.mu.Unlock()
 	logger.Warningf("subconn: %v is an orphan: %s", h, reason)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/resolver"
@@ -39,10 +40,10 @@ func newOrphanChild(t *testing.T, mode OrphanMode) (*fakeCC, *Manager, *ClientCo
 	return cc, m, c
 }
 
-func kinds(events []Event, key string) []Kind {
-	var out []Kind
+func kinds(events []trace.Event, key string) []trace.Kind {
+	var out []trace.Kind
 	for _, e := range events {
-		if e.Key == key && e.Kind != KindState && e.Kind != KindConnect {
+		if e.Key == key && e.Kind != trace.KindState && e.Kind != trace.KindConnect {
 			out = append(out, e.Kind)
 		}
 	}
@@ -80,18 +81,18 @@ func TestOrphanIsReclaimedAndTheChildHearsNothingMore(t *testing.T) {
 		t.Errorf("leakproof.leaks{orphan} = %d, want 1 (counts %v)", n, cc.metrics.counts)
 	}
 	got := kinds(m.Trace(), "10.0.0.2:1")
-	want := []Kind{KindCreate, KindRef, KindOrphan, KindUnref, KindShutdown, KindDestroy}
+	want := []trace.Kind{trace.KindCreate, trace.KindRef, trace.KindOrphan, trace.KindUnref, trace.KindShutdown, trace.KindDestroy}
 	if !slices.Equal(got, want) {
 		t.Fatalf("trace of the orphan: %v, want %v", got, want)
 	}
 	for _, e := range m.Trace() {
-		if e.Kind == KindOrphan && (e.Holder != "child" || !strings.Contains(e.Reason, "10.0.0.2:1 absent from the resolver state for") || !strings.Contains(e.Reason, "reclaim")) {
+		if e.Kind == trace.KindOrphan && (e.Holder != "child" || !strings.Contains(e.Reason, "10.0.0.2:1 absent from the resolver state for") || !strings.Contains(e.Reason, "reclaim")) {
 			t.Errorf("orphan event does not name holder, address and how long: %v", e)
 		}
 	}
-	rep := CheckTrace(m.Trace())
-	if !rep.Clean() || len(rep.Orphans) != 1 || rep.Orphans[0].Kind != ProblemOrphan || rep.Orphans[0].Key != "10.0.0.2:1" {
-		t.Fatalf("CheckTrace: clean %v, orphans %v, problems %v", rep.Clean(), rep.Orphans, rep.Problems)
+	rep := trace.Check(m.Trace())
+	if !rep.Clean() || len(rep.Orphans) != 1 || rep.Orphans[0].Kind != trace.ProblemOrphan || rep.Orphans[0].Key != "10.0.0.2:1" {
+		t.Fatalf("trace.Check: clean %v, orphans %v, problems %v", rep.Clean(), rep.Orphans, rep.Problems)
 	}
 
 	// The child's late Shutdown is a no-op, and it never hears of b again:
@@ -137,7 +138,7 @@ func TestOrphanReportedIsNotShutDown(t *testing.T) {
 	cc.sc(0).push(connectivity.Ready)
 	waitFor(t, "the child to still get updates", func() bool { return slices.Contains(r.get(), connectivity.Ready) })
 	got := kinds(m.Trace(), "10.0.0.1:1")
-	if want := []Kind{KindCreate, KindRef, KindOrphan}; !slices.Equal(got, want) {
+	if want := []trace.Kind{trace.KindCreate, trace.KindRef, trace.KindOrphan}; !slices.Equal(got, want) {
 		t.Fatalf("trace: %v, want %v", got, want)
 	}
 	h.Shutdown()

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"slices"
+
+	"github.com/leakproof/leakproof/trace"
 )
 
 // Dialer bookkeeping, called by trackedConn and Dialer.
@@ -50,7 +52,7 @@ func (r *record) dialDone(conn net.Conn, err error) (net.Conn, error) {
 		reason = "opened after Shutdown (dial was in flight)"
 		m.startDrainTimerLocked(r)
 	}
-	m.emitLocked(r, Event{Kind: KindSocketOpen, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Reason: reason, Socket: c.ref()})
+	m.emitLocked(r, trace.Event{Kind: trace.KindSocketOpen, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Reason: reason, Socket: c.ref()})
 	closeNow := r.shutdown && cold.drainExpired
 	m.mu.Unlock()
 	m.recordOpen(0, 1)
@@ -72,7 +74,7 @@ func (r *record) socketClosed(c *trackedConn, reason string) {
 		sockets = -1
 	}
 	m.stats.SocketsClosed++
-	m.emitLocked(r, Event{Kind: KindSocketClose, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Reason: reason, Socket: c.ref()})
+	m.emitLocked(r, trace.Event{Kind: trace.KindSocketClose, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Reason: reason, Socket: c.ref()})
 	if m.maybeDestroyLocked(r) {
 		subchannels = -1
 	}

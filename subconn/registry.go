@@ -5,6 +5,9 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/leakproof/leakproof/jsontime"
+	"github.com/leakproof/leakproof/trace"
 )
 
 // The process-wide registry of managers: a manager appears when built and
@@ -43,57 +46,16 @@ func Managers() []*Manager {
 	return out
 }
 
-// SubchannelInfo describes one subchannel that has not been destroyed.
-type SubchannelInfo struct {
-	ID              uint64       `json:"id"`
-	Manager         uint64       `json:"manager"`
-	Target          string       `json:"target"`
-	Key             string       `json:"key"`
-	State           string       `json:"state"`
-	Refs            int          `json:"refs"`
-	Holders         []string     `json:"holders"` // one entry per reference
-	Sockets         []SocketInfo `json:"sockets"`
-	Dialing         int          `json:"dialing,omitempty"`
-	Created         time.Time    `json:"created"`
-	Age             Duration     `json:"age"`
-	Shutdown        bool         `json:"shutdown"`
-	ShutdownAt      time.Time    `json:"shutdown_at,omitzero"`
-	ConnectionsLost int          `json:"connections_lost"`
-	LastLoss        string       `json:"last_loss,omitempty"`
-}
-
-// SocketInfo describes one socket a subchannel owns.
-type SocketInfo struct {
-	ID     uint64    `json:"id"`
-	Local  string    `json:"local"`
-	Remote string    `json:"remote"`
-	Opened time.Time `json:"opened"`
-	GoAway bool      `json:"goaway,omitempty"` // the server sent GOAWAY on it
-}
-
-// Duration is a time.Duration that marshals to JSON as a string ("1.5s").
-type Duration time.Duration
-
-// MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	*d = Duration(v)
-	return err
-}
-
 // Snapshot describes every subchannel of the manager that has not been
 // destroyed: held ones, and shut-down ones whose sockets are still open.
 // Ordered by id.
-func (m *Manager) Snapshot() []SubchannelInfo {
+func (m *Manager) Snapshot() []trace.Subchannel {
 	now := time.Now()
 	m.mu.Lock()
-	out := make([]SubchannelInfo, 0, m.undestroyed)
+	out := make([]trace.Subchannel, 0, m.undestroyed)
 	add := func(r *record) {
 		cold := r.coldOrZeroLocked()
-		si := SubchannelInfo{
+		si := trace.Subchannel{
 			ID:              r.id,
 			Manager:         m.id,
 			Target:          m.target,
@@ -101,10 +63,10 @@ func (m *Manager) Snapshot() []SubchannelInfo {
 			State:           r.stateLocked().String(),
 			Refs:            int(r.refs),
 			Holders:         make([]string, 0, r.refs),
-			Sockets:         make([]SocketInfo, 0, len(cold.sockets)),
+			Sockets:         make([]trace.Socket, 0, len(cold.sockets)),
 			Dialing:         cold.dialing,
 			Created:         m.at(r.created),
-			Age:             Duration(now.Sub(m.at(r.created))),
+			Age:             jsontime.Duration(now.Sub(m.at(r.created))),
 			Shutdown:        r.shutdown,
 			ConnectionsLost: cold.lost,
 			LastLoss:        cold.lastLoss,
@@ -116,7 +78,7 @@ func (m *Manager) Snapshot() []SubchannelInfo {
 			si.Holders = append(si.Holders, h.holder)
 		}
 		for _, c := range cold.sockets {
-			si.Sockets = append(si.Sockets, SocketInfo{ID: c.id, Local: c.local, Remote: c.remote, Opened: c.opened, GoAway: c.goaway.Load()})
+			si.Sockets = append(si.Sockets, trace.Socket{ID: c.id, Local: c.local, Remote: c.remote, Opened: c.opened, GoAway: c.goaway.Load()})
 		}
 		out = append(out, si)
 	}
@@ -129,7 +91,7 @@ func (m *Manager) Snapshot() []SubchannelInfo {
 		add(r)
 	}
 	m.mu.Unlock()
-	slices.SortFunc(out, func(a, b SubchannelInfo) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b trace.Subchannel) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc/balancer"
 )
 
@@ -17,7 +18,7 @@ func (m *Manager) markShutdownLocked(r *record, sc balancer.SubConn, holder, rea
 	c.sc = sc // the last handle is gone: shutdownRecord finds it here
 	c.shutdownAt = m.clock()
 	m.stats.Shutdowns++
-	m.emitLocked(r, Event{Kind: KindShutdown, Holder: holder, Reason: reason})
+	m.emitLocked(r, trace.Event{Kind: trace.KindShutdown, Holder: holder, Reason: reason})
 }
 
 // shutdownRecord calls Shutdown on r's SubConn. It is called exactly once per
@@ -63,7 +64,7 @@ func (m *Manager) drainExpired(r *record, d time.Duration) {
 	socks := slices.Clone(c.sockets)
 	m.stats.DrainTimeouts++
 	if m.tracingLocked() {
-		m.emitLocked(r, Event{Kind: KindDrainTimeout, Reason: fmt.Sprintf("%d socket(s) still open %v after Shutdown; force-closing", len(socks), d)})
+		m.emitLocked(r, trace.Event{Kind: trace.KindDrainTimeout, Reason: fmt.Sprintf("%d socket(s) still open %v after Shutdown; force-closing", len(socks), d)})
 	}
 	m.mu.Unlock()
 	m.recordLeaks(leakDrainTimeoutSocket, len(socks))
@@ -90,7 +91,7 @@ func (m *Manager) maybeDestroyLocked(r *record) bool {
 	delete(m.draining, r)
 	m.undestroyed--
 	m.stats.Destroyed++
-	m.emitLocked(r, Event{Kind: KindDestroy})
+	m.emitLocked(r, trace.Event{Kind: trace.KindDestroy})
 	if m.closed && m.undestroyed == 0 {
 		m.retireLocked()
 	}

@@ -1,6 +1,7 @@
 package subconn
 
 import (
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
 )
@@ -37,15 +38,15 @@ func (r *record) onState(s balancer.SubConnState) {
 			reason += ": " + r.failureCauseLocked(s.ConnectionError)
 		}
 	}
-	m.emitLocked(r, Event{Kind: KindState, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Reason: reason})
-	var lost Cause
+	m.emitLocked(r, trace.Event{Kind: trace.KindState, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Reason: reason})
+	var lost trace.Cause
 	if old == connectivity.Ready && s.ConnectivityState == connectivity.Idle {
 		l := r.lossCauseLocked()
 		c := r.coldLocked()
 		c.lost++
 		c.lastLoss = l.reason()
 		lost = l.cause
-		m.stats.countLoss(l.cause)
+		countLoss(&m.stats, l.cause)
 		m.emitLossLocked(r, l)
 	}
 	for h := r.holders; h != nil; h = h.next {
@@ -63,7 +64,7 @@ func (r *record) onState(s balancer.SubConnState) {
 	}
 	if reconnect != nil {
 		r.connectPending = true
-		m.emitLocked(r, Event{Kind: KindConnect, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Reason: "auto-reconnect"})
+		m.emitLocked(r, trace.Event{Kind: trace.KindConnect, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Reason: "auto-reconnect"})
 	}
 	m.mu.Unlock()
 	if lost != "" {
@@ -103,7 +104,7 @@ func (m *Manager) connect(h *SubConn) {
 		return
 	}
 	r.connectPending = true
-	m.emitLocked(r, Event{Kind: KindConnect, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Holder: h.holder})
+	m.emitLocked(r, trace.Event{Kind: trace.KindConnect, RefsBefore: int(r.refs), RefsAfter: int(r.refs), Holder: h.holder})
 	sc := h.SubConn
 	m.mu.Unlock()
 	sc.Connect()

@@ -1,31 +1,21 @@
 package subconn
 
-import "maps"
+import (
+	"maps"
 
-// Stats counts what a manager has done since it was built.
-type Stats struct {
-	Created         uint64           // subchannels created (NewSubConn)
-	Shutdowns       uint64           // Shutdown calls (one per subchannel)
-	Destroyed       uint64           // subchannels fully released (destroy)
-	Refs            uint64           // references taken
-	Unrefs          uint64           // references dropped (including leaks)
-	Leaks           uint64           // references force-dropped by Close
-	SocketsOpened   uint64           // sockets opened through Dialer
-	SocketsClosed   uint64           // sockets closed
-	DrainTimeouts   uint64           // subchannels whose sockets were force-closed
-	Orphans         uint64           // references held after their address left the resolver state
-	ConnectionsLost map[Cause]uint64 // READY→IDLE transitions by cause
-}
+	"github.com/leakproof/leakproof/trace"
+)
 
-func (s *Stats) countLoss(c Cause) {
+// countLoss counts one lost connection of cause c in s.
+func countLoss(s *trace.Stats, c trace.Cause) {
 	if s.ConnectionsLost == nil {
-		s.ConnectionsLost = make(map[Cause]uint64)
+		s.ConnectionsLost = make(map[trace.Cause]uint64)
 	}
 	s.ConnectionsLost[c]++
 }
 
 // Stats returns a copy of the manager's counters.
-func (m *Manager) Stats() Stats {
+func (m *Manager) Stats() trace.Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.stats
@@ -33,4 +23,21 @@ func (m *Manager) Stats() Stats {
 		s.ConnectionsLost = maps.Clone(m.stats.ConnectionsLost)
 	}
 	return s
+}
+
+// Inspect reads m for trace.CheckLive: the ring first, then the closed flag, then
+// the snapshot. Whatever the ring shows unfinished is either still in the
+// snapshot or has finished in between, so the check never mistakes the gap
+// between the two reads for a leak.
+func (m *Manager) Inspect() trace.ManagerState {
+	ev := m.Trace()
+	closed := m.Closed()
+	return trace.ManagerState{
+		ID:          m.ID(),
+		Target:      m.Target(),
+		Closed:      closed,
+		Stats:       m.Stats(),
+		Subchannels: m.Snapshot(),
+		Events:      ev,
+	}
 }

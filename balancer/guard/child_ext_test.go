@@ -12,6 +12,7 @@ import (
 	"github.com/leakproof/leakproof/internal/leakypolicy"
 	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/base"
 	"google.golang.org/grpc/connectivity"
@@ -190,17 +191,17 @@ func TestFreshSubConnOnEveryUpdateHoldsOneSocketPerBackend(t *testing.T) {
 			t.Fatalf("SubConn %d was released before the child's Close ran", i)
 		}
 	}
-	leaks := cl.Trace.Count(subconn.KindLeak, "")
+	leaks := cl.Trace.Count(trace.KindLeak, "")
 	if leaks != 2*updates {
 		t.Errorf("%d leak events at Close, want %d (every SubConn the child never shut down)", leaks, 2*updates)
 	}
 	ev := cl.Trace.Events()
-	rep := subconn.CheckTrace(ev)
+	rep := trace.Check(ev)
 	if rep.Destroyed != 2 || rep.Live != 0 || len(rep.Problems) != 2*updates {
 		t.Errorf("trace: %d destroyed, %d live, %d problems (want 2, 0, %d holder leaks)", rep.Destroyed, rep.Live, len(rep.Problems), 2*updates)
 	}
 	for _, p := range rep.Problems {
-		if p.Kind != subconn.ProblemHolderLeak {
+		if p.Kind != trace.ProblemHolderLeak {
 			t.Errorf("unexpected problem %v", p)
 		}
 	}
@@ -222,12 +223,12 @@ func dialServed(t *testing.T, policy string) (cl *e2e.Client, a, c string) {
 // Wrap, under its own name, with no leakproof_guard in the config.
 func TestWrapRegistersAGuardedPolicy(t *testing.T) {
 	cl, a, c := dialServed(t, wrappedLeakyName)
-	if cl.Trace.Count(subconn.KindCreate, "") != 2 {
+	if cl.Trace.Count(trace.KindCreate, "") != 2 {
 		t.Fatalf("the wrapped policy's SubConns are not in the trace:\n%s", e2e.Format(cl.Trace.Events()))
 	}
 	cl.R.UpdateState(e2e.AddrState(a))
 	e2e.WaitSockets(t, c, 0, removalBound)
-	if n := cl.Trace.Count(subconn.KindOrphan, c); n != 1 {
+	if n := cl.Trace.Count(trace.KindOrphan, c); n != 1 {
 		t.Fatalf("%d orphan events for the removed backend, want 1", n)
 	}
 	cl.CC.Close()
@@ -241,7 +242,7 @@ func TestWrapZeroOrphanTimeoutIsTheDefault(t *testing.T) {
 	cl, a, c := dialServed(t, wrappedLeakyDefaultName)
 	cl.R.UpdateState(e2e.AddrState(a))
 	time.Sleep(3 * orphanTimeout) // three times what wrappedLeakyName is reclaimed after
-	if n := cl.Trace.Count(subconn.KindOrphan, c); n != 0 {
+	if n := cl.Trace.Count(trace.KindOrphan, c); n != 0 {
 		t.Fatalf("%d orphan events for the removed backend %v after the removal, want 0 (the default timeout is %v)",
 			n, 3*orphanTimeout, subconn.DefaultOrphanTimeout)
 	}
@@ -261,7 +262,7 @@ func TestSwitchingChildPolicyKeepsTheConnections(t *testing.T) {
 	a, b := bs[0].Addr(), bs[1].Addr()
 	cl := e2e.Dial(t, guarded(`{"round_robin":{}}`, ""), e2e.AddrState(a, b), e2e.Options{})
 	cl.WaitServed(a, b)
-	opened := cl.Trace.Count(subconn.KindSocketOpen, "")
+	opened := cl.Trace.Count(trace.KindSocketOpen, "")
 	sc := cl.R.CC().ParseServiceConfig(guarded(`{"least_request_experimental":{}}`, ""))
 	if sc.Err != nil {
 		t.Fatal(sc.Err)
@@ -269,20 +270,20 @@ func TestSwitchingChildPolicyKeepsTheConnections(t *testing.T) {
 	st := e2e.AddrState(a, b)
 	st.ServiceConfig = sc
 	cl.R.UpdateState(st)
-	cl.Trace.WaitFor(t, "round_robin's references dropped", func(ev []subconn.Event) bool {
+	cl.Trace.WaitFor(t, "round_robin's references dropped", func(ev []trace.Event) bool {
 		n := 0
 		for _, e := range ev {
-			if e.Kind == subconn.KindUnref && e.Holder == "round_robin" {
+			if e.Kind == trace.KindUnref && e.Holder == "round_robin" {
 				n++
 			}
 		}
 		return n == 2
 	})
 	cl.WaitServed(a, b)
-	if n := cl.Trace.Count(subconn.KindSocketOpen, ""); n != opened {
+	if n := cl.Trace.Count(trace.KindSocketOpen, ""); n != opened {
 		t.Errorf("%d sockets opened after the switch, want none", n-opened)
 	}
-	if n := cl.Trace.Count(subconn.KindShutdown, ""); n != 0 {
+	if n := cl.Trace.Count(trace.KindShutdown, ""); n != 0 {
 		t.Errorf("%d subchannels shut down by the switch, want 0", n)
 	}
 	cl.CC.Close()

@@ -15,7 +15,7 @@ import (
 	"github.com/leakproof/leakproof/internal/leakypolicy"
 	"github.com/leakproof/leakproof/leaktest"
 	adminv1 "github.com/leakproof/leakproof/proto/leakproof/admin/v1"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	_ "google.golang.org/grpc/balancer/leastrequest" // registers least_request_experimental
 	_ "google.golang.org/grpc/balancer/ringhash"     // registers ring_hash_experimental
@@ -145,11 +145,11 @@ func (r *recordingT) Errorf(format string, args ...any) {
 }
 
 // kindsFor returns the lifecycle event kinds of key, in order.
-func kindsFor(events []subconn.Event, key string) []subconn.Kind {
-	var out []subconn.Kind
+func kindsFor(events []trace.Event, key string) []trace.Kind {
+	var out []trace.Kind
 	for _, e := range events {
-		if e.Key == key && e.Kind != subconn.KindState && e.Kind != subconn.KindConnect &&
-			e.Kind != subconn.KindSocketOpen && e.Kind != subconn.KindSocketClose {
+		if e.Key == key && e.Kind != trace.KindState && e.Kind != trace.KindConnect &&
+			e.Kind != trace.KindSocketOpen && e.Kind != trace.KindSocketClose {
 			out = append(out, e.Kind)
 		}
 	}
@@ -196,17 +196,17 @@ func TestLeakyPolicyAloneAndUnderTheGuard(t *testing.T) {
 			t.Fatal("the channel closed")
 		}
 		cl.WaitServed(a, b) // and it still works
-		ev := cl.Trace.WaitFor(t, "destroy of C", func(ev []subconn.Event) bool {
-			return slices.Contains(kindsFor(ev, c), subconn.KindDestroy)
+		ev := cl.Trace.WaitFor(t, "destroy of C", func(ev []trace.Event) bool {
+			return slices.Contains(kindsFor(ev, c), trace.KindDestroy)
 		})
 		got := kindsFor(ev, c)
-		want := []subconn.Kind{subconn.KindCreate, subconn.KindRef, subconn.KindOrphan, subconn.KindUnref, subconn.KindShutdown, subconn.KindDestroy}
+		want := []trace.Kind{trace.KindCreate, trace.KindRef, trace.KindOrphan, trace.KindUnref, trace.KindShutdown, trace.KindDestroy}
 		if !slices.Equal(got, want) {
 			t.Fatalf("trace of C: %v, want %v\n%s", got, want, e2e.Format(ev))
 		}
-		rep := subconn.CheckTrace(ev)
+		rep := trace.Check(ev)
 		if len(rep.Orphans) != 1 || rep.Orphans[0].Key != c || !strings.Contains(rep.Orphans[0].Message, `holder "`+leakypolicy.Name+`"`) {
-			t.Fatalf("CheckTrace orphans = %v, want one naming %s and the leaky holder", rep.Orphans, c)
+			t.Fatalf("trace.Check orphans = %v, want one naming %s and the leaky holder", rep.Orphans, c)
 		}
 		for _, addr := range []string{a, b} {
 			if n := e2e.Sockets(t, addr); n != 1 {
@@ -216,7 +216,7 @@ func TestLeakyPolicyAloneAndUnderTheGuard(t *testing.T) {
 		// The admin service's live leak check names it too.
 		var named bool
 		for _, p := range adminCheck(t, cl.Target).GetProblems() {
-			named = named || (p.GetKind() == string(subconn.ProblemOrphan) && p.GetKey() == c)
+			named = named || (p.GetKind() == string(trace.ProblemOrphan) && p.GetKey() == c)
 		}
 		if !named {
 			t.Errorf("the admin leak check does not name the orphan %s", c)
@@ -264,8 +264,8 @@ func TestReportLeavesTheOrphanOpen(t *testing.T) {
 			cl := e2e.Dial(t, guarded(fmt.Sprintf(`{%q:{}}`, leakypolicy.Name), fmt.Sprintf(`,"orphans":%q`, mode)), e2e.AddrState(a, c), e2e.Options{})
 			cl.WaitServed(a, c)
 			cl.R.UpdateState(e2e.AddrState(a))
-			cl.Trace.WaitFor(t, "the orphan event", func(ev []subconn.Event) bool {
-				return slices.Contains(kindsFor(ev, c), subconn.KindOrphan)
+			cl.Trace.WaitFor(t, "the orphan event", func(ev []trace.Event) bool {
+				return slices.Contains(kindsFor(ev, c), trace.KindOrphan)
 			})
 			if mode == "reclaim" {
 				e2e.WaitSockets(t, c, 0, removalBound)
@@ -274,7 +274,7 @@ func TestReportLeavesTheOrphanOpen(t *testing.T) {
 			if max := e2e.MaxSockets(t, removalBound, c); max[c] != 1 {
 				t.Fatalf("report: sockets to the orphan's backend %v, want 1 kept open", max)
 			}
-			if got := kindsFor(cl.Trace.Events(), c); slices.Contains(got, subconn.KindShutdown) || slices.Contains(got, subconn.KindUnref) {
+			if got := kindsFor(cl.Trace.Events(), c); slices.Contains(got, trace.KindShutdown) || slices.Contains(got, trace.KindUnref) {
 				t.Fatalf("report: the manager released the orphan: %v", got)
 			}
 			cl.CC.Close()

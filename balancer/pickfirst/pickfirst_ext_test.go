@@ -15,6 +15,7 @@ import (
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/testbackend"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/codes"
@@ -97,9 +98,9 @@ func TestIdleAfterGoAwayReconnectsTheSameSubchannel(t *testing.T) {
 	creates, goaways := 0, 0
 	for _, e := range ev {
 		switch e.Kind {
-		case subconn.KindCreate:
+		case trace.KindCreate:
 			creates++
-		case subconn.KindGoAway:
+		case trace.KindGoAway:
 			goaways++
 		}
 	}
@@ -238,9 +239,9 @@ func TestCloseReleasesEverything(t *testing.T) {
 		t.Fatal("no manager registered for the channel")
 	}
 	cl.CC.Close()
-	ev := cl.Trace.WaitFor(t, "manager_close", func(ev []subconn.Event) bool {
+	ev := cl.Trace.WaitFor(t, "manager_close", func(ev []trace.Event) bool {
 		for _, e := range ev {
-			if e.Kind == subconn.KindManagerClose && e.Manager == id {
+			if e.Kind == trace.KindManagerClose && e.Manager == id {
 				return true
 			}
 		}

@@ -7,7 +7,7 @@ import (
 	"github.com/leakproof/leakproof/balancer/roundrobin"
 	"github.com/leakproof/leakproof/internal/e2e"
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 // TestReferencesAreNamedAfterTheirEndpoint: each endpoint's references are
@@ -21,7 +21,7 @@ func TestReferencesAreNamedAfterTheirEndpoint(t *testing.T) {
 	cl.WaitServed(a, c)
 	holders := map[string][]string{}
 	for _, e := range cl.Trace.Events() {
-		if e.Kind == subconn.KindRef {
+		if e.Kind == trace.KindRef {
 			holders[e.Key] = append(holders[e.Key], e.Holder)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/testbackend"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/balancer"
@@ -204,7 +205,7 @@ func TestGoAwayStormAsGoodAsGRPC(t *testing.T) {
 	if oursRate > theirRate+0.01 {
 		t.Fatalf("failure rate %.3f%% under GOAWAYs, grpc's round_robin %.3f%%", 100*oursRate, 100*theirRate)
 	}
-	if n := ours.Trace.Count(subconn.KindGoAway, ""); n < 3 {
+	if n := ours.Trace.Count(trace.KindGoAway, ""); n < 3 {
 		t.Fatalf("only %d GOAWAYs traced: the storm did not happen", n)
 	}
 	ours.CC.Close()
@@ -385,9 +386,9 @@ func TestSwitchingPolicyClosesTheManager(t *testing.T) {
 	}
 	state.ServiceConfig = cl.R.CC().ParseServiceConfig(`{"loadBalancingConfig":[{"leakproof_pick_first":{}}]}`)
 	cl.R.UpdateState(state)
-	cl.Trace.WaitFor(t, "the old manager closing", func(ev []subconn.Event) bool {
+	cl.Trace.WaitFor(t, "the old manager closing", func(ev []trace.Event) bool {
 		for _, e := range ev {
-			if e.Kind == subconn.KindManagerClose && e.Manager == old {
+			if e.Kind == trace.KindManagerClose && e.Manager == old {
 				return true
 			}
 		}

@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/internal/leakypolicy"
+	"github.com/leakproof/leakproof/jsontime"
 	"github.com/leakproof/leakproof/soak"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 func runSoak(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -76,9 +77,9 @@ func TestSoakBadFlagsExit2WithUsage(t *testing.T) {
 // connection grpc's round_robin opens is seen.
 func TestSoakJSONReportAndTrace(t *testing.T) {
 	dir := t.TempDir()
-	report, trace := filepath.Join(dir, "soak.html"), filepath.Join(dir, "t.jsonl")
+	report, tracePath := filepath.Join(dir, "soak.html"), filepath.Join(dir, "t.jsonl")
 	code, stdout, stderr := runSoak(t, "--duration", "6s", "--faults", "goaway,overlap,rst",
-		"--compare", "round_robin", "--json", "--report", report, "--trace", trace, "--heap-profiles", dir)
+		"--compare", "round_robin", "--json", "--report", report, "--trace", tracePath, "--heap-profiles", dir)
 	if code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
 	}
@@ -134,16 +135,16 @@ func TestSoakJSONReportAndTrace(t *testing.T) {
 		}
 	}
 
-	f, err := os.Open(trace)
+	f, err := os.Open(tracePath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	events, err := subconn.ReadTrace(f)
+	events, err := trace.Read(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep := subconn.CheckTrace(events); !rep.Clean() || rep.Events == 0 || rep.Events != res.Trace.Events || rep.Live != 0 {
+	if rep := trace.Check(events); !rep.Clean() || rep.Events == 0 || rep.Events != res.Trace.Events || rep.Live != 0 {
 		t.Errorf("trace file: %d events (result says %d), %d live, problems %v", rep.Events, res.Trace.Events, rep.Live, rep.Problems)
 	}
 }
@@ -169,8 +170,8 @@ func TestSoakLeakyPolicyAloneFailsAndGuardedPasses(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	trace := filepath.Join(dir, "t.jsonl")
-	code, stdout, stderr = runSoak(t, "--duration", "4500ms", "--faults", "dup,overlap", "--policy", "leakproof_guard:"+leakypolicy.Name, "--quiet", "--json", "--trace", trace,
+	tracePath := filepath.Join(dir, "t.jsonl")
+	code, stdout, stderr = runSoak(t, "--duration", "4500ms", "--faults", "dup,overlap", "--policy", "leakproof_guard:"+leakypolicy.Name, "--quiet", "--json", "--trace", tracePath,
 		"--heap-profiles", dir) // --heap-profiles with --quiet: no progress lines to end
 	if code != 0 {
 		t.Fatalf("guarded: exit %d, want 0; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
@@ -185,27 +186,27 @@ func TestSoakLeakyPolicyAloneFailsAndGuardedPasses(t *testing.T) {
 	if res.Removals.Released == 0 {
 		t.Errorf("guarded: no removed backend seen released: %+v", res.Removals)
 	}
-	f, err := os.Open(trace)
+	f, err := os.Open(tracePath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	events, err := subconn.ReadTrace(f)
+	events, err := trace.Read(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := subconn.CheckTrace(events)
+	rep := trace.Check(events)
 	if !rep.Clean() || len(rep.Orphans) == 0 {
 		t.Fatalf("guarded trace: %d problems %v, %d orphans; want clean with orphans", len(rep.Problems), rep.Problems, len(rep.Orphans))
 	}
 	for _, o := range rep.Orphans {
-		var order []subconn.Kind
+		var order []trace.Kind
 		for _, e := range events {
-			if e.Subchannel == o.Subchannel && (e.Kind == subconn.KindOrphan || e.Kind == subconn.KindShutdown || e.Kind == subconn.KindDestroy) {
+			if e.Subchannel == o.Subchannel && (e.Kind == trace.KindOrphan || e.Kind == trace.KindShutdown || e.Kind == trace.KindDestroy) {
 				order = append(order, e.Kind)
 			}
 		}
-		if len(order) != 3 || order[0] != subconn.KindOrphan || order[1] != subconn.KindShutdown || order[2] != subconn.KindDestroy {
+		if len(order) != 3 || order[0] != trace.KindOrphan || order[1] != trace.KindShutdown || order[2] != trace.KindDestroy {
 			t.Errorf("subchannel #%d %s: %v, want orphan, shutdown, destroy", o.Subchannel, o.Key, order)
 		}
 	}
@@ -231,7 +232,7 @@ func TestSoakGuardedGRPCPoliciesPassEveryFault(t *testing.T) {
 func TestSoakProgressOnATerminal(t *testing.T) {
 	var b bytes.Buffer
 	p := &progress{w: &b, tty: true, total: 30 * time.Second}
-	s := soak.Sample{At: subconn.Duration(1500 * time.Millisecond), Phase: soak.FaultGoAway, Goroutines: 42, FDs: 17,
+	s := soak.Sample{At: jsontime.Duration(1500 * time.Millisecond), Phase: soak.FaultGoAway, Goroutines: 42, FDs: 17,
 		Sockets: map[string]int{"b1": 2, "b0": 1, "b2": 0}, Subchannels: 3, RPCsOK: 100, RPCsFailed: 1}
 	p.sample(s)
 	p.logf("phase line")
@@ -309,8 +310,8 @@ func TestSoakXDSLeakyPolicyFails(t *testing.T) {
 
 	// The same policy under the guard, selected the same way: the orphans
 	// are reclaimed and the soak passes.
-	trace := filepath.Join(t.TempDir(), "t.jsonl")
-	code, stdout, stderr = runSoak(t, "--xds", "--duration", "4500ms", "--faults", "dup,overlap", "--policy", "leakproof_guard:"+leakypolicy.Name, "--quiet", "--json", "--trace", trace)
+	tracePath := filepath.Join(t.TempDir(), "t.jsonl")
+	code, stdout, stderr = runSoak(t, "--xds", "--duration", "4500ms", "--faults", "dup,overlap", "--policy", "leakproof_guard:"+leakypolicy.Name, "--quiet", "--json", "--trace", tracePath)
 	if code != 0 {
 		t.Fatalf("guarded: exit %d, want 0; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
 	}
@@ -318,16 +319,16 @@ func TestSoakXDSLeakyPolicyFails(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(trace)
+	f, err := os.Open(tracePath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	events, err := subconn.ReadTrace(f)
+	events, err := trace.Read(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep := subconn.CheckTrace(events); !rep.Clean() || len(rep.Orphans) == 0 || res.Removals.Released == 0 {
+	if rep := trace.Check(events); !rep.Clean() || len(rep.Orphans) == 0 || res.Removals.Released == 0 {
 		t.Errorf("guarded: trace clean %v with %d orphans reclaimed, %d removals released; want a clean trace, orphans and releases", rep.Clean(), len(rep.Orphans), res.Removals.Released)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -23,7 +23,7 @@ const traceUsage = `usage: leakproof trace <command> [flags]
 
 Inspect refcount traces: live, from a process that serves the admin service
 (admin.Register), or offline, from a JSON-lines trace file
-(subconn.NewTraceWriter, or "leakproof trace watch --json").
+(trace.NewWriter, or "leakproof trace watch --json").
 
 commands:
   watch --addr HOST:PORT [--from SEQ] [--target T] [--key K] [--subchannel N] [--count N] [--json]
@@ -164,7 +164,7 @@ func rpcFailed(stderr io.Writer, cmd, addr string, err error) int {
 // target if withTarget.
 //
 //	10:00:00.000123 seq=12 #7 127.0.0.1:50051 unref 2->1 holder=endpoint[1] state=READY reason="address removed"
-func formatEvent(e subconn.Event, withTarget bool) string {
+func formatEvent(e trace.Event, withTarget bool) string {
 	s := e.String()
 	if !e.Time.IsZero() {
 		s = e.Time.Local().Format("15:04:05.000000") + " " + s

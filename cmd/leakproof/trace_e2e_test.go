@@ -18,7 +18,7 @@ import (
 	"github.com/leakproof/leakproof/leaktest"
 	adminv1 "github.com/leakproof/leakproof/proto/leakproof/admin/v1"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -107,7 +107,7 @@ func TestTraceLiveCommandsOverARealConnection(t *testing.T) {
 			t.Errorf("the replay does not start with the channel's manager_open and creates:\n%s", out)
 		}
 		code, out, _ = runTrace(t, ctx, "", "watch", "--addr", addr, "--from", "1", "--target", c.Target, "--count", "7", "--json")
-		evs, err := subconn.ReadTrace(strings.NewReader(out))
+		evs, err := trace.Read(strings.NewReader(out))
 		if code != exitOK || err != nil || len(evs) != 7 || evs[0].Target != c.Target {
 			t.Fatalf("watch --json: exit %d, %v, %d events\n%s", code, err, len(evs), out)
 		}
@@ -178,9 +178,9 @@ func TestTraceCheckAddrNamesASubchannelWhoseSocketOutlivesShutdown(t *testing.T)
 	}
 	c.R.UpdateState(e2e.AddrState(bs[1].Addr()))
 	c.WaitServed(bs[1].Addr())
-	shut := c.Trace.WaitFor(t, "b0's shutdown", func(ev []subconn.Event) bool {
+	shut := c.Trace.WaitFor(t, "b0's shutdown", func(ev []trace.Event) bool {
 		for _, e := range ev {
-			if e.Kind == subconn.KindShutdown {
+			if e.Kind == trace.KindShutdown {
 				return true
 			}
 		}
@@ -188,7 +188,7 @@ func TestTraceCheckAddrNamesASubchannelWhoseSocketOutlivesShutdown(t *testing.T)
 	})
 	var id uint64
 	for _, e := range shut {
-		if e.Kind == subconn.KindShutdown {
+		if e.Kind == trace.KindShutdown {
 			id = e.Subchannel
 		}
 	}

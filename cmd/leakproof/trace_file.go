@@ -12,7 +12,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 func traceCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -89,10 +89,10 @@ func openTrace(arg string, stdin io.Reader, stderr io.Writer, cmd string) (io.Re
 }
 
 // readTrace reads a whole trace, reporting an unreadable one.
-func readTrace(r io.Reader, name, cmd string, stderr io.Writer) ([]subconn.Event, bool) {
-	events, err := subconn.ReadTrace(r)
+func readTrace(r io.Reader, name, cmd string, stderr io.Writer) ([]trace.Event, bool) {
+	events, err := trace.Read(r)
 	if err != nil {
-		var te *subconn.TraceError
+		var te *trace.ReadError
 		if errors.As(err, &te) {
 			fmt.Fprintf(stderr, "leakproof trace %s: %s: line %d: %v\n", cmd, name, te.Line, te.Err)
 		} else {
@@ -115,7 +115,7 @@ func checkTraceReader(r io.Reader, name string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitError
 	}
-	rep := subconn.CheckTrace(events)
+	rep := trace.Check(events)
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
 	for _, p := range slices.Concat(rep.Problems, rep.Orphans) {
@@ -148,8 +148,8 @@ func showTraceReader(r io.Reader, name string, id uint64, stdout, stderr io.Writ
 	if !ok {
 		return exitError
 	}
-	rep := subconn.CheckTrace(events) // sorts by seq; the evidence is capped
-	var mine []subconn.Event
+	rep := trace.Check(events) // sorts by seq; the evidence is capped
+	var mine []trace.Event
 	for _, e := range events {
 		if e.Subchannel == id {
 			mine = append(mine, e)
@@ -159,7 +159,7 @@ func showTraceReader(r io.Reader, name string, id uint64, stdout, stderr io.Writ
 		fmt.Fprintf(stderr, "leakproof trace show: %s: no event for subchannel #%d\n", name, id)
 		return exitProblem
 	}
-	slices.SortStableFunc(mine, func(a, b subconn.Event) int { return cmp.Compare(a.Seq, b.Seq) })
+	slices.SortStableFunc(mine, func(a, b trace.Event) int { return cmp.Compare(a.Seq, b.Seq) })
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
 	fmt.Fprintf(w, "subchannel #%d %s, manager %d, target %q: %d event(s)\n", id, mine[0].Key, mine[0].Manager, mine[0].Target, len(mine))
@@ -181,7 +181,7 @@ func showTraceReader(r io.Reader, name string, id uint64, stdout, stderr io.Writ
 	last := mine[len(mine)-1]
 	switch {
 	case problems > 0:
-	case last.Kind == subconn.KindDestroy:
+	case last.Kind == trace.KindDestroy:
 		fmt.Fprintf(w, "destroyed after %v\n", last.Time.Sub(mine[0].Time).Round(time.Microsecond))
 	default:
 		fmt.Fprintf(w, "alive at the end of the trace (refs %d)\n", last.RefsAfter)
@@ -193,7 +193,7 @@ func showTraceReader(r io.Reader, name string, id uint64, stdout, stderr io.Writ
 // evidence names it:
 //
 //	leak: subchannel #7 10.0.0.1:443 (manager 1, target "dns:///svc"): shut down but never destroyed
-func problemLine(p subconn.Problem) string {
+func problemLine(p trace.Problem) string {
 	target := ""
 	if len(p.Events) > 0 && p.Events[0].Target != "" {
 		target = fmt.Sprintf(", target %q", p.Events[0].Target)

@@ -6,11 +6,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 // FuzzTraceCheck feeds arbitrary bytes through what `trace check FILE` and
-// `trace show FILE` do (subconn.ReadTrace, subconn.CheckTrace and the
+// `trace show FILE` do (trace.Read, trace.Check and the
 // report's formatting): any input gives exit 0, 1 or 2, never a panic, and
 // 2 exactly when the reader rejects it or finds no event.
 func FuzzTraceCheck(f *testing.F) {
@@ -24,7 +24,7 @@ func FuzzTraceCheck(f *testing.F) {
 	f.Add([]byte(`{"seq":18446744073709551615,"event":"unref","subchannel":18446744073709551615,"manager":1}` + "\n"))
 	f.Add([]byte("\n\n" + `{"seq":1,"event":"manager_close","manager":1}` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, readErr := subconn.ReadTrace(bytes.NewReader(data))
+		_, readErr := trace.Read(bytes.NewReader(data))
 		var out, errOut strings.Builder
 		code := checkTraceReader(bytes.NewReader(data), "fuzz", &out, &errOut)
 		switch code {

@@ -15,7 +15,7 @@ import (
 	"github.com/leakproof/leakproof/balancer/roundrobin"
 	"github.com/leakproof/leakproof/internal/e2e"
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 // runTrace runs `leakproof trace args...` in-process with stdin and returns
@@ -28,7 +28,7 @@ func runTrace(t *testing.T, ctx context.Context, stdin string, args ...string) (
 }
 
 // traceOf renders events as a JSON-lines trace.
-func traceOf(t testing.TB, events ...subconn.Event) string {
+func traceOf(t testing.TB, events ...trace.Event) string {
 	t.Helper()
 	var b strings.Builder
 	enc := json.NewEncoder(&b)
@@ -41,8 +41,8 @@ func traceOf(t testing.TB, events ...subconn.Event) string {
 }
 
 // ev is a hand-made event of subchannel sc on manager 1.
-func ev(seq, sc uint64, kind subconn.Kind, before, after int, holder string) subconn.Event {
-	return subconn.Event{
+func ev(seq, sc uint64, kind trace.Kind, before, after int, holder string) trace.Event {
+	return trace.Event{
 		Seq: seq, Time: time.Date(2026, 1, 2, 3, 4, 5, int(seq), time.UTC), Manager: 1, Target: "dns:///svc",
 		Subchannel: sc, Key: "10.0.0.1:443", Kind: kind, RefsBefore: before, RefsAfter: after, Holder: holder, State: "READY",
 	}
@@ -50,32 +50,32 @@ func ev(seq, sc uint64, kind subconn.Kind, before, after int, holder string) sub
 
 // missingDestroy: subchannel #7 is released and shut down, and its socket
 // closes, but destroy never comes.
-func missingDestroy() []subconn.Event {
-	open := ev(4, 7, subconn.KindSocketOpen, 1, 1, "")
-	open.Socket = &subconn.SocketRef{ID: 1, Local: "10.0.0.9:5000", Remote: "10.0.0.1:443"}
-	closed := ev(7, 7, subconn.KindSocketClose, 0, 0, "")
+func missingDestroy() []trace.Event {
+	open := ev(4, 7, trace.KindSocketOpen, 1, 1, "")
+	open.Socket = &trace.SocketRef{ID: 1, Local: "10.0.0.9:5000", Remote: "10.0.0.1:443"}
+	closed := ev(7, 7, trace.KindSocketClose, 0, 0, "")
 	closed.Socket = open.Socket
-	return []subconn.Event{
-		{Seq: 1, Manager: 1, Target: "dns:///svc", Kind: subconn.KindManagerOpen},
-		ev(2, 7, subconn.KindCreate, 0, 0, "pick_first"),
-		ev(3, 7, subconn.KindRef, 0, 1, "pick_first"),
+	return []trace.Event{
+		{Seq: 1, Manager: 1, Target: "dns:///svc", Kind: trace.KindManagerOpen},
+		ev(2, 7, trace.KindCreate, 0, 0, "pick_first"),
+		ev(3, 7, trace.KindRef, 0, 1, "pick_first"),
 		open,
-		ev(5, 7, subconn.KindUnref, 1, 0, "pick_first"),
-		ev(6, 7, subconn.KindShutdown, 0, 0, "pick_first"),
+		ev(5, 7, trace.KindUnref, 1, 0, "pick_first"),
+		ev(6, 7, trace.KindShutdown, 0, 0, "pick_first"),
 		closed,
 	}
 }
 
 // unrefWithoutRef: subchannel #9 is released by a holder that never took
 // a reference, after its only holder released it.
-func unrefWithoutRef() []subconn.Event {
-	return []subconn.Event{
-		ev(1, 9, subconn.KindCreate, 0, 0, "endpoint[0]"),
-		ev(2, 9, subconn.KindRef, 0, 1, "endpoint[0]"),
-		ev(3, 9, subconn.KindUnref, 1, 0, "endpoint[0]"),
-		ev(4, 9, subconn.KindUnref, 0, -1, "endpoint[1]"),
-		ev(5, 9, subconn.KindShutdown, 0, 0, "endpoint[1]"),
-		ev(6, 9, subconn.KindDestroy, 0, 0, ""),
+func unrefWithoutRef() []trace.Event {
+	return []trace.Event{
+		ev(1, 9, trace.KindCreate, 0, 0, "endpoint[0]"),
+		ev(2, 9, trace.KindRef, 0, 1, "endpoint[0]"),
+		ev(3, 9, trace.KindUnref, 1, 0, "endpoint[0]"),
+		ev(4, 9, trace.KindUnref, 0, -1, "endpoint[1]"),
+		ev(5, 9, trace.KindShutdown, 0, 0, "endpoint[1]"),
+		ev(6, 9, trace.KindDestroy, 0, 0, ""),
 	}
 }
 
@@ -128,7 +128,7 @@ func TestTraceCheckNamesEachProblemAndItsEvidence(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
 	for _, tc := range []struct {
 		name   string
-		events []subconn.Event
+		events []trace.Event
 		want   []string
 	}{
 		{"missing destroy", missingDestroy(), []string{
@@ -199,7 +199,7 @@ func TestTraceCheckUnreadableInput(t *testing.T) {
 // recordCleanRun runs a client on the leakproof policy through address
 // churn with a trace writer on a file, closes everything, and returns the
 // file and the channel's events.
-func recordCleanRun(t *testing.T) (string, []subconn.Event) {
+func recordCleanRun(t *testing.T) (string, []trace.Event) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "trace.jsonl")
 	f, err := os.Create(path)
@@ -207,7 +207,7 @@ func recordCleanRun(t *testing.T) (string, []subconn.Event) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tw := subconn.NewTraceWriter(f, 0, nil)
+	tw := trace.NewWriter(f, 0, nil)
 	bs := e2e.StartBackends(t, 3)
 	c := e2e.Dial(t, e2e.ServiceConfig(roundrobin.Name, ""), e2e.AddrState(bs[0].Addr()), e2e.Options{})
 	c.WaitServed(bs[0].Addr())
@@ -234,9 +234,9 @@ func TestTraceCheckAndShowOnACleanRun(t *testing.T) {
 
 	// show: every event of one subchannel, nothing else.
 	var id uint64
-	var want []subconn.Event
+	var want []trace.Event
 	for _, e := range events {
-		if e.Kind == subconn.KindCreate && id == 0 {
+		if e.Kind == trace.KindCreate && id == 0 {
 			id = e.Subchannel
 		}
 		if id != 0 && e.Subchannel == id {
@@ -270,15 +270,15 @@ func TestTraceCheckAndShowOnACleanRun(t *testing.T) {
 // orphan and exits 1.
 func TestTraceCheckNamesAReclaimedOrphan(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
-	orphan := ev(3, 11, subconn.KindOrphan, 1, 1, "leaky_round_robin")
+	orphan := ev(3, 11, trace.KindOrphan, 1, 1, "leaky_round_robin")
 	orphan.Reason = "address 10.0.0.1:443 absent from the resolver state for 30.1s (orphanTimeout 30s); reclaim"
-	events := []subconn.Event{
-		ev(1, 11, subconn.KindCreate, 0, 0, "leaky_round_robin"),
-		ev(2, 11, subconn.KindRef, 0, 1, "leaky_round_robin"),
+	events := []trace.Event{
+		ev(1, 11, trace.KindCreate, 0, 0, "leaky_round_robin"),
+		ev(2, 11, trace.KindRef, 0, 1, "leaky_round_robin"),
 		orphan,
-		ev(4, 11, subconn.KindUnref, 1, 0, "leaky_round_robin"),
-		ev(5, 11, subconn.KindShutdown, 0, 0, "leaky_round_robin"),
-		ev(6, 11, subconn.KindDestroy, 0, 0, ""),
+		ev(4, 11, trace.KindUnref, 1, 0, "leaky_round_robin"),
+		ev(5, 11, trace.KindShutdown, 0, 0, "leaky_round_robin"),
+		ev(6, 11, trace.KindDestroy, 0, 0, ""),
 	}
 	code, out, errOut := runTrace(t, context.Background(), traceOf(t, events...), "check", "-")
 	if code != exitProblem {

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/leakproof/leakproof/examples/internal/extest"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 // The tests below check this example itself, not your client: leave them
@@ -23,7 +23,7 @@ func TestRun(t *testing.T) {
 	if n := extest.CheckReleased(t, events); n != 1 {
 		t.Errorf("%d subchannels created, want 1", n)
 	}
-	if n := extest.Count(events, subconn.KindSocketOpen, ""); n != 1 {
+	if n := extest.Count(events, trace.KindSocketOpen, ""); n != 1 {
 		t.Errorf("%d sockets opened, want 1 (is subconn.Dialer installed?)", n)
 	}
 }

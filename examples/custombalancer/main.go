@@ -21,6 +21,7 @@ import (
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/testbackend"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
@@ -55,7 +56,7 @@ func run(w io.Writer) error {
 	// The trace of this channel, from before it exists.
 	r := manual.NewBuilderWithScheme("custombalancer")
 	target := r.Scheme() + ":///backends"
-	sub := subconn.Subscribe(1<<14, func(e *subconn.Event) bool { return e.Target == target })
+	sub := trace.Subscribe(1<<14, func(e *trace.Event) bool { return e.Target == target })
 	defer sub.Close()
 
 	r.InitialState(state(bs[0]))
@@ -116,7 +117,7 @@ func run(w io.Writer) error {
 
 	// Closing the channel closes everything; the trace proves it.
 	cc.Close()
-	var events []subconn.Event
+	var events []trace.Event
 	for !destroyedAll(events) {
 		select {
 		case e, ok := <-sub.C:
@@ -128,7 +129,7 @@ func run(w io.Writer) error {
 			return fmt.Errorf("not every subchannel was destroyed: %v", ctx.Err())
 		}
 	}
-	rep := subconn.CheckTrace(events)
+	rep := trace.Check(events)
 	if !rep.Clean() {
 		return fmt.Errorf("trace check: %v", rep.Problems)
 	}
@@ -203,13 +204,13 @@ func waitSockets(addr string, want int) error {
 }
 
 // destroyedAll reports whether the trace has a destroy for every create.
-func destroyedAll(events []subconn.Event) bool {
+func destroyedAll(events []trace.Event) bool {
 	created, destroyed := 0, 0
 	for _, e := range events {
 		switch e.Kind {
-		case subconn.KindCreate:
+		case trace.KindCreate:
 			created++
-		case subconn.KindDestroy:
+		case trace.KindDestroy:
 			destroyed++
 		}
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/leakproof/leakproof/examples/internal/extest"
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
@@ -56,22 +56,22 @@ func TestRequestsGoToTheLeastLoadedBackendsAndNothingLeaks(t *testing.T) {
 	}
 	var first string
 	for _, e := range events {
-		if e.Kind == subconn.KindRef && e.Holder != "least_request" {
+		if e.Kind == trace.KindRef && e.Holder != "least_request" {
 			t.Errorf("reference taken by %q, want the policy's set (least_request): %v", e.Holder, e)
 		}
-		if e.Kind == subconn.KindCreate && first == "" {
+		if e.Kind == trace.KindCreate && first == "" {
 			first = e.Key
 		}
 	}
 	for _, e := range events {
-		if e.Kind == subconn.KindDestroy && e.Key == first {
+		if e.Kind == trace.KindDestroy && e.Key == first {
 			break
 		}
-		if e.Kind == subconn.KindShutdown && e.Key != first {
+		if e.Kind == trace.KindShutdown && e.Key != first {
 			t.Fatalf("%s shut down before the removed backend %s was destroyed\n%s", e.Key, first, extest.Format(events))
 		}
 	}
-	if n := extest.Count(events, subconn.KindSocketOpen, ""); n < 3 {
+	if n := extest.Count(events, trace.KindSocketOpen, ""); n < 3 {
 		t.Errorf("%d sockets opened, want one per backend at least (is subconn.Dialer installed?)", n)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/testbackend"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -68,8 +69,8 @@ func run(w io.Writer) error {
 func leakproof(w io.Writer, a, b *testbackend.Backend, state resolver.State) error {
 	r := manual.NewBuilderWithScheme("duplicates")
 	target := r.Scheme() + ":///svc"
-	trace := newTrace(target)
-	defer trace.close()
+	rec := newRecorder(target)
+	defer rec.close()
 	r.InitialState(state)
 	cc, err := dial(r, "leakproof_round_robin", grpc.WithContextDialer(subconn.Dialer(nil)))
 	if err != nil {
@@ -80,7 +81,7 @@ func leakproof(w io.Writer, a, b *testbackend.Backend, state resolver.State) err
 	fmt.Fprintln(w, "leakproof_round_robin:")
 
 	// Both endpoints hold the one subchannel to A, over one socket.
-	if _, err := trace.waitFor(func(e subconn.Event) bool { return e.Key == a.Addr() && e.State == "READY" }); err != nil {
+	if _, err := rec.waitFor(func(e trace.Event) bool { return e.Key == a.Addr() && e.State == "READY" }); err != nil {
 		return err
 	}
 	if err := waitSockets(a.Addr(), 1); err != nil {
@@ -93,7 +94,7 @@ func leakproof(w io.Writer, a, b *testbackend.Backend, state resolver.State) err
 	fmt.Fprintf(w, "  connected:      1 socket to A (leaktest.SocketsTo), subchannel #%d held by %d: %s\n", s.ID, s.Refs, strings.Join(s.Holders, ", "))
 
 	// GOAWAY: A's connections reach their MaxConnectionAge.
-	goaway, err := trace.waitFor(func(e subconn.Event) bool { return e.Key == a.Addr() && e.Kind == subconn.KindGoAway })
+	goaway, err := rec.waitFor(func(e trace.Event) bool { return e.Key == a.Addr() && e.Kind == trace.KindGoAway })
 	if err != nil {
 		return err
 	}
@@ -105,16 +106,16 @@ func leakproof(w io.Writer, a, b *testbackend.Backend, state resolver.State) err
 	// Socket closed: A resets the connection the subchannel reopened. A's
 	// connections also age out; on a slow machine the reopened one may reach
 	// its GOAWAY before the reset: then reset the next one.
-	var lost subconn.Event
+	var lost trace.Event
 	for attempt := 1; ; attempt++ {
-		if _, err := trace.waitFor(func(e subconn.Event) bool { return e.Key == a.Addr() && e.State == "READY" }); err != nil {
+		if _, err := rec.waitFor(func(e trace.Event) bool { return e.Key == a.Addr() && e.State == "READY" }); err != nil {
 			return err
 		}
 		a.ResetConns()
-		if lost, err = trace.waitFor(func(e subconn.Event) bool { return e.Key == a.Addr() && e.Kind == subconn.KindConnLost }); err != nil {
+		if lost, err = rec.waitFor(func(e trace.Event) bool { return e.Key == a.Addr() && e.Kind == trace.KindConnLost }); err != nil {
 			return err
 		}
-		if lost.Cause == subconn.CauseReset || attempt == 3 {
+		if lost.Cause == trace.CauseReset || attempt == 3 {
 			break
 		}
 	}
@@ -130,32 +131,32 @@ func leakproof(w io.Writer, a, b *testbackend.Backend, state resolver.State) err
 	}
 	fmt.Fprintln(w, "  A removed:      0 sockets to A")
 	cc.Close()
-	if _, err := trace.waitFor(func(subconn.Event) bool { return trace.allDestroyed() }); err != nil {
+	if _, err := rec.waitFor(func(trace.Event) bool { return rec.allDestroyed() }); err != nil {
 		return err
 	}
 
 	fmt.Fprintln(w, "  channel closed; the refcount trace of A:")
 	opened, closed, destroyed := 0, 0, false
-	for _, e := range trace.events {
+	for _, e := range rec.events {
 		if e.Key != a.Addr() {
 			continue
 		}
 		fmt.Fprintf(w, "    %s\n", e)
 		switch e.Kind {
-		case subconn.KindSocketOpen:
+		case trace.KindSocketOpen:
 			opened++
-		case subconn.KindSocketClose:
+		case trace.KindSocketClose:
 			closed++
-		case subconn.KindDestroy:
+		case trace.KindDestroy:
 			destroyed = true
 		}
 	}
-	rep := subconn.CheckTrace(trace.events)
+	rep := trace.Check(rec.events)
 	if !destroyed || opened != closed || !rep.Clean() {
 		return fmt.Errorf("A's subchannel: destroyed %v, %d sockets opened, %d closed, problems %v", destroyed, opened, closed, rep.Problems)
 	}
 	fmt.Fprintf(w, "  A: %d sockets opened, %d closed, subchannel destroyed\n", opened, closed)
-	fmt.Fprintf(w, "  subconn.CheckTrace: %d subchannels, %d destroyed, clean\n", rep.Subchannels, rep.Destroyed)
+	fmt.Fprintf(w, "  trace.Check: %d subchannels, %d destroyed, clean\n", rep.Subchannels, rep.Destroyed)
 	return nil
 }
 
@@ -185,7 +186,7 @@ func grpcRoundRobin(w io.Writer, a *testbackend.Backend, state resolver.State) e
 
 // subchannel describes the channel's subchannel to addr. Both endpoints must
 // hold it.
-func subchannel(target, addr string) (subconn.SubchannelInfo, error) {
+func subchannel(target, addr string) (trace.Subchannel, error) {
 	for _, m := range subconn.Managers() {
 		for _, s := range m.Snapshot() {
 			if m.Target() == target && s.Key == addr && !s.Shutdown {
@@ -196,7 +197,7 @@ func subchannel(target, addr string) (subconn.SubchannelInfo, error) {
 			}
 		}
 	}
-	return subconn.SubchannelInfo{}, fmt.Errorf("no subchannel to %s", addr)
+	return trace.Subchannel{}, fmt.Errorf("no subchannel to %s", addr)
 }
 
 func dial(r *manual.Resolver, policy string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
@@ -219,21 +220,21 @@ func endpoints(eps ...[]string) resolver.State {
 	return s
 }
 
-// trace collects the refcount events of one channel target.
-type trace struct {
-	sub    *subconn.Subscription
-	events []subconn.Event
+// recorder collects the refcount events of one channel target.
+type recorder struct {
+	sub    *trace.Subscription
+	events []trace.Event
 	seen   int // events already matched by waitFor
 }
 
-func newTrace(target string) *trace {
-	return &trace{sub: subconn.Subscribe(1<<14, func(e *subconn.Event) bool { return e.Target == target })}
+func newRecorder(target string) *recorder {
+	return &recorder{sub: trace.Subscribe(1<<14, func(e *trace.Event) bool { return e.Target == target })}
 }
 
-func (t *trace) close() { t.sub.Close() }
+func (t *recorder) close() { t.sub.Close() }
 
 // waitFor returns the first event not yet matched that satisfies match.
-func (t *trace) waitFor(match func(subconn.Event) bool) (subconn.Event, error) {
+func (t *recorder) waitFor(match func(trace.Event) bool) (trace.Event, error) {
 	deadline := time.After(timeout)
 	for {
 		for ; t.seen < len(t.events); t.seen++ {
@@ -245,30 +246,30 @@ func (t *trace) waitFor(match func(subconn.Event) bool) (subconn.Event, error) {
 		select {
 		case e, ok := <-t.sub.C:
 			if !ok {
-				return subconn.Event{}, fmt.Errorf("the trace subscription fell behind")
+				return trace.Event{}, fmt.Errorf("the trace subscription fell behind")
 			}
 			t.events = append(t.events, e)
 		case <-deadline:
-			return subconn.Event{}, fmt.Errorf("timed out waiting for an event; trace so far:\n%s", t.format())
+			return trace.Event{}, fmt.Errorf("timed out waiting for an event; trace so far:\n%s", t.format())
 		}
 	}
 }
 
 // allDestroyed reports whether every subchannel created has been destroyed.
-func (t *trace) allDestroyed() bool {
+func (t *recorder) allDestroyed() bool {
 	n := 0
 	for _, e := range t.events {
 		switch e.Kind {
-		case subconn.KindCreate:
+		case trace.KindCreate:
 			n++
-		case subconn.KindDestroy:
+		case trace.KindDestroy:
 			n--
 		}
 	}
 	return n == 0
 }
 
-func (t *trace) format() string {
+func (t *recorder) format() string {
 	var b strings.Builder
 	for _, e := range t.events {
 		fmt.Fprintln(&b, e)

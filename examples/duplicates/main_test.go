@@ -6,7 +6,7 @@ import (
 
 	"github.com/leakproof/leakproof/examples/internal/extest"
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 func TestSharedSubchannelSurvivesGoAwayAndResetAndIsDestroyed(t *testing.T) {
@@ -17,7 +17,7 @@ func TestSharedSubchannelSurvivesGoAwayAndResetAndIsDestroyed(t *testing.T) {
 		"GOAWAY:         goaway: server sent GOAWAY",
 		"socket closed:  reset: connection reset by peer (RST)",
 		"A removed:      0 sockets to A",
-		"subconn.CheckTrace: 2 subchannels, 2 destroyed, clean",
+		"trace.Check: 2 subchannels, 2 destroyed, clean",
 		"connected:      2 sockets to A (leaktest.SocketsTo), one per endpoint",
 	)
 	var traced []string
@@ -35,22 +35,22 @@ func TestSharedSubchannelSurvivesGoAwayAndResetAndIsDestroyed(t *testing.T) {
 	extest.CheckReleased(t, events)
 	var a string
 	for _, e := range events {
-		if e.Kind == subconn.KindRef && e.RefsAfter == 2 {
+		if e.Kind == trace.KindRef && e.RefsAfter == 2 {
 			a = e.Key
 		}
 	}
 	if a == "" {
 		t.Fatalf("no subchannel was held by two endpoints\n%s", extest.Format(events))
 	}
-	for kind, want := range map[subconn.Kind]int{subconn.KindCreate: 1, subconn.KindShutdown: 1, subconn.KindDestroy: 1} {
+	for kind, want := range map[trace.Kind]int{trace.KindCreate: 1, trace.KindShutdown: 1, trace.KindDestroy: 1} {
 		if n := extest.Count(events, kind, a); n != want {
 			t.Errorf("%d %s events for the shared backend, want %d: one subchannel across GOAWAY and reset", n, kind, want)
 		}
 	}
-	if extest.Count(events, subconn.KindGoAway, a) == 0 || extest.Count(events, subconn.KindConnLost, a) == 0 {
+	if extest.Count(events, trace.KindGoAway, a) == 0 || extest.Count(events, trace.KindConnLost, a) == 0 {
 		t.Errorf("the shared subchannel saw no GOAWAY or no lost connection\n%s", extest.Format(events))
 	}
-	if n := extest.Count(events, subconn.KindSocketOpen, a); n < 2 {
+	if n := extest.Count(events, trace.KindSocketOpen, a); n < 2 {
 		t.Errorf("%d sockets opened to the shared backend, want one before and one after the GOAWAY", n)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/testbackend"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -72,8 +73,8 @@ func run(w io.Writer) error {
 	}
 	r.InitialState(state)
 	target := r.Scheme() + ":///echo"
-	trace := subconn.Subscribe(1<<16, func(e *subconn.Event) bool { return e.Target == target })
-	defer trace.Close()
+	sub := trace.Subscribe(1<<16, func(e *trace.Event) bool { return e.Target == target })
+	defer sub.Close()
 
 	// Calls that end OK are logged at DEBUG, UNAVAILABLE at WARN. The first
 	// call is shown at DEBUG; after it, only trouble is. Retries are logged
@@ -144,45 +145,45 @@ func run(w io.Writer) error {
 	cc.Close()
 
 	// Read the trace up to the destroy of every subchannel.
-	var events []subconn.Event
+	var events []trace.Event
 	deadline := time.After(timeout)
 	for created, destroyed := 0, 0; created == 0 || created != destroyed; {
 		select {
-		case e, ok := <-trace.C:
+		case e, ok := <-sub.C:
 			if !ok {
 				return fmt.Errorf("the trace subscription fell behind")
 			}
 			events = append(events, e)
 			switch e.Kind {
-			case subconn.KindCreate:
+			case trace.KindCreate:
 				created++
-			case subconn.KindDestroy:
+			case trace.KindDestroy:
 				destroyed++
 			}
 		case <-deadline:
 			return fmt.Errorf("not every subchannel was destroyed %v after Close", timeout)
 		}
 	}
-	count := map[subconn.Kind]int{}
+	count := map[trace.Kind]int{}
 	for _, e := range events {
 		count[e.Kind]++
 	}
 	fmt.Fprintf(w, "%d RPCs in %v: %d failed, %d retried\n", sent.Load(), duration, failed.Load(), retries.Load())
-	fmt.Fprintf(w, "GOAWAYs seen (trace): %d\n", count[subconn.KindGoAway])
+	fmt.Fprintf(w, "GOAWAYs seen (trace): %d\n", count[trace.KindGoAway])
 	fmt.Fprintf(w, "subchannels: %d created, %d reconnects, %d destroyed; sockets: %d opened, %d closed\n",
-		count[subconn.KindCreate], count[subconn.KindConnect]-count[subconn.KindCreate], count[subconn.KindDestroy],
-		count[subconn.KindSocketOpen], count[subconn.KindSocketClose])
+		count[trace.KindCreate], count[trace.KindConnect]-count[trace.KindCreate], count[trace.KindDestroy],
+		count[trace.KindSocketOpen], count[trace.KindSocketClose])
 
 	if failed.Load() > 0 {
 		return fmt.Errorf("%d of %d RPCs failed", failed.Load(), sent.Load())
 	}
-	if count[subconn.KindGoAway] < 2 {
-		return fmt.Errorf("%d GOAWAYs in %v, want several", count[subconn.KindGoAway], duration)
+	if count[trace.KindGoAway] < 2 {
+		return fmt.Errorf("%d GOAWAYs in %v, want several", count[trace.KindGoAway], duration)
 	}
-	if count[subconn.KindCreate] != len(bs) || count[subconn.KindSocketOpen] != count[subconn.KindSocketClose] {
+	if count[trace.KindCreate] != len(bs) || count[trace.KindSocketOpen] != count[trace.KindSocketClose] {
 		return fmt.Errorf("want one subchannel per backend and every socket closed: %v", count)
 	}
-	if rep := subconn.CheckTrace(events); !rep.Clean() {
+	if rep := trace.Check(events); !rep.Clean() {
 		return fmt.Errorf("trace check: %v", rep.Problems)
 	}
 	for _, b := range bs {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/leakproof/leakproof/examples/internal/extest"
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
@@ -36,14 +36,14 @@ func TestNoRPCFailsThroughGoAways(t *testing.T) {
 	// The trace, recorded independently of the example: as many GOAWAYs as
 	// printed, each backend's one subchannel reconnected after them, and
 	// everything released.
-	if n := extest.Count(events, subconn.KindGoAway, ""); strconv.Itoa(n) != g[1] || n < 2 {
+	if n := extest.Count(events, trace.KindGoAway, ""); strconv.Itoa(n) != g[1] || n < 2 {
 		t.Errorf("%d GOAWAYs in the trace, the example printed %s; want several", n, g[1])
 	}
 	if n := extest.CheckReleased(t, events); n != 2 {
 		t.Errorf("%d subchannels for 2 backends across the GOAWAYs, want 2 (reconnect, never replace)", n)
 	}
 	// One connect each at the start, one after each GOAWAY but the last.
-	if c, g := extest.Count(events, subconn.KindConnect, ""), extest.Count(events, subconn.KindGoAway, ""); c < g {
+	if c, g := extest.Count(events, trace.KindConnect, ""), extest.Count(events, trace.KindGoAway, ""); c < g {
 		t.Errorf("%d connects after %d GOAWAYs: the subchannels did not reconnect", c, g)
 	}
 }

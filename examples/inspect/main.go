@@ -29,6 +29,7 @@ import (
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/testbackend"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
@@ -112,7 +113,7 @@ func run(w io.Writer, linger time.Duration) error {
 	if err != nil {
 		return err
 	}
-	events := make(chan subconn.Event)
+	events := make(chan trace.Event)
 	go func() {
 		defer close(events)
 		for {
@@ -128,7 +129,7 @@ func run(w io.Writer, linger time.Duration) error {
 		}
 	}()
 	// watch prints watched events up to the first that matches.
-	watch := func(what string, match func(subconn.Event) bool) error {
+	watch := func(what string, match func(trace.Event) bool) error {
 		for {
 			select {
 			case e, ok := <-events:
@@ -151,8 +152,8 @@ func run(w io.Writer, linger time.Duration) error {
 		return err
 	}
 	ready := 0
-	if err := watch("two READY subchannels", func(e subconn.Event) bool {
-		if e.Kind == subconn.KindState && e.State == "READY" {
+	if err := watch("two READY subchannels", func(e trace.Event) bool {
+		if e.Kind == trace.KindState && e.State == "READY" {
 			ready++
 		}
 		return ready == 2
@@ -162,16 +163,16 @@ func run(w io.Writer, linger time.Duration) error {
 
 	fmt.Fprintln(w, "A resets its connections; the same subchannel reconnects")
 	a.ResetConns()
-	if err := watch("A's lost connection", func(e subconn.Event) bool { return e.Key == a.Addr() && e.Kind == subconn.KindConnLost }); err != nil {
+	if err := watch("A's lost connection", func(e trace.Event) bool { return e.Key == a.Addr() && e.Kind == trace.KindConnLost }); err != nil {
 		return err
 	}
-	if err := watch("A's reconnection", func(e subconn.Event) bool { return e.Key == a.Addr() && e.State == "READY" }); err != nil {
+	if err := watch("A's reconnection", func(e trace.Event) bool { return e.Key == a.Addr() && e.State == "READY" }); err != nil {
 		return err
 	}
 
 	fmt.Fprintln(w, "B leaves the resolver's list")
 	r.UpdateState(endpoints(a))
-	if err := watch("B's destroy", func(e subconn.Event) bool { return e.Key == b.Addr() && e.Kind == subconn.KindDestroy }); err != nil {
+	if err := watch("B's destroy", func(e trace.Event) bool { return e.Key == b.Addr() && e.Kind == trace.KindDestroy }); err != nil {
 		return err
 	}
 
@@ -204,7 +205,7 @@ func run(w io.Writer, linger time.Duration) error {
 		return err
 	}
 	var view struct {
-		Subchannels []subconn.SubchannelInfo `json:"subchannels"`
+		Subchannels []trace.Subchannel `json:"subchannels"`
 	}
 	err = json.NewDecoder(resp.Body).Decode(&view)
 	resp.Body.Close()
@@ -219,7 +220,7 @@ func run(w io.Writer, linger time.Duration) error {
 	}
 	fmt.Fprintln(w, "client closes")
 	cc.Close()
-	if err := watch("A's destroy", func(e subconn.Event) bool { return e.Key == a.Addr() && e.Kind == subconn.KindDestroy }); err != nil {
+	if err := watch("A's destroy", func(e trace.Event) bool { return e.Key == a.Addr() && e.Kind == trace.KindDestroy }); err != nil {
 		return err
 	}
 	return nil

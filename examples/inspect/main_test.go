@@ -8,7 +8,7 @@ import (
 
 	"github.com/leakproof/leakproof/examples/internal/extest"
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
@@ -27,11 +27,11 @@ func TestWatchThroughTheAdminServiceShowsTheTrace(t *testing.T) {
 	// Every watched line is the event the process emitted with that seq,
 	// recorded independently of the admin service; the watch missed none
 	// of the channel's events and ends with its last destroy.
-	bySeq := map[uint64]subconn.Event{}
+	bySeq := map[uint64]trace.Event{}
 	for _, e := range events {
 		bySeq[e.Seq] = e
 	}
-	var watched []subconn.Event
+	var watched []trace.Event
 	for _, line := range extest.Lines(out, "  watch | ") {
 		text := strings.TrimPrefix(line, "  watch | ")
 		seq, err := strconv.ParseUint(strings.TrimPrefix(strings.Fields(text)[0], "seq="), 10, 64)
@@ -57,7 +57,7 @@ func TestWatchThroughTheAdminServiceShowsTheTrace(t *testing.T) {
 	if n != len(watched) {
 		t.Errorf("the watch printed %d events of %s, the process emitted %d", len(watched), target, n)
 	}
-	if last := watched[len(watched)-1]; last.Kind != subconn.KindDestroy {
+	if last := watched[len(watched)-1]; last.Kind != trace.KindDestroy {
 		t.Errorf("the watch ends with %v, want a destroy", last)
 	}
 	if created := extest.CheckReleased(t, events); created != 2 {

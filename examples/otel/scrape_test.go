@@ -14,6 +14,7 @@ import (
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/testbackend"
+	"github.com/leakproof/leakproof/trace"
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -240,7 +241,7 @@ func TestScrapeThroughFaults(t *testing.T) {
 	if n := b.ResetConns(); n != 1 {
 		t.Fatalf("reset %d connections on b, want 1", n)
 	}
-	rrState[connectionsLost] = map[string]float64{string(subconn.CauseReset): 1}
+	rrState[connectionsLost] = map[string]float64{string(trace.CauseReset): 1}
 	rrState[grpcDisconnects] = total(1)
 	rrState[grpcAttemptsOK] = total(3)
 	sc.wait("b's connection reset", map[string]state{rrTarget: rrState})
@@ -256,7 +257,7 @@ func TestScrapeThroughFaults(t *testing.T) {
 	pfState := state{
 		subchannelsOpen: total(1),
 		socketsOpen:     total(0),
-		connectionsLost: {string(subconn.CauseGoAway): 1},
+		connectionsLost: {string(trace.CauseGoAway): 1},
 		grpcOpenConns:   total(0),
 		grpcDisconnects: total(1),
 		grpcAttemptsOK:  total(1),

@@ -5,7 +5,7 @@ import (
 
 	"github.com/leakproof/leakproof/examples/internal/extest"
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
@@ -28,8 +28,8 @@ func TestOneSubchannelAndOneSocketPerBackendAllClosed(t *testing.T) {
 		t.Fatalf("%d subchannels created, want 3\n%s", n, extest.Format(events))
 	}
 	for _, e := range events {
-		if e.Kind == subconn.KindCreate {
-			if n := extest.Count(events, subconn.KindSocketOpen, e.Key); n != 1 {
+		if e.Kind == trace.KindCreate {
+			if n := extest.Count(events, trace.KindSocketOpen, e.Key); n != 1 {
 				t.Errorf("%d sockets opened to %s, want 1 (is subconn.Dialer installed?)", n, e.Key)
 			}
 		}

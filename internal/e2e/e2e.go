@@ -17,6 +17,7 @@ import (
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/testbackend"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -201,35 +202,35 @@ func (c *Client) WaitUnavailable(want string) {
 
 // A Recorder collects the refcount trace of one channel target.
 type Recorder struct {
-	sub    *subconn.Subscription
+	sub    *trace.Subscription
 	mu     sync.Mutex
-	events []subconn.Event
+	events []trace.Event
 }
 
 // Record starts recording the events of managers serving target.
 func Record(target string) *Recorder {
-	return &Recorder{sub: subconn.Subscribe(1<<16, func(e *subconn.Event) bool { return e.Target == target })}
+	return &Recorder{sub: trace.Subscribe(1<<16, func(e *trace.Event) bool { return e.Target == target })}
 }
 
 // Events returns the events recorded so far.
-func (r *Recorder) Events() []subconn.Event {
+func (r *Recorder) Events() []trace.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for {
 		select {
 		case e, ok := <-r.sub.C:
 			if !ok {
-				return append([]subconn.Event(nil), r.events...)
+				return append([]trace.Event(nil), r.events...)
 			}
 			r.events = append(r.events, e)
 		default:
-			return append([]subconn.Event(nil), r.events...)
+			return append([]trace.Event(nil), r.events...)
 		}
 	}
 }
 
 // Count returns how many recorded events are of kind (for key, if not "").
-func (r *Recorder) Count(kind subconn.Kind, key string) int {
+func (r *Recorder) Count(kind trace.Kind, key string) int {
 	n := 0
 	for _, e := range r.Events() {
 		if e.Kind == kind && (key == "" || e.Key == key) {
@@ -240,7 +241,7 @@ func (r *Recorder) Count(kind subconn.Kind, key string) int {
 }
 
 // WaitFor polls until cond holds for the recorded events.
-func (r *Recorder) WaitFor(t testing.TB, what string, cond func([]subconn.Event) bool) []subconn.Event {
+func (r *Recorder) WaitFor(t testing.TB, what string, cond func([]trace.Event) bool) []trace.Event {
 	t.Helper()
 	deadline := time.Now().Add(LongTimeout)
 	for {
@@ -265,7 +266,7 @@ func (r *Recorder) Close() {
 }
 
 // Format renders events one per line.
-func Format(events []subconn.Event) string {
+func Format(events []trace.Event) string {
 	s := ""
 	for _, e := range events {
 		s += e.String() + "\n"
@@ -275,16 +276,16 @@ func Format(events []subconn.Event) string {
 
 // CheckClean fails the test unless the recorded trace checks clean and every
 // created subchannel was destroyed. Call it after the channel closed.
-func (r *Recorder) CheckClean(t testing.TB) subconn.Report {
+func (r *Recorder) CheckClean(t testing.TB) trace.Report {
 	t.Helper()
-	var ev []subconn.Event
+	var ev []trace.Event
 	deadline := time.Now().Add(LongTimeout)
 	for {
 		ev = r.Events()
-		rep := subconn.CheckTrace(ev)
+		rep := trace.Check(ev)
 		created := 0
 		for _, e := range ev {
-			if e.Kind == subconn.KindCreate {
+			if e.Kind == trace.KindCreate {
 				created++
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/leakproof/leakproof/internal/e2e"
 	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
 )
@@ -49,10 +50,10 @@ func TestCoreIncident38871(t *testing.T) {
 			if err := bs[0].SetKeepalive(keepalive.ServerParameters{MaxConnectionAge: 100 * time.Millisecond, MaxConnectionAgeGrace: 50 * time.Millisecond}); err != nil {
 				t.Fatal(err)
 			}
-			cl.Trace.WaitFor(t, "a GOAWAY on the shared backend", func(ev []subconn.Event) bool {
+			cl.Trace.WaitFor(t, "a GOAWAY on the shared backend", func(ev []trace.Event) bool {
 				cl.EchoOK(context.Background())
 				for _, e := range ev {
-					if e.Kind == subconn.KindGoAway && e.Key == a {
+					if e.Kind == trace.KindGoAway && e.Key == a {
 						return true
 					}
 				}
@@ -64,9 +65,9 @@ func TestCoreIncident38871(t *testing.T) {
 			}
 			cl.WaitServed(a)
 			bs[0].ResetConns()
-			cl.Trace.WaitFor(t, "a lost connection on the shared backend", func(ev []subconn.Event) bool {
+			cl.Trace.WaitFor(t, "a lost connection on the shared backend", func(ev []trace.Event) bool {
 				for _, e := range ev {
-					if e.Kind == subconn.KindConnLost && e.Key == a {
+					if e.Kind == trace.KindConnLost && e.Key == a {
 						return true
 					}
 				}
@@ -84,9 +85,9 @@ func TestCoreIncident38871(t *testing.T) {
 					continue
 				}
 				switch e.Kind {
-				case subconn.KindSocketOpen:
+				case trace.KindSocketOpen:
 					opened++
-				case subconn.KindSocketClose:
+				case trace.KindSocketClose:
 					closed++
 				}
 			}

@@ -12,7 +12,7 @@ import (
 	"github.com/leakproof/leakproof/internal/leakypolicy"
 	"github.com/leakproof/leakproof/internal/xdsfixture"
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 	_ "google.golang.org/grpc/balancer/weightedroundrobin" // registers weighted_round_robin
 )
 
@@ -178,10 +178,10 @@ func TestGuardReclaimsUnderXDS(t *testing.T) {
 	if named := lines(rec.errs, "to backend "+c); len(named) != 0 {
 		t.Errorf("leaktest names %s under the guard: %s", c, named[0])
 	}
-	ev := cl.Trace.WaitFor(t, "destroy of the removed backend's subchannel", func(ev []subconn.Event) bool {
-		return slices.Contains(kindsOf(ev, c), subconn.KindDestroy)
+	ev := cl.Trace.WaitFor(t, "destroy of the removed backend's subchannel", func(ev []trace.Event) bool {
+		return slices.Contains(kindsOf(ev, c), trace.KindDestroy)
 	})
-	want := []subconn.Kind{subconn.KindCreate, subconn.KindRef, subconn.KindOrphan, subconn.KindUnref, subconn.KindShutdown, subconn.KindDestroy}
+	want := []trace.Kind{trace.KindCreate, trace.KindRef, trace.KindOrphan, trace.KindUnref, trace.KindShutdown, trace.KindDestroy}
 	if got := kindsOf(ev, c); !slices.Equal(got, want) {
 		t.Errorf("trace of %s: %v, want %v\n%s", c, got, want, e2e.Format(ev))
 	}
@@ -203,10 +203,10 @@ func TestGuardReclaimsUnderXDS(t *testing.T) {
 
 // kindsOf returns the ownership events of the subchannels to key, in
 // order (state changes and connects left out).
-func kindsOf(ev []subconn.Event, key string) []subconn.Kind {
-	var out []subconn.Kind
+func kindsOf(ev []trace.Event, key string) []trace.Kind {
+	var out []trace.Kind
 	for _, e := range ev {
-		if e.Key == key && e.Kind != subconn.KindState && e.Kind != subconn.KindConnect && e.Kind != subconn.KindSocketOpen && e.Kind != subconn.KindSocketClose {
+		if e.Key == key && e.Kind != trace.KindState && e.Kind != trace.KindConnect && e.Kind != trace.KindSocketOpen && e.Kind != trace.KindSocketClose {
 			out = append(out, e.Kind)
 		}
 	}
@@ -263,7 +263,7 @@ func TestGuardPriorityCache(t *testing.T) {
 		t.Errorf("%d sockets to the demoted priority-1 backend after it left EDS, measured 1 (grpc's child cache, not judged by the guard) when this was written", held)
 	}
 	for _, e := range cl.Trace.Events() {
-		if e.Kind == subconn.KindOrphan {
+		if e.Kind == trace.KindOrphan {
 			t.Errorf("the guard judged an orphan: %v (measured none when this was written: the cached child's guard never sees the push)", e)
 		}
 	}

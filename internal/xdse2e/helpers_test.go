@@ -15,6 +15,7 @@ import (
 	"github.com/leakproof/leakproof/internal/xdsfixture"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -169,7 +170,7 @@ func (c *client) served(n int) (map[string]int, []error) {
 func (c *client) created() map[string]int {
 	out := map[string]int{}
 	for _, e := range c.Trace.Events() {
-		if e.Kind == subconn.KindCreate {
+		if e.Kind == trace.KindCreate {
 			out[e.Key]++
 		}
 	}

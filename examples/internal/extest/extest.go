@@ -11,20 +11,20 @@ import (
 	"testing"
 
 	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 )
 
 // Run calls run (an example's main without the process) under leaktest, and
 // returns what it printed and every refcount event of the process while it
 // ran. The test fails if run returns an error.
-func Run(t *testing.T, run func(io.Writer) error) (string, []subconn.Event) {
+func Run(t *testing.T, run func(io.Writer) error) (string, []trace.Event) {
 	t.Helper()
 	t.Cleanup(leaktest.Check(t))
-	sub := subconn.Subscribe(1<<16, nil)
+	sub := trace.Subscribe(1<<16, nil)
 	var out bytes.Buffer
 	err := run(&out)
 	sub.Close()
-	var events []subconn.Event
+	var events []trace.Event
 	for e := range sub.C {
 		events = append(events, e)
 	}
@@ -60,7 +60,7 @@ func WantLines(t *testing.T, out string, want ...string) {
 }
 
 // Count returns how many events are of kind, for key if key is not "".
-func Count(events []subconn.Event, kind subconn.Kind, key string) int {
+func Count(events []trace.Event, kind trace.Kind, key string) int {
 	n := 0
 	for _, e := range events {
 		if e.Kind == kind && (key == "" || e.Key == key) {
@@ -73,21 +73,21 @@ func Count(events []subconn.Event, kind subconn.Kind, key string) int {
 // CheckReleased fails the test unless the trace checks clean, every
 // subchannel it created was destroyed and every socket it opened was closed.
 // It returns the number of subchannels created.
-func CheckReleased(t *testing.T, events []subconn.Event) int {
+func CheckReleased(t *testing.T, events []trace.Event) int {
 	t.Helper()
-	rep := subconn.CheckTrace(events)
-	created := Count(events, subconn.KindCreate, "")
+	rep := trace.Check(events)
+	created := Count(events, trace.KindCreate, "")
 	if !rep.Clean() || rep.Live != 0 || rep.Destroyed != created {
 		t.Fatalf("trace not clean: %d created, %d destroyed, %d live, problems %v\n%s", created, rep.Destroyed, rep.Live, rep.Problems, Format(events))
 	}
-	if o, c := Count(events, subconn.KindSocketOpen, ""), Count(events, subconn.KindSocketClose, ""); o != c {
+	if o, c := Count(events, trace.KindSocketOpen, ""), Count(events, trace.KindSocketClose, ""); o != c {
 		t.Fatalf("%d sockets opened, %d closed\n%s", o, c, Format(events))
 	}
 	return created
 }
 
 // Format renders events one per line.
-func Format(events []subconn.Event) string {
+func Format(events []trace.Event) string {
 	var b strings.Builder
 	for _, e := range events {
 		fmt.Fprintln(&b, e.String())

@@ -8,6 +8,7 @@ import (
 	"github.com/leakproof/leakproof/internal/e2e"
 	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 	_ "google.golang.org/grpc/balancer/ringhash"           // ring_hash_experimental
 	_ "google.golang.org/grpc/balancer/weightedroundrobin" // weighted_round_robin
 )
@@ -67,7 +68,7 @@ func TestParentsThatLookUpAddresses(t *testing.T) {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
-			if n := cl.Trace.Count(subconn.KindSocketOpen, ""); n == 0 {
+			if n := cl.Trace.Count(trace.KindSocketOpen, ""); n == 0 {
 				t.Fatalf("%s: no socket_open in the trace", name)
 			}
 			cl.CC.Close()

@@ -1,4 +1,4 @@
-package subconn
+package trace
 
 import (
 	"cmp"
@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/leakproof/leakproof/jsontime"
 )
 
 // ManagerState is one manager as the live check reads it: its recent
@@ -15,34 +17,17 @@ type ManagerState struct {
 	Target      string
 	Closed      bool
 	Stats       Stats
-	Subchannels []SubchannelInfo
+	Subchannels []Subchannel
 	Events      []Event // the manager's ring, oldest first
-}
-
-// Inspect reads m for CheckLive: the ring first, then the closed flag, then
-// the snapshot. Whatever the ring shows unfinished is either still in the
-// snapshot or has finished in between, so the check never mistakes the gap
-// between the two reads for a leak.
-func (m *Manager) Inspect() ManagerState {
-	ev := m.Trace()
-	closed := m.Closed()
-	return ManagerState{
-		ID:          m.ID(),
-		Target:      m.Target(),
-		Closed:      closed,
-		Stats:       m.Stats(),
-		Subchannels: m.Snapshot(),
-		Events:      ev,
-	}
 }
 
 // A LiveReport is the result of CheckLive.
 type LiveReport struct {
-	Problems      []Problem `json:"problems"`
-	Subchannels   int       `json:"subchannels"`    // subchannels in the snapshots
-	Draining      int       `json:"draining"`       // shut down less than the grace period ago
-	EventsChecked int       `json:"events_checked"` // events in the rings
-	GracePeriod   Duration  `json:"grace_period"`
+	Problems      []Problem         `json:"problems"`
+	Subchannels   int               `json:"subchannels"`    // subchannels in the snapshots
+	Draining      int               `json:"draining"`       // shut down less than the grace period ago
+	EventsChecked int               `json:"events_checked"` // events in the rings
+	GracePeriod   jsontime.Duration `json:"grace_period"`
 }
 
 // CheckLive is the leak check over running managers, read with Inspect, at
@@ -52,24 +37,24 @@ type LiveReport struct {
 // It reports, from the managers' state: subchannels shut down whose sockets
 // are still open after grace (or that were never destroyed), subchannels
 // released to zero but never shut down, and subchannels of closed managers
-// never shut down. From the rings, replayed by CheckTrace: unbalanced
+// never shut down. From the rings, replayed by Check: unbalanced
 // references, holders the manager had to release at Close, orphans (a child
 // policy under leakproof_guard held a subchannel after its address left the
 // resolver state), lifecycle events out of order, and subchannels destroyed
 // with sockets open. A ring holds the
-// latest events only; CheckTrace checks a subchannel whose create the ring
+// latest events only; Check checks a subchannel whose create the ring
 // dropped from its first event on, and the end-of-trace verdicts ("never
 // destroyed") are left to the live state, which is exact, so a partial
 // history yields no false positive.
 func CheckLive(now time.Time, grace time.Duration, ms []ManagerState) LiveReport {
-	res := LiveReport{GracePeriod: Duration(grace), Problems: []Problem{}}
+	res := LiveReport{GracePeriod: jsontime.Duration(grace), Problems: []Problem{}}
 	for _, m := range ms {
 		res.EventsChecked += len(m.Events)
 		res.Subchannels += len(m.Subchannels)
-		add := func(si SubchannelInfo, kind ProblemKind, since time.Duration, format string, args ...any) {
+		add := func(si Subchannel, kind ProblemKind, since time.Duration, format string, args ...any) {
 			res.Problems = append(res.Problems, Problem{
 				Kind: kind, Manager: m.ID, Target: m.Target, Subchannel: si.ID, Key: si.Key,
-				Message: fmt.Sprintf(format, args...), SinceShutdown: Duration(since),
+				Message: fmt.Sprintf(format, args...), SinceShutdown: jsontime.Duration(since),
 				Events: evidence(m.Events, si.ID),
 			})
 		}
@@ -105,7 +90,7 @@ func CheckLive(now time.Time, grace time.Duration, ms []ManagerState) LiveReport
 				destroyed[e.Subchannel] = true
 			}
 		}
-		rep := CheckTrace(m.Events)
+		rep := Check(m.Events)
 		for _, p := range rep.Orphans { // a child policy's bug, caught by the manager
 			p.Manager, p.Target = m.ID, m.Target
 			res.Problems = append(res.Problems, p)
@@ -124,4 +109,47 @@ func CheckLive(now time.Time, grace time.Duration, ms []ManagerState) LiveReport
 		return cmp.Or(cmp.Compare(a.Manager, b.Manager), cmp.Compare(a.Subchannel, b.Subchannel))
 	})
 	return res
+}
+
+// Subchannel describes one subchannel that has not been destroyed.
+type Subchannel struct {
+	ID              uint64            `json:"id"`
+	Manager         uint64            `json:"manager"`
+	Target          string            `json:"target"`
+	Key             string            `json:"key"`
+	State           string            `json:"state"`
+	Refs            int               `json:"refs"`
+	Holders         []string          `json:"holders"` // one entry per reference
+	Sockets         []Socket          `json:"sockets"`
+	Dialing         int               `json:"dialing,omitempty"`
+	Created         time.Time         `json:"created"`
+	Age             jsontime.Duration `json:"age"`
+	Shutdown        bool              `json:"shutdown"`
+	ShutdownAt      time.Time         `json:"shutdown_at,omitzero"`
+	ConnectionsLost int               `json:"connections_lost"`
+	LastLoss        string            `json:"last_loss,omitempty"`
+}
+
+// Socket describes one socket a subchannel owns.
+type Socket struct {
+	ID     uint64    `json:"id"`
+	Local  string    `json:"local"`
+	Remote string    `json:"remote"`
+	Opened time.Time `json:"opened"`
+	GoAway bool      `json:"goaway,omitempty"` // the server sent GOAWAY on it
+}
+
+// Stats counts what a manager has done since it was built.
+type Stats struct {
+	Created         uint64           // subchannels created (NewSubConn)
+	Shutdowns       uint64           // Shutdown calls (one per subchannel)
+	Destroyed       uint64           // subchannels fully released (destroy)
+	Refs            uint64           // references taken
+	Unrefs          uint64           // references dropped (including leaks)
+	Leaks           uint64           // references force-dropped by Close
+	SocketsOpened   uint64           // sockets opened through Dialer
+	SocketsClosed   uint64           // sockets closed
+	DrainTimeouts   uint64           // subchannels whose sockets were force-closed
+	Orphans         uint64           // references held after their address left the resolver state
+	ConnectionsLost map[Cause]uint64 // READY→IDLE transitions by cause
 }

@@ -1,4 +1,4 @@
-package subconn
+package trace
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 
 // TestTraceCheckerAgreesWithCheckTrace feeds a trace with every kind of
 // problem to the incremental checker, one manager's events at a time, and
-// compares its report with CheckTrace over the whole trace.
+// compares its report with Check over the whole trace.
 func TestTraceCheckerAgreesWithCheckTrace(t *testing.T) {
 	var seq uint64
 	ev := func(m, sc uint64, kind Kind, before, after int, holder string) Event {
@@ -39,13 +39,13 @@ func TestTraceCheckerAgreesWithCheckTrace(t *testing.T) {
 	all = append(all, ev(2, 0, KindManagerOpen, 0, 0, ""), ev(2, 6, KindCreate, 0, 0, ""), ev(2, 6, KindRef, 0, 1, "h"))
 	all = append(all, life(2, 7)...)
 
-	c := NewTraceChecker()
+	c := NewChecker()
 	for _, e := range all {
 		c.Add(e)
 	}
-	got, want := c.Report(), CheckTrace(all)
+	got, want := c.Report(), Check(all)
 	if got.Events != want.Events || got.Subchannels != want.Subchannels || got.Destroyed != want.Destroyed || got.Live != want.Live {
-		t.Errorf("incremental: %d events, %d subchannels, %d destroyed, %d live; CheckTrace: %d, %d, %d, %d",
+		t.Errorf("incremental: %d events, %d subchannels, %d destroyed, %d live; Check: %d, %d, %d, %d",
 			got.Events, got.Subchannels, got.Destroyed, got.Live, want.Events, want.Subchannels, want.Destroyed, want.Live)
 	}
 	key := func(ps []Problem) []string {
@@ -78,7 +78,7 @@ func TestTraceCheckerStaysBounded(t *testing.T) {
 		seq++
 		return Event{Seq: seq, Manager: m, Subchannel: sc, Key: "127.0.0.1:1", Kind: kind, RefsBefore: before, RefsAfter: after, Holder: "h"}
 	}
-	c := NewTraceChecker()
+	c := NewChecker()
 	const managers, perManager = 2000, 20
 	sc := uint64(0)
 	for m := uint64(1); m <= managers; m++ {
@@ -94,8 +94,8 @@ func TestTraceCheckerStaysBounded(t *testing.T) {
 			c.Add(ev(m, s, KindDestroy, 0, 0))
 		}
 	}
-	if n := len(c.destroyed); n > DestroyedWindow {
-		t.Errorf("%d destroyed subchannels remembered, want at most %d", n, DestroyedWindow)
+	if n := len(c.destroyed); n > destroyedWindow {
+		t.Errorf("%d destroyed subchannels remembered, want at most %d", n, destroyedWindow)
 	}
 	if len(c.closed) != 0 || len(c.perMgr) != 0 || len(c.open) != 0 {
 		t.Errorf("kept %d closed managers, %d manager counts, %d open subchannels after every subchannel was destroyed", len(c.closed), len(c.perMgr), len(c.open))

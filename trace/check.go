@@ -1,64 +1,20 @@
-package subconn
+package trace
 
 import (
-	"bufio"
-	"bytes"
 	"cmp"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/leakproof/leakproof/jsontime"
 )
-
-// A TraceError is a line of a JSON-lines trace that could not be read.
-type TraceError struct {
-	Line int   // 1-based
-	Err  error // what was wrong
-}
-
-func (e *TraceError) Error() string { return fmt.Sprintf("trace line %d: %v", e.Line, e.Err) }
-
-func (e *TraceError) Unwrap() error { return e.Err }
-
-// maxTraceLine bounds one line of a trace; longer lines are an error.
-const maxTraceLine = 1 << 20
-
-// ReadTrace reads a JSON-lines trace (the format of Event). Blank lines are
-// skipped. A malformed or truncated line is a *TraceError naming its line.
-func ReadTrace(r io.Reader) ([]Event, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), maxTraceLine)
-	var out []Event
-	line := 0
-	for sc.Scan() {
-		line++
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
-			continue
-		}
-		var e Event
-		if err := json.Unmarshal(b, &e); err != nil {
-			return out, &TraceError{Line: line, Err: err}
-		}
-		if e.Kind == "" || e.Seq == 0 {
-			return out, &TraceError{Line: line, Err: errors.New(`not a trace event: "seq" and "event" are required`)}
-		}
-		out = append(out, e)
-	}
-	if err := sc.Err(); err != nil {
-		return out, &TraceError{Line: line + 1, Err: err}
-	}
-	return out, nil
-}
 
 // ProblemKind classifies a Problem.
 type ProblemKind string
 
-// The problems CheckTrace reports.
+// The problems Check reports.
 const (
 	ProblemLeak       ProblemKind = "leak"        // a subchannel that should have been destroyed was not
 	ProblemHolderLeak ProblemKind = "holder_leak" // a holder never released; the manager forced it at Close
@@ -67,7 +23,7 @@ const (
 )
 
 // The problems CheckLive finds in the managers' state, besides those
-// CheckTrace finds in their rings.
+// Check finds in their rings.
 const (
 	ProblemSocketsOpen        ProblemKind = "sockets_open_after_shutdown" // shut down past the grace period, sockets still open
 	ProblemNotDestroyed       ProblemKind = "shut_down_not_destroyed"     // shut down past the grace period, no socket, no destroy
@@ -86,8 +42,8 @@ type Problem struct {
 	Message    string      `json:"message"`
 	// SinceShutdown is how long ago the subchannel was shut down, for the
 	// live problems of a shut-down subchannel (CheckLive).
-	SinceShutdown Duration `json:"since_shutdown,omitempty"`
-	Events        []Event  `json:"events"`
+	SinceShutdown jsontime.Duration `json:"since_shutdown,omitempty"`
+	Events        []Event           `json:"events"`
 }
 
 // String renders p on one line, without its events.
@@ -159,13 +115,13 @@ func (s *scReplay) note(e Event) {
 	s.history = append(s.history, e)
 }
 
-// CheckTrace replays a trace and names every leaked subchannel and every
+// Check replays a trace and names every leaked subchannel and every
 // unbalanced reference, with the events that show it. A subchannel is leaked
 // if it has no destroy after its last reference was dropped, after Shutdown,
 // or after its manager closed. Subchannels still held by a manager that had
 // not closed when the trace ends are live, not leaked. A trace that starts
 // mid-life (no create) is checked from its first event.
-func CheckTrace(events []Event) Report {
+func Check(events []Event) Report {
 	events = slices.Clone(events)
 	sort.SliceStable(events, func(i, j int) bool { return events[i].Seq < events[j].Seq })
 	rep := Report{Events: len(events)}
@@ -288,19 +244,19 @@ func CheckTrace(events []Event) Report {
 }
 
 // openSockets lists the sockets of socket_open events by id.
-func openSockets(m map[uint64]Event) []SocketInfo {
-	out := make([]SocketInfo, 0, len(m))
+func openSockets(m map[uint64]Event) []Socket {
+	out := make([]Socket, 0, len(m))
 	for _, e := range m {
-		out = append(out, SocketInfo{ID: e.Socket.ID, Local: e.Socket.Local, Remote: e.Socket.Remote, Opened: e.Time})
+		out = append(out, Socket{ID: e.Socket.ID, Local: e.Socket.Local, Remote: e.Socket.Remote, Opened: e.Time})
 	}
-	slices.SortFunc(out, func(a, b SocketInfo) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b Socket) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
 // socketList names sockets as evidence: "socket 3 local->remote", with how
 // long each has been open at now unless now is zero, and "(goaway)" if the
 // server sent GOAWAY on it.
-func socketList(now time.Time, socks []SocketInfo) string {
+func socketList(now time.Time, socks []Socket) string {
 	parts := make([]string, 0, len(socks))
 	for _, s := range socks {
 		p := fmt.Sprintf("socket %d %s->%s", s.ID, s.Local, s.Remote)
@@ -314,3 +270,7 @@ func socketList(now time.Time, socks []SocketInfo) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// ProblemOrphan classifies an orphan event found by Check (in
+// Report.Orphans): a bug in the policy that held the subchannel.
+const ProblemOrphan ProblemKind = "orphan"

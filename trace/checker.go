@@ -1,4 +1,4 @@
-package subconn
+package trace
 
 import (
 	"fmt"
@@ -6,25 +6,25 @@ import (
 	"sync"
 )
 
-// A TraceChecker is CheckTrace for a trace too long to keep: feed it events
+// A Checker is Check for a trace too long to keep: feed it events
 // as they come (from a Subscription, say) and ask for the Report at any
 // time. Each subchannel's events are kept until its destroy, checked then
-// and dropped. CheckTrace judges every subchannel on its own events
+// and dropped. Check judges every subchannel on its own events
 // (manager close events matter only for subchannels never destroyed), so
 // the merged report is the report of the whole trace.
 //
 // Its memory stays bounded however long it is fed: a manager's close event
 // is kept only while that manager has subchannels not yet destroyed, and an
-// event after a destroy is caught for the latest DestroyedWindow destroyed
+// event after a destroy is caught for the latest destroyedWindow destroyed
 // subchannels (such an event comes within milliseconds of the destroy: a
 // dial racing a Shutdown, say).
 //
-// A TraceChecker is safe for concurrent use.
-type TraceChecker struct {
+// A Checker is safe for concurrent use.
+type Checker struct {
 	mu        sync.Mutex
 	open      map[uint64][]Event // subchannel → its events so far
 	destroyed map[uint64]bool    // recently destroyed subchannels → no event seen after
-	recent    []uint64           // destroyed ids in destroy order, a ring of DestroyedWindow
+	recent    []uint64           // destroyed ids in destroy order, a ring of destroyedWindow
 	next      int                // where recent's next id goes
 	perMgr    map[uint64]int     // manager → its subchannels not yet destroyed
 	closed    map[uint64]Event   // manager_close of managers in perMgr
@@ -32,13 +32,13 @@ type TraceChecker struct {
 	events    int
 }
 
-// DestroyedWindow is how many destroyed subchannels a TraceChecker
+// destroyedWindow is how many destroyed subchannels a Checker
 // remembers, to report an event that comes after a destroy.
-const DestroyedWindow = 1 << 14
+const destroyedWindow = 1 << 14
 
-// NewTraceChecker returns an empty checker.
-func NewTraceChecker() *TraceChecker {
-	return &TraceChecker{
+// NewChecker returns an empty checker.
+func NewChecker() *Checker {
+	return &Checker{
 		open:      map[uint64][]Event{},
 		destroyed: map[uint64]bool{},
 		perMgr:    map[uint64]int{},
@@ -48,7 +48,7 @@ func NewTraceChecker() *TraceChecker {
 
 // Add takes the next event. The events of one manager must come in seq
 // order, as a Subscription delivers them.
-func (c *TraceChecker) Add(e Event) {
+func (c *Checker) Add(e Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.events++
@@ -59,7 +59,7 @@ func (c *TraceChecker) Add(e Event) {
 		return
 	}
 	if c.destroyed[e.Subchannel] {
-		// CheckTrace reports the first event after a destroy.
+		// Check reports the first event after a destroy.
 		c.destroyed[e.Subchannel] = false
 		c.rep.Problems = append(c.rep.Problems, Problem{
 			Kind: ProblemInvalid, Manager: e.Manager, Target: e.Target, Subchannel: e.Subchannel, Key: e.Key,
@@ -86,25 +86,25 @@ func (c *TraceChecker) Add(e Event) {
 		delete(c.perMgr, e.Manager)
 		delete(c.closed, e.Manager)
 	}
-	c.rep.merge(CheckTrace(evs))
+	c.rep.merge(Check(evs))
 }
 
 // rememberDestroyedLocked notes id as destroyed, forgetting the oldest
-// beyond DestroyedWindow. Caller must hold c.mu.
-func (c *TraceChecker) rememberDestroyedLocked(id uint64) {
-	if len(c.recent) < DestroyedWindow {
+// beyond destroyedWindow. Caller must hold c.mu.
+func (c *Checker) rememberDestroyedLocked(id uint64) {
+	if len(c.recent) < destroyedWindow {
 		c.recent = append(c.recent, id)
 	} else {
 		delete(c.destroyed, c.recent[c.next])
 		c.recent[c.next] = id
-		c.next = (c.next + 1) % DestroyedWindow
+		c.next = (c.next + 1) % destroyedWindow
 	}
 	c.destroyed[id] = true
 }
 
 // Report checks what is still open and returns the report of the whole
 // trace so far. It does not change the checker.
-func (c *TraceChecker) Report() Report {
+func (c *Checker) Report() Report {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var rest []Event
@@ -117,7 +117,7 @@ func (c *TraceChecker) Report() Report {
 	out := c.rep
 	out.Problems = slices.Clone(c.rep.Problems)
 	out.Events = c.events
-	out.merge(CheckTrace(rest))
+	out.merge(Check(rest))
 	return out
 }
 

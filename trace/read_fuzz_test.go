@@ -1,4 +1,4 @@
-package subconn
+package trace
 
 import (
 	"bytes"
@@ -9,10 +9,10 @@ import (
 	"testing"
 )
 
-// FuzzReadTrace feeds arbitrary bytes to ReadTrace and CheckTrace. Bad input
-// is a *TraceError naming a line of the input, with the events of the lines
+// FuzzReadTrace feeds arbitrary bytes to Read and Check. Bad input
+// is a *ReadError naming a line of the input, with the events of the lines
 // before it; whatever is read writes back as a trace that reads the same;
-// and CheckTrace's report adds up. Nothing panics.
+// and Check's report adds up. Nothing panics.
 func FuzzReadTrace(f *testing.F) {
 	good := `{"seq":1,"time":"2026-11-22T10:00:00.000000001Z","manager":1,"target":"dns:///svc:443","subchannel":7,"key":"127.0.0.1:50051","event":"create","refs_before":0,"refs_after":0}`
 	for _, s := range []string{
@@ -34,12 +34,12 @@ func FuzzReadTrace(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		events, err := ReadTrace(bytes.NewReader(data))
+		events, err := Read(bytes.NewReader(data))
 		lines := bytes.Count(data, []byte("\n")) + 1
 		if err != nil {
-			var te *TraceError
+			var te *ReadError
 			if !errors.As(err, &te) || te.Line < 1 || te.Line > lines+1 || te.Err == nil {
-				t.Fatalf("error %v: want a *TraceError naming a line of the input (%d lines)", err, lines)
+				t.Fatalf("error %v: want a *ReadError naming a line of the input (%d lines)", err, lines)
 			}
 			if !strings.HasPrefix(err.Error(), fmt.Sprintf("trace line %d: ", te.Line)) {
 				t.Fatalf("error message %q", err)
@@ -63,7 +63,7 @@ func FuzzReadTrace(f *testing.F) {
 			}
 		}
 		first := bytes.Clone(buf.Bytes())
-		again, err := ReadTrace(&buf)
+		again, err := Read(&buf)
 		if err != nil || len(again) != len(events) {
 			t.Fatalf("written back, the trace reads as %d events, %v; want %d", len(again), err, len(events))
 		}
@@ -75,7 +75,7 @@ func FuzzReadTrace(f *testing.F) {
 			t.Fatalf("trace changes on a second round trip:\n%s\n%s", first, buf.Bytes())
 		}
 
-		rep := CheckTrace(events)
+		rep := Check(events)
 		if rep.Events != len(events) || rep.Destroyed > rep.Subchannels || rep.Live > rep.Subchannels {
 			t.Fatalf("report does not add up: %+v", rep)
 		}

@@ -1,0 +1,101 @@
+package trace
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// The process-wide event hub. Every manager publishes to it; subscribers
+// filter. Publishing never blocks: a subscriber whose buffer is full is
+// dropped and its channel closed.
+var hub struct {
+	nsubs   atomic.Int32 // fast path: zero means nobody listens
+	mu      sync.RWMutex // held for reading while sending, for writing to close
+	subs    []*Subscription
+	dropped atomic.Uint64 // subscriptions dropped for falling behind
+}
+
+// A Subscription receives the events of every manager in the process, or of
+// those its filter accepts, on C. Publishers never wait for a subscriber: if
+// C's buffer is full, the subscription is dropped, Dropped reports true and
+// C is closed.
+type Subscription struct {
+	// C delivers events in seq order per manager. It is closed by Close or
+	// when the subscription is dropped.
+	C <-chan Event
+
+	c       chan Event
+	filter  func(*Event) bool
+	dropped atomic.Bool
+	closed  atomic.Bool
+	once    sync.Once
+}
+
+// Subscribe starts a subscription with a buffer of buf events (at least 1).
+// filter may be nil (every event) and must be fast and must not call into
+// a Manager. Call Close when done.
+func Subscribe(buf int, filter func(*Event) bool) *Subscription {
+	if buf < 1 {
+		buf = 1
+	}
+	c := make(chan Event, buf)
+	s := &Subscription{C: c, c: c, filter: filter}
+	hub.mu.Lock()
+	hub.subs = append(hub.subs, s)
+	hub.nsubs.Store(int32(len(hub.subs)))
+	hub.mu.Unlock()
+	return s
+}
+
+// Dropped reports whether the subscription was dropped because its buffer
+// was full: events after that point were not delivered.
+func (s *Subscription) Dropped() bool { return s.dropped.Load() }
+
+// Close ends the subscription and closes C. Events already buffered stay
+// readable. Close is safe to call more than once.
+func (s *Subscription) Close() {
+	s.closed.Store(true)
+	s.once.Do(func() {
+		hub.mu.Lock()
+		for i, x := range hub.subs {
+			if x == s {
+				hub.subs = append(hub.subs[:i:i], hub.subs[i+1:]...)
+				break
+			}
+		}
+		hub.nsubs.Store(int32(len(hub.subs)))
+		close(s.c)
+		hub.mu.Unlock()
+	})
+}
+
+// DroppedSubscriptions returns how many subscriptions in this process have
+// been dropped for falling behind.
+func DroppedSubscriptions() uint64 { return hub.dropped.Load() }
+
+// Publish sends e to every subscription whose filter accepts it, without
+// waiting: a subscription whose buffer is full is dropped. subconn's managers
+// publish their events here; e is passed by value so that an event built for
+// a ring alone does not escape to the heap.
+func Publish(e Event) {
+	hub.mu.RLock()
+	for _, s := range hub.subs {
+		if s.closed.Load() || (s.filter != nil && !s.filter(&e)) {
+			continue
+		}
+		select {
+		case s.c <- e:
+		default:
+			if s.dropped.CompareAndSwap(false, true) {
+				hub.dropped.Add(1)
+				s.closed.Store(true)
+				go s.Close() // needs hub.mu for writing
+			}
+		}
+	}
+	hub.mu.RUnlock()
+}
+
+// Listening reports whether any subscription is open, so that a source can
+// skip building events nobody reads.
+func Listening() bool { return hub.nsubs.Load() > 0 }

@@ -1,0 +1,9 @@
+package trace
+
+import (
+	"testing"
+
+	"github.com/leakproof/leakproof/leaktest"
+)
+
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }

@@ -1,0 +1,70 @@
+package trace
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// A Writer writes the events of every manager as JSON lines. Create it
+// with NewWriter before the channels whose trace you want, and Close it
+// after they have closed.
+type Writer struct {
+	sub  *Subscription
+	done chan struct{}
+	err  error // set by the writer goroutine before done is closed
+}
+
+// ErrDropped is returned by Writer.Close when the writer fell so far
+// behind that events were lost: the trace is incomplete.
+var ErrDropped = errors.New("trace: writer fell behind and was dropped; the trace is incomplete")
+
+// NewWriter starts writing every event (or those filter accepts) to w as
+// JSON lines, buffering up to buf events (65536 if buf <= 0) ahead of w.
+func NewWriter(w io.Writer, buf int, filter func(*Event) bool) *Writer {
+	if buf <= 0 {
+		buf = 1 << 16
+	}
+	tw := &Writer{sub: Subscribe(buf, filter), done: make(chan struct{})}
+	go tw.run(w)
+	return tw
+}
+
+func (tw *Writer) run(w io.Writer) {
+	defer close(tw.done)
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	for e := range tw.sub.C {
+		if tw.err != nil {
+			continue // drain
+		}
+		if err := enc.Encode(e); err != nil {
+			tw.err = fmt.Errorf("trace: writing: %w", err)
+			continue
+		}
+		if len(tw.sub.C) == 0 {
+			if err := bw.Flush(); err != nil {
+				tw.err = fmt.Errorf("trace: writing: %w", err)
+			}
+		}
+	}
+	if err := bw.Flush(); err != nil && tw.err == nil {
+		tw.err = fmt.Errorf("trace: writing: %w", err)
+	}
+}
+
+// Close stops the writer after writing every event already received, and
+// returns the first write error, or ErrDropped if events were lost.
+func (tw *Writer) Close() error {
+	tw.sub.Close()
+	<-tw.done
+	if tw.err != nil {
+		return tw.err
+	}
+	if tw.sub.Dropped() {
+		return ErrDropped
+	}
+	return nil
+}
