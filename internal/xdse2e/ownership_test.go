@@ -15,6 +15,7 @@ import (
 	"github.com/leakproof/leakproof/leaktest"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	estats "google.golang.org/grpc/experimental/stats"
 	"google.golang.org/grpc/stats"
@@ -146,7 +147,7 @@ func TestSocketsOwnedUnderXDS(t *testing.T) {
 			waitAcked(t, srv, xdsfixture.EndpointType, v)
 
 			for _, addr := range []string{a, b} {
-				if n := c.Trace.Count(subconn.KindSocketOpen, addr); n == 0 {
+				if n := c.Trace.Count(trace.KindSocketOpen, addr); n == 0 {
 					t.Errorf("no socket_open for %s in the trace:\n%s", addr, e2e.Format(c.Trace.Events()))
 				}
 			}
@@ -179,32 +180,32 @@ func TestSocketsOwnedUnderXDS(t *testing.T) {
 				t.Fatalf("held stream on %s still open %v after the removal (drainTimeout %v)", b, drain+5*time.Second, drain)
 			}
 			e2e.WaitSockets(t, b, 0, e2e.LongTimeout)
-			evs := c.Trace.WaitFor(t, "destroy of "+b, func(evs []subconn.Event) bool {
+			evs := c.Trace.WaitFor(t, "destroy of "+b, func(evs []trace.Event) bool {
 				for _, e := range evs {
-					if e.Kind == subconn.KindDestroy && e.Key == b {
+					if e.Kind == trace.KindDestroy && e.Key == b {
 						return true
 					}
 				}
 				return false
 			})
-			var order []subconn.Kind
+			var order []trace.Kind
 			var shutAt, drainAt time.Time
 			for _, e := range evs {
 				if e.Key != b {
 					continue
 				}
 				switch e.Kind {
-				case subconn.KindShutdown:
+				case trace.KindShutdown:
 					shutAt = e.Time
 					order = append(order, e.Kind)
-				case subconn.KindDrainTimeout:
+				case trace.KindDrainTimeout:
 					drainAt = e.Time
 					order = append(order, e.Kind)
-				case subconn.KindSocketClose, subconn.KindDestroy:
+				case trace.KindSocketClose, trace.KindDestroy:
 					order = append(order, e.Kind)
 				}
 			}
-			want := []subconn.Kind{subconn.KindShutdown, subconn.KindDrainTimeout, subconn.KindSocketClose, subconn.KindDestroy}
+			want := []trace.Kind{trace.KindShutdown, trace.KindDrainTimeout, trace.KindSocketClose, trace.KindDestroy}
 			if fmt.Sprint(order) != fmt.Sprint(want) {
 				t.Errorf("events of %s: %v, want %v:\n%s", b, order, want, e2e.Format(evs))
 			}
@@ -222,11 +223,11 @@ func TestSocketsOwnedUnderXDS(t *testing.T) {
 			if n := bs[0].ResetConns(); n != 1 {
 				t.Fatalf("reset %d connections of %s, want 1", n, a)
 			}
-			c.Trace.WaitFor(t, "conn_lost of "+a, func(evs []subconn.Event) bool {
+			c.Trace.WaitFor(t, "conn_lost of "+a, func(evs []trace.Event) bool {
 				for _, e := range evs {
-					if e.Kind == subconn.KindConnLost && e.Key == a {
-						if e.Cause != subconn.CauseReset {
-							t.Errorf("conn_lost of %s: cause %q (%s), want %q", a, e.Cause, e.Reason, subconn.CauseReset)
+					if e.Kind == trace.KindConnLost && e.Key == a {
+						if e.Cause != trace.CauseReset {
+							t.Errorf("conn_lost of %s: cause %q (%s), want %q", a, e.Cause, e.Reason, trace.CauseReset)
 						}
 						return true
 					}
@@ -234,7 +235,7 @@ func TestSocketsOwnedUnderXDS(t *testing.T) {
 				return false
 			})
 			lost := rec.series(subconn.MetricConnectionsLost)
-			if lost[strings.Join([]string{c.Target, string(subconn.CauseReset), cluster, locality}, " | ")] != 1 {
+			if lost[strings.Join([]string{c.Target, string(trace.CauseReset), cluster, locality}, " | ")] != 1 {
 				t.Errorf("connections_lost %v, want 1 reset labelled with %s", lost, cluster)
 			}
 			c.waitServed(a)
