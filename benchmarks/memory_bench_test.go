@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leakproof/leakproof/internal/e2e"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
 	"github.com/leakproof/leakproof/subconn"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/balancer"

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/leakproof/leakproof/internal/e2e"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/testbackend"

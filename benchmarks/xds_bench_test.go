@@ -11,7 +11,7 @@ import (
 	"time"
 
 	lproundrobin "github.com/leakproof/leakproof/balancer/roundrobin"
-	"github.com/leakproof/leakproof/internal/xdsfixture"
+	"github.com/leakproof/leakproof/internal/xdsplane"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
@@ -73,7 +73,7 @@ func edsAddrs(n, pct, gen int) []string {
 }
 
 func benchXDSChurn(b *testing.B, child, childCfg string, n, pct int) {
-	srv, err := xdsfixture.Start(xdsfixture.Options{Logf: b.Logf})
+	srv, err := xdsplane.Start(xdsplane.Options{Logf: b.Logf})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -88,9 +88,9 @@ func benchXDSChurn(b *testing.B, child, childCfg string, n, pct int) {
 	defer countRegistry.remove(statsID)
 	cfg := fmt.Sprintf(`{"stats":%d,"child":%q,"config":%s}`, statsID, child, childCfg)
 	lists := [2][]string{edsAddrs(n, pct, 0), edsAddrs(n, pct, 1)}
-	res := func(g int) xdsfixture.Resources {
-		r, err := xdsfixture.Service("bench", "c", xdsfixture.ClusterSpec{Name: "c", Policy: xdsfixture.Policy{Name: countName, Config: cfg},
-			Localities: []xdsfixture.Locality{{Name: "z", Endpoints: lists[g]}}})
+	res := func(g int) xdsplane.Resources {
+		r, err := xdsplane.Service("bench", "c", xdsplane.ClusterSpec{Name: "c", Policy: xdsplane.Policy{Name: countName, Config: cfg},
+			Localities: []xdsplane.Locality{{Name: "z", Endpoints: lists[g]}}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -123,7 +123,7 @@ func benchXDSChurn(b *testing.B, child, childCfg string, n, pct int) {
 		for stats.created.Load() < created || stats.ready.Load() != int64(n) {
 			if time.Now().After(deadline) {
 				b.Fatalf("not READY on the new assignment: created %d (want %d), READY %d (want %d); accepted LDS %q RDS %q CDS %q EDS %q, NACKs %v, channel %v",
-					stats.created.Load(), created, stats.ready.Load(), n, srv.Acked(xdsfixture.ListenerType), srv.Acked(xdsfixture.RouteType), srv.Acked(xdsfixture.ClusterType), srv.Acked(xdsfixture.EndpointType), srv.NACKs(), cc.GetState())
+					stats.created.Load(), created, stats.ready.Load(), n, srv.Acked(xdsplane.ListenerType), srv.Acked(xdsplane.RouteType), srv.Acked(xdsplane.ClusterType), srv.Acked(xdsplane.EndpointType), srv.NACKs(), cc.GetState())
 			}
 			time.Sleep(100 * time.Microsecond)
 		}

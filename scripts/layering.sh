@@ -8,16 +8,20 @@
 #   0  internal/sockowner, internal/procfs, internal/channelzview, jsontime
 #      (shared by the layers above)
 #   1  trace (the refcount trace and the leak checker)
-#   2  subconn, leaktest, proto/..., internal/leakypolicy, internal/dnsserver
-#   3  internal/policy, testbackend, internal/xdsfixture, internal/leakzoo
+#   2  subconn, leaktest, proto/..., internal/dnsserver, internal/testing/leakypolicy
+#   3  internal/policy, testbackend, internal/xdsplane, internal/testing/leakzoo
 #   4  balancer/...
 #   5  admin, soak
-#   6  cmd/..., examples/..., benchmarks, internal/e2e/..., internal/xdse2e,
-#      scripts/... (programs)
+#   6  cmd/..., examples/..., benchmarks, internal/testing/e2e/...,
+#      internal/testing/xdse2e, scripts/... (programs)
 #
 # So the trace never sees a manager, leaktest never sees a policy, the soak,
 # admin or the proto, and the soak and the CLI sit at the top. A package
 # missing from the table fails the check: give it a layer here when you add it.
+#
+# internal/testing/... holds what only tests use (fixtures, the leaky
+# policies, end-to-end suites); the rest of internal/ ships. Only a package
+# under internal/testing may import one there.
 #
 # Only the packages' own imports count, not their tests': a test may use
 # anything (subconn's tests start testbackend servers).
@@ -30,11 +34,11 @@ layer() {
   case "$1" in
     internal/sockowner | internal/procfs | internal/channelzview | jsontime) echo 0 ;;
     trace) echo 1 ;;
-    subconn | leaktest | proto/* | internal/leakypolicy | internal/dnsserver) echo 2 ;;
-    internal/policy | testbackend | internal/xdsfixture | internal/leakzoo) echo 3 ;;
+    subconn | leaktest | proto/* | internal/dnsserver | internal/testing/leakypolicy) echo 2 ;;
+    internal/policy | testbackend | internal/xdsplane | internal/testing/leakzoo) echo 3 ;;
     balancer/*) echo 4 ;;
     admin | soak) echo 5 ;;
-    cmd/* | examples/* | benchmarks | internal/e2e | internal/e2e/* | internal/xdse2e | scripts/*) echo 6 ;;
+    cmd/* | examples/* | benchmarks | internal/testing/e2e | internal/testing/e2e/* | internal/testing/xdse2e | scripts/*) echo 6 ;;
     *) echo "" ;;
   esac
 }
@@ -55,6 +59,9 @@ while read -r pkg imports; do
     lt=$(layer "$to")
     if [ -z "$lt" ]; then
       echo "layering: $to (imported by $from) has no layer; add it to scripts/layering.sh"
+      fail=1
+    elif [[ "$to" == internal/testing/* && "$from" != internal/testing/* ]]; then
+      echo "layering: $from imports $to: only tests and internal/testing may use what is under internal/testing"
       fail=1
     elif [ "$lt" -gt "$lf" ] || { [ "$lt" -eq "$lf" ] && [ "$lf" -ne "$top" ]; }; then
       echo "layering: $from (layer $lf) imports $to (layer $lt): arrows must point down"

@@ -11,7 +11,7 @@ import (
 
 	"github.com/leakproof/leakproof/balancer/pickfirst"
 	"github.com/leakproof/leakproof/balancer/roundrobin"
-	"github.com/leakproof/leakproof/internal/leakypolicy"
+	"github.com/leakproof/leakproof/internal/testing/leakypolicy"
 	"github.com/leakproof/leakproof/soak"
 	"github.com/leakproof/leakproof/trace"
 )

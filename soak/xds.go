@@ -10,14 +10,14 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/balancer/guard"
-	"github.com/leakproof/leakproof/internal/xdsfixture"
+	"github.com/leakproof/leakproof/internal/xdsplane"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/resolver"
 )
 
 // Under Config.XDS every channel of the run dials xds:///soak-rN-<service>
 // through an xDS resolver whose bootstrap points at an embedded
-// go-control-plane ADS server (internal/xdsfixture) on 127.0.0.1. The
+// go-control-plane ADS server (internal/xdsplane) on 127.0.0.1. The
 // control plane publishes four services:
 //
 //	main     → cluster main-a (main-b during a cluster switch), policy Config.Policy
@@ -112,18 +112,18 @@ func (p *xdsPhase) String() string {
 // xdsSide is one channel under test's service: main or compare.
 type xdsSide struct {
 	service string // listener name and target host
-	policy  xdsfixture.Policy
+	policy  xdsplane.Policy
 }
 
 // xdsFeed is the embedded control plane and what it publishes.
 type xdsFeed struct {
 	// Initialized by newXDSFeed, read-only after.
 	r     *runner
-	srv   *xdsfixture.Server
+	srv   *xdsplane.Server
 	rb    resolver.Builder
 	host  string    // service name prefix, "soak-rN-"
 	sides []xdsSide // main, then compare if any
-	tls   xdsfixture.ClusterSpec
+	tls   xdsplane.ClusterSpec
 
 	mu sync.Mutex // guards the model below and orders pushes
 	// route is the cluster suffix the services route to: "a", or "b"
@@ -131,7 +131,7 @@ type xdsFeed struct {
 	route string
 	// eds is what each cluster suffix lists; a suffix absent is not
 	// published.
-	eds map[string][]xdsfixture.Locality
+	eds map[string][]xdsplane.Locality
 	// gap adds a locality two priorities down, which the client rejects
 	// ("priority 1 missing"): the xDS form of a resolver error. Its one
 	// endpoint is spelled apart from the others, so that the gap is the
@@ -144,7 +144,7 @@ type xdsFeed struct {
 }
 
 func newXDSFeed(r *runner) (*xdsFeed, error) {
-	srv, err := xdsfixture.Start(xdsfixture.Options{})
+	srv, err := xdsplane.Start(xdsplane.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("soak: xDS control plane: %w", err)
 	}
@@ -157,10 +157,10 @@ func newXDSFeed(r *runner) (*xdsFeed, error) {
 	x := &xdsFeed{
 		r: r, srv: srv, rb: rb, host: host,
 		sides: []xdsSide{{service: host + "main", policy: xdsPolicy(r.cfg.Policy, r.cfg.DrainTimeout)}},
-		tls: xdsfixture.ClusterSpec{Name: host + "tls", Policy: xdsPolicy(r.cfg.Policy, r.cfg.DrainTimeout),
+		tls: xdsplane.ClusterSpec{Name: host + "tls", Policy: xdsPolicy(r.cfg.Policy, r.cfg.DrainTimeout),
 			Localities: localities(addrState(r.tlsB))},
 		route: "a",
-		eds:   map[string][]xdsfixture.Locality{"a": localities(r.baseState())},
+		eds:   map[string][]xdsplane.Locality{"a": localities(r.baseState())},
 	}
 	if r.cfg.Compare != "" {
 		x.sides = append(x.sides, xdsSide{service: host + "compare", policy: xdsPolicy(r.cfg.Compare, r.cfg.DrainTimeout)})
@@ -176,20 +176,20 @@ func newXDSFeed(r *runner) (*xdsFeed, error) {
 
 // xdsPolicy is the Cluster policy that selects policy: grpc's own xDS
 // round robin for round_robin, a TypedStruct with policyConfig otherwise.
-func xdsPolicy(policy string, drain time.Duration) xdsfixture.Policy {
+func xdsPolicy(policy string, drain time.Duration) xdsplane.Policy {
 	if policy == "round_robin" {
-		return xdsfixture.Policy{}
+		return xdsplane.Policy{}
 	}
 	name, cfg := policyConfig(policy, drain)
-	return xdsfixture.Policy{Name: name, Config: cfg}
+	return xdsplane.Policy{Name: name, Config: cfg}
 }
 
 // rejected returns a policy config the client NACKs: a drainTimeout the
 // leakproof policies and the guard reject, or, for a policy that takes any
 // config, only a policy nobody registered.
-func rejected(p xdsfixture.Policy) xdsfixture.Policy {
+func rejected(p xdsplane.Policy) xdsplane.Policy {
 	if !isLeakproof(p.Name) && p.Name != guard.Name {
-		return xdsfixture.Policy{Name: xdsUnregistered}
+		return xdsplane.Policy{Name: xdsUnregistered}
 	}
 	var m map[string]any
 	if err := json.Unmarshal([]byte(p.Config), &m); err != nil || m == nil {
@@ -197,7 +197,7 @@ func rejected(p xdsfixture.Policy) xdsfixture.Policy {
 	}
 	m["drainTimeout"] = "forever"
 	b, _ := json.Marshal(m) // a map of JSON values always marshals
-	return xdsfixture.Policy{Name: p.Name, Config: string(b)}
+	return xdsplane.Policy{Name: p.Name, Config: string(b)}
 }
 
 func (x *xdsFeed) dial(c *client, kind, _ string, _ resolver.State) (string, []grpc.DialOption, error) {
@@ -224,7 +224,7 @@ func (x *xdsFeed) reportError(error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.gap = true
-	_, err := x.pushNACKedLocked(xdsfixture.EndpointType)
+	_, err := x.pushNACKedLocked(xdsplane.EndpointType)
 	x.gap = false
 	if err != nil {
 		x.r.problem("soak: xDS: %v", err)
@@ -253,7 +253,7 @@ func (x *xdsFeed) pushLocked() (string, error) {
 
 // pushNACKedLocked publishes the model, which the client must reject, and
 // waits for its NACK of typeURL. Caller must hold x.mu.
-func (x *xdsFeed) pushNACKedLocked(typeURL string) (xdsfixture.NACK, error) {
+func (x *xdsFeed) pushNACKedLocked(typeURL string) (xdsplane.NACK, error) {
 	skip := 0
 	for _, n := range x.srv.NACKs() {
 		if n.TypeURL == typeURL {
@@ -261,7 +261,7 @@ func (x *xdsFeed) pushNACKedLocked(typeURL string) (xdsfixture.NACK, error) {
 		}
 	}
 	if _, err := x.pushLocked(); err != nil {
-		return xdsfixture.NACK{}, err
+		return xdsplane.NACK{}, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), xdsWait)
 	defer cancel()
@@ -287,40 +287,40 @@ func (x *xdsFeed) waitAcked(typeURL, v string) error {
 }
 
 // resourcesLocked builds the resources of the model. Caller must hold x.mu.
-func (x *xdsFeed) resourcesLocked() (xdsfixture.Resources, error) {
-	var sets []xdsfixture.Resources
+func (x *xdsFeed) resourcesLocked() (xdsplane.Resources, error) {
+	var sets []xdsplane.Resources
 	for i, side := range x.sides {
-		var specs []xdsfixture.ClusterSpec
+		var specs []xdsplane.ClusterSpec
 		for _, suffix := range []string{"a", "b"} {
 			locs, ok := x.eds[suffix]
 			if !ok {
 				continue
 			}
 			if x.gap && suffix == x.route {
-				locs = append(append([]xdsfixture.Locality(nil), locs...),
-					xdsfixture.Locality{Name: "gap", Priority: 2, Endpoints: []string{spelling(x.r.regular[0].Addr(), map[string]int{x.r.regular[0].Addr(): 1})}})
+				locs = append(append([]xdsplane.Locality(nil), locs...),
+					xdsplane.Locality{Name: "gap", Priority: 2, Endpoints: []string{spelling(x.r.regular[0].Addr(), map[string]int{x.r.regular[0].Addr(): 1})}})
 			}
 			pol := side.policy
 			if x.badConfig && i == 0 {
 				pol = rejected(pol)
 			}
-			specs = append(specs, xdsfixture.ClusterSpec{Name: side.service + "-" + suffix, Policy: pol, Localities: locs})
+			specs = append(specs, xdsplane.ClusterSpec{Name: side.service + "-" + suffix, Policy: pol, Localities: locs})
 		}
-		res, err := xdsfixture.Service(side.service, side.service+"-"+x.route, specs...)
+		res, err := xdsplane.Service(side.service, side.service+"-"+x.route, specs...)
 		if err != nil {
-			return xdsfixture.Resources{}, err
+			return xdsplane.Resources{}, err
 		}
 		sets = append(sets, res)
 	}
-	tls, err := xdsfixture.Service(x.tls.Name, x.tls.Name, x.tls)
+	tls, err := xdsplane.Service(x.tls.Name, x.tls.Name, x.tls)
 	if err != nil {
-		return xdsfixture.Resources{}, err
+		return xdsplane.Resources{}, err
 	}
-	churn, err := xdsfixture.Service(x.host+"churn", x.sides[0].service+"-"+x.route)
+	churn, err := xdsplane.Service(x.host+"churn", x.sides[0].service+"-"+x.route)
 	if err != nil {
-		return xdsfixture.Resources{}, err
+		return xdsplane.Resources{}, err
 	}
-	return xdsfixture.Merge(append(sets, tls, churn)...), nil
+	return xdsplane.Merge(append(sets, tls, churn)...), nil
 }
 
 // inPhase applies f to the phase running now, if any.
@@ -339,12 +339,12 @@ func (r *runner) xdsFeed() *xdsFeed { return r.feed.(*xdsFeed) }
 // localities turns a resolver state into one locality: each address an
 // endpoint, each multi-address endpoint an endpoint with
 // additional_addresses, every repeated address spelled differently.
-func localities(st resolver.State) []xdsfixture.Locality {
+func localities(st resolver.State) []xdsplane.Locality {
 	if len(st.Addresses)+len(st.Endpoints) == 0 {
-		return []xdsfixture.Locality{}
+		return []xdsplane.Locality{}
 	}
 	seen := map[string]int{}
-	l := xdsfixture.Locality{Name: "z1"}
+	l := xdsplane.Locality{Name: "z1"}
 	for _, a := range st.Addresses {
 		l.Endpoints = append(l.Endpoints, spelling(a.Addr, seen))
 	}
@@ -355,7 +355,7 @@ func localities(st resolver.State) []xdsfixture.Locality {
 		}
 		l.Groups = append(l.Groups, g)
 	}
-	return []xdsfixture.Locality{l}
+	return []xdsplane.Locality{l}
 }
 
 // spelling returns addr as written the first time it is seen, and another
@@ -379,13 +379,13 @@ func spelling(addr string, seen map[string]int) string {
 // typeName is the short name of an xDS resource type.
 func typeName(typeURL string) string {
 	switch typeURL {
-	case xdsfixture.ListenerType:
+	case xdsplane.ListenerType:
 		return "Listener"
-	case xdsfixture.RouteType:
+	case xdsplane.RouteType:
 		return "RouteConfiguration"
-	case xdsfixture.ClusterType:
+	case xdsplane.ClusterType:
 		return "Cluster"
-	case xdsfixture.EndpointType:
+	case xdsplane.EndpointType:
 		return "ClusterLoadAssignment"
 	}
 	return typeURL

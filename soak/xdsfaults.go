@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/leakproof/leakproof/internal/xdsfixture"
+	"github.com/leakproof/leakproof/internal/xdsplane"
 	"google.golang.org/grpc/resolver"
 )
 
@@ -119,7 +119,7 @@ func (r *runner) injectXDSRestart(ctx, pctx context.Context, p *phaseRun) error 
 	x.mu.Lock()
 	v := x.last
 	x.mu.Unlock()
-	if err := x.waitAcked(xdsfixture.EndpointType, v); err != nil {
+	if err := x.waitAcked(xdsplane.EndpointType, v); err != nil {
 		return fmt.Errorf("xds-restart: the push after the restart: %w", err)
 	}
 	r.inPhase(func(p *phaseRun) { p.xds.ackedRestart = true })
@@ -133,7 +133,7 @@ func (r *runner) injectXDSNACK(ctx, pctx context.Context, p *phaseRun) error {
 	x := r.xdsFeed()
 	x.mu.Lock()
 	x.badConfig = true
-	_, err := x.pushNACKedLocked(xdsfixture.ClusterType)
+	_, err := x.pushNACKedLocked(xdsplane.ClusterType)
 	x.mu.Unlock()
 	<-pctx.Done()
 	x.mu.Lock()
@@ -178,7 +178,7 @@ func (r *runner) switchCluster(x *xdsFeed, to string, st resolver.State) error {
 	if err != nil {
 		return err
 	}
-	if err := x.waitAcked(xdsfixture.ClusterType, v); err != nil {
+	if err := x.waitAcked(xdsplane.ClusterType, v); err != nil {
 		return err
 	}
 	now := time.Now()
@@ -193,7 +193,7 @@ func (r *runner) switchCluster(x *xdsFeed, to string, st resolver.State) error {
 	x.mu.Lock()
 	v = x.last
 	x.mu.Unlock()
-	if err := x.waitAcked(xdsfixture.RouteType, v); err != nil {
+	if err := x.waitAcked(xdsplane.RouteType, v); err != nil {
 		return err
 	}
 	x.mu.Lock()
@@ -211,16 +211,16 @@ func (r *runner) injectXDSLocalityDup(ctx, pctx context.Context, p *phaseRun) er
 	a := r.regular[0].Addr()
 	z1 := localities(r.baseState())[0]
 	x.mu.Lock()
-	x.eds[x.route] = []xdsfixture.Locality{z1, {Name: "z2", Endpoints: []string{a}}}
-	_, err := x.pushNACKedLocked(xdsfixture.EndpointType)
-	x.eds[x.route] = []xdsfixture.Locality{z1, {Name: "z2", Endpoints: []string{spelling(a, map[string]int{a: 1})}}}
+	x.eds[x.route] = []xdsplane.Locality{z1, {Name: "z2", Endpoints: []string{a}}}
+	_, err := x.pushNACKedLocked(xdsplane.EndpointType)
+	x.eds[x.route] = []xdsplane.Locality{z1, {Name: "z2", Endpoints: []string{spelling(a, map[string]int{a: 1})}}}
 	var v string
 	if err == nil {
 		v, err = x.pushLocked()
 	}
 	x.mu.Unlock()
 	if err == nil {
-		err = x.waitAcked(xdsfixture.EndpointType, v)
+		err = x.waitAcked(xdsplane.EndpointType, v)
 	}
 	if err == nil {
 		r.inPhase(func(p *phaseRun) { p.xds.dupAccepted = true })

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/balancer/roundrobin"
-	"github.com/leakproof/leakproof/internal/e2e"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
 	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/testbackend"

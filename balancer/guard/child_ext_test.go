@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/balancer/guard"
-	"github.com/leakproof/leakproof/internal/e2e"
-	"github.com/leakproof/leakproof/internal/leakypolicy"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
+	"github.com/leakproof/leakproof/internal/testing/leakypolicy"
 	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/trace"

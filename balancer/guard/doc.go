@@ -76,7 +76,7 @@
 // child gets no resolver update, so its guard still holds the state that
 // listed its backends and judges nothing orphan, even after EDS lists them
 // nowhere. Their sockets stay open until the cache expires or the channel
-// closes (measured in internal/xdse2e, TestGuardPriorityCache).
+// closes (measured in internal/testing/xdse2e, TestGuardPriorityCache).
 //
 // At Close the child is closed first; whatever it still holds is then
 // released by the manager's Close and reported as a leak.

@@ -11,8 +11,8 @@ import (
 
 	"github.com/leakproof/leakproof/admin"
 	"github.com/leakproof/leakproof/balancer/guard"
-	"github.com/leakproof/leakproof/internal/e2e"
-	"github.com/leakproof/leakproof/internal/leakypolicy"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
+	"github.com/leakproof/leakproof/internal/testing/leakypolicy"
 	"github.com/leakproof/leakproof/leaktest"
 	adminv1 "github.com/leakproof/leakproof/proto/leakproof/admin/v1"
 	"github.com/leakproof/leakproof/trace"

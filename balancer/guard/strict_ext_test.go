@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/balancer/guard"
-	"github.com/leakproof/leakproof/internal/e2e"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
 	"github.com/leakproof/leakproof/leaktest"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/base"

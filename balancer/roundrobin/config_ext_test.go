@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/leakproof/leakproof/balancer/roundrobin"
-	"github.com/leakproof/leakproof/internal/e2e"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
 	"github.com/leakproof/leakproof/leaktest"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/serviceconfig"

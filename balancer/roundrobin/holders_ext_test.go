@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/leakproof/leakproof/balancer/roundrobin"
-	"github.com/leakproof/leakproof/internal/e2e"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
 	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/trace"
 )

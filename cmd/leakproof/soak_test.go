@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leakproof/leakproof/internal/leakypolicy"
+	"github.com/leakproof/leakproof/internal/testing/leakypolicy"
 	"github.com/leakproof/leakproof/jsontime"
 	"github.com/leakproof/leakproof/soak"
 	"github.com/leakproof/leakproof/trace"

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/internal/channelzview"
-	"github.com/leakproof/leakproof/internal/leakzoo"
+	"github.com/leakproof/leakproof/internal/testing/leakzoo"
 	"github.com/leakproof/leakproof/leaktest"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/testbackend"

@@ -10,8 +10,8 @@ import (
 
 	"github.com/leakproof/leakproof/balancer/guard"
 	"github.com/leakproof/leakproof/balancer/roundrobin"
-	"github.com/leakproof/leakproof/internal/e2e"
-	"github.com/leakproof/leakproof/internal/xdsfixture"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
+	"github.com/leakproof/leakproof/internal/xdsplane"
 	"github.com/leakproof/leakproof/leaktest"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
@@ -24,7 +24,7 @@ import (
 // tree is one way a control plane puts leakproof into a cluster.
 type tree struct {
 	name   string
-	policy xdsfixture.Policy
+	policy xdsplane.Policy
 	// underLocality: the manager runs below weighted_target, one per
 	// locality, so its metrics carry grpc.lb.locality.
 	underLocality bool
@@ -39,9 +39,9 @@ type tree struct {
 func trees(drain string) []tree {
 	rr := fmt.Sprintf(`{"drainTimeout":%q}`, drain)
 	return []tree{
-		{name: "typed_struct", policy: xdsfixture.Policy{Name: roundrobin.Name, Config: rr}},
-		{name: "wrr_locality", policy: xdsfixture.Policy{Name: roundrobin.Name, Config: rr, WrrLocality: true}, underLocality: true},
-		{name: "guard", policy: xdsfixture.Policy{Name: guard.Name, Config: fmt.Sprintf(
+		{name: "typed_struct", policy: xdsplane.Policy{Name: roundrobin.Name, Config: rr}},
+		{name: "wrr_locality", policy: xdsplane.Policy{Name: roundrobin.Name, Config: rr, WrrLocality: true}, underLocality: true},
+		{name: "guard", policy: xdsplane.Policy{Name: guard.Name, Config: fmt.Sprintf(
 			`{"childPolicy":[{"xds_wrr_locality_experimental":{"childPolicy":[{"round_robin":{}}]}}],"drainTimeout":%q}`, drain)}},
 	}
 }
@@ -137,14 +137,14 @@ func TestSocketsOwnedUnderXDS(t *testing.T) {
 			srv := startServer(t)
 			target := name("own-" + tr.name)
 			cluster := "c-" + target
-			res := func(addrs ...string) xdsfixture.Resources {
-				return service(t, target, xdsfixture.ClusterSpec{Name: cluster, Policy: tr.policy, Localities: one(addrs...)})
+			res := func(addrs ...string) xdsplane.Resources {
+				return service(t, target, xdsplane.ClusterSpec{Name: cluster, Policy: tr.policy, Localities: one(addrs...)})
 			}
 			v := publish(t, srv, res(a, b))
 			rec := newMetrics()
 			c := dial(t, srv, target, false, grpc.WithStatsHandler(rec))
 			c.waitServed(a, b)
-			waitAcked(t, srv, xdsfixture.EndpointType, v)
+			waitAcked(t, srv, xdsplane.EndpointType, v)
 
 			for _, addr := range []string{a, b} {
 				if n := c.Trace.Count(trace.KindSocketOpen, addr); n == 0 {
@@ -168,7 +168,7 @@ func TestSocketsOwnedUnderXDS(t *testing.T) {
 			defer cancel()
 			hold := holdOn(t, c, ctx, b)
 			v = publish(t, srv, res(a))
-			waitAcked(t, srv, xdsfixture.EndpointType, v)
+			waitAcked(t, srv, xdsplane.EndpointType, v)
 			cut := make(chan error, 1)
 			go func() { _, err := hold.Recv(); cut <- err }()
 			select {

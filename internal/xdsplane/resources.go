@@ -1,4 +1,4 @@
-package xdsfixture
+package xdsplane
 
 import (
 	"encoding/json"
@@ -58,15 +58,15 @@ func (p Policy) LoadBalancingPolicy() (*v3clusterpb.LoadBalancingPolicy, error) 
 	}
 	var m map[string]any
 	if err := json.Unmarshal([]byte(cfg), &m); err != nil {
-		return nil, fmt.Errorf("xdsfixture: config of %s is not a JSON object: %w", p.Name, err)
+		return nil, fmt.Errorf("xdsplane: config of %s is not a JSON object: %w", p.Name, err)
 	}
 	value, err := structpb.NewStruct(m)
 	if err != nil {
-		return nil, fmt.Errorf("xdsfixture: config of %s: %w", p.Name, err)
+		return nil, fmt.Errorf("xdsplane: config of %s: %w", p.Name, err)
 	}
 	ts, err := anypb.New(&v3xdstypepb.TypedStruct{TypeUrl: "type.googleapis.com/" + p.Name, Value: value})
 	if err != nil {
-		return nil, fmt.Errorf("xdsfixture: TypedStruct for %s: %w", p.Name, err)
+		return nil, fmt.Errorf("xdsplane: TypedStruct for %s: %w", p.Name, err)
 	}
 	lbp := &v3clusterpb.LoadBalancingPolicy{Policies: []*v3clusterpb.LoadBalancingPolicy_Policy{{
 		TypedExtensionConfig: &v3corepb.TypedExtensionConfig{Name: p.Name, TypedConfig: ts},
@@ -76,7 +76,7 @@ func (p Policy) LoadBalancingPolicy() (*v3clusterpb.LoadBalancingPolicy, error) 
 	}
 	wrr, err := anypb.New(&v3wrrlocalitypb.WrrLocality{EndpointPickingPolicy: lbp})
 	if err != nil {
-		return nil, fmt.Errorf("xdsfixture: WrrLocality for %s: %w", p.Name, err)
+		return nil, fmt.Errorf("xdsplane: WrrLocality for %s: %w", p.Name, err)
 	}
 	return &v3clusterpb.LoadBalancingPolicy{Policies: []*v3clusterpb.LoadBalancingPolicy_Policy{{
 		TypedExtensionConfig: &v3corepb.TypedExtensionConfig{Name: "wrr_locality", TypedConfig: wrr},
@@ -89,7 +89,7 @@ func (p Policy) LoadBalancingPolicy() (*v3clusterpb.LoadBalancingPolicy, error) 
 func Listener(target, route string) *v3listenerpb.Listener {
 	router, err := anypb.New(&v3routerpb.Router{})
 	if err != nil {
-		panic(fmt.Sprintf("xdsfixture: marshal Router: %v", err)) // a fixed, valid message
+		panic(fmt.Sprintf("xdsplane: marshal Router: %v", err)) // a fixed, valid message
 	}
 	hcm, err := anypb.New(&v3httppb.HttpConnectionManager{
 		RouteSpecifier: &v3httppb.HttpConnectionManager_Rds{Rds: &v3httppb.Rds{
@@ -102,7 +102,7 @@ func Listener(target, route string) *v3listenerpb.Listener {
 		}},
 	})
 	if err != nil {
-		panic(fmt.Sprintf("xdsfixture: marshal HttpConnectionManager: %v", err))
+		panic(fmt.Sprintf("xdsplane: marshal HttpConnectionManager: %v", err))
 	}
 	return &v3listenerpb.Listener{
 		Name:        target,
@@ -186,13 +186,13 @@ func ClusterLoadAssignment(edsService string, localities ...Locality) (*v3endpoi
 		groups = append(groups, l.Groups...)
 		for _, g := range groups {
 			if len(g) == 0 {
-				return nil, fmt.Errorf("xdsfixture: an endpoint with no address in locality %q", l.Name)
+				return nil, fmt.Errorf("xdsplane: an endpoint with no address in locality %q", l.Name)
 			}
 			ep := &v3endpointpb.Endpoint{}
 			for i, addr := range g {
 				a, err := socketAddress(addr)
 				if err != nil {
-					return nil, fmt.Errorf("xdsfixture: endpoint %q in locality %q: %w", addr, l.Name, err)
+					return nil, fmt.Errorf("xdsplane: endpoint %q in locality %q: %w", addr, l.Name, err)
 				}
 				if i == 0 {
 					ep.Address = a

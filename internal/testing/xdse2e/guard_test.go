@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/balancer/guard"
-	"github.com/leakproof/leakproof/internal/e2e"
-	"github.com/leakproof/leakproof/internal/leakypolicy"
-	"github.com/leakproof/leakproof/internal/xdsfixture"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
+	"github.com/leakproof/leakproof/internal/testing/leakypolicy"
+	"github.com/leakproof/leakproof/internal/xdsplane"
 	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/trace"
 	_ "google.golang.org/grpc/balancer/weightedroundrobin" // registers weighted_round_robin
@@ -29,8 +29,8 @@ const (
 
 // guardPolicy is leakproof_guard running child, as a control plane selects
 // it: a TypedStruct whose value is the guard's JSON config.
-func guardPolicy(child string) xdsfixture.Policy {
-	return xdsfixture.Policy{Name: guard.Name, Config: fmt.Sprintf(`{"childPolicy":[{%q:{}}],"orphanTimeout":%q,"drainTimeout":%q,"traceRingSize":64}`,
+func guardPolicy(child string) xdsplane.Policy {
+	return xdsplane.Policy{Name: guard.Name, Config: fmt.Sprintf(`{"childPolicy":[{%q:{}}],"orphanTimeout":%q,"drainTimeout":%q,"traceRingSize":64}`,
 		child, guardOrphanTimeout.String(), guardDrainTimeout.String())}
 }
 
@@ -51,7 +51,7 @@ func TestGuardChosenByTypedStruct(t *testing.T) {
 	}
 	type arm struct {
 		label   string
-		policy  xdsfixture.Policy
+		policy  xdsplane.Policy
 		guarded bool
 		pool    []string
 		target  string
@@ -63,20 +63,20 @@ func TestGuardChosenByTypedStruct(t *testing.T) {
 	arms := []*arm{
 		{label: "leakproof_guard(round_robin)", policy: guardPolicy("round_robin"), guarded: true},
 		{label: "leakproof_guard(weighted_round_robin)", policy: guardPolicy("weighted_round_robin"), guarded: true},
-		{label: "grpc's xDS round robin", policy: xdsfixture.Policy{}},
-		{label: "weighted_round_robin", policy: xdsfixture.Policy{Name: "weighted_round_robin"}},
+		{label: "grpc's xDS round robin", policy: xdsplane.Policy{}},
+		{label: "weighted_round_robin", policy: xdsplane.Policy{Name: "weighted_round_robin"}},
 	}
 	srv := startServer(t)
 	for _, a := range arms {
 		a.pool = e2e.Addrs(e2e.StartBackends(t, 4))
 		a.target = name("guard")
 	}
-	resources := func(i int) xdsfixture.Resources {
-		var sets []xdsfixture.Resources
+	resources := func(i int) xdsplane.Resources {
+		var sets []xdsplane.Resources
 		for _, a := range arms {
-			sets = append(sets, service(t, a.target, xdsfixture.ClusterSpec{Name: "c-" + a.target, Policy: a.policy, Localities: one(window(a.pool, i, 2)...)}))
+			sets = append(sets, service(t, a.target, xdsplane.ClusterSpec{Name: "c-" + a.target, Policy: a.policy, Localities: one(window(a.pool, i, 2)...)}))
 		}
-		return xdsfixture.Merge(sets...)
+		return xdsplane.Merge(sets...)
 	}
 	publish(t, srv, resources(0))
 	for _, a := range arms {
@@ -92,7 +92,7 @@ func TestGuardChosenByTypedStruct(t *testing.T) {
 	}
 	for i := 1; i <= rounds; i++ {
 		time.Sleep(200 * time.Millisecond)
-		waitAcked(t, srv, xdsfixture.EndpointType, publish(t, srv, resources(i)))
+		waitAcked(t, srv, xdsplane.EndpointType, publish(t, srv, resources(i)))
 		for _, a := range arms {
 			removed := a.pool[(i-1)%len(a.pool)]
 			start := time.Now()
@@ -157,8 +157,8 @@ func TestGuardReclaimsUnderXDS(t *testing.T) {
 	a, b, c := bs[0].Addr(), bs[1].Addr(), bs[2].Addr()
 	srv := startServer(t)
 	target := name("guard-leaky")
-	res := func(addrs ...string) xdsfixture.Resources {
-		return service(t, target, xdsfixture.ClusterSpec{Name: "c-" + target, Policy: guardPolicy(leakypolicy.Name), Localities: one(addrs...)})
+	res := func(addrs ...string) xdsplane.Resources {
+		return service(t, target, xdsplane.ClusterSpec{Name: "c-" + target, Policy: guardPolicy(leakypolicy.Name), Localities: one(addrs...)})
 	}
 	publish(t, srv, res(a, b, c))
 	cl := dial(t, srv, target, false)
@@ -169,7 +169,7 @@ func TestGuardReclaimsUnderXDS(t *testing.T) {
 	}
 
 	removed := time.Now()
-	waitAcked(t, srv, xdsfixture.EndpointType, publish(t, srv, res(a, b)))
+	waitAcked(t, srv, xdsplane.EndpointType, publish(t, srv, res(a, b)))
 	e2e.WaitSockets(t, c, 0, guardRemovalBound)
 	t.Logf("sockets to the removed backend reached 0 %v after the EDS push, channel open", time.Since(removed).Round(time.Millisecond))
 	cl.waitServed(a, b)
@@ -230,10 +230,10 @@ func TestGuardPriorityCache(t *testing.T) {
 	a, b := bs[0].Addr(), bs[1].Addr()
 	srv := startServer(t)
 	target := name("guard-prio")
-	spec := func(locs ...xdsfixture.Locality) xdsfixture.Resources {
-		return service(t, target, xdsfixture.ClusterSpec{Name: "c-" + target, Policy: guardPolicy("round_robin"), Localities: locs})
+	spec := func(locs ...xdsplane.Locality) xdsplane.Resources {
+		return service(t, target, xdsplane.ClusterSpec{Name: "c-" + target, Policy: guardPolicy("round_robin"), Localities: locs})
 	}
-	publish(t, srv, spec(xdsfixture.Locality{Name: "p0", Priority: 0, Endpoints: []string{a}}, xdsfixture.Locality{Name: "p1", Priority: 1, Endpoints: []string{b}}))
+	publish(t, srv, spec(xdsplane.Locality{Name: "p0", Priority: 0, Endpoints: []string{a}}, xdsplane.Locality{Name: "p1", Priority: 1, Endpoints: []string{b}}))
 	cl := dial(t, srv, target, false)
 	cl.waitServed(a)
 
@@ -252,8 +252,8 @@ func TestGuardPriorityCache(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	v := publish(t, srv, spec(xdsfixture.Locality{Name: "p0", Priority: 0, Endpoints: []string{a}}))
-	waitAcked(t, srv, xdsfixture.EndpointType, v)
+	v := publish(t, srv, spec(xdsplane.Locality{Name: "p0", Priority: 0, Endpoints: []string{a}}))
+	waitAcked(t, srv, xdsplane.EndpointType, v)
 	removed := time.Now()
 	// Well past the point where an orphan would have been reclaimed.
 	time.Sleep(guardRemovalBound)

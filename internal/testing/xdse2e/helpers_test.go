@@ -11,8 +11,8 @@ import (
 
 	_ "github.com/leakproof/leakproof/balancer/pickfirst"  // registers leakproof_pick_first
 	_ "github.com/leakproof/leakproof/balancer/roundrobin" // registers leakproof_round_robin
-	"github.com/leakproof/leakproof/internal/e2e"
-	"github.com/leakproof/leakproof/internal/xdsfixture"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
+	"github.com/leakproof/leakproof/internal/xdsplane"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/trace"
@@ -24,12 +24,12 @@ import (
 var heavy = os.Getenv("XDSE2E_HEAVY") != ""
 
 // startServer starts a management server, closed at the end of the test.
-func startServer(t *testing.T) *xdsfixture.Server {
+func startServer(t *testing.T) *xdsplane.Server {
 	t.Helper()
 	var mu sync.Mutex
 	done := false
 	t.Cleanup(func() { mu.Lock(); done = true; mu.Unlock() })
-	srv, err := xdsfixture.Start(xdsfixture.Options{Logf: func(f string, a ...any) {
+	srv, err := xdsplane.Start(xdsplane.Options{Logf: func(f string, a ...any) {
 		mu.Lock()
 		defer mu.Unlock()
 		if !done {
@@ -44,7 +44,7 @@ func startServer(t *testing.T) *xdsfixture.Server {
 }
 
 // publish publishes res and returns its version.
-func publish(t *testing.T, srv *xdsfixture.Server, res xdsfixture.Resources) string {
+func publish(t *testing.T, srv *xdsplane.Server, res xdsplane.Resources) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), e2e.LongTimeout)
 	defer cancel()
@@ -56,7 +56,7 @@ func publish(t *testing.T, srv *xdsfixture.Server, res xdsfixture.Resources) str
 }
 
 // waitAcked waits until the client holds version v of typeURL.
-func waitAcked(t *testing.T, srv *xdsfixture.Server, typeURL, v string) {
+func waitAcked(t *testing.T, srv *xdsplane.Server, typeURL, v string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), e2e.LongTimeout)
 	defer cancel()
@@ -66,9 +66,9 @@ func waitAcked(t *testing.T, srv *xdsfixture.Server, typeURL, v string) {
 }
 
 // service returns the resources of target routed to the first cluster.
-func service(t *testing.T, target string, clusters ...xdsfixture.ClusterSpec) xdsfixture.Resources {
+func service(t *testing.T, target string, clusters ...xdsplane.ClusterSpec) xdsplane.Resources {
 	t.Helper()
-	res, err := xdsfixture.Service(target, clusters[0].Name, clusters...)
+	res, err := xdsplane.Service(target, clusters[0].Name, clusters...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,8 +76,8 @@ func service(t *testing.T, target string, clusters ...xdsfixture.ClusterSpec) xd
 }
 
 // one returns a single locality "z1" at priority 0 listing addrs.
-func one(addrs ...string) []xdsfixture.Locality {
-	return []xdsfixture.Locality{{Name: "z1", Endpoints: addrs}}
+func one(addrs ...string) []xdsplane.Locality {
+	return []xdsplane.Locality{{Name: "z1", Endpoints: addrs}}
 }
 
 // client is a channel on xds:///target through srv's resolver.
@@ -93,7 +93,7 @@ var channels atomic.Uint64
 
 // dial opens a channel on xds:///target with the socket-tracking dialer
 // (unless noDialer), recording its trace. It is closed at the end of the test.
-func dial(t *testing.T, srv *xdsfixture.Server, target string, noDialer bool, extra ...grpc.DialOption) *client {
+func dial(t *testing.T, srv *xdsplane.Server, target string, noDialer bool, extra ...grpc.DialOption) *client {
 	t.Helper()
 	r, err := srv.Resolver()
 	if err != nil {

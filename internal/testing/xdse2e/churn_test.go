@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/balancer/roundrobin"
-	"github.com/leakproof/leakproof/internal/e2e"
-	"github.com/leakproof/leakproof/internal/xdsfixture"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
+	"github.com/leakproof/leakproof/internal/xdsplane"
 	"github.com/leakproof/leakproof/leaktest"
 )
 
@@ -83,10 +83,10 @@ func TestEDSChurn(t *testing.T) {
 	grpcPool := e2e.Addrs(e2e.StartBackends(t, 6))
 	srv := startServer(t)
 	rr, grpcRR := name("churn-rr"), name("churn-grpc")
-	resources := func(i int) xdsfixture.Resources {
-		return xdsfixture.Merge(
-			service(t, rr, xdsfixture.ClusterSpec{Name: "c-" + rr, Policy: xdsfixture.Policy{Name: roundrobin.Name, Config: `{"drainTimeout":"1s"}`}, Localities: one(window(oursPool, i, 3)...)}),
-			service(t, grpcRR, xdsfixture.ClusterSpec{Name: "c-" + grpcRR, Localities: one(window(grpcPool, i, 3)...)}),
+	resources := func(i int) xdsplane.Resources {
+		return xdsplane.Merge(
+			service(t, rr, xdsplane.ClusterSpec{Name: "c-" + rr, Policy: xdsplane.Policy{Name: roundrobin.Name, Config: `{"drainTimeout":"1s"}`}, Localities: one(window(oursPool, i, 3)...)}),
+			service(t, grpcRR, xdsplane.ClusterSpec{Name: "c-" + grpcRR, Localities: one(window(grpcPool, i, 3)...)}),
 		)
 	}
 	publish(t, srv, resources(0))
@@ -101,7 +101,7 @@ func TestEDSChurn(t *testing.T) {
 	for i := 1; i <= rounds; i++ {
 		time.Sleep(200 * time.Millisecond)
 		v := publish(t, srv, resources(i))
-		waitAcked(t, srv, xdsfixture.EndpointType, v)
+		waitAcked(t, srv, xdsplane.EndpointType, v)
 		removedOurs, removedTheirs := oursPool[(i-1)%6], grpcPool[(i-1)%6]
 		e2e.WaitSockets(t, removedOurs, 0, 2*time.Second) // leakproof: released while the channel is open
 		start := time.Now()

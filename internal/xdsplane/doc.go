@@ -1,4 +1,4 @@
-// Package xdsfixture runs a real xDS management server on 127.0.0.1 for
+// Package xdsplane runs a real xDS management server on 127.0.0.1 for
 // leakproof's tests and soak: envoyproxy/go-control-plane's ADS server and
 // snapshot cache, resource builders for the Listener → RouteConfiguration →
 // Cluster → ClusterLoadAssignment chain a gRPC client follows, and an xDS
@@ -7,10 +7,10 @@
 //
 // Start a server, publish resources, dial through its resolver:
 //
-//	srv, err := xdsfixture.Start(xdsfixture.Options{})
+//	srv, err := xdsplane.Start(xdsplane.Options{})
 //	defer srv.Close()
-//	res := xdsfixture.Service("svc", "cluster-a", xdsfixture.Policy{Name: "leakproof_round_robin"},
-//		xdsfixture.Locality{Name: "z1", Endpoints: []string{addr1, addr2}})
+//	res := xdsplane.Service("svc", "cluster-a", xdsplane.Policy{Name: "leakproof_round_robin"},
+//		xdsplane.Locality{Name: "z1", Endpoints: []string{addr1, addr2}})
 //	srv.Update(ctx, res)
 //	r, err := srv.Resolver()
 //	cc, err := grpc.NewClient("xds:///svc", grpc.WithResolvers(r), …)
@@ -29,4 +29,4 @@
 //
 // Versions are per resource type and change only when a type's resources
 // change, so an EDS push reaches the client as an EDS update alone.
-package xdsfixture
+package xdsplane

@@ -1,6 +1,6 @@
 package leakzoo
 
-import "github.com/leakproof/leakproof/internal/leakypolicy"
+import "github.com/leakproof/leakproof/internal/testing/leakypolicy"
 
 // An Entry is one shape of leak in the zoo.
 type Entry struct {

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/balancer/roundrobin"
-	"github.com/leakproof/leakproof/internal/e2e"
-	"github.com/leakproof/leakproof/internal/leakypolicy"
-	"github.com/leakproof/leakproof/internal/xdsfixture"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
+	"github.com/leakproof/leakproof/internal/testing/leakypolicy"
+	"github.com/leakproof/leakproof/internal/xdsplane"
 	"github.com/leakproof/leakproof/leaktest"
 )
 
@@ -33,10 +33,10 @@ func TestLeakyPolicyCaught(t *testing.T) {
 	leakyA, leakyB, oursA, oursB := bs[0].Addr(), bs[1].Addr(), bs[2].Addr(), bs[3].Addr()
 	srv := startServer(t)
 	leaky, rr := name("leaky"), name("leaky-control")
-	res := func(l, o []string) xdsfixture.Resources {
-		return xdsfixture.Merge(
-			service(t, leaky, xdsfixture.ClusterSpec{Name: "c-" + leaky, Policy: xdsfixture.Policy{Name: leakypolicy.Name}, Localities: one(l...)}),
-			service(t, rr, xdsfixture.ClusterSpec{Name: "c-" + rr, Policy: xdsfixture.Policy{Name: roundrobin.Name}, Localities: one(o...)}),
+	res := func(l, o []string) xdsplane.Resources {
+		return xdsplane.Merge(
+			service(t, leaky, xdsplane.ClusterSpec{Name: "c-" + leaky, Policy: xdsplane.Policy{Name: leakypolicy.Name}, Localities: one(l...)}),
+			service(t, rr, xdsplane.ClusterSpec{Name: "c-" + rr, Policy: xdsplane.Policy{Name: roundrobin.Name}, Localities: one(o...)}),
 		)
 	}
 	base, err := leaktest.Take()
@@ -49,7 +49,7 @@ func TestLeakyPolicyCaught(t *testing.T) {
 	bad.waitServed(leakyA, leakyB)
 	ours.waitServed(oursA, oursB)
 
-	waitAcked(t, srv, xdsfixture.EndpointType, publish(t, srv, res([]string{leakyB}, []string{oursB})))
+	waitAcked(t, srv, xdsplane.EndpointType, publish(t, srv, res([]string{leakyB}, []string{oursB})))
 	bad.waitServed(leakyB)
 	ours.waitServed(oursB)
 

@@ -6,8 +6,8 @@ import (
 
 	"github.com/leakproof/leakproof/balancer/pickfirst"
 	"github.com/leakproof/leakproof/balancer/roundrobin"
-	"github.com/leakproof/leakproof/internal/e2e"
-	"github.com/leakproof/leakproof/internal/xdsfixture"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
+	"github.com/leakproof/leakproof/internal/xdsplane"
 	"github.com/leakproof/leakproof/leaktest"
 )
 
@@ -24,10 +24,10 @@ func TestPoliciesChosenByTypedStruct(t *testing.T) {
 	srv := startServer(t)
 
 	rr, pf, grpcRR := name("rr"), name("pf"), name("grpc-rr")
-	v := publish(t, srv, xdsfixture.Merge(
-		service(t, rr, xdsfixture.ClusterSpec{Name: "c-" + rr, Policy: xdsfixture.Policy{Name: roundrobin.Name, Config: `{"drainTimeout":"2s","traceRingSize":64}`}, Localities: one(addrs...)}),
-		service(t, pf, xdsfixture.ClusterSpec{Name: "c-" + pf, Policy: xdsfixture.Policy{Name: pickfirst.Name, Config: `{"shuffleAddressList":false}`}, Localities: one(addrs...)}),
-		service(t, grpcRR, xdsfixture.ClusterSpec{Name: "c-" + grpcRR, Localities: one(addrs...)}),
+	v := publish(t, srv, xdsplane.Merge(
+		service(t, rr, xdsplane.ClusterSpec{Name: "c-" + rr, Policy: xdsplane.Policy{Name: roundrobin.Name, Config: `{"drainTimeout":"2s","traceRingSize":64}`}, Localities: one(addrs...)}),
+		service(t, pf, xdsplane.ClusterSpec{Name: "c-" + pf, Policy: xdsplane.Policy{Name: pickfirst.Name, Config: `{"shuffleAddressList":false}`}, Localities: one(addrs...)}),
+		service(t, grpcRR, xdsplane.ClusterSpec{Name: "c-" + grpcRR, Localities: one(addrs...)}),
 	))
 
 	ours := dial(t, srv, rr, false)
@@ -36,7 +36,7 @@ func TestPoliciesChosenByTypedStruct(t *testing.T) {
 	ours.waitServed(addrs...)
 	theirs.waitServed(addrs...)
 	first.waitServed(addrs[0])
-	waitAcked(t, srv, xdsfixture.EndpointType, v)
+	waitAcked(t, srv, xdsplane.EndpointType, v)
 
 	// leakproof's policies are running: their managers created exactly one
 	// subchannel per backend for this channel (pick_first: the first one).

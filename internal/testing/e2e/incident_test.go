@@ -7,7 +7,7 @@ import (
 
 	"github.com/leakproof/leakproof/balancer/pickfirst"
 	"github.com/leakproof/leakproof/balancer/roundrobin"
-	"github.com/leakproof/leakproof/internal/e2e"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
 	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/trace"

@@ -1,4 +1,4 @@
-package xdsfixture_test
+package xdsplane_test
 
 import (
 	"context"
@@ -7,17 +7,17 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/balancer/roundrobin"
-	"github.com/leakproof/leakproof/internal/e2e"
-	"github.com/leakproof/leakproof/internal/xdsfixture"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
+	"github.com/leakproof/leakproof/internal/xdsplane"
 	"github.com/leakproof/leakproof/leaktest"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-func start(t *testing.T) *xdsfixture.Server {
+func start(t *testing.T) *xdsplane.Server {
 	t.Helper()
-	srv, err := xdsfixture.Start(xdsfixture.Options{})
+	srv, err := xdsplane.Start(xdsplane.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func start(t *testing.T) *xdsfixture.Server {
 	return srv
 }
 
-func dial(t *testing.T, srv *xdsfixture.Server, target string) echov1.EchoServiceClient {
+func dial(t *testing.T, srv *xdsplane.Server, target string) echov1.EchoServiceClient {
 	t.Helper()
 	r, err := srv.Resolver()
 	if err != nil {
@@ -50,9 +50,9 @@ func echo(t *testing.T, c echov1.EchoServiceClient) string {
 	return resp.GetBackend().GetAddress()
 }
 
-func service(t *testing.T, target string, p xdsfixture.Policy, addrs ...string) xdsfixture.Resources {
+func service(t *testing.T, target string, p xdsplane.Policy, addrs ...string) xdsplane.Resources {
 	t.Helper()
-	res, err := xdsfixture.Service(target, "c1", xdsfixture.ClusterSpec{Name: "c1", Policy: p, Localities: []xdsfixture.Locality{{Name: "z", Endpoints: addrs}}})
+	res, err := xdsplane.Service(target, "c1", xdsplane.ClusterSpec{Name: "c1", Policy: p, Localities: []xdsplane.Locality{{Name: "z", Endpoints: addrs}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestServesAClient(t *testing.T) {
 	srv := start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), e2e.LongTimeout)
 	defer cancel()
-	v1, err := srv.Update(ctx, service(t, "svc", xdsfixture.Policy{Name: roundrobin.Name}, bs[0].Addr()))
+	v1, err := srv.Update(ctx, service(t, "svc", xdsplane.Policy{Name: roundrobin.Name}, bs[0].Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,19 +77,19 @@ func TestServesAClient(t *testing.T) {
 	if got := echo(t, c); got != bs[0].Addr() {
 		t.Fatalf("served by %s, want %s", got, bs[0].Addr())
 	}
-	for _, typ := range []string{xdsfixture.ListenerType, xdsfixture.RouteType, xdsfixture.ClusterType, xdsfixture.EndpointType} {
+	for _, typ := range []string{xdsplane.ListenerType, xdsplane.RouteType, xdsplane.ClusterType, xdsplane.EndpointType} {
 		if err := srv.WaitAcked(ctx, typ, v1); err != nil {
 			t.Fatal(err)
 		}
 	}
-	v2, err := srv.Update(ctx, service(t, "svc", xdsfixture.Policy{Name: roundrobin.Name}, bs[1].Addr()))
+	v2, err := srv.Update(ctx, service(t, "svc", xdsplane.Policy{Name: roundrobin.Name}, bs[1].Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.WaitAcked(ctx, xdsfixture.EndpointType, v2); err != nil {
+	if err := srv.WaitAcked(ctx, xdsplane.EndpointType, v2); err != nil {
 		t.Fatal(err)
 	}
-	if got := srv.Acked(xdsfixture.ClusterType); got != v1 {
+	if got := srv.Acked(xdsplane.ClusterType); got != v1 {
 		t.Errorf("Cluster version %s after an EDS-only change, want %s (unchanged)", got, v1)
 	}
 	for echo(t, c) != bs[1].Addr() {
@@ -110,20 +110,20 @@ func TestNACKRollsBack(t *testing.T) {
 	srv := start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), e2e.LongTimeout)
 	defer cancel()
-	good, err := srv.Update(ctx, service(t, "svc", xdsfixture.Policy{Name: roundrobin.Name}, bs[0].Addr()))
+	good, err := srv.Update(ctx, service(t, "svc", xdsplane.Policy{Name: roundrobin.Name}, bs[0].Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := dial(t, srv, "svc")
 	echo(t, c)
-	if err := srv.WaitAcked(ctx, xdsfixture.ClusterType, good); err != nil {
+	if err := srv.WaitAcked(ctx, xdsplane.ClusterType, good); err != nil {
 		t.Fatal(err)
 	}
-	bad, err := srv.Update(ctx, service(t, "svc", xdsfixture.Policy{Name: roundrobin.Name, Config: `{"drainTimeout":"forever"}`}, bs[0].Addr()))
+	bad, err := srv.Update(ctx, service(t, "svc", xdsplane.Policy{Name: roundrobin.Name, Config: `{"drainTimeout":"forever"}`}, bs[0].Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	nack, err := srv.WaitNACK(ctx, xdsfixture.ClusterType, 0)
+	nack, err := srv.WaitNACK(ctx, xdsplane.ClusterType, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestNACKRollsBack(t *testing.T) {
 	if n := len(srv.NACKs()); n != 1 {
 		t.Errorf("%d NACKs, want 1: the rejected version was sent again", n)
 	}
-	if got := srv.Acked(xdsfixture.ClusterType); got != good {
+	if got := srv.Acked(xdsplane.ClusterType); got != good {
 		t.Errorf("client holds Cluster version %q, want %q", got, good)
 	}
 	echo(t, c)
@@ -148,7 +148,7 @@ func TestRestart(t *testing.T) {
 	srv := start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), e2e.LongTimeout)
 	defer cancel()
-	if _, err := srv.Update(ctx, service(t, "svc", xdsfixture.Policy{Name: roundrobin.Name}, bs[0].Addr())); err != nil {
+	if _, err := srv.Update(ctx, service(t, "svc", xdsplane.Policy{Name: roundrobin.Name}, bs[0].Addr())); err != nil {
 		t.Fatal(err)
 	}
 	c := dial(t, srv, "svc")
@@ -157,11 +157,11 @@ func TestRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	echo(t, c) // the client keeps its resources while the server is away
-	v, err := srv.Update(ctx, service(t, "svc", xdsfixture.Policy{Name: roundrobin.Name}, bs[1].Addr()))
+	v, err := srv.Update(ctx, service(t, "svc", xdsplane.Policy{Name: roundrobin.Name}, bs[1].Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.WaitAcked(ctx, xdsfixture.EndpointType, v); err != nil {
+	if err := srv.WaitAcked(ctx, xdsplane.EndpointType, v); err != nil {
 		t.Fatal(err)
 	}
 	for echo(t, c) != bs[1].Addr() {
@@ -173,24 +173,24 @@ func TestRestart(t *testing.T) {
 // error, and a closed server says so.
 func TestBadInput(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
-	if _, err := xdsfixture.Cluster("c", "e", xdsfixture.Policy{Name: "p", Config: `[1]`}); err == nil {
+	if _, err := xdsplane.Cluster("c", "e", xdsplane.Policy{Name: "p", Config: `[1]`}); err == nil {
 		t.Error("Cluster with a config that is not a JSON object: no error")
 	}
-	if _, err := xdsfixture.ClusterLoadAssignment("e", xdsfixture.Locality{Endpoints: []string{"127.0.0.1"}}); err == nil {
+	if _, err := xdsplane.ClusterLoadAssignment("e", xdsplane.Locality{Endpoints: []string{"127.0.0.1"}}); err == nil {
 		t.Error("endpoint without a port: no error")
 	}
 	srv := start(t)
 	ctx := context.Background()
-	twice := service(t, "svc", xdsfixture.Policy{}, "127.0.0.1:1")
+	twice := service(t, "svc", xdsplane.Policy{}, "127.0.0.1:1")
 	twice.Clusters = append(twice.Clusters, twice.Clusters[0])
 	if _, err := srv.Update(ctx, twice); err == nil {
 		t.Error("two Clusters with one name: no error")
 	}
 	srv.Close()
-	if _, err := srv.Update(ctx, service(t, "svc", xdsfixture.Policy{}, "127.0.0.1:1")); err != xdsfixture.ErrClosed {
+	if _, err := srv.Update(ctx, service(t, "svc", xdsplane.Policy{}, "127.0.0.1:1")); err != xdsplane.ErrClosed {
 		t.Errorf("Update after Close: %v, want ErrClosed", err)
 	}
-	if err := srv.Restart(ctx); err != xdsfixture.ErrClosed {
+	if err := srv.Restart(ctx); err != xdsplane.ErrClosed {
 		t.Errorf("Restart after Close: %v, want ErrClosed", err)
 	}
 }

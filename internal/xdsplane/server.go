@@ -1,4 +1,4 @@
-package xdsfixture
+package xdsplane
 
 import (
 	"context"
@@ -31,7 +31,7 @@ const (
 )
 
 // ErrClosed is returned by a closed Server.
-var ErrClosed = errors.New("xdsfixture: server closed")
+var ErrClosed = errors.New("xdsplane: server closed")
 
 // Options configure Start. The zero value is ready to use.
 type Options struct {
@@ -113,7 +113,7 @@ func Start(o Options) (*Server, error) {
 	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("xdsfixture: listen: %w", err)
+		return nil, fmt.Errorf("xdsplane: listen: %w", err)
 	}
 	s.addr = lis.Addr().String()
 	s.mu.Lock()
@@ -143,7 +143,7 @@ func (s *Server) Bootstrap() []byte {
 func (s *Server) Resolver() (resolver.Builder, error) {
 	b, err := xds.NewXDSResolverWithConfigForTesting(s.Bootstrap())
 	if err != nil {
-		return nil, fmt.Errorf("xdsfixture: xDS resolver: %w", err)
+		return nil, fmt.Errorf("xdsplane: xDS resolver: %w", err)
 	}
 	return b, nil
 }
@@ -168,7 +168,7 @@ func (s *Server) Update(ctx context.Context, res Resources) (string, error) {
 	} {
 		next := v3cache.NewResources(v, items)
 		if len(next.Items) != len(items) {
-			return "", fmt.Errorf("xdsfixture: two %s resources with one name", typeName(t))
+			return "", fmt.Errorf("xdsplane: two %s resources with one name", typeName(t))
 		}
 		if s.current[t].Version != "" && sameItems(s.current[t].Items, next.Items) {
 			continue
@@ -186,7 +186,7 @@ func (s *Server) Update(ctx context.Context, res Resources) (string, error) {
 func (s *Server) setLocked(ctx context.Context) error {
 	snap := &v3cache.Snapshot{Resources: s.current}
 	if err := s.run.cache.SetSnapshot(ctx, s.nodeID, snap); err != nil {
-		return fmt.Errorf("xdsfixture: set snapshot: %w", err)
+		return fmt.Errorf("xdsplane: set snapshot: %w", err)
 	}
 	return nil
 }
@@ -225,7 +225,7 @@ func (s *Server) ackedLocked(t types.ResponseType) (string, int) {
 func (s *Server) WaitAcked(ctx context.Context, typeURL, version string) error {
 	want, err := strconv.Atoi(version)
 	if err != nil {
-		return fmt.Errorf("xdsfixture: version %q: %w", version, err)
+		return fmt.Errorf("xdsplane: version %q: %w", version, err)
 	}
 	t := v3cache.GetResponseType(typeURL)
 	for {
@@ -239,7 +239,7 @@ func (s *Server) WaitAcked(ctx context.Context, typeURL, version string) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("xdsfixture: waiting for every client to accept %s version %s (oldest held: %d): %w", typeName(t), version, got, ctx.Err())
+			return fmt.Errorf("xdsplane: waiting for every client to accept %s version %s (oldest held: %d): %w", typeName(t), version, got, ctx.Err())
 		}
 	}
 }
@@ -271,7 +271,7 @@ func (s *Server) WaitNACK(ctx context.Context, typeURL string, skip int) (NACK, 
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return NACK{}, fmt.Errorf("xdsfixture: waiting for a NACK of %s: %w", typeName(v3cache.GetResponseType(typeURL)), ctx.Err())
+			return NACK{}, fmt.Errorf("xdsplane: waiting for a NACK of %s: %w", typeName(v3cache.GetResponseType(typeURL)), ctx.Err())
 		}
 	}
 }
@@ -293,7 +293,7 @@ func (s *Server) Restart(ctx context.Context) error {
 
 	lis, err := net.Listen("tcp", s.addr)
 	if err != nil {
-		return fmt.Errorf("xdsfixture: restart: listen on %s: %w", s.addr, err)
+		return fmt.Errorf("xdsplane: restart: listen on %s: %w", s.addr, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -401,7 +401,7 @@ func (s *Server) onRequest(stream int64, req *v3discoverypb.DiscoveryRequest) er
 	held := req.GetVersionInfo()
 	st.acked[t] = held
 	s.nacks = append(s.nacks, NACK{TypeURL: req.GetTypeUrl(), Rejected: rejected, Held: held, Message: req.GetErrorDetail().GetMessage()})
-	s.logf("xdsfixture: client NACKed %s version %q (keeps %q): %s", typeName(t), rejected, held, req.GetErrorDetail().GetMessage())
+	s.logf("xdsplane: client NACKed %s version %q (keeps %q): %s", typeName(t), rejected, held, req.GetErrorDetail().GetMessage())
 	// Roll back only what the cache holds now: a NACK of an older version
 	// (another client's, or one overtaken by a newer Update) must not undo
 	// a newer push.
@@ -414,7 +414,7 @@ func (s *Server) onRequest(stream int64, req *v3discoverypb.DiscoveryRequest) er
 	}
 	s.current[t] = back
 	if err := s.setLocked(context.Background()); err != nil {
-		s.logf("xdsfixture: rolling %s back to %q: %v", typeName(t), held, err)
+		s.logf("xdsplane: rolling %s back to %q: %v", typeName(t), held, err)
 	}
 	return nil
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leakproof/leakproof/internal/e2e"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
 	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/trace"

@@ -11,8 +11,8 @@ import (
 
 	"github.com/leakproof/leakproof/balancer/guard"
 	"github.com/leakproof/leakproof/balancer/roundrobin"
-	"github.com/leakproof/leakproof/internal/e2e"
-	"github.com/leakproof/leakproof/internal/xdsfixture"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
+	"github.com/leakproof/leakproof/internal/xdsplane"
 	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/testbackend"
 
@@ -28,7 +28,7 @@ const guardOverWrrLocality = `{"childPolicy":[{"xds_wrr_locality_experimental":{
 // weighted is one cluster configuration measured by TestLocalityWeights.
 type weighted struct {
 	name     string
-	policy   xdsfixture.Policy
+	policy   xdsplane.Policy
 	weighted bool // it follows locality weights
 	ours     bool // leakproof owns its subchannels: at most one socket per backend, a clean trace
 
@@ -39,8 +39,8 @@ type weighted struct {
 }
 
 // localities returns z1 and z2 of round i with weights w1 and w2.
-func (w *weighted) localities(i int, w1, w2 uint32) []xdsfixture.Locality {
-	return []xdsfixture.Locality{
+func (w *weighted) localities(i int, w1, w2 uint32) []xdsplane.Locality {
+	return []xdsplane.Locality{
 		{Name: "z1", Weight: w1, Endpoints: window(w.pool[:3], i, 2)},
 		{Name: "z2", Weight: w2, Endpoints: window(w.pool[3:], i, 2)},
 	}
@@ -97,12 +97,12 @@ func TestLocalityWeights(t *testing.T) {
 		tol    = 0.04
 		rounds = 4
 	)
-	rr := xdsfixture.Policy{Name: roundrobin.Name, Config: `{"drainTimeout":"1s"}`}
+	rr := xdsplane.Policy{Name: roundrobin.Name, Config: `{"drainTimeout":"1s"}`}
 	wrrRR := rr
 	wrrRR.WrrLocality = true
 	cfgs := []*weighted{
 		{name: "WrrLocality(leakproof_round_robin)", policy: wrrRR, weighted: true, ours: true},
-		{name: "leakproof_guard(xds_wrr_locality(round_robin))", policy: xdsfixture.Policy{Name: guard.Name, Config: guardOverWrrLocality}, weighted: true, ours: true},
+		{name: "leakproof_guard(xds_wrr_locality(round_robin))", policy: xdsplane.Policy{Name: guard.Name, Config: guardOverWrrLocality}, weighted: true, ours: true},
 		{name: "grpc's default", weighted: true},
 		{name: "leakproof_round_robin alone", policy: rr, ours: true},
 	}
@@ -114,12 +114,12 @@ func TestLocalityWeights(t *testing.T) {
 		w.target = name(fmt.Sprintf("weights%d", k))
 		all = append(all, w.pool...)
 	}
-	resources := func(i int, w1, w2 uint32) xdsfixture.Resources {
-		var sets []xdsfixture.Resources
+	resources := func(i int, w1, w2 uint32) xdsplane.Resources {
+		var sets []xdsplane.Resources
 		for _, w := range cfgs {
-			sets = append(sets, service(t, w.target, xdsfixture.ClusterSpec{Name: "c-" + w.target, Policy: w.policy, Localities: w.localities(i, w1, w2)}))
+			sets = append(sets, service(t, w.target, xdsplane.ClusterSpec{Name: "c-" + w.target, Policy: w.policy, Localities: w.localities(i, w1, w2)}))
 		}
-		return xdsfixture.Merge(sets...)
+		return xdsplane.Merge(sets...)
 	}
 	v := publish(t, srv, resources(0, 1, 3))
 	for _, w := range cfgs {
@@ -128,7 +128,7 @@ func TestLocalityWeights(t *testing.T) {
 	for _, w := range cfgs {
 		w.c.waitServed(append(window(w.pool[:3], 0, 2), window(w.pool[3:], 0, 2)...)...)
 	}
-	waitAcked(t, srv, xdsfixture.EndpointType, v)
+	waitAcked(t, srv, xdsplane.EndpointType, v)
 
 	measure := func(round int, want func(*weighted) float64) []float64 {
 		got := make([]float64, len(cfgs))
@@ -162,7 +162,7 @@ func TestLocalityWeights(t *testing.T) {
 	for i := 1; i <= rounds; i++ {
 		time.Sleep(200 * time.Millisecond)
 		v := publish(t, srv, resources(i, 1, 3))
-		waitAcked(t, srv, xdsfixture.EndpointType, v)
+		waitAcked(t, srv, xdsplane.EndpointType, v)
 		for _, w := range cfgs {
 			if w.ours {
 				e2e.WaitSockets(t, w.pool[(i-1)%3], 0, 2*time.Second)
@@ -171,7 +171,7 @@ func TestLocalityWeights(t *testing.T) {
 		}
 	}
 	v = publish(t, srv, resources(rounds, 3, 1))
-	waitAcked(t, srv, xdsfixture.EndpointType, v)
+	waitAcked(t, srv, xdsplane.EndpointType, v)
 	time.Sleep(200 * time.Millisecond)
 	var churn []string
 	for k, w := range cfgs {
@@ -221,33 +221,33 @@ func TestLocalityWeights(t *testing.T) {
 // guard has one manager for the priority, so it gets one.
 func TestLocalityDuplicateWeighted(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
-	rr := xdsfixture.Policy{Name: roundrobin.Name, WrrLocality: true}
+	rr := xdsplane.Policy{Name: roundrobin.Name, WrrLocality: true}
 	cfgs := []struct {
 		name    string
-		policy  xdsfixture.Policy
+		policy  xdsplane.Policy
 		sockets int
 	}{
 		{"WrrLocality(leakproof_round_robin)", rr, 2},
-		{"leakproof_guard(xds_wrr_locality(round_robin))", xdsfixture.Policy{Name: guard.Name, Config: guardOverWrrLocality}, 1},
+		{"leakproof_guard(xds_wrr_locality(round_robin))", xdsplane.Policy{Name: guard.Name, Config: guardOverWrrLocality}, 1},
 	}
 	srv := startServer(t)
-	var sets []xdsfixture.Resources
+	var sets []xdsplane.Resources
 	dups := make([]string, len(cfgs))
 	targets := make([]string, len(cfgs))
 	for k, cfg := range cfgs {
 		bs := e2e.StartBackends(t, 1)
 		dups[k] = bs[0].Addr()
 		targets[k] = name("dupw")
-		sets = append(sets, service(t, targets[k], xdsfixture.ClusterSpec{Name: "c-" + targets[k], Policy: cfg.policy, Localities: []xdsfixture.Locality{
+		sets = append(sets, service(t, targets[k], xdsplane.ClusterSpec{Name: "c-" + targets[k], Policy: cfg.policy, Localities: []xdsplane.Locality{
 			{Name: "z1", Endpoints: []string{dups[k]}}, {Name: "z2", Weight: 3, Endpoints: []string{mapped(t, dups[k])}},
 		}}))
 	}
-	v := publish(t, srv, xdsfixture.Merge(sets...))
+	v := publish(t, srv, xdsplane.Merge(sets...))
 	var got []string
 	for k, cfg := range cfgs {
 		c := dial(t, srv, targets[k], false)
 		c.waitServed(dups[k])
-		waitAcked(t, srv, xdsfixture.EndpointType, v)
+		waitAcked(t, srv, xdsplane.EndpointType, v)
 		for range 40 { // both localities pick and connect
 			c.served(5)
 		}
@@ -288,11 +288,11 @@ func TestRecommendedClusterJSON(t *testing.T) {
 		{target: name("doc"), js: string(js), ours: true},
 		{target: name("doc-fallback"), js: strings.Replace(string(js), "type.googleapis.com/leakproof_round_robin", "type.googleapis.com/leakproof_not_linked_in", 1)},
 	}
-	var sets []xdsfixture.Resources
+	var sets []xdsplane.Resources
 	for _, s := range sides {
 		bs := e2e.StartBackends(t, 6)
 		s.w = &weighted{name: s.target, backends: bs, pool: e2e.Addrs(bs)}
-		res := service(t, s.target, xdsfixture.ClusterSpec{Name: "c-" + s.target, Localities: s.w.localities(0, 1, 3)})
+		res := service(t, s.target, xdsplane.ClusterSpec{Name: "c-" + s.target, Localities: s.w.localities(0, 1, 3)})
 		c := &v3clusterpb.Cluster{}
 		if err := protojson.Unmarshal([]byte(s.js), c); err != nil {
 			t.Fatalf("the documented Cluster does not parse: %v", err)
@@ -302,12 +302,12 @@ func TestRecommendedClusterJSON(t *testing.T) {
 		res.Clusters[0] = c
 		sets = append(sets, res)
 	}
-	v := publish(t, srv, xdsfixture.Merge(sets...))
+	v := publish(t, srv, xdsplane.Merge(sets...))
 	for _, s := range sides {
 		s.w.c = dial(t, srv, s.target, false)
 		s.w.c.waitServed(append(window(s.w.pool[:3], 0, 2), window(s.w.pool[3:], 0, 2)...)...)
 	}
-	waitAcked(t, srv, xdsfixture.ClusterType, v)
+	waitAcked(t, srv, xdsplane.ClusterType, v)
 	for _, s := range sides {
 		got := s.w.share(t, n, 0)
 		if math.Abs(got-0.75) > tol {

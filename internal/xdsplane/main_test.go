@@ -1,4 +1,4 @@
-package xdsfixture_test
+package xdsplane_test
 
 import (
 	"testing"

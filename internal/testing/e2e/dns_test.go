@@ -12,7 +12,7 @@ import (
 	_ "github.com/leakproof/leakproof/balancer/pickfirst"
 	_ "github.com/leakproof/leakproof/balancer/roundrobin"
 	"github.com/leakproof/leakproof/internal/dnsserver"
-	"github.com/leakproof/leakproof/internal/e2e"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/testbackend"

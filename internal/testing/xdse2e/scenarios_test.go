@@ -10,8 +10,8 @@ import (
 
 	"github.com/leakproof/leakproof/balancer/pickfirst"
 	"github.com/leakproof/leakproof/balancer/roundrobin"
-	"github.com/leakproof/leakproof/internal/e2e"
-	"github.com/leakproof/leakproof/internal/xdsfixture"
+	"github.com/leakproof/leakproof/internal/testing/e2e"
+	"github.com/leakproof/leakproof/internal/xdsplane"
 	"github.com/leakproof/leakproof/leaktest"
 )
 
@@ -36,30 +36,30 @@ func TestLocalityDuplicate(t *testing.T) {
 	a, b, c := bs[0].Addr(), bs[1].Addr(), bs[2].Addr() // a: ours and the duplicate; c: grpc's duplicate
 	srv := startServer(t)
 	rr, grpcRR := name("dup-rr"), name("dup-grpc")
-	res := func(ours, theirs []xdsfixture.Locality) xdsfixture.Resources {
-		return xdsfixture.Merge(
-			service(t, rr, xdsfixture.ClusterSpec{Name: "c-" + rr, Policy: xdsfixture.Policy{Name: roundrobin.Name}, Localities: ours}),
-			service(t, grpcRR, xdsfixture.ClusterSpec{Name: "c-" + grpcRR, Localities: theirs}),
+	res := func(ours, theirs []xdsplane.Locality) xdsplane.Resources {
+		return xdsplane.Merge(
+			service(t, rr, xdsplane.ClusterSpec{Name: "c-" + rr, Policy: xdsplane.Policy{Name: roundrobin.Name}, Localities: ours}),
+			service(t, grpcRR, xdsplane.ClusterSpec{Name: "c-" + grpcRR, Localities: theirs}),
 		)
 	}
 	good := publish(t, srv, res(
-		[]xdsfixture.Locality{{Name: "z1", Endpoints: []string{a}}, {Name: "z2", Endpoints: []string{b}}},
-		[]xdsfixture.Locality{{Name: "z1", Endpoints: []string{c}}, {Name: "z2", Endpoints: []string{b}}},
+		[]xdsplane.Locality{{Name: "z1", Endpoints: []string{a}}, {Name: "z2", Endpoints: []string{b}}},
+		[]xdsplane.Locality{{Name: "z1", Endpoints: []string{c}}, {Name: "z2", Endpoints: []string{b}}},
 	))
 	ours := dial(t, srv, rr, false)
 	theirs := dial(t, srv, grpcRR, true)
 	ours.waitServed(a, b)
 	theirs.waitServed(c, b)
-	waitAcked(t, srv, xdsfixture.EndpointType, good)
+	waitAcked(t, srv, xdsplane.EndpointType, good)
 
 	// Exact duplicate: NACKed, the last good assignment stays.
 	publish(t, srv, res(
-		[]xdsfixture.Locality{{Name: "z1", Endpoints: []string{a}}, {Name: "z2", Endpoints: []string{a}}},
-		[]xdsfixture.Locality{{Name: "z1", Endpoints: []string{c}}, {Name: "z2", Endpoints: []string{c}}},
+		[]xdsplane.Locality{{Name: "z1", Endpoints: []string{a}}, {Name: "z2", Endpoints: []string{a}}},
+		[]xdsplane.Locality{{Name: "z1", Endpoints: []string{c}}, {Name: "z2", Endpoints: []string{c}}},
 	))
 	ctx, cancel := context.WithTimeout(context.Background(), e2e.LongTimeout)
 	defer cancel()
-	nack, err := srv.WaitNACK(ctx, xdsfixture.EndpointType, 0)
+	nack, err := srv.WaitNACK(ctx, xdsplane.EndpointType, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,16 +67,16 @@ func TestLocalityDuplicate(t *testing.T) {
 		t.Errorf("NACK %+v: want grpc's duplicate-address error, holding version %s", nack, good)
 	}
 	ours.waitServed(a, b) // still both: the rejected assignment had no b
-	if got := srv.Acked(xdsfixture.EndpointType); got != good {
+	if got := srv.Acked(xdsplane.EndpointType); got != good {
 		t.Errorf("client holds EDS version %s, want %s", got, good)
 	}
 
 	// Spelled twice: accepted.
 	v := publish(t, srv, res(
-		[]xdsfixture.Locality{{Name: "z1", Endpoints: []string{a}}, {Name: "z2", Endpoints: []string{mapped(t, a)}}},
-		[]xdsfixture.Locality{{Name: "z1", Endpoints: []string{c}}, {Name: "z2", Endpoints: []string{mapped(t, c)}}},
+		[]xdsplane.Locality{{Name: "z1", Endpoints: []string{a}}, {Name: "z2", Endpoints: []string{mapped(t, a)}}},
+		[]xdsplane.Locality{{Name: "z1", Endpoints: []string{c}}, {Name: "z2", Endpoints: []string{mapped(t, c)}}},
 	))
-	waitAcked(t, srv, xdsfixture.EndpointType, v)
+	waitAcked(t, srv, xdsplane.EndpointType, v)
 	e2e.WaitSockets(t, b, 0, 2*time.Second) // b is no longer listed by either
 	ours.waitServed(a)
 	theirs.waitServed(c)
@@ -118,10 +118,10 @@ func TestPriorityFailover(t *testing.T) {
 	a, b := bs[0].Addr(), bs[1].Addr()
 	srv := startServer(t)
 	target := name("prio")
-	spec := func(locs ...xdsfixture.Locality) xdsfixture.Resources {
-		return service(t, target, xdsfixture.ClusterSpec{Name: "c-" + target, Policy: xdsfixture.Policy{Name: roundrobin.Name}, Localities: locs})
+	spec := func(locs ...xdsplane.Locality) xdsplane.Resources {
+		return service(t, target, xdsplane.ClusterSpec{Name: "c-" + target, Policy: xdsplane.Policy{Name: roundrobin.Name}, Localities: locs})
 	}
-	publish(t, srv, spec(xdsfixture.Locality{Name: "p0", Priority: 0, Endpoints: []string{a}}, xdsfixture.Locality{Name: "p1", Priority: 1, Endpoints: []string{b}}))
+	publish(t, srv, spec(xdsplane.Locality{Name: "p0", Priority: 0, Endpoints: []string{a}}, xdsplane.Locality{Name: "p1", Priority: 1, Endpoints: []string{b}}))
 	cl := dial(t, srv, target, false)
 	cl.waitServed(a)
 	if n := e2e.Sockets(t, b); n != 0 {
@@ -149,8 +149,8 @@ func TestPriorityFailover(t *testing.T) {
 	if n := e2e.Sockets(t, b); n != 1 {
 		t.Errorf("%d sockets to the demoted priority-1 backend, measured 1 (grpc's child cache) when this was written", n)
 	}
-	v := publish(t, srv, spec(xdsfixture.Locality{Name: "p0", Priority: 0, Endpoints: []string{a}}))
-	waitAcked(t, srv, xdsfixture.EndpointType, v)
+	v := publish(t, srv, spec(xdsplane.Locality{Name: "p0", Priority: 0, Endpoints: []string{a}}))
+	waitAcked(t, srv, xdsplane.EndpointType, v)
 	if max := maxSockets(t, 300*time.Millisecond, b); max[b] != 1 {
 		t.Errorf("%d sockets to B after it was removed from EDS, measured 1 (still cached) when this was written", max[b])
 	}
@@ -180,33 +180,33 @@ func TestCDSSwitch(t *testing.T) {
 	srv := startServer(t)
 	for _, tc := range []struct {
 		name string
-		x, y xdsfixture.Policy
+		x, y xdsplane.Policy
 	}{
-		{"leakproof", xdsfixture.Policy{Name: roundrobin.Name}, xdsfixture.Policy{Name: pickfirst.Name}},
-		{"grpc", xdsfixture.Policy{}, xdsfixture.Policy{}},
+		{"leakproof", xdsplane.Policy{Name: roundrobin.Name}, xdsplane.Policy{Name: pickfirst.Name}},
+		{"grpc", xdsplane.Policy{}, xdsplane.Policy{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			xs := e2e.Addrs(e2e.StartBackends(t, 2))
 			ys := e2e.Addrs(e2e.StartBackends(t, 2))
 			target := name("cds")
-			x := xdsfixture.ClusterSpec{Name: "x-" + target, Policy: tc.x, Localities: one(xs...)}
-			y := xdsfixture.ClusterSpec{Name: "y-" + target, Policy: tc.y, Localities: one(ys[0])}
+			x := xdsplane.ClusterSpec{Name: "x-" + target, Policy: tc.x, Localities: one(xs...)}
+			y := xdsplane.ClusterSpec{Name: "y-" + target, Policy: tc.y, Localities: one(ys[0])}
 			publish(t, srv, service(t, target, x))
 			cl := dial(t, srv, target, tc.name == "grpc")
 			cl.waitServed(xs...)
 
 			stop := cl.loadErrs()
-			both, err := xdsfixture.Service(target, x.Name, x, y) // Y published, the route still on X
+			both, err := xdsplane.Service(target, x.Name, x, y) // Y published, the route still on X
 			if err != nil {
 				t.Fatal(err)
 			}
-			waitAcked(t, srv, xdsfixture.ClusterType, publish(t, srv, both))
-			if both, err = xdsfixture.Service(target, y.Name, x, y); err != nil { // the route on Y
+			waitAcked(t, srv, xdsplane.ClusterType, publish(t, srv, both))
+			if both, err = xdsplane.Service(target, y.Name, x, y); err != nil { // the route on Y
 				t.Fatal(err)
 			}
-			waitAcked(t, srv, xdsfixture.RouteType, publish(t, srv, both))
+			waitAcked(t, srv, xdsplane.RouteType, publish(t, srv, both))
 			cl.waitServed(ys[0])
-			waitAcked(t, srv, xdsfixture.ClusterType, publish(t, srv, service(t, target, y))) // X deleted
+			waitAcked(t, srv, xdsplane.ClusterType, publish(t, srv, service(t, target, y))) // X deleted
 			for _, a := range xs {
 				e2e.WaitSockets(t, a, 0, 2*time.Second)
 			}
@@ -243,8 +243,8 @@ func TestManagementServerRestart(t *testing.T) {
 	pool := e2e.Addrs(e2e.StartBackends(t, 4))
 	srv := startServer(t)
 	target := name("restart")
-	res := func(i int) xdsfixture.Resources {
-		return service(t, target, xdsfixture.ClusterSpec{Name: "c-" + target, Policy: xdsfixture.Policy{Name: roundrobin.Name}, Localities: one(window(pool, i, 2)...)})
+	res := func(i int) xdsplane.Resources {
+		return service(t, target, xdsplane.ClusterSpec{Name: "c-" + target, Policy: xdsplane.Policy{Name: roundrobin.Name}, Localities: one(window(pool, i, 2)...)})
 	}
 	publish(t, srv, res(0))
 	cl := dial(t, srv, target, false)
@@ -261,7 +261,7 @@ func TestManagementServerRestart(t *testing.T) {
 			time.Sleep(100 * time.Millisecond) // served by the resources the client holds
 		}
 		v := publish(t, srv, res(i))
-		waitAcked(t, srv, xdsfixture.EndpointType, v)
+		waitAcked(t, srv, xdsplane.EndpointType, v)
 		e2e.WaitSockets(t, pool[(i-1)%len(pool)], 0, 2*time.Second)
 		cl.waitServed(window(pool, i, 2)...)
 	}
@@ -291,20 +291,20 @@ func TestNACKedPolicyConfig(t *testing.T) {
 	addrs := e2e.Addrs(e2e.StartBackends(t, 2))
 	srv := startServer(t)
 	target := name("nack")
-	res := func(cfg string) xdsfixture.Resources {
-		return service(t, target, xdsfixture.ClusterSpec{Name: "c-" + target, Policy: xdsfixture.Policy{Name: roundrobin.Name, Config: cfg}, Localities: one(addrs...)})
+	res := func(cfg string) xdsplane.Resources {
+		return service(t, target, xdsplane.ClusterSpec{Name: "c-" + target, Policy: xdsplane.Policy{Name: roundrobin.Name, Config: cfg}, Localities: one(addrs...)})
 	}
 	good := publish(t, srv, res(`{"drainTimeout":"2s"}`))
 	cl := dial(t, srv, target, false)
 	cl.waitServed(addrs...)
-	waitAcked(t, srv, xdsfixture.ClusterType, good)
+	waitAcked(t, srv, xdsplane.ClusterType, good)
 	before := cl.created()
 
 	stop := cl.load()
 	publish(t, srv, res(`{"drainTimeout":"forever","traceRingSize":-1}`))
 	ctx, cancel := context.WithTimeout(context.Background(), e2e.LongTimeout)
 	defer cancel()
-	nack, err := srv.WaitNACK(ctx, xdsfixture.ClusterType, 0)
+	nack, err := srv.WaitNACK(ctx, xdsplane.ClusterType, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +327,7 @@ func TestNACKedPolicyConfig(t *testing.T) {
 	}
 
 	fixed := publish(t, srv, res(`{"drainTimeout":"3s"}`))
-	waitAcked(t, srv, xdsfixture.ClusterType, fixed)
+	waitAcked(t, srv, xdsplane.ClusterType, fixed)
 	cl.waitServed(addrs...)
 	cl.CC.Close()
 	for _, a := range addrs {
