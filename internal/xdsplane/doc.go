@@ -5,6 +5,11 @@
 // resolver for `xds:///…` targets built from a bootstrap that points at the
 // server.
 //
+// It ships, not only in tests, because the soak's xDS mode (soak --xds)
+// feeds its channels from this control plane: the soak pushes EDS churn,
+// CDS switches and NACKed configs to a real client, which needs a real
+// management server in the soak's own process.
+//
 // Start a server, publish resources, dial through its resolver:
 //
 //	srv, err := xdsplane.Start(xdsplane.Options{})
