@@ -3,6 +3,8 @@ package benchmarks
 import (
 	"testing"
 
+	"github.com/leakproof/leakproof/balancer/guard"
+	"github.com/leakproof/leakproof/internal/policy"
 	"google.golang.org/grpc/balancer"
 )
 
@@ -53,5 +55,33 @@ func TestPickersReturnRealSubConns(t *testing.T) {
 			}
 			f.close(t)
 		})
+	}
+}
+
+// TestGuardPickFirstPicksAsBare checks what BenchmarkGuardPick's pick_first
+// rows rest on: under leakproof_guard, grpc's pick_first's READY picker is
+// replaced by one stored result of the real SubConn (the kind of picker
+// leakproof_pick_first publishes), not wrapped in an unwrapping picker, so
+// a pick costs what the bare child's does.
+func TestGuardPickFirstPicksAsBare(t *testing.T) {
+	eps := simpleEndpoints(3)
+	_, all := firstAddrs(eps)
+	f := buildOnFake(t, guard.Name, `{"childPolicy":[{"pick_first":{}}]}`)
+	defer f.close(t)
+	f.update(t, eps)
+	f.cc.waitFor(t, "READY", readyOn(all, false, 1))
+	p := f.cc.current().Picker
+	if _, ok := p.(*policy.FixedPicker); !ok {
+		t.Fatalf("the guard published a %T for pick_first's READY picker, want a *policy.FixedPicker", p)
+	}
+	res, err := p.Pick(balancer.PickInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := res.SubConn.(*fakeSC); !ok {
+		t.Fatalf("picked a %T, want the fake's *fakeSC", res.SubConn)
+	}
+	if n := testing.AllocsPerRun(100, func() { p.Pick(balancer.PickInfo{}) }); n != 0 {
+		t.Fatalf("a pick allocates %v times, want 0", n)
 	}
 }

@@ -20,7 +20,9 @@
 // owned and drained within drainTimeout when the channel dials through
 // subconn.Dialer, every step in the refcount trace, the admin service and
 // `leakproof trace`. Pickers hand grpc the real SubConn; a pick costs one
-// type assertion more than the child's own and allocates nothing more.
+// call and one type assertion more than the child's own and allocates
+// nothing more (under grpc's pick_first, nothing more: its READY picker is
+// replaced by one that returns the stored real SubConn).
 //
 // The child keeps grpc's guarantees: its balancer methods are called one at
 // a time, and a StateListener is called only after Connect on its SubConn

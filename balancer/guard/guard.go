@@ -8,6 +8,7 @@ import (
 	"github.com/leakproof/leakproof/internal/policy"
 	"github.com/leakproof/leakproof/subconn"
 	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/grpclog"
 	"google.golang.org/grpc/serviceconfig"
 )
@@ -65,6 +66,7 @@ type child struct {
 	b      balancer.Balancer
 	hc     *subconn.ClientConn
 	parent childParent
+	fixed  bool // grpc's pick_first: a READY picker always returns one stored result
 }
 
 // childParent passes a child's state on to the channel while it is the
@@ -75,6 +77,14 @@ type childParent struct {
 }
 
 func (p *childParent) UpdateState(s balancer.State) {
+	if p.c.fixed && s.ConnectivityState == connectivity.Ready {
+		// grpc's pick_first returns one stored result from a READY picker:
+		// pick it once here, so that a pick costs what pick_first's own
+		// does instead of a call through the unwrapping picker.
+		if sc, ok := policy.ReadySubConn(s.Picker); ok {
+			s.Picker = policy.NewFixedPicker(sc)
+		}
+	}
 	g := p.c.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -84,7 +94,7 @@ func (p *childParent) UpdateState(s balancer.State) {
 }
 
 func (g *guard) newChild(b balancer.Builder) *child {
-	c := &child{g: g, name: b.Name()}
+	c := &child{g: g, name: b.Name(), fixed: b == policy.GRPCPickFirst}
 	c.parent = childParent{ClientConn: g.cc, c: c}
 	c.hc = g.m.ClientConn(&c.parent, c.name)
 	c.b = b.Build(c.hc, g.bopts)
