@@ -374,6 +374,9 @@ func (b *Backend) serveLocked(tcp *net.TCPListener) *run {
 	}
 	echov1.RegisterEchoServiceServer(r.srv, &echoServer{b: b})
 	healthpb.RegisterHealthServer(r.srv, r.health)
+	if b.opts.services != nil {
+		b.opts.services(r.srv)
+	}
 	b.setHealthLocked(r.health)
 	go func() {
 		defer close(r.served)

@@ -21,7 +21,10 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 
@@ -621,6 +624,18 @@ func TestTLSHandshake(t *testing.T) {
 		_, client := dial(t, b.Addr(), grpc.WithTransportCredentials(ca.ClientCredentials()))
 		mustEcho(t, client, b)
 	})
+	// A resolver's target names a service, not 127.0.0.1: the certificate
+	// is still verified for the address every backend listens on.
+	t.Run("trusted CA, named target", func(t *testing.T) {
+		r := manual.NewBuilderWithScheme("named")
+		r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: b.Addr()}}})
+		cc, err := grpc.NewClient("named:///some.service", grpc.WithResolvers(r), grpc.WithTransportCredentials(ca.ClientCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		mustEcho(t, echov1.NewEchoServiceClient(cc), b)
+	})
 	for _, tc := range []struct {
 		name  string
 		creds credentials.TransportCredentials
@@ -638,8 +653,39 @@ func TestTLSHandshake(t *testing.T) {
 			}
 		})
 	}
-	if got := b.Stats().RPCs; got != 1 {
-		t.Fatalf("Stats().RPCs = %d, want 1 (only the trusted client's)", got)
+	if got := b.Stats().RPCs; got != 2 {
+		t.Fatalf("Stats().RPCs = %d, want 2 (only the trusted clients')", got)
+	}
+}
+
+// TestServicesAreRegisteredAtEveryStart: a user's service is served beside
+// echo, and again after a restart.
+func TestServicesAreRegisteredAtEveryStart(t *testing.T) {
+	var registered atomic.Int64
+	b := start(t, testbackend.Services(func(s *grpc.Server) {
+		registered.Add(1)
+		testgrpc.RegisterTestServiceServer(s, &testgrpc.UnimplementedTestServiceServer{})
+	}))
+	cc, client := dial(t, b.Addr())
+	call := func() {
+		t.Helper()
+		ctx := testContext(t, defaultTestTimeout)
+		// The embedded Unimplemented server answers Unimplemented: the
+		// service is registered (an unknown service's error says so).
+		_, err := testgrpc.NewTestServiceClient(cc).EmptyCall(ctx, &testgrpc.Empty{}, grpc.WaitForReady(true))
+		if status.Code(err) != codes.Unimplemented || strings.Contains(err.Error(), "unknown service") {
+			t.Fatalf("EmptyCall: %v, want the registered service's Unimplemented", err)
+		}
+		mustEcho(t, client, b)
+	}
+	call()
+	b.Stop()
+	if err := b.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	call()
+	if n := registered.Load(); n != 2 {
+		t.Errorf("registered %d times, want 2 (Start and Restart)", n)
 	}
 }
 

@@ -30,6 +30,7 @@ type options struct {
 	stallForever bool
 	ca           *CA
 	serverOpts   []grpc.ServerOption
+	services     func(*grpc.Server)
 }
 
 func defaultOptions() options {
@@ -132,6 +133,13 @@ func StallForever() Option {
 // CA fail it.
 func TLS(ca *CA) Option {
 	return optionFunc(func(o *options) { o.ca = ca })
+}
+
+// Services registers more services on the backend's grpc.Server, beside
+// the echo and health services, each time it is made (at Start and at
+// every Restart). A nil register does nothing.
+func Services(register func(*grpc.Server)) Option {
+	return optionFunc(func(o *options) { o.services = register })
 }
 
 // ServerOptions adds options to the grpc.Server, for example a stats
