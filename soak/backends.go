@@ -6,6 +6,7 @@ import (
 
 	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/resolver"
 )
 
@@ -19,13 +20,32 @@ type fleet struct {
 	backends []*testbackend.Backend // all, in info order
 	info     []BackendInfo
 	names    map[netip.AddrPort]string // backend address → name
-	tlsCreds credentials.TransportCredentials
+	// clientCreds are the channels' credentials: insecure, or trusting the
+	// run's CA under Config.TLS. untrusted trust another CA (the tls fault).
+	clientCreds credentials.TransportCredentials
+	untrusted   credentials.TransportCredentials
 }
 
 // startBackends starts the regular backends and the three special ones.
 func (r *runner) startBackends() error {
+	serverCA, err := testbackend.NewCA()
+	if err != nil {
+		return fmt.Errorf("soak: %w", err)
+	}
+	otherCA, err := testbackend.NewCA()
+	if err != nil {
+		return fmt.Errorf("soak: %w", err)
+	}
+	r.untrusted = otherCA.ClientCredentials()
+	r.clientCreds = insecure.NewCredentials()
+	common := []testbackend.Option{testbackend.Services(r.cfg.RegisterServices)}
+	if r.cfg.TLS {
+		r.clientCreds = serverCA.ClientCredentials()
+		common = append(common, testbackend.TLS(serverCA))
+	}
 	start := func(name, role string, opts ...testbackend.Option) (*testbackend.Backend, error) {
-		b, err := testbackend.Start(append([]testbackend.Option{testbackend.Name(name)}, opts...)...)
+		opts = append(append([]testbackend.Option{testbackend.Name(name)}, common...), opts...)
+		b, err := testbackend.Start(opts...)
 		if err != nil {
 			return nil, fmt.Errorf("soak: starting backend %s: %w", name, err)
 		}
@@ -41,22 +61,12 @@ func (r *runner) startBackends() error {
 		}
 		r.regular = append(r.regular, b)
 	}
-	var err error
 	if r.frozen, err = start("frozen", roleFrozen, frozenOptions...); err != nil {
 		return err
 	}
 	if r.resetter, err = start("resetting", roleResetting, testbackend.ResetAfter(resetAfter)); err != nil {
 		return err
 	}
-	serverCA, err := testbackend.NewCA()
-	if err != nil {
-		return fmt.Errorf("soak: %w", err)
-	}
-	otherCA, err := testbackend.NewCA()
-	if err != nil {
-		return fmt.Errorf("soak: %w", err)
-	}
-	r.tlsCreds = otherCA.ClientCredentials()
 	if r.tlsB, err = start("tls", roleTLS, testbackend.TLS(serverCA)); err != nil {
 		return err
 	}

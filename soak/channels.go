@@ -1,19 +1,19 @@
 package soak
 
 import (
-	"cmp"
 	"fmt"
-	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/leakproof/leakproof/balancer/guard"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
 )
 
 // A client is one channel of the run.
@@ -27,30 +27,65 @@ type client struct {
 	stats  *rpcCounters
 }
 
-type rpcCounters struct{ ok, failed, retries, streams atomic.Int64 }
+type rpcCounters struct {
+	ok, failed, retries, streams atomic.Int64
 
-func (c *rpcCounters) snapshot() RPCStats {
-	return RPCStats{OK: c.ok.Load(), Failed: c.failed.Load(), Retries: c.retries.Load(), Streams: c.streams.Load()}
+	mu     sync.Mutex
+	byCode map[codes.Code]int64 // failed RPCs by final status code
 }
 
-// dial makes a channel named name of the run with policy on the run's feed
-// (a manual resolver, or the xDS control plane), dialing through the socket
-// tracker and subconn.Dialer, with the retry interceptor (and the logging
-// interceptor for final failures).
-func (r *runner) dial(name, kind, policy string, state resolver.State, creds credentials.TransportCredentials, stats *rpcCounters) (*client, error) {
+// fail counts one RPC that failed with err after its retries.
+func (c *rpcCounters) fail(err error) {
+	c.failed.Add(1)
+	c.mu.Lock()
+	if c.byCode == nil {
+		c.byCode = map[codes.Code]int64{}
+	}
+	c.byCode[status.Code(err)]++
+	c.mu.Unlock()
+}
+
+func (c *rpcCounters) snapshot() RPCStats {
+	s := RPCStats{OK: c.ok.Load(), Failed: c.failed.Load(), Retries: c.retries.Load(), Streams: c.streams.Load()}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.byCode) > 0 {
+		s.FailedByCode = make(map[string]int64, len(c.byCode))
+		for code, n := range c.byCode {
+			s.FailedByCode[code.String()] = n
+		}
+	}
+	return s
+}
+
+// dial makes a channel named name of the run with service config sc on
+// the run's feed (a manual resolver, or the xDS control plane), dialing
+// through the socket tracker and subconn.Dialer with creds (nil: the run's,
+// Config.TLS), with the retry interceptor (and the logging interceptor for
+// final failures). Config.DialOptions come after the soak's connect
+// parameters and before what the soak needs to watch the channel, which
+// therefore wins.
+func (r *runner) dial(name, kind, sc string, state resolver.State, creds credentials.TransportCredentials, stats *rpcCounters) (*client, error) {
 	c := &client{name: name, target: r.prefix + name, ch: r.socks.register(name, kind), stats: stats}
-	target, opts, err := r.feed.dial(c, kind, policy, state)
+	target, feedOpts, err := r.feed.dial(c, kind, sc, state)
 	if err != nil {
 		return nil, fmt.Errorf("soak: channel %s: %w", name, err)
 	}
 	c.target = target
-	opts = append(opts,
-		grpc.WithTransportCredentials(creds),
-		grpc.WithContextDialer(r.socks.dialer(c.ch)),
+	if creds == nil {
+		creds = r.clientCreds
+	}
+	opts := []grpc.DialOption{
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: time.Second,
 		}),
+	}
+	opts = append(opts, r.cfg.DialOptions...)
+	opts = append(opts, feedOpts...)
+	opts = append(opts,
+		grpc.WithTransportCredentials(creds),
+		grpc.WithContextDialer(r.socks.dialer(c.ch)),
 	)
 	if kind != kindTLS {
 		opts = append(opts, r.interceptors(c)...)
@@ -65,27 +100,12 @@ func (r *runner) dial(name, kind, policy string, state resolver.State, creds cre
 	return c, nil
 }
 
-// serviceConfig names policy with its config (policyConfig).
-func serviceConfig(policy string, drain time.Duration) string {
-	name, cfg := policyConfig(policy, drain)
-	return fmt.Sprintf(`{"loadBalancingConfig":[{%q:%s}]}`, name, cfg)
-}
-
-// policyConfig returns the registered name and the JSON config of policy;
-// the leakproof policies get the drain timeout. "leakproof_guard:<child>"
-// runs child under the guard, with an orphan timeout of half the drain
-// timeout, so that an orphan's sockets are closed within the removal bound
-// (drain timeout plus slack) even when streams keep them draining.
-func policyConfig(policy string, drain time.Duration) (name, cfg string) {
-	cfg = "{}"
-	if child, ok := strings.CutPrefix(policy, guardPrefix); ok {
-		childCfg := cmp.Or(guardedChildConfig[child], "{}")
-		cfg = fmt.Sprintf(`{"childPolicy":[{%q:%s}],"drainTimeout":%q,"orphanTimeout":%q}`, child, childCfg, drain.String(), (drain / 2).String())
-		policy = guard.Name
-	} else if isLeakproof(policy) {
-		cfg = fmt.Sprintf(`{"drainTimeout":%q}`, drain.String())
+// mainTarget is the target the main channel dialed, if it was dialed.
+func (r *runner) mainTarget() string {
+	if r.main == nil {
+		return ""
 	}
-	return policy, cfg
+	return r.main.target
 }
 
 // closeChannel closes c and starts checking that its sockets go.

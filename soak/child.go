@@ -16,6 +16,10 @@ import (
 // under a lowered RLIMIT_NOFILE).
 const childEnv = "LEAKPROOF_SOAK_CHILD"
 
+// serviceConfigEnv carries the service config of the channels under test
+// to the starve child.
+const serviceConfigEnv = "LEAKPROOF_SOAK_SERVICE_CONFIG"
+
 func init() {
 	mode, ok := os.LookupEnv(childEnv)
 	if !ok {
@@ -37,11 +41,11 @@ func runChild(mode string) int {
 		time.Sleep(d)
 		return 0
 	case "starve":
-		policy := os.Getenv("LEAKPROOF_SOAK_POLICY")
-		if policy == "" {
-			policy = DefaultPolicy
+		sc := os.Getenv(serviceConfigEnv)
+		if sc == "" {
+			sc = serviceConfig(DefaultPolicy, DefaultDrainTimeout)
 		}
-		return starveChild(d, policy, os.Stdout)
+		return starveChild(d, sc, os.Stdout)
 	}
 	fmt.Fprintf(os.Stderr, "soak child: unknown mode %q\n", name)
 	return 2

@@ -14,7 +14,6 @@ import (
 	"github.com/leakproof/leakproof/internal/procfs"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // The exec fault: a server that passed its accepted sockets to worker
@@ -133,7 +132,7 @@ func (r *runner) execChildren(pctx context.Context, p *phaseRun) error {
 	for i := range execChannels {
 		wg.Go(func() {
 			for n := 0; pctx.Err() == nil; n++ {
-				c, err := r.dial(fmt.Sprintf("exec-%d-%d-%d", phase, i, n), kindChurn, r.cfg.Policy, r.baseState(), insecure.NewCredentials(), &r.stats)
+				c, err := r.dial(fmt.Sprintf("exec-%d-%d-%d", phase, i, n), kindChurn, r.cfg.channelServiceConfig(), r.baseState(), nil, &r.stats)
 				if err != nil {
 					r.problem("soak: exec: %v", err)
 					return

@@ -1,6 +1,7 @@
 package soak
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/leakproof/leakproof/balancer/pickfirst"
 	"github.com/leakproof/leakproof/balancer/roundrobin"
+	"google.golang.org/grpc"
 )
 
 // A Fault names one of the faults real deployments see, as the soak makes
@@ -92,7 +94,7 @@ func (f Fault) valid() bool {
 // among AllFaults; ParseXDSFaults among XDSFaults.
 func ParseFaults(spec string) ([]Fault, error) { return parseFaults(spec, AllFaults()) }
 
-// ParseXDSFaults is ParseFaults for a run with Config.XDS: "all" and
+// ParseXDSFaults is ParseFaults for a run under ResolverXDS: "all" and
 // exclusions select among XDSFaults, the control plane's own faults
 // included.
 func ParseXDSFaults(spec string) ([]Fault, error) { return parseFaults(spec, XDSFaults()) }
@@ -114,7 +116,7 @@ func parseFaults(spec string, universe []Fault) ([]Fault, error) {
 		f := Fault(name)
 		if !slices.Contains(universe, f) {
 			if f.valid() {
-				return nil, fmt.Errorf("soak: fault %q needs an xDS control plane (Config.XDS, --xds)", name)
+				return nil, fmt.Errorf("soak: fault %q needs an xDS control plane (Resolver xds, --resolver xds)", name)
 			}
 			return nil, fmt.Errorf("soak: unknown fault %q (faults: all, %s)", name, faultNames(universe))
 		}
@@ -194,7 +196,7 @@ type Config struct {
 	// leakproof_pick_first, grpc's round_robin or pick_first, or any policy
 	// registered in the process; "leakproof_guard:<name>" runs a registered
 	// policy under leakproof_guard (GuardedGRPCPolicies), with an
-	// orphanTimeout of half DrainTimeout.
+	// orphanTimeout of half DrainTimeout. ServiceConfig overrides it.
 	Policy string
 
 	// Compare, if set, names a second policy run side by side on its own
@@ -259,13 +261,92 @@ type Config struct {
 	// failed after its retries (the first 20).
 	Logf func(format string, args ...any)
 
-	// XDS runs the channels under an embedded xDS control plane (a
-	// go-control-plane ADS server on 127.0.0.1) instead of manual
-	// resolvers: every channel dials xds:///…, the control plane selects
-	// Policy (and Compare) per cluster through a TypedStruct, and the
-	// resolver-side faults reach the channels as xDS pushes. XDSFaults adds
-	// the control plane's own faults; nil Faults runs them all.
+	// ServiceConfig, if set, is the service config JSON of the channels
+	// under test (the main channel, and the churned, exec and TLS-fault
+	// channels): any registered policy with its parameters, the user's own
+	// included. It overrides Policy: the policy it selects (as grpc selects
+	// it: the first registered of loadBalancingConfig) decides the socket
+	// limit and the per-policy checks, and, unless DrainTimeout is set, its
+	// drainTimeout (and the guard's orphanTimeout, if longer) with
+	// RemovalSlack bounds a removal. Run rejects a config grpc rejects.
+	ServiceConfig string
+
+	// DialOptions are added to every channel of the run (Compare's too),
+	// after the soak's connect parameters, which they may override, and
+	// before what the soak needs to watch the channel, which overrides
+	// them: its resolver (WithResolvers, and the target), its default
+	// service config, its transport credentials and its context dialer
+	// (subconn.Dialer over a socket-tracking TCP dial). grpc.DialOption is
+	// opaque, so such options cannot be detected: they are ignored, not
+	// refused. Chained interceptors run outside the soak's logging and
+	// retry interceptors (each sees a call once, with its final result);
+	// keepalive, stats handlers, per-RPC credentials and the like apply as
+	// given.
+	DialOptions []grpc.DialOption
+
+	// RegisterServices, if set, registers the user's services on every
+	// backend the soak starts (regular, frozen, resetting, TLS), beside the
+	// soak's echo and health services, again on each restart.
+	RegisterServices func(*grpc.Server)
+
+	// Load, if set, is the unary load: each unary worker calls it in a
+	// loop on the channel under test instead of the soak's Echo. Its RPCs
+	// pass the soak's retry interceptor (UNAVAILABLE is retried as for
+	// Echo); an error after the retries counts as a failed RPC, by status
+	// code in Result.RPCs. The soak's streams keep running on the echo
+	// service. Load must return when ctx is done.
+	Load func(ctx context.Context, cc *grpc.ClientConn) error
+
+	// Resolver is how the channels under test learn their backends:
+	// ResolverManual (the default), ResolverDNS or ResolverXDS.
+	Resolver Resolver
+
+	// TLS makes every backend serve TLS with a certificate for 127.0.0.1
+	// from a CA generated for the run, which every channel of the run
+	// trusts; the tls fault's channels trust another CA and keep failing.
+	TLS bool
+
+	// XDS is ResolverXDS.
+	//
+	// Deprecated: set Resolver to ResolverXDS. Run treats XDS as that,
+	// and rejects XDS with another Resolver.
 	XDS bool
+}
+
+// A Resolver names how the channels under test learn their backends.
+type Resolver string
+
+// The resolvers.
+const (
+	// ResolverManual gives each channel a resolver/manual resolver that
+	// the resolver-side faults update directly.
+	ResolverManual Resolver = "manual"
+	// ResolverDNS resolves through grpc's dns resolver and a DNS server
+	// embedded on 127.0.0.1.
+	ResolverDNS Resolver = "dns"
+	// ResolverXDS runs the channels under an embedded xDS control plane (a
+	// go-control-plane ADS server on 127.0.0.1): every channel dials
+	// xds:///…, the control plane selects the policy per cluster through a
+	// TypedStruct, and the resolver-side faults reach the channels as xDS
+	// pushes. XDSFaults adds the control plane's own faults; nil Faults
+	// runs them all.
+	ResolverXDS Resolver = "xds"
+)
+
+// Resolvers lists the resolvers Run accepts.
+func Resolvers() []Resolver { return []Resolver{ResolverManual, ResolverDNS, ResolverXDS} }
+
+// xds reports whether the run is under the xDS control plane. Valid after
+// withDefaults.
+func (c *Config) xds() bool { return c.Resolver == ResolverXDS }
+
+// channelServiceConfig is the service config of the channels under test.
+// Valid after withDefaults.
+func (c *Config) channelServiceConfig() string {
+	if c.ServiceConfig != "" {
+		return c.ServiceConfig
+	}
+	return serviceConfig(c.Policy, c.DrainTimeout)
 }
 
 // Validate reports what is wrong with c, after the defaults are applied:
@@ -283,12 +364,38 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Backends == 0 {
 		c.Backends = DefaultBackends
 	}
+	var errs []error
+	switch {
+	case c.XDS && c.Resolver == "":
+		c.Resolver = ResolverXDS
+	case c.XDS && c.Resolver != ResolverXDS:
+		errs = append(errs, fmt.Errorf("XDS (deprecated) is Resolver %q, not %q", ResolverXDS, c.Resolver))
+	case c.Resolver == "":
+		c.Resolver = ResolverManual
+	}
+	c.XDS = c.Resolver == ResolverXDS
+	if !slices.Contains(Resolvers(), c.Resolver) {
+		errs = append(errs, fmt.Errorf("unknown resolver %q (resolvers: manual, dns, xds)", c.Resolver))
+	} else if c.Resolver == ResolverDNS && !dnsAvailable {
+		errs = append(errs, errors.New("resolver dns is not available yet"))
+	}
 	if c.Policy == "" {
 		c.Policy = DefaultPolicy
 	}
+	if c.ServiceConfig != "" {
+		sel, err := selectPolicy(c.ServiceConfig)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			c.Policy = sel.policy
+			if c.DrainTimeout == 0 && sel.drain > 0 {
+				c.DrainTimeout = sel.drain
+			}
+		}
+	}
 	if c.Faults == nil {
 		c.Faults = AllFaults()
-		if c.XDS {
+		if c.xds() {
 			c.Faults = XDSFaults()
 		}
 	}
@@ -320,7 +427,6 @@ func (c Config) withDefaults() (Config, error) {
 		c.VerifyTimeout = DefaultVerifyTimeout
 	}
 
-	var errs []error
 	if c.Backends < MinBackends || c.Backends > MaxBackends {
 		errs = append(errs, fmt.Errorf("backends %d must be between %d and %d", c.Backends, MinBackends, MaxBackends))
 	}
@@ -335,8 +441,8 @@ func (c Config) withDefaults() (Config, error) {
 	for _, f := range c.Faults {
 		if !f.valid() {
 			errs = append(errs, fmt.Errorf("unknown fault %q (faults: %s)", f, faultNames(XDSFaults())))
-		} else if !c.XDS && !slices.Contains(AllFaults(), f) {
-			errs = append(errs, fmt.Errorf("fault %q needs an xDS control plane (XDS)", f))
+		} else if !c.xds() && !slices.Contains(AllFaults(), f) {
+			errs = append(errs, fmt.Errorf("fault %q needs an xDS control plane (Resolver %q)", f, ResolverXDS))
 		}
 		if seen[f] {
 			errs = append(errs, fmt.Errorf("fault %q selected twice", f))

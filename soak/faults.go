@@ -14,7 +14,6 @@ import (
 	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
@@ -181,7 +180,7 @@ func (r *runner) tlsFailures(pctx context.Context, p *phaseRun) error {
 	for round := 0; pctx.Err() == nil; round++ {
 		var chans []*client
 		for i := range tlsChannels {
-			c, err := r.dial(fmt.Sprintf("tls-%d-%d", round, i), kindTLS, r.cfg.Policy, st, r.tlsCreds, &rpcCounters{})
+			c, err := r.dial(fmt.Sprintf("tls-%d-%d", round, i), kindTLS, r.cfg.channelServiceConfig(), st, r.untrusted, &rpcCounters{})
 			if err != nil {
 				for _, c := range chans {
 					r.closeChannel(c)
@@ -257,7 +256,7 @@ func (r *runner) churn(pctx context.Context, p *phaseRun) {
 				n++
 				name := fmt.Sprintf("churn-%d-%d", phase, n)
 				mu.Unlock()
-				c, err := r.dial(name, kindChurn, r.cfg.Policy, r.baseState(), insecure.NewCredentials(), &r.stats)
+				c, err := r.dial(name, kindChurn, r.cfg.channelServiceConfig(), r.baseState(), nil, &r.stats)
 				if err != nil {
 					r.problem("soak: churn: %v", err)
 					return

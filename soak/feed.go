@@ -7,15 +7,16 @@ import (
 )
 
 // A feed is how the resolver-side faults reach the channels: a manual
-// resolver per channel (manualFeed), or an embedded xDS control plane whose
-// pushes every channel follows (xdsFeed, Config.XDS). The faults build
+// resolver per channel (manualFeed), a DNS server (ResolverDNS), or an
+// embedded xDS control plane whose pushes every channel follows (xdsFeed,
+// ResolverXDS). The faults build
 // resolver.States and call the runner's setList and reportError, which
 // keep the removal bookkeeping and hand the state to the feed.
 type feed interface {
 	// dial returns the target and the dial options that put a new channel
-	// of the run on the feed: a channel of kind named name, running policy,
-	// starting from state. It may set c.res.
-	dial(c *client, kind, policy string, state resolver.State) (target string, opts []grpc.DialOption, err error)
+	// of the run on the feed: a channel of kind named name, with service
+	// config sc, starting from state. It may set c.res.
+	dial(c *client, kind, sc string, state resolver.State) (target string, opts []grpc.DialOption, err error)
 	// update delivers st to the channels under test (main and compare).
 	update(st resolver.State)
 	// reportError makes the channels under test see a bad resolver update.
@@ -24,16 +25,27 @@ type feed interface {
 	close()
 }
 
+// newFeed returns the run's feed for Config.Resolver.
+func (r *runner) newFeed() (feed, error) {
+	switch r.cfg.Resolver {
+	case ResolverXDS:
+		return newXDSFeed(r)
+	case ResolverDNS:
+		return newDNSFeed(r)
+	}
+	return manualFeed{r}, nil
+}
+
 // manualFeed gives every channel a resolver/manual resolver and the
 // policy in its default service config.
 type manualFeed struct{ r *runner }
 
-func (f manualFeed) dial(c *client, _, policy string, state resolver.State) (string, []grpc.DialOption, error) {
+func (f manualFeed) dial(c *client, _, sc string, state resolver.State) (string, []grpc.DialOption, error) {
 	c.res = manual.NewBuilderWithScheme("soak")
 	c.res.InitialState(state)
 	return c.target, []grpc.DialOption{
 		grpc.WithResolvers(c.res),
-		grpc.WithDefaultServiceConfig(serviceConfig(policy, f.r.cfg.DrainTimeout)),
+		grpc.WithDefaultServiceConfig(sc),
 	}, nil
 }
 

@@ -107,7 +107,7 @@ func (c *client) count(err error, stream bool) {
 		c.stats.streams.Add(1)
 	}
 	if err != nil {
-		c.stats.failed.Add(1)
+		c.stats.fail(err)
 		return
 	}
 	c.stats.ok.Add(1)
@@ -124,15 +124,27 @@ func (r *runner) startLoad(c *client, workers, streams int) {
 	}
 }
 
+// unaryWorker makes unary RPCs on c until the load stops: Config.Load's,
+// or Echo.
 func (r *runner) unaryWorker(c *client) {
 	for r.loadCtx.Err() == nil {
 		ctx, cancel := context.WithTimeout(r.loadCtx, rpcTimeout)
-		_, err := c.echo.Echo(ctx, &echov1.EchoRequest{Message: c.name})
+		var err error
+		if r.cfg.Load != nil {
+			err = r.cfg.Load(ctx, c.cc)
+		} else {
+			_, err = c.echo.Echo(ctx, &echov1.EchoRequest{Message: c.name})
+		}
 		cancel()
 		if r.loadCtx.Err() != nil {
 			return // the run is ending: not a failure
 		}
 		c.count(err, false)
+		if _, isStatus := status.FromError(err); err != nil && !isStatus && c.ch.kind == kindMain {
+			// The logging interceptor lists failed RPCs; an error of
+			// Load's own made by no RPC is listed here.
+			r.recordFailure(fmt.Sprintf("%.2fs %s: Load: %v", time.Since(r.start).Seconds(), c.name, err))
+		}
 		sleepCtx(r.loadCtx, pace)
 	}
 }

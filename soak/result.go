@@ -26,8 +26,18 @@ type Result struct {
 	Faults   []Fault           `json:"faults"`
 
 	// XDS is set when the channels ran under an xDS control plane
-	// (Config.XDS).
+	// (ResolverXDS).
 	XDS bool `json:"xds,omitempty"`
+	// Resolver is how the channels under test learned their backends.
+	Resolver Resolver `json:"resolver"`
+	// ServiceConfig is Config.ServiceConfig, if set; Policy is then the
+	// policy it selected.
+	ServiceConfig string `json:"service_config,omitempty"`
+	// TLS is set when every backend served TLS (Config.TLS).
+	TLS bool `json:"tls,omitempty"`
+	// Target is the target the channels under test dialed (the main
+	// channel's; empty if it was never dialed).
+	Target string `json:"target,omitempty"`
 
 	// Limits the verdict applied.
 	SocketLimit    int               `json:"socket_limit"` // <= 0: not checked
@@ -124,6 +134,10 @@ type RPCStats struct {
 	Failed  int64 `json:"failed"`
 	Retries int64 `json:"retries"`
 	Streams int64 `json:"streams"` // of OK+Failed, how many were streams
+	// FailedByCode counts the failed RPCs by their final status code
+	// ("Unavailable", "DeadlineExceeded", …; "Unknown" for an error that
+	// carries no status).
+	FailedByCode map[string]int64 `json:"failed_by_code,omitempty"`
 }
 
 // FailureRate returns Failed/(OK+Failed), 0 with no RPC.

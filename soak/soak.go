@@ -13,7 +13,6 @@ import (
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Backend roles.
@@ -63,7 +62,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg:          cfg,
 		base:         base,
 		start:        time.Now(),
-		prefix:       runPrefix(cfg.XDS, runs.Add(1)),
+		prefix:       runPrefix(cfg.Resolver, runs.Add(1)),
 		socks:        newSockTracker(),
 		trace:        trace.NewChecker(),
 		fleet:        fleet{names: map[netip.AddrPort]string{}},
@@ -195,11 +194,11 @@ func (r *runner) run(ctx context.Context) (res *Result, runErr error) {
 	if r.feed, err = r.newFeed(); err != nil {
 		return nil, err
 	}
-	if r.main, err = r.dial("main", kindMain, r.cfg.Policy, baseState, insecure.NewCredentials(), &r.stats); err != nil {
+	if r.main, err = r.dial("main", kindMain, r.cfg.channelServiceConfig(), baseState, nil, &r.stats); err != nil {
 		return nil, err
 	}
 	if r.cfg.Compare != "" {
-		if r.compare, err = r.dial("compare", kindCompare, r.cfg.Compare, baseState, insecure.NewCredentials(), &r.compareStats); err != nil {
+		if r.compare, err = r.dial("compare", kindCompare, serviceConfig(r.cfg.Compare, r.cfg.DrainTimeout), baseState, nil, &r.compareStats); err != nil {
 			return nil, err
 		}
 	}

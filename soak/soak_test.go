@@ -221,6 +221,8 @@ func TestInvalidConfigStartsNothing(t *testing.T) {
 		{"too short", soak.Config{Duration: 3 * time.Second}, "duration 3s is too short for 13 fault(s): need at least 8.5s"},
 		{"negative", soak.Config{Workers: -1}, "must not be negative"},
 		{"failure rate", soak.Config{MaxFailureRate: 1.5}, "max failure rate 1.5 must be at most 1"},
+		{"unknown resolver", soak.Config{Resolver: "consul"}, `unknown resolver "consul"`},
+		{"XDS and another resolver", soak.Config{XDS: true, Resolver: soak.ResolverManual}, `XDS (deprecated) is Resolver "xds", not "manual"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()

@@ -179,7 +179,7 @@ func (r *starveWatcher) Close() {
 }
 
 // starveChild runs the starvation soak for d and writes its report to w.
-func starveChild(d time.Duration, policy string, w io.Writer) int {
+func starveChild(d time.Duration, sc string, w io.Writer) int {
 	rep := &starveReport{}
 	problem := func(format string, args ...any) {
 		rep.Problems = append(rep.Problems, fmt.Sprintf(format, args...))
@@ -215,7 +215,7 @@ func starveChild(d time.Duration, policy string, w io.Writer) int {
 	end := time.Now().Add(d)
 	for rep.Cycles == 0 || time.Now().Add(stretch*3/2).Before(end) {
 		rep.Cycles++
-		starveCycle(res, policy, stretch, rep, problem)
+		starveCycle(res, sc, stretch, rep, problem)
 		rep.FDs = append(rep.FDs, countFDs())
 	}
 	rep.Lookups = res.lookups.Load()
@@ -237,7 +237,7 @@ func starveChild(d time.Duration, policy string, w io.Writer) int {
 // starveCycle starves the resolver for stretch under fd pressure with new
 // channels failing their RPCs, then lets it recover and checks that the
 // same channels serve again.
-func starveCycle(res *starveResolver, policy string, stretch time.Duration, rep *starveReport, problem func(string, ...any)) {
+func starveCycle(res *starveResolver, sc string, stretch time.Duration, rep *starveReport, problem func(string, ...any)) {
 	res.starving.Store(true)
 	ballast := fillFDs(starveFree)
 	lookups0 := res.lookups.Load()
@@ -247,7 +247,7 @@ func starveCycle(res *starveResolver, policy string, stretch time.Duration, rep 
 		cc, err := grpc.NewClient("starve:///svc",
 			grpc.WithResolvers(res),
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultServiceConfig(serviceConfig(policy, DefaultDrainTimeout)))
+			grpc.WithDefaultServiceConfig(sc))
 		if err != nil {
 			problem("NewClient while starving: %v", err)
 			break
@@ -335,7 +335,7 @@ func (r *runner) starvation(pctx context.Context, p *phaseRun) error {
 	if err != nil {
 		return err
 	}
-	env = append(env, "LEAKPROOF_SOAK_POLICY="+r.cfg.Policy)
+	env = append(env, serviceConfigEnv+"="+r.cfg.channelServiceConfig())
 	ctx, cancel := context.WithTimeout(r.loadCtx, d+starveChildSlack)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe)

@@ -37,7 +37,11 @@ func (r *runner) result(leaks *leaktest.Leaks, twErr error) *Result {
 	res := &Result{
 		Policy:         r.cfg.Policy,
 		Compare:        r.cfg.Compare,
-		XDS:            r.cfg.XDS,
+		XDS:            r.cfg.xds(),
+		Resolver:       r.cfg.Resolver,
+		ServiceConfig:  r.cfg.ServiceConfig,
+		TLS:            r.cfg.TLS,
+		Target:         r.mainTarget(),
 		Duration:       jsontime.Duration(r.cfg.Duration),
 		Elapsed:        since(r.start, time.Now()),
 		Started:        r.start,

@@ -46,19 +46,11 @@ const (
 )
 
 // runPrefix returns the target prefix of run n's channels.
-func runPrefix(xds bool, n uint64) string {
-	if xds {
+func runPrefix(res Resolver, n uint64) string {
+	if res == ResolverXDS {
 		return fmt.Sprintf("xds:///soak-r%d-", n)
 	}
 	return fmt.Sprintf("soak:///r%d/", n)
-}
-
-// newFeed returns the run's feed: the manual resolvers, or a control plane.
-func (r *runner) newFeed() (feed, error) {
-	if !r.cfg.XDS {
-		return manualFeed{r}, nil
-	}
-	return newXDSFeed(r)
 }
 
 // underXDS is the suffix that marks a result under xDS in reports.
@@ -156,8 +148,8 @@ func newXDSFeed(r *runner) (*xdsFeed, error) {
 	host := strings.TrimPrefix(r.prefix, "xds:///")
 	x := &xdsFeed{
 		r: r, srv: srv, rb: rb, host: host,
-		sides: []xdsSide{{service: host + "main", policy: xdsPolicy(r.cfg.Policy, r.cfg.DrainTimeout)}},
-		tls: xdsplane.ClusterSpec{Name: host + "tls", Policy: xdsPolicy(r.cfg.Policy, r.cfg.DrainTimeout),
+		sides: []xdsSide{{service: host + "main", policy: r.cfg.mainXDSPolicy()}},
+		tls: xdsplane.ClusterSpec{Name: host + "tls", Policy: r.cfg.mainXDSPolicy(),
 			Localities: localities(addrState(r.tlsB))},
 		route: "a",
 		eds:   map[string][]xdsplane.Locality{"a": localities(r.baseState())},
@@ -182,6 +174,23 @@ func xdsPolicy(policy string, drain time.Duration) xdsplane.Policy {
 	}
 	name, cfg := policyConfig(policy, drain)
 	return xdsplane.Policy{Name: name, Config: cfg}
+}
+
+// mainXDSPolicy is the Cluster policy of the channels under test: the
+// entry ServiceConfig selects, or xdsPolicy of Policy.
+func (c *Config) mainXDSPolicy() xdsplane.Policy {
+	if c.ServiceConfig == "" {
+		return xdsPolicy(c.Policy, c.DrainTimeout)
+	}
+	var top struct {
+		LoadBalancingConfig []lbEntry `json:"loadBalancingConfig"`
+	}
+	_ = json.Unmarshal([]byte(c.ServiceConfig), &top) // validated by withDefaults
+	name, cfg := firstRegistered(top.LoadBalancingConfig)
+	if name == "" {
+		return xdsPolicy(c.Policy, c.DrainTimeout)
+	}
+	return xdsplane.Policy{Name: name, Config: string(cfg)}
 }
 
 // rejected returns a policy config the client NACKs: a drainTimeout the

@@ -35,12 +35,22 @@ least-squares slope of goroutines, descriptors, heap or manager records. At
 the end: RPC failure rate, goroutines, descriptors and sockets back at the
 baseline, and a clean refcount trace.
 
-With --xds the channels run under an embedded xDS control plane (a
+--resolver manual (the default) gives each channel a manual resolver that
+the faults update. --resolver xds (--xds is the same) runs the channels
+under an embedded xDS control plane (a
 go-control-plane ADS server on 127.0.0.1): they dial xds:///…, the control
 plane selects the policy per cluster through a TypedStruct (grpc's round_robin
 is grpc's own xDS round robin), the faults that change the resolved list
 arrive as xDS pushes (a resolver error is an EDS update the client NACKs), and
-the control plane's own faults run too (xds-*, listed below).
+the control plane's own faults run too (xds-*, listed below). --resolver dns
+resolves through grpc's dns resolver and a DNS server on 127.0.0.1.
+
+--service-config gives the channels under test a service config of their
+own (JSON, or @file holding it): any registered policy with its parameters.
+It overrides --policy; the policy it selects decides the socket limit, and
+its drainTimeout (the guard's orphanTimeout, if longer) the removal bound
+unless --drain-timeout is given. --tls makes every backend serve TLS with a
+certificate from a CA generated for the run, which the channels trust.
 
 Exit status: 0 clean verdict, 1 leak or failed run (reason on stderr),
 2 bad flags.
@@ -51,7 +61,8 @@ examples:
   leakproof soak --faults overlap,dup --compare round_robin
   leakproof soak --policy leakproof_guard:weighted_round_robin --compare weighted_round_robin
   leakproof soak --faults -tls,-churn --json > soak.json
-  leakproof soak --xds --compare round_robin       under an xDS control plane, beside grpc's xDS round robin
+  leakproof soak --resolver xds --compare round_robin   under an xDS control plane, beside grpc's xDS round robin
+  leakproof soak --tls --service-config '{"loadBalancingConfig":[{"leakproof_guard":{"childPolicy":[{"weighted_round_robin":{}}],"drainTimeout":"1s","orphanTimeout":"500ms"}}]}'
   leakproof soak --trace t.jsonl && leakproof trace check t.jsonl
 
 flags:
@@ -78,7 +89,10 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 		maxFail    = fs.Float64("max-failure-rate", soak.DefaultMaxFailureRate, "largest `fraction` of RPCs allowed to fail after retries (0.01 is 1%)")
 		drain      = fs.Duration("drain-timeout", soak.DefaultDrainTimeout, "drainTimeout given to the leakproof policies")
 		quiet      = fs.Bool("quiet", false, "no progress and phase lines on stderr")
-		xds        = fs.Bool("xds", false, "run the channels under an embedded xDS control plane; adds the xds-* faults")
+		xds        = fs.Bool("xds", false, "same as --resolver xds")
+		resolverF  = fs.String("resolver", string(soak.ResolverManual), "how the channels find the backends: `manual`, dns or xds (see below)")
+		svcConfig  = fs.String("service-config", "", "service config of the channels under test, `JSON` or @file; overrides --policy")
+		tlsF       = fs.Bool("tls", false, "every backend serves TLS from a CA made for the run, which the channels trust")
 		heapDir    = fs.String("heap-profiles", "", "write two heap profiles (one sample per 4 KiB allocated) to `dir`, after warm-up and near the end (heap-warm.pb.gz, heap-end.pb.gz): go tool pprof -diff_base heap-warm.pb.gz heap-end.pb.gz attributes a heap slope")
 	)
 	fs.Usage = func() {
@@ -88,7 +102,7 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 		for _, f := range soak.AllFaults() {
 			fmt.Fprintf(stderr, "  %-17s %s\n", f, f.Description())
 		}
-		fmt.Fprintln(stderr, "with --xds, after those:")
+		fmt.Fprintln(stderr, "with --resolver xds, after those:")
 		for _, f := range soak.XDSFaults()[len(soak.AllFaults()):] {
 			fmt.Fprintf(stderr, "  %-17s %s\n", f, f.Description())
 		}
@@ -107,8 +121,23 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))
 	}
-	parseFaults := soak.ParseFaults
+	resolver := soak.Resolver(*resolverF)
 	if *xds {
+		if resolver != soak.ResolverManual && resolver != soak.ResolverXDS {
+			return usageErr("--xds is --resolver xds, not --resolver %s", resolver)
+		}
+		resolver = soak.ResolverXDS
+	}
+	sc := *svcConfig
+	if path, ok := strings.CutPrefix(sc, "@"); ok {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return usageErr("--service-config: %v", err)
+		}
+		sc = string(b)
+	}
+	parseFaults := soak.ParseFaults
+	if resolver == soak.ResolverXDS {
 		parseFaults = soak.ParseXDSFaults
 	}
 	selected, err := parseFaults(*faults)
@@ -137,12 +166,17 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 		Streams:        *streams,
 		MaxFailureRate: rate,
 		DrainTimeout:   *drain,
-		XDS:            *xds,
+		Resolver:       resolver,
+		ServiceConfig:  sc,
+		TLS:            *tlsF,
+	}
+	if sc != "" && !flagSet(fs, "drain-timeout") {
+		cfg.DrainTimeout = 0 // the service config's
 	}
 	if *workers == 0 && *streams == 0 {
 		return usageErr("--workers and --streams are both 0: no load")
 	}
-	if *duration <= 0 || *drain <= 0 {
+	if *duration <= 0 || *drain <= 0 && cfg.DrainTimeout != 0 {
 		return usageErr("--duration and --drain-timeout must be positive")
 	}
 	if err := cfg.Validate(); err != nil {
@@ -241,6 +275,13 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "\nreport: %s\n", *reportPath)
 	}
 	return 0
+}
+
+// flagSet reports whether the flag name was given.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // checkWritable creates (or truncates) path, to find out early whether the

@@ -1,0 +1,98 @@
+package soak_test
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/leakproof/leakproof/soak"
+	"google.golang.org/grpc"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/keepalive"
+)
+
+// userService is the user's own service on every backend: it counts the
+// calls it served.
+type userService struct {
+	testgrpc.UnimplementedTestServiceServer
+	calls atomic.Int64
+}
+
+func (s *userService) UnaryCall(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	s.calls.Add(1)
+	return &testpb.SimpleResponse{}, nil
+}
+
+// guardedWRR is a user's own service config: the guard over grpc's
+// weighted_round_robin with its parameters.
+const guardedWRR = `{"loadBalancingConfig":[{"leakproof_guard":{
+	"childPolicy":[{"weighted_round_robin":{"enableOobLoadReport":false,"blackoutPeriod":"1s","weightUpdatePeriod":"0.2s"}}],
+	"drainTimeout":"1s","orphanTimeout":"500ms"}}]}`
+
+// TestSoakRunsTheUsersClient soaks a user's client: its service config,
+// its dial options (keepalive and a counting interceptor), its service on
+// every backend and its RPC as the load, over TLS.
+func TestSoakRunsTheUsersClient(t *testing.T) {
+	svc := &userService{}
+	var intercepted atomic.Int64
+	count := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if method == testgrpc.TestService_UnaryCall_FullMethodName {
+			intercepted.Add(1)
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	res := soak.Verify(t, soak.Config{
+		Duration:      soakDuration(t, 5*time.Second),
+		ServiceConfig: guardedWRR,
+		DialOptions: []grpc.DialOption{
+			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second}),
+			grpc.WithChainUnaryInterceptor(count),
+		},
+		RegisterServices: func(s *grpc.Server) { testgrpc.RegisterTestServiceServer(s, svc) },
+		Load: func(ctx context.Context, cc *grpc.ClientConn) error {
+			_, err := testgrpc.NewTestServiceClient(cc).UnaryCall(ctx, &testpb.SimpleRequest{})
+			return err
+		},
+		TLS:    true,
+		Faults: []soak.Fault{soak.FaultGoAway, soak.FaultReset, soak.FaultRestart, soak.FaultTLS},
+	})
+	if res == nil {
+		return
+	}
+	if res.Policy != "leakproof_guard:weighted_round_robin" || res.SocketLimit != 1 {
+		t.Errorf("policy %q, socket limit %d; want the service config's leakproof_guard:weighted_round_robin, limit 1", res.Policy, res.SocketLimit)
+	}
+	if time.Duration(res.RemovalBound) != 2*time.Second {
+		t.Errorf("removal bound %v, want the config's drainTimeout 1s plus 1s slack", time.Duration(res.RemovalBound))
+	}
+	if !res.TLS || !strings.HasPrefix(res.Target, "soak:///") {
+		t.Errorf("TLS %v, target %q; want TLS and the manual resolver's soak:/// target", res.TLS, res.Target)
+	}
+	served, seen := svc.calls.Load(), intercepted.Load()
+	t.Logf("%d user RPCs served, %d seen by the user's interceptor, %d OK by the soak", served, seen, res.RPCs.OK)
+	if served < 100 || seen < 100 {
+		t.Errorf("the user's service served %d calls and its interceptor saw %d: the load is not the user's RPC on the user's channel", served, seen)
+	}
+}
+
+// TestBadServiceConfigStartsNothing: a service config grpc would reject is
+// an error before anything starts, naming what is wrong.
+func TestBadServiceConfigStartsNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name, sc, want string
+	}{
+		{"not JSON", `{"loadBalancingConfig":`, "service config"},
+		{"unknown policy", `{"loadBalancingConfig":[{"no_such_policy":{}}]}`, "no_such_policy"},
+		{"bad parameter", `{"loadBalancingConfig":[{"leakproof_round_robin":{"drainTimeout":"forever"}}]}`, "drainTimeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := soak.Run(context.Background(), soak.Config{ServiceConfig: tc.sc})
+			if res != nil || err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run() = %v, %v; want no result and an error containing %q", res, err, tc.want)
+			}
+		})
+	}
+}
