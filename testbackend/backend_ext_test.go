@@ -671,8 +671,16 @@ func TestServicesAreRegisteredAtEveryStart(t *testing.T) {
 		t.Helper()
 		ctx := testContext(t, defaultTestTimeout)
 		// The embedded Unimplemented server answers Unimplemented: the
-		// service is registered (an unknown service's error says so).
-		_, err := testgrpc.NewTestServiceClient(cc).EmptyCall(ctx, &testgrpc.Empty{}, grpc.WaitForReady(true))
+		// service is registered (an unknown service's error says so). A
+		// call on the connection the restart closed fails Unavailable.
+		var err error
+		for {
+			_, err = testgrpc.NewTestServiceClient(cc).EmptyCall(ctx, &testgrpc.Empty{}, grpc.WaitForReady(true))
+			if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(pollInterval)
+		}
 		if status.Code(err) != codes.Unimplemented || strings.Contains(err.Error(), "unknown service") {
 			t.Fatalf("EmptyCall: %v, want the registered service's Unimplemented", err)
 		}
