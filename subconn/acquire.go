@@ -67,7 +67,7 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 	r.made = true
 	m.undestroyed++
 	m.stats.Created++
-	m.emitLocked(r, trace.Event{Kind: trace.KindCreate, Holder: holder, Reason: o.reason})
+	m.emitLocked(r, trace.Event{Kind: trace.KindCreate, Holder: holder})
 	if m.closed { // Close ran while NewSubConn did: nobody may hold it.
 		m.markShutdownLocked(r, sc, holder, "manager closed while the subchannel was being created")
 		m.mu.Unlock()
@@ -114,7 +114,7 @@ func (m *Manager) refLocked(r *record, sc balancer.SubConn, holder string, o acq
 	r.addHolderLocked(h)
 	r.refs++
 	m.stats.Refs++
-	m.emitLocked(r, trace.Event{Kind: trace.KindRef, RefsBefore: int(r.refs) - 1, RefsAfter: int(r.refs), Holder: holder, Reason: o.reason})
+	m.emitLocked(r, trace.Event{Kind: trace.KindRef, RefsBefore: int(r.refs) - 1, RefsAfter: int(r.refs), Holder: holder})
 	if o.untilConnect {
 		// grpc never calls a StateListener before Connect: the holder is
 		// told the current state at its first Connect (connect).

@@ -18,33 +18,24 @@ type ClientConn struct {
 	balancer.ClientConn // the parent
 
 	m       *Manager
-	holder  atomic.Pointer[string]
+	holder  string
 	orphans atomic.Pointer[orphanWatch] // set by WatchOrphans
 }
 
 // ClientConn returns a child ClientConn on parent whose subchannels m owns,
 // held under the name holder.
 func (m *Manager) ClientConn(parent balancer.ClientConn, holder string) *ClientConn {
-	c := &ClientConn{ClientConn: parent, m: m}
-	c.holder.Store(&holder)
-	return c
+	return &ClientConn{ClientConn: parent, m: m, holder: holder}
 }
-
-// SetHolder renames the holder for SubConns created from now on (for
-// children whose identity is known only after they are built).
-func (c *ClientConn) SetHolder(holder string) { c.holder.Store(&holder) }
-
-// Holder returns the current holder name.
-func (c *ClientConn) Holder() string { return *c.holder.Load() }
 
 // NewSubConn acquires the subchannel for the one address in addrs. A SubConn
 // with several addresses is refused: grpc deprecated them, and a shared
 // subchannel is one backend.
 func (c *ClientConn) NewSubConn(addrs []resolver.Address, opts balancer.NewSubConnOptions) (balancer.SubConn, error) {
 	if len(addrs) != 1 {
-		return nil, fmt.Errorf("subconn: NewSubConn for %q needs exactly one address, got %d", c.Holder(), len(addrs))
+		return nil, fmt.Errorf("subconn: NewSubConn for %q needs exactly one address, got %d", c.holder, len(addrs))
 	}
-	h, err := c.m.acquire(addrs[0], c.Holder(), acquireOpts{listener: opts.StateListener, nsOpts: opts, untilConnect: true})
+	h, err := c.m.acquire(addrs[0], c.holder, acquireOpts{listener: opts.StateListener, nsOpts: opts, untilConnect: true})
 	if err != nil {
 		return nil, err
 	}
@@ -68,12 +59,12 @@ func (c *ClientConn) UpdateAddresses(sc balancer.SubConn, addrs []resolver.Addre
 
 // UpdateState passes the state on with a picker that returns real SubConns.
 func (c *ClientConn) UpdateState(s balancer.State) {
-	c.ClientConn.UpdateState(balancer.State{ConnectivityState: s.ConnectivityState, Picker: UnwrapPicker(s.Picker)})
+	c.ClientConn.UpdateState(balancer.State{ConnectivityState: s.ConnectivityState, Picker: unwrapPickerOf(s.Picker)})
 }
 
-// UnwrapPicker returns a picker that picks with p and replaces a *SubConn in
-// the result with the real SubConn. It adds no allocation to Pick.
-func UnwrapPicker(p balancer.Picker) balancer.Picker {
+// unwrapPickerOf returns a picker that picks with p and replaces a *SubConn
+// in the result with the real SubConn. It adds no allocation to Pick.
+func unwrapPickerOf(p balancer.Picker) balancer.Picker {
 	if p == nil {
 		return nil
 	}

@@ -34,11 +34,8 @@ type DialFunc func(ctx context.Context, addr string) (net.Conn, error)
 //
 // base dials the socket; nil dials TCP like grpc's default dialer (OS TCP
 // keepalive settings). Sockets of subchannels not created by a leakproof
-// manager are dialed by base and not wrapped.
-//
-// Two things grpc does with its own dialer are skipped with any custom
-// dialer, this one included: HTTP CONNECT proxies from the environment, and
-// TCP_USER_TIMEOUT for keepalive (grpc sets it only on a *net.TCPConn).
+// manager are dialed by base and not wrapped. As with any custom dialer, grpc
+// applies no HTTP CONNECT proxy and no TCP_USER_TIMEOUT.
 func Dialer(base DialFunc) DialFunc {
 	if base == nil {
 		base = defaultDial

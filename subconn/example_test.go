@@ -137,9 +137,9 @@ func ExampleManager_Acquire() {
 	// Two holders (two endpoints, say) that name the same backend share one
 	// subchannel, and count 1→2.
 	addr := resolver.Address{Addr: b.Addr()}
-	first, _ := m.Acquire(addr, "endpoint-1", subconn.WithReason("endpoint added"))
-	second, _ := m.Acquire(addr, "endpoint-2", subconn.WithReason("endpoint added"))
-	fmt.Println("one subchannel:", first.ID() == second.ID())
+	first, _ := m.Acquire(addr, "endpoint-1")
+	second, _ := m.Acquire(addr, "endpoint-2")
+	fmt.Println("one subchannel:", first.Unwrap() == second.Unwrap())
 	fmt.Println("holders:", m.Snapshot()[0].Holders)
 
 	// The last Release shuts it down, exactly once.

@@ -36,23 +36,9 @@ type SubConn struct {
 // Unwrap returns the real SubConn: what a picker must return to grpc.
 func (h *SubConn) Unwrap() balancer.SubConn { return h.SubConn }
 
-// Unwrap returns the real SubConn behind sc if sc is a *SubConn, and sc
-// otherwise.
-func Unwrap(sc balancer.SubConn) balancer.SubConn {
-	if h, ok := sc.(*SubConn); ok {
-		return h.SubConn
-	}
-	return sc
-}
-
-// ID returns the subchannel's process-wide id, as traces print it.
-func (h *SubConn) ID() uint64 { return h.rec.id }
-
-// Key returns the backend key, as traces print it.
+// Key returns the backend key, as traces print it: how a policy tells which
+// backend a SubConn from Set.Sync is.
 func (h *SubConn) Key() string { return h.rec.key() }
-
-// Holder returns the holder name given to Acquire.
-func (h *SubConn) Holder() string { return h.holder }
 
 // Released reports whether this handle's reference is gone: released by its
 // holder, or reclaimed by the manager as an orphan.

@@ -72,9 +72,9 @@ type Manager struct {
 	base time.Time
 }
 
-// NewManager returns a manager that creates SubConns on cc. The balancer that
-// owns it must call Close from its own Close. Pass WithTarget(opts.Target.String())
-// from Build so traces name the channel.
+// NewManager returns a manager that creates SubConns on cc, for a balancer
+// to build in Build (with WithTarget(opts.Target.String()) so traces name
+// the channel) and close in its own Close.
 func NewManager(cc balancer.ClientConn, opts ...Option) *Manager {
 	o := options{drainTimeout: DefaultDrainTimeout, ringSize: DefaultTraceRing}
 	for _, opt := range opts {

@@ -25,7 +25,7 @@ func TestAcquireSharesOneSubConnAndShutsDownOnceAtZero(t *testing.T) {
 	const n = 10
 	var hs []*SubConn
 	for i := range n {
-		h, err := m.Acquire(addr("10.0.0.1:1"), "holder", WithReason("test"))
+		h, err := m.Acquire(addr("10.0.0.1:1"), "holder")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,8 +117,8 @@ func TestStampedAddressMapsBackToItsKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h2.ID() != h.ID() || cc.newSubConnCalls() != 1 {
-		t.Fatalf("stamped address made a new subchannel (ids %d, %d; NewSubConn %d)", h.ID(), h2.ID(), cc.newSubConnCalls())
+	if h2.rec.id != h.rec.id || cc.newSubConnCalls() != 1 {
+		t.Fatalf("stamped address made a new subchannel (ids %d, %d; NewSubConn %d)", h.rec.id, h2.rec.id, cc.newSubConnCalls())
 	}
 }
 
@@ -457,28 +457,28 @@ func TestSetSync(t *testing.T) {
 	seen := map[string][]connectivity.State{}
 	s := m.NewSet("endpoint", func(sc *SubConn, st balancer.SubConnState) {
 		mu.Lock()
-		seen[sc.Key()] = append(seen[sc.Key()], st.ConnectivityState)
+		seen[sc.rec.key()] = append(seen[sc.rec.key()], st.ConnectivityState)
 		mu.Unlock()
 	})
 	added, removed, err := s.Sync([]resolver.Address{addr("a:1"), addr("b:1"), addr("a:1"), addr("c:1")})
 	if err != nil || len(added) != 3 || len(removed) != 0 {
 		t.Fatalf("first Sync: added %d removed %d err %v; want 3, 0, nil", len(added), len(removed), err)
 	}
-	if s.Len() != 3 || cc.newSubConnCalls() != 3 {
-		t.Fatalf("set holds %d, NewSubConn %d; want 3, 3", s.Len(), cc.newSubConnCalls())
+	if s.size() != 3 || cc.newSubConnCalls() != 3 {
+		t.Fatalf("set holds %d, NewSubConn %d; want 3, 3", s.size(), cc.newSubConnCalls())
 	}
 	scA := cc.sc(0)
 	added, removed, err = s.Sync([]resolver.Address{addr("b:1"), addr("c:1"), addr("d:1")})
-	if err != nil || len(added) != 1 || len(removed) != 1 || removed[0].Key() != "a:1" || added[0].Key() != "d:1" {
+	if err != nil || len(added) != 1 || len(removed) != 1 || removed[0].rec.key() != "a:1" || added[0].rec.key() != "d:1" {
 		t.Fatalf("second Sync: added %v removed %v err %v", added, removed, err)
 	}
 	if scA.shutdowns.Load() != 1 {
 		t.Fatal("the removed address was not shut down")
 	}
-	if _, ok := s.Get(addr("a:1")); ok {
+	if _, ok := s.get(addr("a:1")); ok {
 		t.Fatal("Get found a removed address")
 	}
-	got, ok := s.Get(addr("d:1"))
+	got, ok := s.get(addr("d:1"))
 	if !ok {
 		t.Fatal("Get did not find d:1")
 	}
@@ -503,8 +503,8 @@ func TestSetSync(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no e") {
 		t.Fatalf("Sync err = %v, want the NewSubConn error", err)
 	}
-	if s.Len() != 1 {
-		t.Fatalf("set holds %d after a partial Sync, want 1 (f:1)", s.Len())
+	if s.size() != 1 {
+		t.Fatalf("set holds %d after a partial Sync, want 1 (f:1)", s.size())
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -577,7 +577,7 @@ func TestSkippedReleaseIsNamed(t *testing.T) {
 	other.Release("done")
 
 	snap := m.Snapshot()
-	if len(snap) != 1 || snap[0].ID != kept.ID() || snap[0].Holders[0] != "forgetful" {
+	if len(snap) != 1 || snap[0].ID != kept.rec.id || snap[0].Holders[0] != "forgetful" {
 		t.Fatalf("snapshot = %+v, want only the forgotten subchannel", snap)
 	}
 	before := trace.Check(m.Trace())
@@ -593,7 +593,7 @@ func TestSkippedReleaseIsNamed(t *testing.T) {
 		t.Fatalf("problems = %v, want exactly one", rep.Problems)
 	}
 	p := rep.Problems[0]
-	if p.Kind != trace.ProblemHolderLeak || p.Subchannel != kept.ID() || p.Key != "10.0.0.7:1" || !strings.Contains(p.Message, "forgetful") {
+	if p.Kind != trace.ProblemHolderLeak || p.Subchannel != kept.rec.id || p.Key != "10.0.0.7:1" || !strings.Contains(p.Message, "forgetful") {
 		t.Fatalf("problem = %v", p)
 	}
 }

@@ -5,33 +5,13 @@ import (
 	estats "google.golang.org/grpc/experimental/stats"
 )
 
-// Metrics reported through the channel's grpc MetricsRecorder, so grpc's
-// OpenTelemetry plugin exports them beside grpc's own grpc.subchannel.*
-// metrics. Like those, they are off by default: enable them by name in the
-// plugin's options (e.g. stats.NewMetrics(subconn.MetricSubchannelsOpen, ...)).
-//
-// The names follow grpc's and OpenTelemetry's conventions: one singular
-// namespace (leakproof.subchannel, as grpc.subchannel), units in braces,
-// counters without a _total suffix (Prometheus exporters add it). With
-// OpenTelemetry's Prometheus exporter they read leakproof_subchannel_open,
-// leakproof_subchannel_open_sockets,
-// leakproof_subchannel_connections_lost_total and
-// leakproof_subchannel_leaks_total.
-//
-// Every metric carries grpc.target, the channel target, with the same value
-// as on grpc's metrics, and the optional labels grpc.lb.backend_service and
-// grpc.lb.locality that grpc's own subchannel metrics carry, enabled the
-// same way (the OpenTelemetry plugin's MetricsOptions.OptionalLabels). They
-// are the manager's Placement: under xDS the cluster and, for a policy below
-// weighted_target (a WrrLocality endpoint-picking policy), the locality;
-// empty elsewhere. The two gauges are up-down counters, like grpc's
-// grpc.subchannel.open_connections: each manager adds +1 and -1 as its
-// subchannels and sockets come and go, so the managers of one channel (a
-// weighted_target or xDS tree has one per child) and channels with the same
-// target add up, and a channel whose managers have closed and destroyed
-// every subchannel reads 0. A subchannel leaked past Close keeps them above
-// zero. No manager registers an asynchronous reporter: a balancer that is
-// never closed leaves nothing registered with grpc.
+// The manager's metrics, reported through the channel's grpc
+// MetricsRecorder beside grpc's own grpc.subchannel.* metrics and, like
+// those, off until enabled by name in the OpenTelemetry plugin's options.
+// Each carries grpc.target and grpc's optional labels grpc.lb.backend_service
+// and grpc.lb.locality (the manager's Placement). The gauges are up-down
+// counters that every manager of a target adds to, so a channel whose
+// managers have closed and destroyed every subchannel reads 0.
 const (
 	// MetricSubchannelsOpen is a gauge (an up-down counter): subchannels created and not yet
 	// destroyed (held, or shut down with sockets still draining).
@@ -40,7 +20,7 @@ const (
 	// ones included. Counted when the channel dials through Dialer.
 	MetricSocketsOpen = "leakproof.subchannel.open_sockets"
 	// MetricConnectionsLost is a counter: READY connections lost, labelled
-	// leakproof.cause with a Cause* value.
+	// leakproof.cause with a trace.Cause value.
 	MetricConnectionsLost = "leakproof.subchannel.connections_lost"
 	// MetricLeaks is a counter: leaks caught and cleaned up, labelled
 	// leakproof.leak_kind: unreleased_holder (a reference Close had to drop)

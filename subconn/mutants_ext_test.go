@@ -322,7 +322,7 @@ func TestAutoReconnectEndsWithTheHolderThatAskedForIt(t *testing.T) {
 	}
 	var st string
 	for _, info := range p.M.Snapshot() {
-		if info.ID == hp.ID() {
+		if info.Key == hp.Key() {
 			st = info.State
 		}
 	}

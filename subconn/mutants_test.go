@@ -390,13 +390,13 @@ func TestManagersAreListedByIDAndClosedIsTold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Closed() {
+	if m.isClosed() {
 		t.Fatal("Closed() before Close")
 	}
 	for _, m := range ms {
 		m.Close()
 	}
-	if !m.Closed() {
+	if !m.isClosed() {
 		t.Fatal("Closed() false after Close")
 	}
 	if h.Release("late") == nil {
@@ -752,7 +752,7 @@ func TestUpdateAddressesToAnotherKeyIsRefusedAloud(t *testing.T) {
 			t.Errorf("UpdateAddresses(%v) logged %q, want one error", addrs, got)
 		}
 	}
-	if h.rec.addr != a.Addr || h.Key() != keyString(a) {
+	if h.rec.addr != a.Addr || h.rec.key() != keyString(a) {
 		t.Fatalf("the handle's address changed: %v", h.rec.addr)
 	}
 }
@@ -857,13 +857,13 @@ func TestAcquireOfAHeldOrReleasedKeyDoesNotWait(t *testing.T) {
 	var a, b, c *SubConn
 	within(t, "the first Acquire", 2*time.Second, func() { a, _ = m.Acquire(addr("10.0.0.1:1"), "a") })
 	within(t, "an Acquire of a held key", 2*time.Second, func() { b, _ = m.Acquire(addr("10.0.0.1:1"), "b") })
-	if a == nil || b == nil || a.ID() != b.ID() {
+	if a == nil || b == nil || a.rec.id != b.rec.id {
 		t.Fatalf("two holders of one key: %v, %v", a, b)
 	}
 	a.Release("done")
 	b.Release("done")
 	within(t, "an Acquire after the last release", 2*time.Second, func() { c, _ = m.Acquire(addr("10.0.0.1:1"), "c") })
-	if c == nil || c.ID() == a.ID() || cc.newSubConnCalls() != 2 {
+	if c == nil || c.rec.id == a.rec.id || cc.newSubConnCalls() != 2 {
 		t.Fatalf("after the last release: %v (NewSubConn called %d times), want a new subchannel", c, cc.newSubConnCalls())
 	}
 	c.Release("done")
@@ -898,11 +898,11 @@ func TestChildClientConnTakesOneAddressAndUnwrapsPickers(t *testing.T) {
 	if err != nil || res.SubConn != balancer.SubConn(cc.sc(0)) {
 		t.Fatalf("the parent's picker picked %v, %v; want grpc's SubConn", res.SubConn, err)
 	}
-	if p := UnwrapPicker(got.Picker); p != got.Picker {
-		t.Fatal("UnwrapPicker wrapped an unwrapping picker again")
+	if p := unwrapPickerOf(got.Picker); p != got.Picker {
+		t.Fatal("unwrapPickerOf wrapped an unwrapping picker again")
 	}
-	if UnwrapPicker(nil) != nil {
-		t.Fatal("UnwrapPicker(nil) is not nil")
+	if unwrapPickerOf(nil) != nil {
+		t.Fatal("unwrapPickerOf(nil) is not nil")
 	}
 }
 
@@ -1069,7 +1069,7 @@ func TestSetReportsSubConnsReleasedBehindItsBack(t *testing.T) {
 	}
 	byKey := map[string]*SubConn{}
 	for _, h := range added {
-		byKey[h.Key()] = h
+		byKey[h.rec.key()] = h
 	}
 	byKey["10.0.0.1:1"].Release("by hand")
 	if _, removed, err := s.Sync([]resolver.Address{addr("10.0.0.2:1"), addr("10.0.0.3:1")}); !errors.Is(err, ErrReleased) || len(removed) != 1 {

@@ -35,10 +35,9 @@ func WithDrainTimeout(d time.Duration) Option {
 // nothing).
 func WithTraceRing(n int) Option { return optionFunc(func(o *options) { o.ringSize = n }) }
 
-// WithTarget sets the channel target shown in traces and snapshots. A policy
-// passes opts.Target.String() from its Build's balancer.BuildOptions; without
-// it the target is empty (the manager never calls the deprecated
-// ClientConn.Target, which grpc's test ClientConns do not implement).
+// WithTarget sets the channel target shown in traces and snapshots: pass
+// opts.Target.String() from Build (the manager never calls grpc's deprecated
+// ClientConn.Target, which grpc's test ClientConns lack).
 func WithTarget(target string) Option { return optionFunc(func(o *options) { o.target = target }) }
 
 // An AcquireOption configures one Acquire.
@@ -53,7 +52,6 @@ func (f acquireOptionFunc) applyAcquire(o *acquireOpts) { f(o) }
 type acquireOpts struct {
 	listener      func(balancer.SubConnState)
 	autoReconnect bool
-	reason        string
 	nsOpts        balancer.NewSubConnOptions
 	bind          func(*SubConn) // called with the handle before any update is queued
 	untilConnect  bool           // no state update before the holder's first Connect (grpc's StateListener contract)
@@ -73,9 +71,4 @@ func WithStateListener(f func(balancer.SubConnState)) AcquireOption {
 // with Connect.
 func WithAutoReconnect() AcquireOption {
 	return acquireOptionFunc(func(o *acquireOpts) { o.autoReconnect = true })
-}
-
-// WithReason records why the reference is taken, in the trace.
-func WithReason(reason string) AcquireOption {
-	return acquireOptionFunc(func(o *acquireOpts) { o.reason = reason })
 }

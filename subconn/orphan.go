@@ -30,9 +30,8 @@ import (
 const leakOrphan = "orphan"
 
 // DefaultOrphanTimeout is how long a subchannel's address may be absent from
-// the resolver state while a child still holds it before it is an orphan.
-// Well-behaved policies release a removed address at once; 30 seconds leaves
-// room for the ones that keep a subchannel a little while on purpose
+// the resolver state while a child still holds it before it is an orphan:
+// room for policies that keep a subchannel a little while on purpose
 // (graceful policy switches, sticky failover).
 const DefaultOrphanTimeout = 30 * time.Second
 

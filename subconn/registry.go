@@ -95,14 +95,9 @@ func (m *Manager) Snapshot() []trace.Subchannel {
 	return out
 }
 
-// Closed reports whether Close has been called.
-func (m *Manager) Closed() bool {
+// isClosed reports whether Close has been called.
+func (m *Manager) isClosed() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.closed
 }
-
-// ManagersCreated returns how many managers this process has built so far,
-// closed ones included: a test can tell whether a channel's policy ran on
-// leakproof at all.
-func ManagersCreated() uint64 { return nextManagerID.Load() }

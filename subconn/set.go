@@ -32,18 +32,17 @@ func (e *setEntry) keyAddress() resolver.Address { return e.sc.rec.keyAddress() 
 
 // NewSet returns an empty Set for holder. listener, if not nil, receives the
 // state updates of every SubConn in the set. opts apply to every Acquire
-// (WithAutoReconnect, WithReason).
+// (WithAutoReconnect).
 func (m *Manager) NewSet(holder string, listener func(*SubConn, balancer.SubConnState), opts ...AcquireOption) *Set {
 	return &Set{m: m, holder: holder, opts: opts, listen: listener, held: newKeyMap[*setEntry]()}
 }
 
 // Sync makes the set hold exactly the backends in addrs: it acquires keys
-// that are new and releases keys that are gone, touching nothing else.
-// Duplicate addresses count once. The cost is one hash lookup per address
-// plus one Acquire or Release per change.
-//
-// On an acquire error Sync goes on with the other addresses and returns
-// every error joined; the set holds what it could acquire.
+// that are new and releases keys that are gone, touching nothing else;
+// duplicate addresses count once. The cost is one hash lookup per address
+// plus one Acquire or Release per change. On an acquire error Sync goes on
+// with the other addresses, holds what it could acquire and returns every
+// error joined.
 func (s *Set) Sync(addrs []resolver.Address) (added, removed []*SubConn, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -103,8 +102,8 @@ func (s *Set) listenerOpt() AcquireOption {
 	})
 }
 
-// Get returns the SubConn the set holds for addr's key.
-func (s *Set) Get(addr resolver.Address) (*SubConn, bool) {
+// get returns the SubConn the set holds for addr's key.
+func (s *Set) get(addr resolver.Address) (*SubConn, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.held.get(keyAddr(addr))
@@ -114,8 +113,8 @@ func (s *Set) Get(addr resolver.Address) (*SubConn, bool) {
 	return e.sc, true
 }
 
-// Len returns the number of SubConns held.
-func (s *Set) Len() int {
+// size returns the number of SubConns held.
+func (s *Set) size() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.held.len()

@@ -188,7 +188,10 @@ func ReadySubConn(p balancer.Picker) (balancer.SubConn, bool) {
 	if err != nil || res.SubConn == nil || res.Done != nil || res.Metadata != nil {
 		return nil, false
 	}
-	return subconn.Unwrap(res.SubConn), true
+	if h, ok := res.SubConn.(*subconn.SubConn); ok {
+		return h.Unwrap(), true
+	}
+	return res.SubConn, true
 }
 
 // FixedPicker always picks one SubConn; it allocates nothing per Pick.

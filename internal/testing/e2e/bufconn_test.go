@@ -46,7 +46,7 @@ func TestBufconnEmptyAddress(t *testing.T) {
 			}
 			var sockets int
 			for _, m := range subconn.Managers() {
-				if m.Target() != "passthrough:///" || m.Closed() {
+				if m.Target() != "passthrough:///" || m.Inspect().Closed {
 					continue
 				}
 				for _, sc := range m.Snapshot() {

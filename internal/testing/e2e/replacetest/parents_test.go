@@ -45,7 +45,7 @@ func TestParentsThatLookUpAddresses(t *testing.T) {
 			for {
 				owned := map[string]int{}
 				for _, m := range subconn.Managers() {
-					if m.Target() != cl.Target || m.Closed() {
+					if m.Target() != cl.Target || m.Inspect().Closed {
 						continue
 					}
 					for _, si := range m.Snapshot() {
