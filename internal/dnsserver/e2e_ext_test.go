@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 )
 
 // listenAll listens on one port at every address in ips, serving the health
@@ -74,14 +76,20 @@ func TestChannel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
+	// seen makes n RPCs and returns the backends that answered. An RPC in
+	// flight when a backend stops fails (UNAVAILABLE) and is not counted.
 	seen := func(n int) map[string]bool {
 		out := make(map[string]bool)
 		for range n {
 			var p peer.Peer
-			if _, err := client.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Peer(&p)); err != nil {
+			_, err := client.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Peer(&p), grpc.WaitForReady(true))
+			switch {
+			case status.Code(err) == codes.Unavailable:
+			case err != nil:
 				t.Fatal(err)
+			default:
+				out[p.Addr.String()] = true
 			}
-			out[p.Addr.String()] = true
 		}
 		return out
 	}

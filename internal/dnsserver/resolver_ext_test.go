@@ -156,6 +156,11 @@ func TestRecordsChange(t *testing.T) {
 	if q.Time.Before(removed) || !q.Lists(ip2) || q.Rcode != "NOERROR" {
 		t.Errorf("first answer without 127.0.0.3: %+v", q)
 	}
+	// Two resolutions: A and AAAA each (no _grpc_config record asked for
+	// under this name: that is another name).
+	if c := s.CountOf(name); c.Answered != 2 || c.Queries < 4 {
+		t.Errorf("CountOf(%s) = %+v, want 2 answered A queries of at least 4", name, c)
+	}
 }
 
 func TestDuplicateRecords(t *testing.T) {

@@ -104,18 +104,27 @@ type Server struct {
 	mode    Mode
 	delay   time.Duration
 	queries []Query
+	counts  map[string]Count // by name, since Start
+}
+
+// Count counts the queries for one name since Start, older ones dropped
+// from Queries included.
+type Count struct {
+	Queries  int // every query, all types
+	Answered int // A queries answered with a list (Query.Answered)
 }
 
 // MaxQueries is how many queries a Server keeps; older ones are dropped
-// (the soak asks a few a second, a test a few in all).
-const MaxQueries = 1 << 16
+// (Count keeps counting them). A soak's channel asks a few a second.
+const MaxQueries = 1 << 13
 
 // Start starts a server on 127.0.0.1, UDP and TCP on one free port.
 func Start() (*Server, error) {
 	s := &Server{
-		done: make(chan struct{}),
-		a:    make(map[string][]netip.Addr),
-		txt:  make(map[string]string),
+		done:   make(chan struct{}),
+		a:      make(map[string][]netip.Addr),
+		txt:    make(map[string]string),
+		counts: make(map[string]Count),
 	}
 	var (
 		ln  net.Listener
@@ -236,6 +245,13 @@ func (s *Server) Queries() []Query {
 	return append([]Query(nil), s.queries...)
 }
 
+// CountOf returns the count of the queries for name.
+func (s *Server) CountOf(name string) Count {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts[fqdn(name)]
+}
+
 // FirstWithout returns the first A query for name at or after since whose
 // answer the resolver passes on (Query.Answered) and does not list addr:
 // from then on a client that asked knows addr is gone.
@@ -319,6 +335,12 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 		_ = w.WriteMsg(resp)
 	}
 	q.Time = time.Now()
+	c := s.counts[q.Name]
+	c.Queries++
+	if q.Type == "A" && q.Answered() {
+		c.Answered++
+	}
+	s.counts[q.Name] = c
 	if len(s.queries) == MaxQueries {
 		s.queries = append(s.queries[:0], s.queries[MaxQueries/2:]...)
 	}
