@@ -18,7 +18,9 @@ import (
 	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/status"
 )
 
@@ -271,4 +273,105 @@ func TestCleanRunHasADestroyForEveryCreate(t *testing.T) {
 	for _, addr := range []string{a, b, cAddr} {
 		e2e.WaitSockets(t, addr, 0, e2e.LongTimeout)
 	}
+}
+
+// TestAutoReconnectEndsWithTheHolderThatAskedForIt: WithAutoReconnect lasts
+// as long as the reference that asked for it. While that holder holds the
+// subchannel, the manager reconnects it after each GOAWAY; once it has
+// released, the remaining holder (which did not ask) finds it IDLE.
+func TestAutoReconnectEndsWithTheHolderThatAskedForIt(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	bs := e2e.StartBackends(t, 1, testbackend.Keepalive(keepalive.ServerParameters{
+		MaxConnectionAge:      200 * time.Millisecond,
+		MaxConnectionAgeGrace: 50 * time.Millisecond,
+	}))
+	a := bs[0].Addr()
+	c := e2e.Dial(t, e2e.ServiceConfig(probePolicy, ""), e2e.AddrState(a), e2e.Options{})
+	p := probeOf(t, c)
+
+	var auto, plain stateWaiter
+	ha, err := p.M.Acquire(resolver.Address{Addr: a}, "auto", subconn.WithAutoReconnect(), subconn.WithStateListener(auto.listen))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hp, err := p.M.Acquire(resolver.Address{Addr: a}, "plain", subconn.WithStateListener(plain.listen))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ha.Connect()
+	// The first GOAWAY is followed by the manager's own Connect.
+	ev := c.Trace.WaitFor(t, "an auto-reconnect after a GOAWAY", func(ev []trace.Event) bool {
+		return len(eventsWith(ev, trace.KindConnect, "auto-reconnect")) > 0
+	})
+	if n := len(eventsWith(ev, trace.KindGoAway, "")); n < 1 {
+		t.Fatalf("auto-reconnect without a GOAWAY before it\n%s", e2e.Format(ev))
+	}
+	plain.waitFor(t, connectivity.Ready, 2)
+
+	if err := ha.Release("done"); err != nil {
+		t.Fatal(err)
+	}
+	var released uint64
+	for _, e := range c.Trace.Events() {
+		if e.Kind == trace.KindUnref && e.Holder == "auto" {
+			released = e.Seq
+		}
+	}
+	after := func(ev []trace.Event, kind trace.Kind, prefix string) int {
+		n := 0
+		for _, e := range eventsWith(ev, kind, prefix) {
+			if e.Seq > released {
+				n++
+			}
+		}
+		return n
+	}
+	// The subchannel was connecting or READY when the holder released (it
+	// is never left IDLE while that holder holds it), so another GOAWAY
+	// comes. The manager writes an auto-reconnect in the same critical
+	// section as the goaway event: once the goaway is in the trace, so
+	// would the reconnect be.
+	ev = c.Trace.WaitFor(t, "a GOAWAY after the release", func(ev []trace.Event) bool {
+		return after(ev, trace.KindGoAway, "") > 0
+	})
+	if n := after(ev, trace.KindConnect, "auto-reconnect"); n != 0 {
+		t.Fatalf("%d auto-reconnect(s) after the holder that asked for it released\n%s", n, e2e.Format(ev))
+	}
+	var st string
+	for _, info := range p.M.Snapshot() {
+		if info.Key == hp.Key() {
+			st = info.State
+		}
+	}
+	if st != connectivity.Idle.String() {
+		t.Fatalf("state after a GOAWAY with no auto-reconnect holder left: %q, want IDLE", st)
+	}
+	if err := hp.Release("done"); err != nil {
+		t.Fatal(err)
+	}
+	c.CC.Close()
+	c.Trace.CheckClean(t)
+}
+
+// TestFailureReasonsCarryTheError: a TRANSIENT_FAILURE event says what
+// failed (the dial or the handshake) and carries grpc's error with it.
+func TestFailureReasonsCarryTheError(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	closed := refusingAddr(t)
+	c := e2e.Dial(t, e2e.ServiceConfig(roundrobin.Name, ""), e2e.AddrState(closed), e2e.Options{})
+	var failure trace.Event
+	c.Trace.WaitFor(t, "TRANSIENT_FAILURE", func(ev []trace.Event) bool {
+		for _, e := range ev {
+			if e.Kind == trace.KindState && e.State == "TRANSIENT_FAILURE" {
+				failure = e
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.HasPrefix(failure.Reason, "from CONNECTING: connect failed: ") || !strings.Contains(failure.Reason, "connection refused") {
+		t.Fatalf("reason %q, want the dial failure with grpc's error", failure.Reason)
+	}
+	c.CC.Close()
+	c.Trace.CheckClean(t)
 }

@@ -1,8 +1,12 @@
 package subconn
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"maps"
+	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +16,7 @@ import (
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
 	estats "google.golang.org/grpc/experimental/stats"
+	"google.golang.org/grpc/grpclog"
 	"google.golang.org/grpc/resolver"
 )
 
@@ -238,3 +243,135 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func addr(a string) resolver.Address { return resolver.Address{Addr: a} }
+
+// holdingListener accepts connections on 127.0.0.1 and keeps them open
+// until the test ends.
+func holdingListener(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				close(conns)
+				return
+			}
+			conns <- c
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		for c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+// dialAfterShutdown releases h while a dial for it is under way, then lets
+// the dial finish, and returns the socket the dialer handed out. grpc's own
+// addrConn closes a transport that connects after Shutdown at once, so this
+// calls the record's dial directly to keep the socket open.
+func dialAfterShutdown(t *testing.T, h *SubConn, target string) net.Conn {
+	t.Helper()
+	started, unblock := make(chan struct{}), make(chan struct{})
+	slow := func(ctx context.Context, a string) (net.Conn, error) {
+		close(started)
+		<-unblock
+		return defaultDial(ctx, a)
+	}
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		c, err := h.rec.dial(context.Background(), target, slow)
+		done <- result{c, err}
+	}()
+	<-started
+	if err := h.Release("removed while dialing"); err != nil {
+		t.Fatal(err)
+	}
+	close(unblock)
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("the dial under way at Shutdown failed: %v", r.err)
+	}
+	return r.c
+}
+
+// trackedPipe returns a trackedConn owned by a fresh subchannel around one
+// end of a pipe.
+func trackedPipe(t *testing.T) (*trackedConn, net.Conn) {
+	t.Helper()
+	m := NewManager(newFakeCC(), WithTraceRing(0))
+	t.Cleanup(func() { m.Close() })
+	h, err := m.Acquire(addr("10.0.0.1:1"), "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Release("done") })
+	a, b := net.Pipe()
+	t.Cleanup(func() { b.Close() })
+	return newTrackedConn(a, h.rec), b
+}
+
+// errorLog is a grpclog.DepthLoggerV2 that keeps the warning and error
+// lines and drops the rest.
+type errorLog struct {
+	grpclog.LoggerV2
+	mu     sync.Mutex
+	errors []string
+}
+
+func (l *errorLog) InfoDepth(int, ...any) {}
+
+func (l *errorLog) WarningDepth(d int, args ...any) { l.ErrorDepth(d, args...) }
+
+func (l *errorLog) FatalDepth(_ int, args ...any) { panic(fmt.Sprint(args...)) }
+
+func (l *errorLog) ErrorDepth(_ int, args ...any) {
+	l.mu.Lock()
+	l.errors = append(l.errors, fmt.Sprint(args...))
+	l.mu.Unlock()
+}
+
+func (l *errorLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.errors
+	l.errors = nil
+	return out
+}
+
+// captureLog sends grpc's log to an errorLog for the rest of the test. No
+// grpc channel exists while this package's internal tests run, so nothing
+// else logs meanwhile. grpc's default logger is restored afterwards.
+func captureLog(t *testing.T) *errorLog {
+	log := &errorLog{LoggerV2: grpclog.NewLoggerV2(io.Discard, io.Discard, io.Discard)}
+	grpclog.SetLoggerV2(log)
+	t.Cleanup(func() { grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard, io.Discard, os.Stderr)) })
+	return log
+}
+
+// within runs f and fails the test if it has not returned after d: the
+// tests below turn a hang into a quick failure. f's goroutine is left
+// behind on failure.
+func within(t *testing.T, what string, d time.Duration, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+	}
+}

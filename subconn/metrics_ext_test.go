@@ -112,3 +112,27 @@ func TestMetricsReachTheChannelsRecorder(t *testing.T) {
 	rec.mu.Unlock()
 	c.Trace.CheckClean(t)
 }
+
+// TestSocketsGaugeFallsWhenABackendIsRemoved: the open-sockets gauge counts
+// sockets down as well as up while the channel lives.
+func TestSocketsGaugeFallsWhenABackendIsRemoved(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	bs := e2e.StartBackends(t, 2)
+	a, b := bs[0].Addr(), bs[1].Addr()
+	rec := &statsRecorder{counts: map[string]int64{}}
+	c := e2e.Dial(t, e2e.ServiceConfig(roundrobin.Name, ""), e2e.AddrState(a, b),
+		e2e.Options{DialOptions: []grpc.DialOption{grpc.WithStatsHandler(rec)}})
+	c.WaitServed(a, b)
+	// The up-down counters are recorded after the manager's lock is
+	// released, so they are waited for rather than read once.
+	rec.waitCount(t, subconn.MetricSubchannelsOpen, 2)
+	rec.waitCount(t, subconn.MetricSocketsOpen, 2)
+	c.R.UpdateState(e2e.AddrState(b))
+	c.Trace.WaitFor(t, "destroy of the removed backend", func(ev []trace.Event) bool {
+		return c.Trace.Count(trace.KindDestroy, a) == 1
+	})
+	rec.waitCount(t, subconn.MetricSubchannelsOpen, 1)
+	rec.waitCount(t, subconn.MetricSocketsOpen, 1)
+	c.CC.Close()
+	c.Trace.CheckClean(t)
+}

@@ -12,7 +12,7 @@ func ev(seq uint64, sc uint64, kind Kind, before, after int, holder string) Even
 	return Event{Seq: seq, Manager: 1, Target: "dns:///svc", Subchannel: sc, Key: "127.0.0.1:5000", Kind: kind, RefsBefore: before, RefsAfter: after, Holder: holder}
 }
 
-func TestCheckTraceMissingDestroy(t *testing.T) {
+func TestCheckMissingDestroy(t *testing.T) {
 	events := []Event{
 		ev(1, 4, KindCreate, 0, 0, "a"),
 		ev(2, 4, KindRef, 0, 1, "a"),
@@ -38,7 +38,7 @@ func TestCheckTraceMissingDestroy(t *testing.T) {
 	}
 }
 
-func TestCheckTraceUnrefWithoutRef(t *testing.T) {
+func TestCheckUnrefWithoutRef(t *testing.T) {
 	events := []Event{
 		ev(1, 2, KindCreate, 0, 0, "a"),
 		ev(2, 2, KindRef, 0, 1, "a"),
@@ -61,7 +61,7 @@ func TestCheckTraceUnrefWithoutRef(t *testing.T) {
 	}
 }
 
-func TestCheckTraceReleasedButNeverShutDown(t *testing.T) {
+func TestCheckReleasedButNeverShutDown(t *testing.T) {
 	rep := Check([]Event{
 		ev(1, 3, KindCreate, 0, 0, "a"),
 		ev(2, 3, KindRef, 0, 1, "a"),
@@ -72,7 +72,7 @@ func TestCheckTraceReleasedButNeverShutDown(t *testing.T) {
 	}
 }
 
-func TestCheckTraceClosedManagerWithHeldSubchannel(t *testing.T) {
+func TestCheckClosedManagerWithHeldSubchannel(t *testing.T) {
 	rep := Check([]Event{
 		ev(1, 3, KindCreate, 0, 0, "a"),
 		ev(2, 3, KindRef, 0, 1, "a"),
@@ -83,7 +83,7 @@ func TestCheckTraceClosedManagerWithHeldSubchannel(t *testing.T) {
 	}
 }
 
-func TestCheckTraceSecondShutdownAndEventAfterDestroy(t *testing.T) {
+func TestCheckSecondShutdownAndEventAfterDestroy(t *testing.T) {
 	rep := Check([]Event{
 		ev(1, 3, KindCreate, 0, 0, "a"),
 		ev(2, 3, KindRef, 0, 1, "a"),
@@ -102,7 +102,7 @@ func TestCheckTraceSecondShutdownAndEventAfterDestroy(t *testing.T) {
 	}
 }
 
-func FuzzReadAndCheckTrace(f *testing.F) {
+func FuzzReadAndCheck(f *testing.F) {
 	f.Add([]byte(`{"seq":1,"manager":1,"subchannel":1,"key":"k","event":"create","refs_before":0,"refs_after":0}` + "\n"))
 	f.Add([]byte(`{"seq":2,"subchannel":1,"event":"unref","refs_before":0,"refs_after":-1}` + "\n{"))
 	f.Add([]byte("\n\n{\"seq\":3,\"event\":\"socket_close\",\"subchannel\":9,\"socket\":null}\n"))
@@ -131,10 +131,10 @@ func TestEvidenceKeepsTheStartAndTheEnd(t *testing.T) {
 	}
 }
 
-// TestCheckTraceKeepsTheFirstAndLatestEvidence: a subchannel's evidence is
+// TestCheckKeepsTheFirstAndLatestEvidence: a subchannel's evidence is
 // capped at evidenceCap events: the first half (create, the first refs) and
 // the latest ones.
-func TestCheckTraceKeepsTheFirstAndLatestEvidence(t *testing.T) {
+func TestCheckKeepsTheFirstAndLatestEvidence(t *testing.T) {
 	events := []Event{ev(1, 5, KindCreate, 0, 0, "a")}
 	for i := range 40 {
 		events = append(events, ev(uint64(2+i), 5, KindRef, i, i+1, fmt.Sprintf("h%d", i)))
@@ -160,10 +160,10 @@ func TestCheckTraceKeepsTheFirstAndLatestEvidence(t *testing.T) {
 	}
 }
 
-// TestCheckTraceKeepsTheOrderOfEventsWithEqualSeq: the checker sorts by seq
+// TestCheckKeepsTheOrderOfEventsWithEqualSeq: the checker sorts by seq
 // and keeps the order of events that share one (traces of two processes
 // concatenated), so a create still comes before its first ref.
-func TestCheckTraceKeepsTheOrderOfEventsWithEqualSeq(t *testing.T) {
+func TestCheckKeepsTheOrderOfEventsWithEqualSeq(t *testing.T) {
 	rep := Check([]Event{
 		ev(7, 1, KindCreate, 0, 0, "a"),
 		ev(7, 1, KindRef, 0, 1, "a"),
@@ -173,10 +173,10 @@ func TestCheckTraceKeepsTheOrderOfEventsWithEqualSeq(t *testing.T) {
 	}
 }
 
-// TestCheckTraceCountsPerHolder: the checker counts each holder's references:
+// TestCheckCountsPerHolder: the checker counts each holder's references:
 // an unref by a holder that has none left is named, and a later ref and
 // unref by it are balanced again.
-func TestCheckTraceCountsPerHolder(t *testing.T) {
+func TestCheckCountsPerHolder(t *testing.T) {
 	rep := Check([]Event{
 		ev(1, 2, KindCreate, 0, 0, "a"),
 		ev(2, 2, KindRef, 0, 1, "a"),
@@ -193,9 +193,9 @@ func TestCheckTraceCountsPerHolder(t *testing.T) {
 	}
 }
 
-// TestCheckTraceUnrefAtZeroDoesNotGoNegative: an unref with no reference is
+// TestCheckUnrefAtZeroDoesNotGoNegative: an unref with no reference is
 // one problem; the count stays at zero, so the Shutdown after it is fine.
-func TestCheckTraceUnrefAtZeroDoesNotGoNegative(t *testing.T) {
+func TestCheckUnrefAtZeroDoesNotGoNegative(t *testing.T) {
 	rep := Check([]Event{
 		ev(1, 2, KindCreate, 0, 0, "a"),
 		ev(2, 2, KindRef, 0, 1, "a"),

@@ -9,11 +9,11 @@ import (
 	"testing"
 )
 
-// FuzzReadTrace feeds arbitrary bytes to Read and Check. Bad input
+// FuzzRead feeds arbitrary bytes to Read and Check. Bad input
 // is a *ReadError naming a line of the input, with the events of the lines
 // before it; whatever is read writes back as a trace that reads the same;
 // and Check's report adds up. Nothing panics.
-func FuzzReadTrace(f *testing.F) {
+func FuzzRead(f *testing.F) {
 	good := `{"seq":1,"time":"2026-11-22T10:00:00.000000001Z","manager":1,"target":"dns:///svc:443","subchannel":7,"key":"127.0.0.1:50051","event":"create","refs_before":0,"refs_after":0}`
 	for _, s := range []string{
 		good + "\n",

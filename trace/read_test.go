@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestReadTraceNamesTheBadLine(t *testing.T) {
+func TestReadNamesTheBadLine(t *testing.T) {
 	good := `{"seq":1,"manager":1,"subchannel":1,"key":"k","event":"create","refs_before":0,"refs_after":0}`
 	for name, tc := range map[string]struct {
 		in   string

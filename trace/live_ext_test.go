@@ -1,4 +1,4 @@
-package subconn_test
+package trace_test
 
 import (
 	"strings"
