@@ -28,6 +28,20 @@ func subscribe(tb testing.TB) (stop func()) {
 	}
 }
 
+// subscribeNothing attaches n trace subscribers whose filters accept no
+// event (no manager has id 0): the cost of watchers of other channels.
+func subscribeNothing(n int) (stop func()) {
+	subs := make([]*trace.Subscription, n)
+	for i := range subs {
+		subs[i] = trace.Subscribe(16, func(e *trace.Event) bool { return e.Manager == 0 })
+	}
+	return func() {
+		for _, s := range subs {
+			s.Close()
+		}
+	}
+}
+
 // percentiles returns the p50 and p99 of ds (nearest rank).
 func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
 	if len(ds) == 0 {

@@ -32,8 +32,9 @@ var xdsImpls = []struct {
 	{"leakproof", lproundrobin.Name, `{}`},
 }
 
-// BenchmarkXDSChurn times one EDS push to a cluster of 1,000 endpoints with
-// 1%, 10% and 100% of them changed, through grpc's real xDS client and LB
+// BenchmarkXDSChurn times one EDS push to a cluster of 1,000 and 10,000
+// endpoints (10,000 only with LEAKPROOF_BENCH_LARGE=1) with 1%, 10% and
+// 100% of them changed, through grpc's real xDS client and LB
 // tree (cds → priority → cluster_impl → the leaf policy) under a real
 // go-control-plane management server. One op is one push, alternating
 // between two assignments, from Update until the channel is READY on every
@@ -48,11 +49,14 @@ var xdsImpls = []struct {
 // includes the xDS client, the control plane and the transports, the same
 // for both.
 func BenchmarkXDSChurn(b *testing.B) {
-	for _, p := range xdsImpls {
+	for _, n := range churnSizes {
 		for _, pct := range []int{1, 10, 100} {
-			b.Run(fmt.Sprintf("impl=%s/endpoints=1000/changed=%d%%", p.impl, pct), func(b *testing.B) {
-				benchXDSChurn(b, p.child, p.config, 1000, pct)
-			})
+			for _, p := range xdsImpls {
+				b.Run(fmt.Sprintf("impl=%s/endpoints=%d/changed=%d%%", p.impl, n, pct), func(b *testing.B) {
+					skipLarge(b, n)
+					benchXDSChurn(b, p.child, p.config, n, pct)
+				})
+			}
 		}
 	}
 }
@@ -119,7 +123,12 @@ func benchXDSChurn(b *testing.B, child, childCfg string, n, pct int) {
 		}
 	}
 	settle := func(created int64) {
-		deadline := time.Now().Add(20 * time.Second)
+		// grpc's round_robin takes tens of seconds of CPU per push of
+		// 10,000 endpoints on a quiet machine (quadratic in the list).
+		deadline := time.Now().Add(time.Duration(n/1000) * 20 * time.Second)
+		if n > largeFrom {
+			deadline = time.Now().Add(15 * time.Minute)
+		}
 		for stats.created.Load() < created || stats.ready.Load() != int64(n) {
 			if time.Now().After(deadline) {
 				b.Fatalf("not READY on the new assignment: created %d (want %d), READY %d (want %d); accepted LDS %q RDS %q CDS %q EDS %q, NACKs %v, channel %v",

@@ -125,18 +125,18 @@ table() {
 }
 
 r=$report
-table "$r/manager.txt" "/trace@(off ring sub)"
+table "$r/manager.txt" "/trace@(off ring sub sub64)"
 if [ -s "$r/pick.txt" ]; then
   grep -v 'PickTrace' "$r/pick.txt" > "$r/.pick-compare.txt"
   grep -E '^(goos|goarch|pkg|cpu|BenchmarkPickTrace)' "$r/pick.txt" > "$r/.pick-trace.txt" || true
   table "$r/.pick-compare.txt" "/impl@(grpc leakproof)"
-  table "$r/.pick-trace.txt" "/trace@(off ring sub)"
+  table "$r/.pick-trace.txt" "/trace@(off ring sub sub64)"
 fi
 if [ -s "$r/churn.txt" ]; then
   grep -v 'ChurnTrace' "$r/churn.txt" > "$r/.churn-compare.txt"
   grep -E '^(goos|goarch|pkg|cpu|BenchmarkChurnTrace)' "$r/churn.txt" > "$r/.churn-trace.txt" || true
   table "$r/.churn-compare.txt" "/impl@(grpc leakproof leakproof-coalesce)"
-  table "$r/.churn-trace.txt" "/trace@(off ring sub)"
+  table "$r/.churn-trace.txt" "/trace@(off ring sub sub64)"
 fi
 # The scale group: each row's cost at 2,000, 5,000 and 10,000 endpoints as a
 # multiple of its cost at 1,000 (linear growth: 2, 5 and 10).

@@ -59,9 +59,10 @@ func (sc *benchSC) Shutdown() {
 }
 
 // benchTraceModes are the trace set-ups: no events at all (ring 0, no
-// subscriber), the default ring, and the ring with a subscriber draining
-// every event.
-var benchTraceModes = []string{"off", "ring", "sub"}
+// subscriber), the default ring, the ring with a subscriber draining every
+// event, and the ring with 64 subscribers whose filters match nothing (an
+// admin service's watchers of other channels).
+var benchTraceModes = []string{"off", "ring", "sub", "sub64"}
 
 // benchManager returns a manager on a benchCC for a trace mode, and the
 // function that closes it, stops the subscriber and checks the counts.
@@ -71,6 +72,17 @@ func benchManager(b *testing.B, mode string) (*Manager, func()) {
 		ring = 0
 	}
 	stopSub := func() {}
+	if mode == "sub64" {
+		subs := make([]*trace.Subscription, 64)
+		for i := range subs {
+			subs[i] = trace.Subscribe(16, func(e *trace.Event) bool { return e.Manager == 0 })
+		}
+		stopSub = func() {
+			for _, s := range subs {
+				s.Close()
+			}
+		}
+	}
 	if mode == "sub" {
 		sub := trace.Subscribe(1<<16, nil)
 		done := make(chan struct{})

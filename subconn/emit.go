@@ -30,9 +30,13 @@ func (m *Manager) emitLocked(r *record, e trace.Event) {
 	if r != nil {
 		e.Subchannel, e.Key, e.State = r.id, r.key(), r.stateLocked().String()
 	}
-	m.ring.Add(e)
+	m.ring.Add(&e)
 	if trace.Listening() {
-		trace.Publish(e)
+		// Published from the manager's own memory: e itself would escape
+		// to the heap on every event, listened to or not.
+		m.pub = e
+		trace.Publish(&m.pub)
+		m.pub = trace.Event{} // keep no strings alive
 	}
 }
 

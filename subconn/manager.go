@@ -61,6 +61,7 @@ type Manager struct {
 	placement    Placement       // see SetPlacement
 	live         keyMap[*record] // held (or being created) subchannels by key
 	ring         trace.Ring
+	pub          trace.Event // the event being published (see emitLocked)
 	stats        trace.Stats
 	// Every subchannel created and not yet destroyed is either in live or,
 	// once Shutdown has returned, in draining (its sockets still open).

@@ -73,18 +73,19 @@ func (s *Subscription) Close() {
 // been dropped for falling behind.
 func DroppedSubscriptions() uint64 { return hub.dropped.Load() }
 
-// Publish sends e to every subscription whose filter accepts it, without
-// waiting: a subscription whose buffer is full is dropped. subconn's managers
-// publish their events here; e is passed by value so that an event built for
-// a ring alone does not escape to the heap.
-func Publish(e Event) {
+// Publish sends a copy of *e to every subscription whose filter accepts
+// it, without waiting: a subscription whose buffer is full is dropped.
+// subconn's managers publish their events here, from memory they own (so
+// that publishing allocates nothing): e is read during the call only, and
+// a filter must not keep it.
+func Publish(e *Event) {
 	hub.mu.RLock()
 	for _, s := range hub.subs {
-		if s.closed.Load() || (s.filter != nil && !s.filter(&e)) {
+		if s.closed.Load() || (s.filter != nil && !s.filter(e)) {
 			continue
 		}
 		select {
-		case s.c <- e:
+		case s.c <- *e:
 		default:
 			if s.dropped.CompareAndSwap(false, true) {
 				hub.dropped.Add(1)

@@ -21,7 +21,7 @@ func TestRingKeepsTheNewestAcrossWrapsAndResizes(t *testing.T) {
 	r.Resize(3)
 	add := func(from, to uint64) {
 		for s := from; s <= to; s++ {
-			r.Add(Event{Seq: s})
+			r.Add(&Event{Seq: s})
 		}
 	}
 	check := func(what string, want ...uint64) {
