@@ -14,7 +14,7 @@ import (
 )
 
 // MaxOrphanTimeout is the longest orphanTimeout a config may set.
-const MaxOrphanTimeout = 24 * time.Hour
+const MaxOrphanTimeout = policy.MaxOrphanTimeout
 
 // lbConfig is leakproof_guard's parsed config.
 type lbConfig struct {
@@ -40,71 +40,23 @@ func (c *lbConfig) MarshalJSON() ([]byte, error) {
 	return c.raw, nil
 }
 
-// parseConfig parses leakproof_guard's JSON config. Every error names the
-// field at fault.
+// parseConfig parses leakproof_guard's JSON config with the policies' one
+// parser; the child-policy list is then parsed by each child's own parser.
+// Every error names the field at fault.
 func parseConfig(js json.RawMessage) (*lbConfig, error) {
-	var fields map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(js))
-	if err := dec.Decode(&fields); err != nil {
-		return nil, fmt.Errorf("%s: invalid config %s: %v", Name, js, err)
+	pc, err := policy.Parse(Name, js, policy.Guard, policy.Strict)
+	if err != nil {
+		return nil, err
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("%s: invalid config %s: trailing data", Name, js)
-	}
-	raw, ok := fields["childPolicy"]
-	if !ok {
-		return nil, fmt.Errorf(`%s: invalid config: childPolicy is required: a list such as [{"weighted_round_robin": {}}, {"round_robin": {}}]`, Name)
-	}
-	delete(fields, "childPolicy")
+	// Parse has checked the JSON, so compacting it cannot fail.
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, js); err != nil {
 		return nil, fmt.Errorf("%s: invalid config %s: %v", Name, js, err)
 	}
-	cfg := &lbConfig{orphanTimeout: subconn.DefaultOrphanTimeout, orphans: subconn.ReclaimOrphans, raw: compact.Bytes()}
-	var err error
-	if cfg.child, cfg.childConfig, err = parseChildPolicy(raw); err != nil {
+	cfg := &lbConfig{manager: pc, raw: compact.Bytes()}
+	cfg.orphanTimeout, cfg.orphans = pc.Orphan()
+	if cfg.child, cfg.childConfig, err = parseChildPolicy(pc.ChildPolicy); err != nil {
 		return nil, fmt.Errorf("%s: invalid config: childPolicy: %v", Name, err)
-	}
-	if raw, ok := fields["orphanTimeout"]; ok {
-		delete(fields, "orphanTimeout")
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf(`%s: invalid config: orphanTimeout %s: want a Go duration such as "30s"`, Name, raw)
-		}
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return nil, fmt.Errorf("%s: invalid config: orphanTimeout %q: %v", Name, s, err)
-		}
-		if d <= 0 || d > MaxOrphanTimeout {
-			return nil, fmt.Errorf("%s: invalid config: orphanTimeout %v must be positive and at most %v (omit it for the default %v)", Name, d, MaxOrphanTimeout, subconn.DefaultOrphanTimeout)
-		}
-		cfg.orphanTimeout = d
-	}
-	if raw, ok := fields["orphans"]; ok {
-		delete(fields, "orphans")
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			s = string(raw)
-		}
-		switch s {
-		case "reclaim":
-			cfg.orphans = subconn.ReclaimOrphans
-		case "report":
-			cfg.orphans = subconn.ReportOrphans
-		default:
-			return nil, fmt.Errorf(`%s: invalid config: orphans %q: want "reclaim" or "report"`, Name, s)
-		}
-	}
-	// What is left is the manager's part (drainTimeout, traceRingSize,
-	// reresolveInterval),
-	// validated where the other leakproof policies validate it; any other
-	// field is unknown and rejected there, by name.
-	rest, err := json.Marshal(fields)
-	if err != nil {
-		return nil, fmt.Errorf("%s: invalid config: %v", Name, err)
-	}
-	if cfg.manager, err = policy.ParseConfig(Name, rest, 0); err != nil {
-		return nil, err
 	}
 	return cfg, nil
 }

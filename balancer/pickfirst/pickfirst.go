@@ -88,14 +88,14 @@ func (b builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balan
 // an error.
 func (b builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfig, error) {
 	if b.name == Name {
-		return policy.ParseConfig(b.name, js, policy.Shuffle)
+		return policy.Parse(b.name, js, policy.Shuffle, policy.Strict)
 	}
 	if p, ok := policy.GRPCPickFirst.(balancer.ConfigParser); ok {
 		if _, err := p.ParseConfig(js); err != nil {
 			return nil, err
 		}
 	}
-	return policy.ParseGRPCNameConfig(b.name, js, policy.Shuffle), nil
+	return policy.Parse(b.name, js, policy.Shuffle, policy.GRPCNames)
 }
 
 // pickFirst is grpc's pick_first on a manager.

@@ -13,11 +13,11 @@ import (
 // build round_robin children with a nil config and compare against it.
 func (b builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfig, error) {
 	if b.name == Name {
-		return policy.ParseConfig(b.name, js, policy.Coalesce)
+		return policy.Parse(b.name, js, policy.Coalesce, policy.Strict)
 	}
-	cfg := policy.ParseGRPCNameConfig(b.name, js, policy.Coalesce)
-	if cfg.IsDefault() {
-		return nil, nil
+	cfg, err := policy.Parse(b.name, js, policy.Coalesce, policy.GRPCNames)
+	if err != nil || cfg.IsDefault() {
+		return nil, err
 	}
 	return cfg, nil
 }

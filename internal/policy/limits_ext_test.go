@@ -37,9 +37,9 @@ func TestParseConfigLimitsAreInclusive(t *testing.T) {
 		{`{"reresolveInterval":"soon"}`, false},
 		{`{"reresolveInterval":30}`, false},
 	} {
-		_, err := policy.ParseConfig("leakproof_test", []byte(tc.js), 0)
+		_, err := policy.Parse("leakproof_test", []byte(tc.js), 0, policy.Strict)
 		if (err == nil) != tc.ok {
-			t.Errorf("ParseConfig(%s) = %v, want accepted %v", tc.js, err, tc.ok)
+			t.Errorf("Parse(%s) = %v, want accepted %v", tc.js, err, tc.ok)
 		}
 	}
 }

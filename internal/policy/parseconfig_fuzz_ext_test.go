@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakproof/leakproof/balancer/guard"
 	"github.com/leakproof/leakproof/balancer/pickfirst"
 	"github.com/leakproof/leakproof/balancer/roundrobin"
 	"github.com/leakproof/leakproof/internal/policy"
@@ -17,10 +18,11 @@ import (
 
 // fuzzedPolicies names every leakproof policy whose ParseConfig the fuzz
 // target feeds, through grpc's registry as a service config reaches it.
-// A new policy (leakproof_guard) is added here when it is registered.
+// A new policy is added here when it is registered.
 var fuzzedPolicies = []string{
 	pickfirst.Name,
 	roundrobin.Name,
+	guard.Name,
 }
 
 // FuzzParseConfig feeds arbitrary bytes to every policy's ParseConfig. Bad
@@ -38,6 +40,10 @@ func FuzzParseConfig(f *testing.F) {
 		`{"traceRingSize":null}`, `{"bogus":1}`, `[1,2]`, `"s"`, `{"drainTimeout":"1s"} {}`,
 		`{"drainTimeout":"1s"}}`, `{"drainTimeout":"1s"}]`, `{`, `{"DrainTimeout":"2s"}`,
 		`{"reresolveInterval":"30s"}`, `{"reresolveInterval":"999ms"}`, `{"reresolveInterval":"25h"}`,
+		`{"childPolicy":[{"round_robin":{}}]}`, `{"childPolicy": [ {"pick_first": {"shuffleAddressList": true}} ], "orphans": "report"}`,
+		`{"childPolicy":[{"nope":{}},{"round_robin":null}],"orphanTimeout":"30s","orphans":"reclaim","drainTimeout":"1s","traceRingSize":8}`,
+		`{"childPolicy":[{"round_robin":{}}],"orphanTimeout":"0s"}`, `{"childPolicy":[{"round_robin":{}}],"orphanTimeout":"25h"}`,
+		`{"childPolicy":[{"round_robin":{}}],"orphans":"ignore"}`, `{"childPolicy":[]}`, `{"childPolicy":[{"round_robin":{}}]}]`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -84,6 +90,8 @@ func FuzzParseConfig(f *testing.F) {
 func checkAccepted(t *testing.T, name string, lbc serviceconfig.LoadBalancingConfig, js []byte) {
 	t.Helper()
 	switch name {
+	case guard.Name:
+		checkGuardAccepted(t, lbc, js)
 	case pickfirst.Name, roundrobin.Name:
 		cfg, err := policy.ConfigOf(name, lbc)
 		if err != nil {
@@ -114,5 +122,51 @@ func checkAccepted(t *testing.T, name string, lbc serviceconfig.LoadBalancingCon
 		}
 	default:
 		t.Fatalf("%s: no limits to check; add them here", name)
+	}
+}
+
+// checkGuardAccepted checks an accepted leakproof_guard config against its
+// documented limits, read from the config's own JSON (the parsed config is
+// the guard's own type).
+func checkGuardAccepted(t *testing.T, lbc serviceconfig.LoadBalancingConfig, js []byte) {
+	t.Helper()
+	out, err := json.Marshal(lbc)
+	if err != nil {
+		t.Fatalf("%s: marshal the config accepted from %q: %v", guard.Name, js, err)
+	}
+	var c struct {
+		ChildPolicy       []map[string]json.RawMessage
+		OrphanTimeout     *string
+		Orphans           *string
+		DrainTimeout      *string
+		ReresolveInterval *string
+		TraceRingSize     *int
+	}
+	if err := json.Unmarshal(out, &c); err != nil {
+		t.Fatalf("%s: accepted %q, whose JSON %s is not a guard config: %v", guard.Name, js, out, err)
+	}
+	if len(c.ChildPolicy) == 0 {
+		t.Fatalf("%s: accepted %q without a child policy", guard.Name, js)
+	}
+	positive := func(field string, s *string, hi time.Duration) {
+		if s == nil {
+			return
+		}
+		if v, err := time.ParseDuration(*s); err != nil || v <= 0 || v > hi {
+			t.Fatalf("%s: accepted %s %q from %q", guard.Name, field, *s, js)
+		}
+	}
+	positive("orphanTimeout", c.OrphanTimeout, guard.MaxOrphanTimeout)
+	positive("drainTimeout", c.DrainTimeout, policy.MaxDrainTimeout)
+	if s := c.ReresolveInterval; s != nil {
+		if v, err := time.ParseDuration(*s); err != nil || v < policy.MinReresolveInterval || v > policy.MaxReresolveInterval {
+			t.Fatalf("%s: accepted reresolveInterval %q from %q", guard.Name, *s, js)
+		}
+	}
+	if s := c.Orphans; s != nil && *s != "reclaim" && *s != "report" {
+		t.Fatalf("%s: accepted orphans %q from %q", guard.Name, *s, js)
+	}
+	if n := c.TraceRingSize; n != nil && (*n < 0 || *n > policy.MaxTraceRingSize) {
+		t.Fatalf("%s: accepted traceRingSize %d from %q", guard.Name, *n, js)
 	}
 }

@@ -81,20 +81,20 @@ func TestReresolver(t *testing.T) {
 
 func TestReresolveIntervalErrors(t *testing.T) {
 	for _, js := range []string{`{"reresolveInterval":"100ms"}`, `{"reresolveInterval":"48h"}`, `{"reresolveInterval":"often"}`} {
-		_, err := policy.ParseConfig("leakproof_test", []byte(js), 0)
+		_, err := policy.Parse("leakproof_test", []byte(js), 0, policy.Strict)
 		if err == nil || !strings.Contains(err.Error(), "leakproof_test: invalid config: reresolveInterval") {
-			t.Errorf("ParseConfig(%s) = %v, want an error naming reresolveInterval", js, err)
+			t.Errorf("Parse(%s) = %v, want an error naming reresolveInterval", js, err)
 		}
 	}
 	// Under grpc's names a bad value is ignored, as grpc would accept the
 	// config; a good one is applied.
-	if cfg := policy.ParseGRPCNameConfig("round_robin", []byte(`{"reresolveInterval":"100ms"}`), 0); cfg.Reresolve() != 0 || !cfg.IsDefault() {
+	if cfg, _ := policy.Parse("round_robin", []byte(`{"reresolveInterval":"100ms"}`), 0, policy.GRPCNames); cfg.Reresolve() != 0 || !cfg.IsDefault() {
 		t.Errorf("under grpc's name a bad reresolveInterval gave %v", cfg.Reresolve())
 	}
-	if cfg := policy.ParseGRPCNameConfig("round_robin", []byte(`{"reresolveInterval":"2s"}`), 0); cfg.Reresolve() != 2*time.Second {
+	if cfg, _ := policy.Parse("round_robin", []byte(`{"reresolveInterval":"2s"}`), 0, policy.GRPCNames); cfg.Reresolve() != 2*time.Second {
 		t.Errorf("under grpc's name reresolveInterval 2s gave %v", cfg.Reresolve())
 	}
-	if cfg := policy.ParseGRPCNameConfig("round_robin", []byte(`{}`), 0); cfg.Reresolve() != 0 {
+	if cfg, _ := policy.Parse("round_robin", []byte(`{}`), 0, policy.GRPCNames); cfg.Reresolve() != 0 {
 		t.Errorf("under grpc's name the default is %v, want off", cfg.Reresolve())
 	}
 }
