@@ -125,8 +125,8 @@ func sameKey(a, b resolver.Address) bool {
 // linear probing on a hash of Addr, comparing the whole key (Addr,
 // ServerName, Attributes.Equal, as grpc's AddressMap compares) at each
 // probe. A balancer may hold tens of thousands of subchannels, and a slot
-// here is one pointer (8 bytes, at most 3/4 of the slots in use), where a Go
-// map entry keyed by the address costs 40 bytes and more.
+// here is one pointer (8 bytes, at most 3/4 of the slots in use): 13-21 B a
+// key where a Go map keyed by Addr takes 71-87 B (BenchmarkKeyTable).
 type keyMap[V keyed] struct {
 	seed  maphash.Seed
 	slots []V // len is 0 or a power of two; the zero V is an empty slot
