@@ -46,7 +46,9 @@ func (m goMap) set(a resolver.Address, v *benchKeyed) {
 
 // addressMap is grpc's resolver.AddressMapV2, the building block grpc's own
 // balancers use.
-type addressMap struct{ m *resolver.AddressMapV2[*benchKeyed] }
+type addressMap struct {
+	m *resolver.AddressMapV2[*benchKeyed]
+}
 
 func (m addressMap) get(a resolver.Address) (*benchKeyed, bool) { return m.m.Get(a) }
 func (m addressMap) set(a resolver.Address, v *benchKeyed)      { m.m.Set(a, v) }
