@@ -16,7 +16,7 @@ func TestCheckReportsLeakedGoroutine(t *testing.T) {
 	go leakyWorker(stop)
 	verify()
 	// goleak's report names the goroutine and shows its stack.
-	rt.wantError(t, "goroutines leaked", "leaktest_test.leakyWorker", "chan receive", "helpers_test.go")
+	rt.wantError(t, "goroutines leaked", "leaktest_test.leakyWorker", "chan receive", "helpers_ext_test.go")
 	if rt.helpers == 0 {
 		t.Error("Check never called t.Helper")
 	}
