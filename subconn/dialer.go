@@ -206,6 +206,11 @@ func (c *trackedConn) noteIOError(err error) {
 		kind = readReset
 	case errors.Is(err, io.EOF):
 		kind = readEOF
+		// The writer may have taken the reset's one ECONNRESET: the
+		// connection's state says whether an RST came.
+		if sockowner.ResetByPeer(c.Conn) {
+			kind = readReset
+		}
 	}
 	msg := err.Error()
 	c.readMsg.Store(&msg)
