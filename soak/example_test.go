@@ -31,6 +31,7 @@ func ExampleRun() {
 	// RPC failures: true
 	// removed backends released: true
 	// sockets per backend: true
+	// subchannels explained: true
 	// closed channels released: true
 	// backend connections explained: true
 	// client descriptors and goroutines explained: true

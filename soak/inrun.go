@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/leakproof/leakproof/leaktest"
 )
 
 // The checks made during the run on the descriptor books (fdbooks.go), on
@@ -59,6 +61,7 @@ type inRun struct {
 	started    bool
 	otherBase  int
 	goroutine0 int
+	groups0    map[string]int // goroutines per stack group (groupKey)
 
 	// floors is the fewest descriptors of each owner in the current phase;
 	// floorOf the phase it belongs to.
@@ -177,6 +180,10 @@ func (r *runner) observe(s Sample, sc *socketCount, liveChannels int) {
 		w.otherBase = s.OtherFDs
 		w.goroutine0 = s.Goroutines
 		w.maxExcess = math.MinInt
+		w.groups0 = map[string]int{}
+		for _, g := range leaktest.Goroutines() {
+			w.groups0[groupKey(g)] += g.Count
+		}
 	}
 	w.peak.Goroutines = max(w.peak.Goroutines, s.Goroutines)
 	w.peak.FDs = max(w.peak.FDs, s.FDs)
@@ -221,8 +228,9 @@ func (r *runner) observe(s Sample, sc *socketCount, liveChannels int) {
 	excess := s.Goroutines - w.goroutine0 - variable
 	w.maxExcess = max(w.maxExcess, excess)
 	if w.failing("goroutines", excess > goroutineSlack) {
-		w.listClient(fmt.Sprintf("%d goroutines %s: %d more than %d at the start plus %d for %d socket(s), %d channel(s) and %d load goroutine(s)",
-			s.Goroutines, where, excess, w.goroutine0, variable, sockets, liveChannels, load))
+		w.listClient(fmt.Sprintf("%d goroutines %s: %d more than %d at the start plus %d for %d socket(s), %d channel(s) and %d load goroutine(s)%s",
+			s.Goroutines, where, excess, w.goroutine0, variable, sockets, liveChannels, load, w.grown()))
+		r.logf("soak: LEAK (%s): goroutines over the budget %s%s", CheckClientBudget, where, w.grown())
 	}
 
 	// Floors of each owner in this phase.
@@ -319,4 +327,40 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// groupKey identifies a group of goroutines across readings.
+func groupKey(g leaktest.GoroutineGroup) string {
+	return g.State + "\x00" + g.Top + "\x00" + g.CreatedBy + "\x00" + g.At
+}
+
+// maxGrown is how many grown goroutine groups evidence lists.
+const maxGrown = 3
+
+// grown names the goroutine groups that grew most since the first
+// sample: who started the goroutines over the budget.
+func (w *inRun) grown() string {
+	type growth struct {
+		g leaktest.GoroutineGroup
+		n int
+	}
+	var gs []growth
+	for _, g := range leaktest.Goroutines() {
+		if n := g.Count - w.groups0[groupKey(g)]; n > 0 {
+			gs = append(gs, growth{g, n})
+		}
+	}
+	slices.SortStableFunc(gs, func(a, b growth) int { return b.n - a.n })
+	var parts []string
+	for i, x := range gs {
+		if i == maxGrown {
+			break
+		}
+		x.g.Count = x.n
+		parts = append(parts, "+"+x.g.Headline())
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; grown since the start: " + strings.Join(parts, "; ")
 }

@@ -21,19 +21,24 @@ type limitWatch struct {
 
 type timeWindow struct{ from, to time.Time }
 
+// drainingLocked reports whether now is in a GOAWAY drain window, where a
+// backend may hold a draining socket beside a new one. Caller must hold
+// r.mu.
+func (r *runner) drainingLocked(now time.Time) bool {
+	for _, w := range r.drainWindows {
+		if !now.Before(w.from) && !now.After(w.to) {
+			return true
+		}
+	}
+	p := r.cur
+	return p != nil && p.Fault == FaultGoAway
+}
+
 // checkLimit checks the main channel's sockets per backend against the
 // limit outside the drain windows; two samples in a row over it are a
 // failure. Caller must hold r.mu.
 func (r *runner) checkLimit(now time.Time, s Sample) {
-	drain := false
-	for _, w := range r.drainWindows {
-		if !now.Before(w.from) && !now.After(w.to) {
-			drain = true
-		}
-	}
-	if p := r.cur; p != nil && p.Fault == FaultGoAway {
-		drain = true
-	}
+	drain := r.drainingLocked(now)
 	bound := r.cfg.bound()
 	excused := func(name string) bool {
 		t, ok := r.lastGone[name]

@@ -82,7 +82,7 @@ func (r *runner) conclude(p *removalState) {
 	}
 	r.removals.add(p.Removal)
 	if p.Outcome == RemovalLeaked {
-		r.logf("soak: LEAK: %s", removalText(p.Removal, r.cfg.bound()))
+		r.logf("soak: LEAK (%s): %s", CheckRemovals, removalText(p.Removal, r.cfg.bound()))
 	}
 }
 
@@ -122,6 +122,7 @@ func (r *runner) setPresent(st resolver.State) (removed []string) {
 	clear(r.pending[len(keep):])
 	r.pending = keep
 	r.present = now
+	r.subchannelWatch.list(time.Now(), endpointsPer(st, r.names), r.cfg.bound())
 	r.base0 = len(st.Endpoints) == 0 && slices.EqualFunc(st.Addresses, r.regular, func(a resolver.Address, b *testbackend.Backend) bool { return a.Addr == b.Addr() })
 	return removed
 }

@@ -99,6 +99,8 @@ func (r *runner) sample(now time.Time) {
 		}
 	}
 
+	subs, idle, read, werr := r.witness()
+
 	r.mu.Lock()
 	if p := r.cur; p != nil {
 		s.Phase = p.Fault
@@ -109,6 +111,7 @@ func (r *runner) sample(now time.Time) {
 	}
 	r.checkRemovals(now, sc)
 	r.checkLimit(now, s)
+	r.checkSubchannels(now, s, subs, idle, read, werr)
 	r.checkClosed(now, sc)
 	r.observe(s, sc, liveChannels)
 	r.keepLocked(s)

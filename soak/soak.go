@@ -113,6 +113,8 @@ type runner struct {
 	base0   bool
 	removalWatch
 	limitWatch
+	subchannelWatch
+	witnessTarget string // the channel under test's target, once it is dialed
 	closedWatch
 	inRun        *inRun // the in-run checks on the descriptor books
 	samples      []Sample
@@ -197,6 +199,9 @@ func (r *runner) run(ctx context.Context) (res *Result, runErr error) {
 	if r.main, err = r.dial("main", kindMain, r.cfg.channelServiceConfig(), baseState, nil, &r.stats); err != nil {
 		return nil, err
 	}
+	r.mu.Lock()
+	r.witnessTarget = r.main.target
+	r.mu.Unlock()
 	if r.cfg.Compare != "" {
 		if r.compare, err = r.dial("compare", kindCompare, serviceConfig(r.cfg.Compare, r.cfg.DrainTimeout), baseState, nil, &r.compareStats); err != nil {
 			return nil, err

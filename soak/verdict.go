@@ -16,6 +16,7 @@ const (
 	CheckRPCFailures   = "RPC failures"
 	CheckRemovals      = "removed backends released"
 	CheckSocketLimit   = "sockets per backend"
+	CheckSubchannels   = "subchannels explained"
 	CheckClosed        = "closed channels released"
 	CheckBackendConns  = "backend connections explained"
 	CheckClientBudget  = "client descriptors and goroutines explained"
@@ -79,6 +80,7 @@ func (r *runner) result(leaks *leaktest.Leaks, twErr error) *Result {
 	add(rpcCheck(CheckRPCFailures, res.RPCs, r.cfg.MaxFailureRate))
 	add(removalCheck(CheckRemovals, res.Removals, r.cfg.bound()))
 	add(r.limitCheck())
+	add(r.subchannelCheck())
 	add(r.closedCheck())
 	add(r.inRun.backendCheck())
 	add(r.inRun.clientCheck())
@@ -238,6 +240,13 @@ func baselineChecks(l *leaktest.Leaks) []Check {
 	if l.Goroutines != nil {
 		gor.Pass = false
 		gor.Detail = fmt.Sprintf("goroutines not running at the baseline, after %v: %v", l.Deadline, l.Goroutines)
+		if len(l.Groups) > 0 {
+			lines := []string{fmt.Sprintf("goroutines not running at the baseline, after %v, grouped by stack:", l.Deadline)}
+			for _, g := range l.Groups {
+				lines = append(lines, "\t"+g.Headline())
+			}
+			gor.Detail = strings.Join(lines, "\n")
+		}
 	}
 	if len(l.FDs) > 0 || len(unread) > 0 {
 		lines := slices.Clone(unread)

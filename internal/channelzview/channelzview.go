@@ -69,7 +69,15 @@ func server() (channelzpb.ChannelzServer, error) {
 const maxNested = 64
 
 // Channels returns every top-level channel of the process, sorted by id.
-func Channels() ([]Channel, error) {
+func Channels() ([]Channel, error) { return channels(nil) }
+
+// Target returns the top-level channels created with target, sorted by id;
+// the subchannels of the others are not read.
+func Target(target string) ([]Channel, error) {
+	return channels(func(t string) bool { return t == target })
+}
+
+func channels(match func(target string) bool) ([]Channel, error) {
 	s, err := server()
 	if err != nil {
 		return nil, err
@@ -83,7 +91,9 @@ func Channels() ([]Channel, error) {
 			return nil, fmt.Errorf("channelzview: %w", err)
 		}
 		for _, ch := range resp.GetChannel() {
-			out = append(out, convert(ctx, s, ch))
+			if match == nil || match(ch.GetData().GetTarget()) {
+				out = append(out, convert(ctx, s, ch))
+			}
 			start = max(start, ch.GetRef().GetChannelId()+1)
 		}
 		if resp.GetEnd() || len(resp.GetChannel()) == 0 {

@@ -89,6 +89,9 @@ func TestSeesASubchannelWithoutASocket(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
+	if byTarget, err := channelzview.Target(target); err != nil || len(byTarget) != 1 || len(byTarget[0].Subchannels) != 2 {
+		t.Errorf("Target(%q) = %+v, %v; want the one channel with its two subchannels", target, byTarget, err)
+	}
 	cc.Close()
 	if c, ok := channel(t, target); ok {
 		t.Fatalf("channelz still lists the closed channel: %+v", c)
