@@ -1,0 +1,279 @@
+package soak_test
+
+import (
+	"cmp"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/leakproof/leakproof/internal/testing/leakzoo"
+	"github.com/leakproof/leakproof/soak"
+	"github.com/leakproof/leakproof/trace"
+)
+
+// The leak zoo through the soak: every policy of internal/testing/leakzoo must
+// fail a default-length soak through a leak check that names the leak, and
+// pass every leak check under leakproof_guard where the guard can help.
+// The default run soaks each policy for a few seconds on the faults that
+// provoke its leak; LEAKPROOF_ZOO=1 soaks each for 30 seconds with every
+// fault, as a user's CI would, and with -zoo.update writes the table of
+// RELIABILITY.md from what it saw.
+var updateZoo = flag.Bool("zoo.update", false, "with LEAKPROOF_ZOO=1: rewrite the leak zoo's table in ../RELIABILITY.md from this run")
+
+// leakChecks are the checks that judge leaks; the others (RPC failures,
+// faults injected) judge the run itself.
+var leakChecks = []string{
+	soak.CheckRemovals, soak.CheckSocketLimit, soak.CheckSubchannels, soak.CheckClosed,
+	soak.CheckBackendConns, soak.CheckClientBudget, soak.CheckGrowth, soak.CheckTrace,
+	soak.CheckGoroutines, soak.CheckFDs, soak.CheckSockets,
+}
+
+// zooCase is how the default run provokes one entry, and whether the guard
+// can fix it.
+type zooCase struct {
+	faults []soak.Fault // the faults of the short run
+	// d is the short run's length, if not the default 4.5s.
+	d time.Duration
+	// guarded is false where the leak is not a subchannel the guard owns;
+	// guardShort runs the guarded soak in the short test too.
+	guarded, guardShort bool
+	why                 string // why not, for the table
+}
+
+var zooCases = map[string]zooCase{
+	"leaky_round_robin":       {faults: []soak.Fault{soak.FaultDuplicate, soak.FaultOverlap}, guarded: true},
+	leakzoo.Twin:              {faults: []soak.Fault{soak.FaultDuplicate, soak.FaultGoAway}, guarded: true},
+	leakzoo.ReplaceRetained:   {faults: []soak.Fault{soak.FaultFlap, soak.FaultDuplicate}, guarded: true, guardShort: true},
+	leakzoo.ShutdownLast:      {faults: []soak.Fault{soak.FaultFlap, soak.FaultDuplicate}, guarded: true},
+	leakzoo.NewOnIdle:         {faults: []soak.Fault{soak.FaultGoAway, soak.FaultReset}, guarded: true, guardShort: true},
+	leakzoo.GoroutinePerReady: {faults: []soak.Fault{soak.FaultGoAway}, d: 6 * time.Second, why: "the leak is the policy's own goroutines, not a subchannel"},
+}
+
+// zooRow is one line of the table.
+type zooRow struct {
+	policy, shape, seen, check, after, evidence, guard string
+}
+
+// leakLine is how the soak's log names a leak as it sees it: "soak: LEAK
+// (check): ..." or "soak: GROWTH: ...".
+var leakLine = regexp.MustCompile(`^soak: (?:LEAK \(([^)]*)\)|(GROWTH)): `)
+
+// soakZoo runs one soak, recording when the first leak was logged and by
+// which check.
+func soakZoo(t *testing.T, policy string, faults []soak.Fault, d time.Duration) (*soak.Result, time.Duration, string) {
+	t.Helper()
+	var mu sync.Mutex
+	var first time.Duration
+	var firstCheck string
+	start := time.Now()
+	res, err := soak.Run(context.Background(), soak.Config{
+		Policy: policy, Faults: faults, Duration: d,
+		Logf: func(format string, args ...any) {
+			line := fmt.Sprintf(format, args...)
+			mu.Lock()
+			defer mu.Unlock()
+			if m := leakLine.FindStringSubmatch(line); m != nil && first == 0 {
+				first, firstCheck = time.Since(start), m[1]
+				if m[2] != "" {
+					firstCheck = soak.CheckGrowth
+				}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatalf("soak of %s did not run: %v", policy, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return res, first, firstCheck
+}
+
+func TestLeakZooFailsTheSoakAndPassesUnderTheGuard(t *testing.T) {
+	full := os.Getenv("LEAKPROOF_ZOO") != ""
+	if *updateZoo && !full {
+		t.Fatal("-zoo.update needs LEAKPROOF_ZOO=1: the table is the 30-second soaks'")
+	}
+	var rows []zooRow
+	for _, e := range leakzoo.Entries() {
+		tc, ok := zooCases[e.Policy]
+		if !ok {
+			t.Errorf("zoo entry %s has no case here", e.Policy)
+			continue
+		}
+		faults, d := tc.faults, cmp.Or(tc.d, 4500*time.Millisecond)
+		if full {
+			faults, d = nil, soak.DefaultDuration
+		}
+		t.Run(e.Policy, func(t *testing.T) {
+			res, after, firstCheck := soakZoo(t, e.Policy, faults, d)
+			var caught []soak.Check
+			for _, c := range res.Checks {
+				if !c.Pass && !c.Info && slices.Contains(leakChecks, c.Name) {
+					caught = append(caught, c)
+				}
+			}
+			if len(caught) == 0 {
+				t.Fatalf("%s (%s) passed every leak check:\n%s", e.Policy, e.Shape, text(res))
+			}
+			// The check that saw the leak first (the first of the verdict
+			// if none logged it during the run), and its evidence names
+			// what leaked: a backend or the goroutines' creator.
+			c := caught[0]
+			for _, f := range caught {
+				if f.Name == firstCheck {
+					c = f
+				}
+			}
+			named := strings.Contains(c.Detail, "backend b") || strings.Contains(c.Detail, "created by")
+			if !named {
+				t.Errorf("%s: %q does not name the backend or the owner: %s", e.Policy, c.Name, c.Detail)
+			}
+			row := zooRow{policy: e.Policy, shape: e.Shape, seen: e.Seen, check: c.Name, evidence: evidenceLine(c.Detail)}
+			if after > 0 {
+				row.after = fmt.Sprintf("%.1fs", after.Seconds())
+			} else {
+				row.after = "at the end"
+			}
+			t.Logf("%s: caught by %q after %s: %s", e.Policy, c.Name, row.after, row.evidence)
+
+			if !full && !tc.guardShort {
+				row.guard = "not run in the short test"
+				rows = append(rows, row)
+				return
+			}
+			if !tc.guarded {
+				row.guard = "fails: " + tc.why
+				rows = append(rows, row)
+				return
+			}
+			guarded, _, _ := soakZoo(t, "leakproof_guard:"+e.Policy, faults, d)
+			// The guard contains a forgotten subchannel: no extra
+			// subchannel or socket while the channel lives. A child that
+			// forgets SubConns of listed backends still holds their
+			// references (the guard reclaims only what the resolver no
+			// longer lists), and the trace says so: holder_leak, and
+			// nothing else.
+			held := 0
+			for _, c := range guarded.Checks {
+				if c.Pass || c.Info || !slices.Contains(leakChecks, c.Name) {
+					continue
+				}
+				if c.Name == soak.CheckTrace && onlyHolderLeaks(guarded.Trace) {
+					held = len(guarded.Trace.Problems)
+					continue
+				}
+				t.Errorf("under leakproof_guard %s failed %q: %s", e.Policy, c.Name, c.Detail)
+			}
+			row.guard = "passes"
+			if held > 0 {
+				row.guard = fmt.Sprintf("contained (no extra subchannel or socket); the trace names %d reference(s) the child never released (holder_leak)", held)
+			}
+			rows = append(rows, row)
+		})
+	}
+	if t.Failed() || !full {
+		checkZooTable(t, rows, false)
+		return
+	}
+	if *updateZoo {
+		writeZooTable(t, rows)
+	}
+	checkZooTable(t, rows, true)
+}
+
+// evidenceLine shortens a check's detail to its first leak, on one line.
+func evidenceLine(detail string) string {
+	s := strings.SplitN(detail, "; ", 2)[0]
+	if _, grown, ok := strings.Cut(detail, "; grown since the start: "); ok {
+		s = strings.SplitN(s, ":", 2)[0] + "; grown: " + strings.SplitN(grown, "; ", 2)[0]
+	}
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 220 {
+		s = s[:217] + "..."
+	}
+	return strings.ReplaceAll(s, "|", "/")
+}
+
+const (
+	zooFile  = "../RELIABILITY.md"
+	zooBegin = "<!-- leak zoo: begin (generated by LEAKPROOF_ZOO=1 go test ./soak -run TestLeakZoo -zoo.update) -->"
+	zooEnd   = "<!-- leak zoo: end -->"
+)
+
+func zooTable(rows []zooRow) string {
+	var b strings.Builder
+	b.WriteString(zooBegin + "\n")
+	b.WriteString("| shape (policy in internal/testing/leakzoo) | seen in | check that caught it | first leak logged | evidence | under leakproof_guard |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s (`%s`) | %s | %s | %s | %s | %s |\n", r.shape, r.policy, r.seen, r.check, r.after, r.evidence, r.guard)
+	}
+	b.WriteString(zooEnd + "\n")
+	return b.String()
+}
+
+func readZooTable(t *testing.T) (string, string, string) {
+	t.Helper()
+	data, err := os.ReadFile(zooFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	i, j := strings.Index(s, zooBegin), strings.Index(s, zooEnd)
+	if i < 0 || j < i {
+		return s, "", ""
+	}
+	return s[:i], s[i : j+len(zooEnd)+1], s[j+len(zooEnd)+1:]
+}
+
+func writeZooTable(t *testing.T, rows []zooRow) {
+	before, table, after := readZooTable(t)
+	if table == "" {
+		before, after = before+"\n", ""
+	}
+	if err := os.WriteFile(zooFile, []byte(before+zooTable(rows)+after), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkZooTable checks that RELIABILITY.md has a row for every entry, and,
+// after a full run, that each row names the check that caught it now.
+func checkZooTable(t *testing.T, rows []zooRow, checks bool) {
+	t.Helper()
+	_, table, _ := readZooTable(t)
+	if table == "" {
+		t.Errorf("%s has no leak zoo table: run LEAKPROOF_ZOO=1 go test ./soak -run TestLeakZoo -zoo.update", zooFile)
+		return
+	}
+	for _, e := range leakzoo.Entries() {
+		if !strings.Contains(table, "(`"+e.Policy+"`)") {
+			t.Errorf("%s's zoo table has no row for %s", zooFile, e.Policy)
+		}
+	}
+	if !checks {
+		return
+	}
+	for _, r := range rows {
+		if !strings.Contains(table, "(`"+r.policy+"`) | "+r.seen+" | "+r.check+" |") {
+			t.Errorf("%s's zoo table does not say %s is caught by %q, as this run saw: rerun with -zoo.update", zooFile, r.policy, r.check)
+		}
+	}
+}
+
+// onlyHolderLeaks reports whether every problem of the trace is a
+// reference a holder never released.
+func onlyHolderLeaks(rep trace.Report) bool {
+	for _, p := range rep.Problems {
+		if p.Kind != trace.ProblemHolderLeak {
+			return false
+		}
+	}
+	return len(rep.Problems) > 0 && rep.Live == 0
+}
