@@ -36,7 +36,13 @@ const (
 type ListSubchannelsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only the subchannels of channels with this target; empty for all.
-	Target        string `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	Target string `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	// At most this many subchannels; 0 means 1000, more than 10000 means
+	// 10000 (as channelz caps max_results); negative is INVALID_ARGUMENT.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Continue after the previous page: its next_page_token. Empty for the
+	// first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -78,13 +84,27 @@ func (x *ListSubchannelsRequest) GetTarget() string {
 	return ""
 }
 
+func (x *ListSubchannelsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSubchannelsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // ListSubchannelsResponse is the result of AdminService.ListSubchannels.
 type ListSubchannelsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The managers, ordered by id: open ones, and closed ones whose
-	// subchannels are still draining.
+	// subchannels are still draining. Sent on the first page only.
 	Managers []*Manager `protobuf:"bytes,1,rep,name=managers,proto3" json:"managers,omitempty"`
-	// The subchannels, ordered by id.
+	// The subchannels of this page, ordered by id.
 	Subchannels []*Subchannel `protobuf:"bytes,2,rep,name=subchannels,proto3" json:"subchannels,omitempty"`
 	// WatchEvents streams open now on this service.
 	ActiveWatchers uint64 `protobuf:"varint,3,opt,name=active_watchers,json=activeWatchers,proto3" json:"active_watchers,omitempty"`
@@ -93,8 +113,12 @@ type ListSubchannelsResponse struct {
 	// Event subscriptions dropped for falling behind in the whole process
 	// (watchers, trace writers and any other subscriber).
 	DroppedSubscriptions uint64 `protobuf:"varint,5,opt,name=dropped_subscriptions,json=droppedSubscriptions,proto3" json:"dropped_subscriptions,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// The page_token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,6,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// The cap on concurrent WatchEvents streams of this service.
+	MaxWatchers   uint64 `protobuf:"varint,7,opt,name=max_watchers,json=maxWatchers,proto3" json:"max_watchers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListSubchannelsResponse) Reset() {
@@ -158,6 +182,20 @@ func (x *ListSubchannelsResponse) GetDroppedWatchers() uint64 {
 func (x *ListSubchannelsResponse) GetDroppedSubscriptions() uint64 {
 	if x != nil {
 		return x.DroppedSubscriptions
+	}
+	return 0
+}
+
+func (x *ListSubchannelsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ListSubchannelsResponse) GetMaxWatchers() uint64 {
+	if x != nil {
+		return x.MaxWatchers
 	}
 	return 0
 }
@@ -260,8 +298,11 @@ type ManagerStats struct {
 	// READY to IDLE transitions by cause (goaway, peer_closed, reset,
 	// client_closed, read_error, unknown).
 	ConnectionsLost map[string]uint64 `protobuf:"bytes,10,rep,name=connections_lost,json=connectionsLost,proto3" json:"connections_lost,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// References a child policy under leakproof_guard still held after their
+	// address left the resolver state, reclaimed by the guard.
+	Orphans       uint64 `protobuf:"varint,11,opt,name=orphans,proto3" json:"orphans,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ManagerStats) Reset() {
@@ -364,6 +405,13 @@ func (x *ManagerStats) GetConnectionsLost() map[string]uint64 {
 	return nil
 }
 
+func (x *ManagerStats) GetOrphans() uint64 {
+	if x != nil {
+		return x.Orphans
+	}
+	return 0
+}
+
 // Subchannel is one subchannel that has not been destroyed.
 type Subchannel struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -398,9 +446,15 @@ type Subchannel struct {
 	// How many times a READY connection was lost.
 	ConnectionsLost int64 `protobuf:"varint,14,opt,name=connections_lost,json=connectionsLost,proto3" json:"connections_lost,omitempty"`
 	// Why the last connection was lost.
-	LastLoss      string `protobuf:"bytes,15,opt,name=last_loss,json=lastLoss,proto3" json:"last_loss,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LastLoss string `protobuf:"bytes,15,opt,name=last_loss,json=lastLoss,proto3" json:"last_loss,omitempty"`
+	// grpc's channelz id of this subchannel (GetSubchannel), found through
+	// its sockets; 0 when no socket of it is open (see the admin package).
+	ChannelzSubchannelId int64 `protobuf:"varint,16,opt,name=channelz_subchannel_id,json=channelzSubchannelId,proto3" json:"channelz_subchannel_id,omitempty"`
+	// grpc's channelz id of the channel the subchannel belongs to
+	// (GetChannel); 0 when channelz_subchannel_id is.
+	ChannelzChannelId int64 `protobuf:"varint,17,opt,name=channelz_channel_id,json=channelzChannelId,proto3" json:"channelz_channel_id,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Subchannel) Reset() {
@@ -538,6 +592,20 @@ func (x *Subchannel) GetLastLoss() string {
 	return ""
 }
 
+func (x *Subchannel) GetChannelzSubchannelId() int64 {
+	if x != nil {
+		return x.ChannelzSubchannelId
+	}
+	return 0
+}
+
+func (x *Subchannel) GetChannelzChannelId() int64 {
+	if x != nil {
+		return x.ChannelzChannelId
+	}
+	return 0
+}
+
 // Socket is one socket a subchannel owns.
 type Socket struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -550,9 +618,12 @@ type Socket struct {
 	// When the socket was opened.
 	OpenTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=open_time,json=openTime,proto3" json:"open_time,omitempty"`
 	// Whether the server sent GOAWAY on it.
-	Goaway        bool `protobuf:"varint,5,opt,name=goaway,proto3" json:"goaway,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Goaway bool `protobuf:"varint,5,opt,name=goaway,proto3" json:"goaway,omitempty"`
+	// grpc's channelz id of this socket (GetSocket), joined by its local and
+	// remote addresses; 0 if channelz has no socket with both.
+	ChannelzSocketId int64 `protobuf:"varint,6,opt,name=channelz_socket_id,json=channelzSocketId,proto3" json:"channelz_socket_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Socket) Reset() {
@@ -618,6 +689,13 @@ func (x *Socket) GetGoaway() bool {
 		return x.Goaway
 	}
 	return false
+}
+
+func (x *Socket) GetChannelzSocketId() int64 {
+	if x != nil {
+		return x.ChannelzSocketId
+	}
+	return 0
 }
 
 // WatchEventsRequest is the argument of AdminService.WatchEvents. The
@@ -782,7 +860,10 @@ type Event struct {
 	// Why: the reason given for a reference, the cause of a lost connection.
 	Reason string `protobuf:"bytes,12,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The socket, on socket events.
-	Socket        *SocketRef `protobuf:"bytes,13,opt,name=socket,proto3" json:"socket,omitempty"`
+	Socket *SocketRef `protobuf:"bytes,13,opt,name=socket,proto3" json:"socket,omitempty"`
+	// The cause of a lost connection, on goaway and conn_lost events: goaway,
+	// peer_closed, reset, client_closed, read_error or unknown.
+	Cause         string `protobuf:"bytes,14,opt,name=cause,proto3" json:"cause,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -908,6 +989,13 @@ func (x *Event) GetSocket() *SocketRef {
 	return nil
 }
 
+func (x *Event) GetCause() string {
+	if x != nil {
+		return x.Cause
+	}
+	return ""
+}
+
 // SocketRef names one socket in an Event.
 type SocketRef struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -980,7 +1068,8 @@ type CheckLeaksRequest struct {
 	// How long the sockets of a shut-down subchannel may stay open (draining
 	// their last streams) before they count as leaked; unset means the server's
 	// default, 30s (the default drain timeout). Younger ones are counted in
-	// CheckLeaksResponse.draining.
+	// CheckLeaksResponse.draining. Zero or negative is INVALID_ARGUMENT: every
+	// socket finishing its last stream would count as a leak.
 	GracePeriod   *durationpb.Duration `protobuf:"bytes,2,opt,name=grace_period,json=gracePeriod,proto3" json:"grace_period,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1139,7 +1228,10 @@ type Problem struct {
 	SinceShutdown *durationpb.Duration `protobuf:"bytes,7,opt,name=since_shutdown,json=sinceShutdown,proto3" json:"since_shutdown,omitempty"`
 	// The events of the subchannel that show the problem, oldest first, as far
 	// as the ring still holds them.
-	Events        []*Event `protobuf:"bytes,8,rep,name=events,proto3" json:"events,omitempty"`
+	Events []*Event `protobuf:"bytes,8,rep,name=events,proto3" json:"events,omitempty"`
+	// The subchannel as ListSubchannels shows it (holders, sockets and their
+	// channelz ids), if it is still alive.
+	Subchannel    *Subchannel `protobuf:"bytes,9,opt,name=subchannel,proto3" json:"subchannel,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1230,24 +1322,36 @@ func (x *Problem) GetEvents() []*Event {
 	return nil
 }
 
+func (x *Problem) GetSubchannel() *Subchannel {
+	if x != nil {
+		return x.Subchannel
+	}
+	return nil
+}
+
 var File_leakproof_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_leakproof_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x1eleakproof/admin/v1/admin.proto\x12\x12leakproof.admin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"0\n" +
+	"\x1eleakproof/admin/v1/admin.proto\x12\x12leakproof.admin.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"l\n" +
 	"\x16ListSubchannelsRequest\x12\x16\n" +
-	"\x06target\x18\x01 \x01(\tR\x06target\"\x9d\x02\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\xe8\x02\n" +
 	"\x17ListSubchannelsResponse\x127\n" +
 	"\bmanagers\x18\x01 \x03(\v2\x1b.leakproof.admin.v1.ManagerR\bmanagers\x12@\n" +
 	"\vsubchannels\x18\x02 \x03(\v2\x1e.leakproof.admin.v1.SubchannelR\vsubchannels\x12'\n" +
 	"\x0factive_watchers\x18\x03 \x01(\x04R\x0eactiveWatchers\x12)\n" +
 	"\x10dropped_watchers\x18\x04 \x01(\x04R\x0fdroppedWatchers\x123\n" +
-	"\x15dropped_subscriptions\x18\x05 \x01(\x04R\x14droppedSubscriptions\"\x81\x01\n" +
+	"\x15dropped_subscriptions\x18\x05 \x01(\x04R\x14droppedSubscriptions\x12&\n" +
+	"\x0fnext_page_token\x18\x06 \x01(\tR\rnextPageToken\x12!\n" +
+	"\fmax_watchers\x18\a \x01(\x04R\vmaxWatchers\"\x81\x01\n" +
 	"\aManager\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12\x16\n" +
 	"\x06closed\x18\x03 \x01(\bR\x06closed\x126\n" +
-	"\x05stats\x18\x04 \x01(\v2 .leakproof.admin.v1.ManagerStatsR\x05stats\"\xc1\x03\n" +
+	"\x05stats\x18\x04 \x01(\v2 .leakproof.admin.v1.ManagerStatsR\x05stats\"\xdb\x03\n" +
 	"\fManagerStats\x12\x18\n" +
 	"\acreated\x18\x01 \x01(\x04R\acreated\x12\x1c\n" +
 	"\tshutdowns\x18\x02 \x01(\x04R\tshutdowns\x12\x1c\n" +
@@ -1259,10 +1363,11 @@ const file_leakproof_admin_v1_admin_proto_rawDesc = "" +
 	"\x0esockets_closed\x18\b \x01(\x04R\rsocketsClosed\x12%\n" +
 	"\x0edrain_timeouts\x18\t \x01(\x04R\rdrainTimeouts\x12`\n" +
 	"\x10connections_lost\x18\n" +
-	" \x03(\v25.leakproof.admin.v1.ManagerStats.ConnectionsLostEntryR\x0fconnectionsLost\x1aB\n" +
+	" \x03(\v25.leakproof.admin.v1.ManagerStats.ConnectionsLostEntryR\x0fconnectionsLost\x12\x18\n" +
+	"\aorphans\x18\v \x01(\x04R\aorphans\x1aB\n" +
 	"\x14ConnectionsLostEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x88\x04\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xee\x04\n" +
 	"\n" +
 	"Subchannel\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1d\n" +
@@ -1282,13 +1387,16 @@ const file_leakproof_admin_v1_admin_proto_rawDesc = "" +
 	"\bshutdown\x18\f \x01(\bR\bshutdown\x12?\n" +
 	"\rshutdown_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\fshutdownTime\x12)\n" +
 	"\x10connections_lost\x18\x0e \x01(\x03R\x0fconnectionsLost\x12\x1b\n" +
-	"\tlast_loss\x18\x0f \x01(\tR\blastLoss\"\xb5\x01\n" +
+	"\tlast_loss\x18\x0f \x01(\tR\blastLoss\x124\n" +
+	"\x16channelz_subchannel_id\x18\x10 \x01(\x03R\x14channelzSubchannelId\x12.\n" +
+	"\x13channelz_channel_id\x18\x11 \x01(\x03R\x11channelzChannelId\"\xe3\x01\n" +
 	"\x06Socket\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12#\n" +
 	"\rlocal_address\x18\x02 \x01(\tR\flocalAddress\x12%\n" +
 	"\x0eremote_address\x18\x03 \x01(\tR\rremoteAddress\x127\n" +
 	"\topen_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bopenTime\x12\x16\n" +
-	"\x06goaway\x18\x05 \x01(\bR\x06goaway\"~\n" +
+	"\x06goaway\x18\x05 \x01(\bR\x06goaway\x12,\n" +
+	"\x12channelz_socket_id\x18\x06 \x01(\x03R\x10channelzSocketId\"~\n" +
 	"\x12WatchEventsRequest\x12\x19\n" +
 	"\bfrom_seq\x18\x01 \x01(\x04R\afromSeq\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12\x10\n" +
@@ -1296,7 +1404,7 @@ const file_leakproof_admin_v1_admin_proto_rawDesc = "" +
 	"\rsubchannel_id\x18\x04 \x01(\x04R\fsubchannelId\"b\n" +
 	"\x13WatchEventsResponse\x12/\n" +
 	"\x05event\x18\x01 \x01(\v2\x19.leakproof.admin.v1.EventR\x05event\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\"\x88\x03\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"\x9e\x03\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
@@ -1314,7 +1422,8 @@ const file_leakproof_admin_v1_admin_proto_rawDesc = "" +
 	" \x01(\tR\x05state\x12\x16\n" +
 	"\x06holder\x18\v \x01(\tR\x06holder\x12\x16\n" +
 	"\x06reason\x18\f \x01(\tR\x06reason\x125\n" +
-	"\x06socket\x18\r \x01(\v2\x1d.leakproof.admin.v1.SocketRefR\x06socket\"g\n" +
+	"\x06socket\x18\r \x01(\v2\x1d.leakproof.admin.v1.SocketRefR\x06socket\x12\x14\n" +
+	"\x05cause\x18\x0e \x01(\tR\x05cause\"g\n" +
 	"\tSocketRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12#\n" +
 	"\rlocal_address\x18\x02 \x01(\tR\flocalAddress\x12%\n" +
@@ -1327,7 +1436,7 @@ const file_leakproof_admin_v1_admin_proto_rawDesc = "" +
 	"\vsubchannels\x18\x02 \x01(\x03R\vsubchannels\x12\x1a\n" +
 	"\bdraining\x18\x03 \x01(\x03R\bdraining\x12%\n" +
 	"\x0eevents_checked\x18\x04 \x01(\x03R\reventsChecked\x12<\n" +
-	"\fgrace_period\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\"\x9a\x02\n" +
+	"\fgrace_period\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\"\xda\x02\n" +
 	"\aProblem\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1d\n" +
 	"\n" +
@@ -1337,7 +1446,10 @@ const file_leakproof_admin_v1_admin_proto_rawDesc = "" +
 	"\x03key\x18\x05 \x01(\tR\x03key\x12\x18\n" +
 	"\amessage\x18\x06 \x01(\tR\amessage\x12@\n" +
 	"\x0esince_shutdown\x18\a \x01(\v2\x19.google.protobuf.DurationR\rsinceShutdown\x121\n" +
-	"\x06events\x18\b \x03(\v2\x19.leakproof.admin.v1.EventR\x06events2\xb9\x02\n" +
+	"\x06events\x18\b \x03(\v2\x19.leakproof.admin.v1.EventR\x06events\x12>\n" +
+	"\n" +
+	"subchannel\x18\t \x01(\v2\x1e.leakproof.admin.v1.SubchannelR\n" +
+	"subchannel2\xb9\x02\n" +
 	"\fAdminService\x12j\n" +
 	"\x0fListSubchannels\x12*.leakproof.admin.v1.ListSubchannelsRequest\x1a+.leakproof.admin.v1.ListSubchannelsResponse\x12`\n" +
 	"\vWatchEvents\x12&.leakproof.admin.v1.WatchEventsRequest\x1a'.leakproof.admin.v1.WatchEventsResponse0\x01\x12[\n" +
@@ -1393,17 +1505,18 @@ var file_leakproof_admin_v1_admin_proto_depIdxs = []int32{
 	15, // 14: leakproof.admin.v1.CheckLeaksResponse.grace_period:type_name -> google.protobuf.Duration
 	15, // 15: leakproof.admin.v1.Problem.since_shutdown:type_name -> google.protobuf.Duration
 	8,  // 16: leakproof.admin.v1.Problem.events:type_name -> leakproof.admin.v1.Event
-	0,  // 17: leakproof.admin.v1.AdminService.ListSubchannels:input_type -> leakproof.admin.v1.ListSubchannelsRequest
-	6,  // 18: leakproof.admin.v1.AdminService.WatchEvents:input_type -> leakproof.admin.v1.WatchEventsRequest
-	10, // 19: leakproof.admin.v1.AdminService.CheckLeaks:input_type -> leakproof.admin.v1.CheckLeaksRequest
-	1,  // 20: leakproof.admin.v1.AdminService.ListSubchannels:output_type -> leakproof.admin.v1.ListSubchannelsResponse
-	7,  // 21: leakproof.admin.v1.AdminService.WatchEvents:output_type -> leakproof.admin.v1.WatchEventsResponse
-	11, // 22: leakproof.admin.v1.AdminService.CheckLeaks:output_type -> leakproof.admin.v1.CheckLeaksResponse
-	20, // [20:23] is the sub-list for method output_type
-	17, // [17:20] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	4,  // 17: leakproof.admin.v1.Problem.subchannel:type_name -> leakproof.admin.v1.Subchannel
+	0,  // 18: leakproof.admin.v1.AdminService.ListSubchannels:input_type -> leakproof.admin.v1.ListSubchannelsRequest
+	6,  // 19: leakproof.admin.v1.AdminService.WatchEvents:input_type -> leakproof.admin.v1.WatchEventsRequest
+	10, // 20: leakproof.admin.v1.AdminService.CheckLeaks:input_type -> leakproof.admin.v1.CheckLeaksRequest
+	1,  // 21: leakproof.admin.v1.AdminService.ListSubchannels:output_type -> leakproof.admin.v1.ListSubchannelsResponse
+	7,  // 22: leakproof.admin.v1.AdminService.WatchEvents:output_type -> leakproof.admin.v1.WatchEventsResponse
+	11, // 23: leakproof.admin.v1.AdminService.CheckLeaks:output_type -> leakproof.admin.v1.CheckLeaksResponse
+	21, // [21:24] is the sub-list for method output_type
+	18, // [18:21] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_leakproof_admin_v1_admin_proto_init() }

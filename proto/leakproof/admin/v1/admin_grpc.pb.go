@@ -40,15 +40,17 @@ const (
 // AdminService is a live view of every leakproof subchannel manager in the
 // process that serves it.
 type AdminServiceClient interface {
-	// ListSubchannels returns every subchannel not yet destroyed: held ones,
-	// and shut-down ones whose sockets are still open.
+	// ListSubchannels returns the subchannels not yet destroyed: held ones,
+	// and shut-down ones whose sockets are still open, a page at a time.
 	ListSubchannels(ctx context.Context, in *ListSubchannelsRequest, opts ...grpc.CallOption) (*ListSubchannelsResponse, error)
 	// WatchEvents streams refcount events: first those the managers' trace
 	// rings still hold with seq >= from_seq, then live events, with no gap and
 	// no duplicate between the two. A watcher that falls more than the
-	// server's buffer behind is dropped: the stream ends with RESOURCE_EXHAUSTED
-	// and a message naming the seq to resume from. The balancers never wait for
-	// a watcher.
+	// server's buffer behind, or does not read for the server's send timeout,
+	// is dropped: the stream ends with RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED
+	// and a message naming the seq to resume from. A watcher over the server's
+	// cap on concurrent watchers gets RESOURCE_EXHAUSTED naming the cap. The
+	// balancers never wait for a watcher.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 	// CheckLeaks checks the live state and the events the rings hold for
 	// leaked subchannels and unbalanced references.
@@ -109,15 +111,17 @@ func (c *adminServiceClient) CheckLeaks(ctx context.Context, in *CheckLeaksReque
 // AdminService is a live view of every leakproof subchannel manager in the
 // process that serves it.
 type AdminServiceServer interface {
-	// ListSubchannels returns every subchannel not yet destroyed: held ones,
-	// and shut-down ones whose sockets are still open.
+	// ListSubchannels returns the subchannels not yet destroyed: held ones,
+	// and shut-down ones whose sockets are still open, a page at a time.
 	ListSubchannels(context.Context, *ListSubchannelsRequest) (*ListSubchannelsResponse, error)
 	// WatchEvents streams refcount events: first those the managers' trace
 	// rings still hold with seq >= from_seq, then live events, with no gap and
 	// no duplicate between the two. A watcher that falls more than the
-	// server's buffer behind is dropped: the stream ends with RESOURCE_EXHAUSTED
-	// and a message naming the seq to resume from. The balancers never wait for
-	// a watcher.
+	// server's buffer behind, or does not read for the server's send timeout,
+	// is dropped: the stream ends with RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED
+	// and a message naming the seq to resume from. A watcher over the server's
+	// cap on concurrent watchers gets RESOURCE_EXHAUSTED naming the cap. The
+	// balancers never wait for a watcher.
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	// CheckLeaks checks the live state and the events the rings hold for
 	// leaked subchannels and unbalanced references.
