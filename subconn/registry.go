@@ -95,8 +95,9 @@ func (m *Manager) Snapshot() []trace.Subchannel {
 	return out
 }
 
-// isClosed reports whether Close has been called.
-func (m *Manager) isClosed() bool {
+// Closed reports whether Close has been called. admin lists subchannels
+// with it and Snapshot, without the copy of the ring Inspect makes.
+func (m *Manager) Closed() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.closed

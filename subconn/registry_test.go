@@ -41,13 +41,13 @@ func TestManagersAreListedByIDAndClosedIsTold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.isClosed() {
+	if m.Closed() {
 		t.Fatal("Closed() before Close")
 	}
 	for _, m := range ms {
 		m.Close()
 	}
-	if !m.isClosed() {
+	if !m.Closed() {
 		t.Fatal("Closed() false after Close")
 	}
 	if h.Release("late") == nil {

@@ -31,7 +31,7 @@ func (m *Manager) Stats() trace.Stats {
 // between the two reads for a leak.
 func (m *Manager) Inspect() trace.ManagerState {
 	ev := m.Trace()
-	closed := m.isClosed()
+	closed := m.Closed()
 	return trace.ManagerState{
 		ID:          m.ID(),
 		Target:      m.Target(),
