@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"cmp"
+	"slices"
 	"time"
 
 	adminv1 "github.com/leakproof/leakproof/proto/leakproof/admin/v1"
@@ -24,6 +26,7 @@ func EventToProto(e trace.Event) *adminv1.Event {
 		State:        e.State,
 		Holder:       e.Holder,
 		Reason:       e.Reason,
+		Cause:        string(e.Cause),
 	}
 	if s := e.Socket; s != nil {
 		pe.Socket = &adminv1.SocketRef{Id: s.ID, LocalAddress: s.Local, RemoteAddress: s.Remote}
@@ -31,8 +34,8 @@ func EventToProto(e trace.Event) *adminv1.Event {
 	return pe
 }
 
-// EventFromProto returns the trace event pe describes, as trace.Read would
-// read it from a JSON-lines trace (so that trace.Check and Event.String work
+// EventFromProto returns the trace event pe describes, as ReadTrace would
+// read it from a JSON-lines trace (so that CheckTrace and Event.String work
 // on events received from the service). A nil pe is the zero Event.
 func EventFromProto(pe *adminv1.Event) trace.Event {
 	if pe == nil {
@@ -50,6 +53,7 @@ func EventFromProto(pe *adminv1.Event) trace.Event {
 		State:      pe.GetState(),
 		Holder:     pe.GetHolder(),
 		Reason:     pe.GetReason(),
+		Cause:      trace.Cause(pe.GetCause()),
 	}
 	if pe.GetTime() != nil {
 		e.Time = pe.GetTime().AsTime()
@@ -77,7 +81,12 @@ func timestamp(t time.Time) *timestamppb.Timestamp {
 }
 
 func managerToProto(m trace.ManagerState) *adminv1.Manager {
-	st := m.Stats
+	return &adminv1.Manager{Id: m.ID, Target: m.Target, Closed: m.Closed, Stats: statsToProto(m.Stats)}
+}
+
+// statsToProto is the one conversion of a manager's Stats to the proto;
+// TestStatsToProtoCarriesEveryField holds the two together.
+func statsToProto(st trace.Stats) *adminv1.ManagerStats {
 	ps := &adminv1.ManagerStats{
 		Created:         st.Created,
 		Shutdowns:       st.Shutdowns,
@@ -88,15 +97,42 @@ func managerToProto(m trace.ManagerState) *adminv1.Manager {
 		SocketsOpened:   st.SocketsOpened,
 		SocketsClosed:   st.SocketsClosed,
 		DrainTimeouts:   st.DrainTimeouts,
+		Orphans:         st.Orphans,
 		ConnectionsLost: map[string]uint64{},
 	}
 	for k, v := range st.ConnectionsLost {
 		ps.ConnectionsLost[string(k)] = v
 	}
-	return &adminv1.Manager{Id: m.ID, Target: m.Target, Closed: m.Closed, Stats: ps}
+	return ps
 }
 
-func subchannelToProto(si trace.Subchannel) *adminv1.Subchannel {
+// StatsFromProto returns the manager counters ps carries (nil: zero), for a
+// client of the service that renders them as the handler does.
+func StatsFromProto(ps *adminv1.ManagerStats) trace.Stats {
+	st := trace.Stats{
+		Created:       ps.GetCreated(),
+		Shutdowns:     ps.GetShutdowns(),
+		Destroyed:     ps.GetDestroyed(),
+		Refs:          ps.GetRefs(),
+		Unrefs:        ps.GetUnrefs(),
+		Leaks:         ps.GetLeaks(),
+		SocketsOpened: ps.GetSocketsOpened(),
+		SocketsClosed: ps.GetSocketsClosed(),
+		DrainTimeouts: ps.GetDrainTimeouts(),
+		Orphans:       ps.GetOrphans(),
+	}
+	for k, v := range ps.GetConnectionsLost() {
+		if st.ConnectionsLost == nil {
+			st.ConnectionsLost = map[trace.Cause]uint64{}
+		}
+		st.ConnectionsLost[trace.Cause(k)] = v
+	}
+	return st
+}
+
+// subchannelToProto converts si, with the channelz ids join finds for its
+// sockets (join may be nil: no channelz ids).
+func subchannelToProto(si trace.Subchannel, join func(local, remote string) czIDs) *adminv1.Subchannel {
 	ps := &adminv1.Subchannel{
 		Id:              si.ID,
 		ManagerId:       si.Manager,
@@ -114,14 +150,24 @@ func subchannelToProto(si trace.Subchannel) *adminv1.Subchannel {
 		LastLoss:        si.LastLoss,
 	}
 	for _, s := range si.Sockets {
-		ps.Sockets = append(ps.Sockets, &adminv1.Socket{
+		pso := &adminv1.Socket{
 			Id: s.ID, LocalAddress: s.Local, RemoteAddress: s.Remote, OpenTime: timestamp(s.Opened), Goaway: s.GoAway,
-		})
+		}
+		if join != nil {
+			ids := join(s.Local, s.Remote)
+			pso.ChannelzSocketId = ids.socket
+			if ids.subchannel != 0 && ps.ChannelzSubchannelId == 0 {
+				ps.ChannelzSubchannelId, ps.ChannelzChannelId = ids.subchannel, ids.channel
+			}
+		}
+		ps.Sockets = append(ps.Sockets, pso)
 	}
 	return ps
 }
 
-func checkToProto(r trace.LiveReport) *adminv1.CheckLeaksResponse {
+// checkToProto converts r; a problem's subchannel is taken from subs (the
+// snapshot r was made from) with its channelz ids.
+func checkToProto(r trace.LiveReport, subs []trace.Subchannel, join func(local, remote string) czIDs) *adminv1.CheckLeaksResponse {
 	resp := &adminv1.CheckLeaksResponse{
 		Subchannels:   int64(r.Subchannels),
 		Draining:      int64(r.Draining),
@@ -140,6 +186,9 @@ func checkToProto(r trace.LiveReport) *adminv1.CheckLeaksResponse {
 		}
 		if p.SinceShutdown != 0 {
 			pp.SinceShutdown = durationpb.New(time.Duration(p.SinceShutdown))
+		}
+		if i, ok := slices.BinarySearchFunc(subs, p.Subchannel, func(si trace.Subchannel, id uint64) int { return cmp.Compare(si.ID, id) }); ok && p.Subchannel != 0 {
+			pp.Subchannel = subchannelToProto(subs[i], join)
 		}
 		resp.Problems = append(resp.Problems, pp)
 	}

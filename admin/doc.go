@@ -3,13 +3,17 @@
 // see which subchannels are alive, who holds them, every refcount event as it
 // happens, and where a reference was never dropped.
 //
-// Register adds leakproof.admin.v1.AdminService (proto/leakproof/admin/v1):
+// Register adds leakproof.admin.v1.AdminService (proto/leakproof/admin/v1);
+// RegisterAll adds it beside grpc's admin services (channelz, and CSDS
+// under xDS) on one server:
 //
 //   - ListSubchannels: every subchannel not yet destroyed, of every leakproof
 //     manager in the process (one per channel using a leakproof policy):
 //     target, key, state, references and their holders, the sockets it owns
 //     (local and remote address, when opened, whether a GOAWAY came on it),
-//     age, shutdown, connections lost.
+//     age, shutdown, connections lost, and the channelz ids of the
+//     subchannel, its channel and its sockets; a page at a time
+//     (page_size, default 1000, at most 10000; page_token).
 //   - WatchEvents: the refcount trace from a seq on, first what the managers'
 //     rings still hold, then live, with no gap or duplicate in between;
 //     filtered by target, backend key or subchannel.
@@ -41,12 +45,35 @@
 // ring dropped is checked from its first remaining event: a partial history
 // gives no false positive.
 //
-// # Slow watchers
+// # Channelz
+//
+// A subchannel's channelz ids are found through its sockets: grpc's channelz
+// service lists every socket with its local and remote address, unique
+// among open TCP sockets, and the socket's parent is the subchannel. A
+// subchannel with no socket open (IDLE, CONNECTING, drained) and a socket
+// over a Unix socket show 0: channelz has nothing that tells them apart. A
+// new socket of a subchannel that is not READY shows its id from 100ms after
+// it is first listed: grpc registers a socket with channelz before its
+// transport is built, and reading it earlier could race with the building.
+//
+// # Bounds
 //
 // A watcher costs the balancers nothing: events reach it through a
-// trace.Subscription that publishers never wait for. A watcher that falls
-// more than WatchBuffer events behind is dropped: the service counts it
+// subscription that publishers never wait for, whose buffer grows on demand
+// up to WatchBuffer events. A watcher that falls further behind, or whose
+// client reads nothing for SendTimeout, is dropped: the service counts it
 // (ListSubchannelsResponse.dropped_watchers), logs it, and ends the stream
-// with RESOURCE_EXHAUSTED naming the seq to resume from once the client
-// reads again.
+// with RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED naming the seq to resume
+// from. At most MaxWatchers streams are open at once.
+//
+// # Security
+//
+// The service is read-only: nothing it offers changes a channel. It shows
+// channel targets, backend addresses, holder names, socket addresses and
+// the refcount trace, which map the process's backends and traffic. Serve
+// it as grpc advises for channelz: on a separate admin server listening on
+// an internal or loopback address, not on the port that serves traffic,
+// with TLS (mTLS or a token checked by an interceptor) if it is reachable
+// from other hosts. Handler serves the same data over HTTP: mount it on a
+// debug mux, not on a public one.
 package admin

@@ -18,6 +18,7 @@ import (
 	"github.com/leakproof/leakproof/testbackend"
 	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
+	channelzpb "google.golang.org/grpc/channelz/grpc_channelz_v1"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -119,4 +120,53 @@ func ExampleEventFromProto() {
 	fmt.Println(admin.EventFromProto(pe))
 	// Output:
 	// seq=7 #3 127.0.0.1:50051 unref 2->1 holder=endpoint[1] state=READY
+}
+
+// Serve leakproof's admin service beside grpc's channelz on a separate
+// admin server, listening on an internal address (here loopback), apart
+// from the server that carries traffic, as grpc advises for channelz. Then
+// follow a subchannel from leakproof's view to grpc's channelz.
+func ExampleRegisterAll() {
+	b, err := testbackend.Start()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	cc, target := dialLeakproof(b.Addr())
+	defer cc.Close()
+
+	// The admin port: internal only; add TLS if other hosts reach it.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	s := grpc.NewServer()
+	cleanup, err := admin.RegisterAll(s)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cleanup()
+	go s.Serve(lis)
+	defer s.Stop()
+
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	resp, err := adminv1.NewAdminServiceClient(conn).ListSubchannels(context.Background(), &adminv1.ListSubchannelsRequest{Target: target})
+	if err != nil {
+		log.Fatal(err)
+	}
+	sc := resp.GetSubchannels()[0]
+	czsc, err := channelzpb.NewChannelzClient(conn).GetSubchannel(context.Background(),
+		&channelzpb.GetSubchannelRequest{SubchannelId: sc.GetChannelzSubchannelId()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("leakproof subchannel held by %v is channelz subchannel %v: %s, socket listed: %v\n",
+		sc.GetHolders(), sc.GetChannelzSubchannelId() != 0, czsc.GetSubchannel().GetData().GetState().GetState(),
+		czsc.GetSubchannel().GetSocketRef()[0].GetSocketId() == sc.GetSockets()[0].GetChannelzSocketId())
+	// Output:
+	// leakproof subchannel held by [pick_first] is channelz subchannel true: READY, socket listed: true
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,7 +48,7 @@ type handler struct{}
 type view struct {
 	Time                 time.Time          `json:"time"`
 	Target               string             `json:"target,omitempty"`
-	Managers             []managerJSON      `json:"managers"`
+	Managers             []managerView      `json:"managers"`
 	Subchannels          []trace.Subchannel `json:"subchannels"`
 	Events               []trace.Event      `json:"events"`
 	Check                trace.LiveReport   `json:"check"`
@@ -56,20 +57,52 @@ type view struct {
 	DroppedSubscriptions uint64             `json:"dropped_subscriptions"`
 }
 
-type managerJSON struct {
-	ID              uint64                 `json:"id"`
-	Target          string                 `json:"target"`
-	Closed          bool                   `json:"closed"`
-	Created         uint64                 `json:"created"`
-	Shutdowns       uint64                 `json:"shutdowns"`
-	Destroyed       uint64                 `json:"destroyed"`
-	Refs            uint64                 `json:"refs"`
-	Unrefs          uint64                 `json:"unrefs"`
-	Leaks           uint64                 `json:"leaks"`
-	SocketsOpened   uint64                 `json:"sockets_opened"`
-	SocketsClosed   uint64                 `json:"sockets_closed"`
-	DrainTimeouts   uint64                 `json:"drain_timeouts"`
-	ConnectionsLost map[trace.Cause]uint64 `json:"connections_lost"`
+// managerView is one manager on the page: its counters are the manager's
+// Stats itself, so that a counter added there shows here and in the JSON
+// (under its snake_case name, as in the proto's ManagerStats).
+type managerView struct {
+	ID     uint64
+	Target string
+	Closed bool
+	trace.Stats
+}
+
+// MarshalJSON writes the manager as one flat object: id, target, closed,
+// then every Stats field.
+func (m managerView) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, `{"id":%d,"target":%s,"closed":%t`, m.ID, jsonString(m.Target), m.Closed)
+	v := reflect.ValueOf(m.Stats)
+	for i := range v.NumField() {
+		val, err := json.Marshal(v.Field(i).Interface())
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&b, ",%q:%s", snakeCase(v.Type().Field(i).Name), val)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func jsonString(s string) []byte {
+	b, _ := json.Marshal(s) // a string always marshals
+	return b
+}
+
+// snakeCase turns a Go field name (SocketsOpened) into the proto's field
+// name (sockets_opened).
+func snakeCase(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if 'A' <= r && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -102,8 +135,8 @@ func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	grace := DefaultGracePeriod
 	if s := q.Get("grace"); s != "" {
 		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
-			http.Error(w, fmt.Sprintf("admin: grace=%q: want a non-negative Go duration such as 30s", s), http.StatusBadRequest)
+		if err != nil || d <= 0 {
+			http.Error(w, fmt.Sprintf("admin: grace=%q: want a positive Go duration such as 30s", s), http.StatusBadRequest)
 			return
 		}
 		grace = d
@@ -128,7 +161,7 @@ func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v := view{
 		Time:                 now,
 		Target:               target,
-		Managers:             []managerJSON{},
+		Managers:             []managerView{},
 		Subchannels:          allSubchannels(ms),
 		Events:               recentEvents(ms, n),
 		Check:                trace.CheckLive(now, grace, ms),
@@ -143,13 +176,7 @@ func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.Events = []trace.Event{}
 	}
 	for _, m := range ms {
-		st := m.Stats
-		v.Managers = append(v.Managers, managerJSON{
-			ID: m.ID, Target: m.Target, Closed: m.Closed, Created: st.Created, Shutdowns: st.Shutdowns,
-			Destroyed: st.Destroyed, Refs: st.Refs, Unrefs: st.Unrefs, Leaks: st.Leaks,
-			SocketsOpened: st.SocketsOpened, SocketsClosed: st.SocketsClosed, DrainTimeouts: st.DrainTimeouts,
-			ConnectionsLost: st.ConnectionsLost,
-		})
+		v.Managers = append(v.Managers, managerView{ID: m.ID, Target: m.Target, Closed: m.Closed, Stats: m.Stats})
 	}
 	var buf bytes.Buffer
 	switch format {
@@ -220,9 +247,9 @@ code, td.m { font-family: ui-monospace, monospace; font-size: 13px; }
 <p class="dim">{{.Subchannels}} subchannel(s), {{.Draining}} draining within the grace period of {{ms .GracePeriod}}, {{.EventsChecked}} ring event(s) replayed</p>{{end}}
 
 <h2>Managers</h2>
-<table><tr><th>id</th><th>target</th><th>closed</th><th>created</th><th>destroyed</th><th>refs/unrefs</th><th>leaks</th><th>sockets opened/closed</th><th>drain timeouts</th><th>connections lost</th></tr>
-{{range .Managers}}<tr><td class="n">{{.ID}}</td><td class="m">{{.Target}}</td><td>{{if .Closed}}closed{{end}}</td><td class="n">{{.Created}}</td><td class="n">{{.Destroyed}}</td><td class="n">{{.Refs}}/{{.Unrefs}}</td><td class="n">{{.Leaks}}</td><td class="n">{{.SocketsOpened}}/{{.SocketsClosed}}</td><td class="n">{{.DrainTimeouts}}</td><td class="m">{{range $k, $v := .ConnectionsLost}}{{$k}}={{$v}} {{end}}</td></tr>
-{{else}}<tr><td colspan="10" class="dim">no leakproof manager in this process</td></tr>
+<table><tr><th>id</th><th>target</th><th>closed</th><th>created</th><th>destroyed</th><th>refs/unrefs</th><th>leaks</th><th>orphans</th><th>sockets opened/closed</th><th>drain timeouts</th><th>connections lost</th></tr>
+{{range .Managers}}<tr><td class="n">{{.ID}}</td><td class="m">{{.Target}}</td><td>{{if .Closed}}closed{{end}}</td><td class="n">{{.Created}}</td><td class="n">{{.Destroyed}}</td><td class="n">{{.Refs}}/{{.Unrefs}}</td><td class="n">{{.Leaks}}</td><td class="n">{{.Orphans}}</td><td class="n">{{.SocketsOpened}}/{{.SocketsClosed}}</td><td class="n">{{.DrainTimeouts}}</td><td class="m">{{range $k, $v := .ConnectionsLost}}{{$k}}={{$v}} {{end}}</td></tr>
+{{else}}<tr><td colspan="11" class="dim">no leakproof manager in this process</td></tr>
 {{end}}</table>
 
 <h2>Subchannels</h2>

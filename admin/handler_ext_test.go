@@ -120,6 +120,7 @@ func TestHandlerRejectsBadRequests(t *testing.T) {
 		{"/debug/leakproof/?events=lots", "events="},
 		{"/debug/leakproof/?events=-2", "events="},
 		{"/debug/leakproof/?grace=-1s", "grace="},
+		{"/debug/leakproof/?grace=0s", "grace="},
 		{"/debug/leakproof/?grace=soon", "grace="},
 		{"/debug/leakproof/?format=xml", "format="},
 	} {
@@ -176,13 +177,13 @@ func TestHandlerShowsProblemsWithTheirEvidence(t *testing.T) {
 		return false
 	})
 
-	_, _, body := get(t, srv, "/debug/leakproof/?grace=0s&target="+c.Target)
+	_, _, body := get(t, srv, "/debug/leakproof/?grace=1ns&target="+c.Target)
 	for _, want := range []string{`class="bad">1 problem(s)`, "sockets_open_after_shutdown", bs[0].Addr() + " shutdown 0-&gt;0", "still open: socket"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("HTML page lacks %q", want)
 		}
 	}
-	_, _, body = get(t, srv, "/debug/leakproof/json?grace=0s&target="+c.Target)
+	_, _, body = get(t, srv, "/debug/leakproof/json?grace=1ns&target="+c.Target)
 	var v struct {
 		Check struct {
 			Problems []struct {

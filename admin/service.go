@@ -3,7 +3,10 @@ package admin
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,35 +22,73 @@ import (
 type service struct {
 	adminv1.UnimplementedAdminServiceServer
 	o options // read-only after Register
+
+	active atomic.Int64 // WatchEvents streams open on this service
 }
 
-func (s *service) ListSubchannels(_ context.Context, req *adminv1.ListSubchannelsRequest) (*adminv1.ListSubchannelsResponse, error) {
-	ms := collect(req.GetTarget())
+// Paging of ListSubchannels.
+const (
+	defaultPageSize = 1000
+	maxPageSize     = 10000
+	pageTokenPrefix = "after:"
+)
+
+func (s *service) ListSubchannels(ctx context.Context, req *adminv1.ListSubchannelsRequest) (*adminv1.ListSubchannelsResponse, error) {
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, status.Errorf(codes.InvalidArgument, "admin: page_size %d is negative", size)
+	case size == 0:
+		size = defaultPageSize
+	case size > maxPageSize:
+		size = maxPageSize
+	}
+	var after uint64
+	if tok := req.GetPageToken(); tok != "" {
+		n, err := strconv.ParseUint(strings.TrimPrefix(tok, pageTokenPrefix), 10, 64)
+		if err != nil || !strings.HasPrefix(tok, pageTokenPrefix) {
+			return nil, status.Errorf(codes.InvalidArgument, "admin: page_token %q is not one this service gave", tok)
+		}
+		after = n
+	}
+	ms := collectLive(req.GetTarget())
 	resp := &adminv1.ListSubchannelsResponse{
 		ActiveWatchers:       uint64(max(watchers.active.Load(), 0)),
 		DroppedWatchers:      watchers.dropped.Load(),
 		DroppedSubscriptions: trace.DroppedSubscriptions(),
+		MaxWatchers:          uint64(s.o.maxWatchers),
 	}
-	for _, m := range ms {
-		resp.Managers = append(resp.Managers, managerToProto(m))
+	if after == 0 {
+		for _, m := range ms {
+			resp.Managers = append(resp.Managers, managerToProto(m))
+		}
 	}
-	for _, si := range allSubchannels(ms) {
-		resp.Subchannels = append(resp.Subchannels, subchannelToProto(si))
+	all := allSubchannels(ms)
+	i, _ := slices.BinarySearchFunc(all, after+1, func(si trace.Subchannel, id uint64) int { return cmp.Compare(si.ID, id) })
+	page := all[i:]
+	if len(page) > size {
+		page = page[:size]
+		resp.NextPageToken = pageTokenPrefix + strconv.FormatUint(page[len(page)-1].ID, 10)
+	}
+	join := channelzJoin(ctx)
+	for _, si := range page {
+		resp.Subchannels = append(resp.Subchannels, subchannelToProto(si, join))
 	}
 	return resp, nil
 }
 
-func (s *service) CheckLeaks(_ context.Context, req *adminv1.CheckLeaksRequest) (*adminv1.CheckLeaksResponse, error) {
+func (s *service) CheckLeaks(ctx context.Context, req *adminv1.CheckLeaksRequest) (*adminv1.CheckLeaksResponse, error) {
 	grace := DefaultGracePeriod
 	if g := req.GetGracePeriod(); g != nil {
 		if err := g.CheckValid(); err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "admin: grace_period: %v", err)
 		}
-		if grace = g.AsDuration(); grace < 0 {
-			return nil, status.Errorf(codes.InvalidArgument, "admin: grace_period %v is negative", grace)
+		if grace = g.AsDuration(); grace <= 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "admin: grace_period %v: want more than 0 (every socket finishing its last stream would count as leaked); unset means %v", grace, DefaultGracePeriod)
 		}
 	}
-	return checkToProto(trace.CheckLive(time.Now(), grace, collect(req.GetTarget()))), nil
+	ms := collect(req.GetTarget())
+	return checkToProto(trace.CheckLive(time.Now(), grace, ms), allSubchannels(ms), channelzJoin(ctx)), nil
 }
 
 // eventFilter is the part of a WatchEventsRequest that selects events.
@@ -78,101 +119,157 @@ const resumeWindow = 64
 // after it (seq above the ring's last), or both; live events at or below the
 // snapshot's last seq for their manager are skipped.
 //
-// The stream holds no lock while it sends. If the client stops reading, the
-// send blocks, the subscription's buffer fills and subconn drops it (the
-// balancers never wait); a poller notices within dropPoll and counts it, and
-// the stream ends with RESOURCE_EXHAUSTED as soon as the transport lets the
-// handler return.
+// The handler only watches: a pump goroutine reads the subscription and
+// sends. The balancers never wait for either: a subscription that falls
+// WatchBuffer events behind is dropped by subconn, and the pump then ends
+// the stream with RESOURCE_EXHAUSTED. A client that stops reading blocks
+// the pump in Send; the handler sees it there for SendTimeout and returns
+// DEADLINE_EXCEEDED, which ends the stream and unblocks the pump.
 func (s *service) WatchEvents(req *adminv1.WatchEventsRequest, stream adminv1.AdminService_WatchEventsServer) error {
+	if n := s.active.Add(1); n > int64(s.o.maxWatchers) {
+		s.active.Add(-1)
+		return status.Errorf(codes.ResourceExhausted,
+			"admin: %d WatchEvents streams are open, the cap of this service (admin.MaxWatchers(%d)); close one or try again later",
+			s.o.maxWatchers, s.o.maxWatchers)
+	}
+	defer s.active.Add(-1)
+
 	ctx := stream.Context()
 	f := eventFilter{target: req.GetTarget(), key: req.GetKey(), subchannel: req.GetSubchannelId()}
 	from := req.GetFromSeq()
-
 	sub := trace.Subscribe(s.o.watchBuffer, f.match)
 	defer sub.Close()
 	watchers.active.Add(1) // after Subscribe: an active watcher is subscribed
 	defer watchers.active.Add(-1)
 
-	var dropOnce sync.Once
-	recordDrop := func() {
-		dropOnce.Do(func() {
-			watchers.dropped.Add(1)
-			logger.Warningf("admin: WatchEvents stream fell more than %d events behind and was dropped (total dropped: %d)", s.o.watchBuffer, watchers.dropped.Load())
-		})
-	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		t := time.NewTicker(dropPoll)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if sub.Dropped() {
-					recordDrop()
-					return
-				}
-			}
-		}
-	}()
+	p := &pump{s: s, stream: stream, sub: sub, f: f, from: from}
+	errc := make(chan error, 1)
+	go func() { errc <- p.run(ctx) }()
 
-	var sent []uint64 // the latest delivered seqs, at most resumeWindow
-	send := func(e trace.Event, replayed bool) error {
-		if err := stream.Send(&adminv1.WatchEventsResponse{Event: EventToProto(e), Replayed: replayed}); err != nil {
+	t := time.NewTicker(min(s.o.sendTimeout/4, dropPoll))
+	defer t.Stop()
+	for {
+		select {
+		case err := <-errc:
 			return err
+		case <-t.C:
+			if p.stalled(0) && sub.Dropped() {
+				// The pump would see the drop only after its Send.
+				return p.fellBehind()
+			}
+			if !p.stalled(s.o.sendTimeout) {
+				continue
+			}
+			s.recordDrop(fmt.Sprintf("did not read for %v", s.o.sendTimeout))
+			return status.Errorf(codes.DeadlineExceeded,
+				"admin: watcher read nothing for %v (admin.SendTimeout) and was dropped; resume from seq %d (events may repeat: skip seqs you have)",
+				s.o.sendTimeout, p.resume())
 		}
-		if len(sent) == resumeWindow {
-			sent = append(sent[:0], sent[1:]...)
-		}
-		sent = append(sent, e.Seq)
-		return nil
 	}
+}
 
+// recordDrop counts and logs a dropped watcher.
+func (s *service) recordDrop(why string) {
+	n := watchers.dropped.Add(1)
+	logger.Warningf("admin: WatchEvents stream dropped: %s (total dropped: %d)", why, n)
+}
+
+// dropPoll is how often a stream whose pump is blocked in Send checks
+// whether its subscription was dropped.
+const dropPoll = 50 * time.Millisecond
+
+// A pump sends one WatchEvents stream's events.
+type pump struct {
+	s      *service
+	stream adminv1.AdminService_WatchEventsServer
+	sub    *trace.Subscription
+	f      eventFilter
+	from   uint64
+
+	sendStart atomic.Int64 // UnixNano when the Send in progress began; 0 between sends
+	dropOnce  sync.Once
+
+	mu   sync.Mutex
+	sent []uint64 // the latest seqs sent or being sent, at most resumeWindow
+}
+
+// stalled reports whether a Send has been blocked for longer than d.
+func (p *pump) stalled(d time.Duration) bool {
+	t := p.sendStart.Load()
+	return t != 0 && time.Since(time.Unix(0, t)) > d
+}
+
+// resume is the seq a dropped stream resumes from.
+func (p *pump) resume() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return resumeFrom(p.sent, p.from)
+}
+
+// fellBehind counts the drop of a stream whose subscription was dropped
+// (once: the pump and the handler may both see it) and returns its status.
+func (p *pump) fellBehind() error {
+	p.dropOnce.Do(func() { p.s.recordDrop(fmt.Sprintf("fell more than %d events behind", p.s.o.watchBuffer)) })
+	return status.Errorf(codes.ResourceExhausted,
+		"admin: subscriber fell behind (more than %d events); resume from seq %d (events may repeat: skip seqs you have)",
+		p.s.o.watchBuffer, p.resume())
+}
+
+// send sends e. Its seq joins sent before the Send: an event whose Send
+// never completes may not have reached the client.
+func (p *pump) send(e trace.Event, replayed bool) error {
+	p.mu.Lock()
+	if len(p.sent) == resumeWindow {
+		p.sent = append(p.sent[:0], p.sent[1:]...)
+	}
+	p.sent = append(p.sent, e.Seq)
+	p.mu.Unlock()
+	p.sendStart.Store(time.Now().UnixNano())
+	err := p.stream.Send(&adminv1.WatchEventsResponse{Event: EventToProto(e), Replayed: replayed})
+	p.sendStart.Store(0)
+	return err
+}
+
+func (p *pump) run(ctx context.Context) error {
 	if h := testHookBeforeReplay.Load(); h != nil {
 		(*h)()
 	}
 	ringLast := map[uint64]uint64{} // manager id -> last seq of its ring snapshot
-	if from > 0 {
+	if p.from > 0 {
 		var replay []trace.Event
 		for _, m := range subconn.Managers() {
-			if f.target != "" && m.Target() != f.target {
+			if p.f.target != "" && m.Target() != p.f.target {
 				continue
 			}
 			for _, e := range m.Trace() {
 				ringLast[e.Manager] = max(ringLast[e.Manager], e.Seq)
-				if e.Seq >= from && f.match(&e) {
+				if e.Seq >= p.from && p.f.match(&e) {
 					replay = append(replay, e)
 				}
 			}
 		}
 		slices.SortFunc(replay, func(a, b trace.Event) int { return cmp.Compare(a.Seq, b.Seq) })
 		for _, e := range replay {
-			if err := send(e, true); err != nil {
+			if err := p.send(e, true); err != nil {
 				return err
 			}
 		}
 	}
-
 	for {
 		select {
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
-		case e, ok := <-sub.C:
+		case e, ok := <-p.sub.C:
 			if !ok {
-				if !sub.Dropped() {
+				if !p.sub.Dropped() {
 					return status.Error(codes.Internal, "admin: event subscription closed")
 				}
-				recordDrop()
-				return status.Errorf(codes.ResourceExhausted,
-					"admin: subscriber fell behind (more than %d events); resume from seq %d (events may repeat: skip seqs you have)",
-					s.o.watchBuffer, resumeFrom(sent, from))
+				return p.fellBehind()
 			}
-			if e.Seq < from || e.Seq <= ringLast[e.Manager] {
+			if e.Seq < p.from || e.Seq <= ringLast[e.Manager] {
 				continue
 			}
-			if err := send(e, false); err != nil {
+			if err := p.send(e, false); err != nil {
 				return err
 			}
 		}
@@ -180,13 +277,15 @@ func (s *service) WatchEvents(req *adminv1.WatchEventsRequest, stream adminv1.Ad
 }
 
 // resumeFrom names the seq a dropped watcher resumes from: the lowest of the
-// latest delivered seqs. The events of different managers can be published
-// slightly out of seq order, so the event lost at the drop may have a lower
-// seq than the last one delivered; it cannot be lower than one delivered a
-// window earlier. With nothing delivered, from (at least 1) again.
+// latest seqs sent (the last one may not have arrived). The events of
+// different managers can be published slightly out of seq order, so the
+// event lost at the drop may have a lower seq than the last one sent; it
+// cannot be lower than one sent a window earlier. With nothing sent, from:
+// the request's from_seq, or 0 (live only) for a live-only stream, which
+// lost nothing; never 1, which would replay every ring.
 func resumeFrom(sent []uint64, from uint64) uint64 {
 	if len(sent) == 0 {
-		return max(from, 1)
+		return from
 	}
 	return slices.Min(sent)
 }

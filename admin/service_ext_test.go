@@ -371,8 +371,17 @@ func TestCheckLeaksReportsSocketsOpenAfterShutdown(t *testing.T) {
 	if len(r.GetProblems()) != 0 || r.GetDraining() != 1 {
 		t.Fatalf("within the grace period: %v, want no problem and 1 draining", r)
 	}
-	zero := time.Duration(0)
-	r = checkLeaks(t, ac, c.Target, &zero)
+	// A socket of a subchannel that is not READY gets its channelz id once
+	// it has been listed for a while (see the admin package's Channelz).
+	tiny := time.Nanosecond
+	deadline := time.Now().Add(e2e.LongTimeout)
+	for {
+		r = checkLeaks(t, ac, c.Target, &tiny)
+		if ps := r.GetProblems(); len(ps) != 1 || len(ps[0].GetSubchannel().GetSockets()) != 1 || ps[0].GetSubchannel().GetSockets()[0].GetChannelzSocketId() != 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if len(r.GetProblems()) != 1 {
 		t.Fatalf("with no grace period: %d problems %v, want 1", len(r.GetProblems()), r.GetProblems())
 	}
@@ -382,6 +391,12 @@ func TestCheckLeaksReportsSocketsOpenAfterShutdown(t *testing.T) {
 	}
 	if !strings.Contains(p.GetMessage(), "->"+bs[0].Addr()) {
 		t.Errorf("message %q does not name the open socket", p.GetMessage())
+	}
+	// The problem carries the subchannel as the list shows it: its draining
+	// socket, joined with channelz, which still lists it.
+	if sc := p.GetSubchannel(); sc.GetId() != p.GetSubchannelId() || len(sc.GetSockets()) != 1 ||
+		sc.GetSockets()[0].GetRemoteAddress() != bs[0].Addr() || sc.GetSockets()[0].GetChannelzSocketId() == 0 || sc.GetChannelzSubchannelId() == 0 {
+		t.Errorf("problem's subchannel %v: want #%d with its open socket to %s and their channelz ids", sc, p.GetSubchannelId(), bs[0].Addr())
 	}
 	kinds := map[string]bool{}
 	for _, e := range p.GetEvents() {
@@ -398,8 +413,8 @@ func TestCheckLeaksReportsSocketsOpenAfterShutdown(t *testing.T) {
 
 	// The stream ends, the socket closes, the subchannel is destroyed.
 	endHold()
-	deadline := time.Now().Add(e2e.LongTimeout)
-	for len(checkLeaks(t, ac, c.Target, &zero).GetProblems()) != 0 {
+	deadline = time.Now().Add(e2e.LongTimeout)
+	for len(checkLeaks(t, ac, c.Target, &tiny).GetProblems()) != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("still a problem after the held stream ended")
 		}
