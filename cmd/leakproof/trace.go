@@ -6,16 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/leakproof/leakproof/trace"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
@@ -28,13 +27,28 @@ Inspect refcount traces: live, from a process that serves the admin service
 commands:
   watch --addr HOST:PORT [--from SEQ] [--target T] [--key K] [--subchannel N] [--count N] [--json]
         print refcount events as they happen, one line each, until Ctrl-C
-  list  --addr HOST:PORT [--target T] [--json]
-        the live subchannels: state, references and holders, sockets
+  list  --addr HOST:PORT [--target T] [--page-size N] [--json]
+        the live subchannels: state, references and holders, sockets, and
+        their channelz ids
   check FILE | check --addr HOST:PORT [--target T] [--grace D]
         name every leaked subchannel, unbalanced reference and orphan, with
         the events that show it; FILE "-" reads standard input
   show  FILE --subchannel N
         the whole history of one subchannel in a trace file
+
+connection flags (watch, list, check --addr):
+  --tls                     TLS, verifying the server against the system roots
+  --ca FILE                 verify the server against these PEM CAs (implies --tls)
+  --cert FILE               a client certificate, for mTLS (implies --tls)
+  --cert-key FILE           the private key of --cert
+  --server-name NAME        the name the server certificate carries; also the authority
+  --header 'NAME: VALUE'    metadata on every call (repeatable)
+  --token-file FILE         'authorization: Bearer <FILE>' on every call (needs TLS)
+  --max-recv-bytes N        the largest response accepted (default 256 MiB)
+
+Keys, holders, targets and addresses come from resolvers and control planes:
+they are printed quoted (Go syntax) when they hold anything but printable
+characters.
 
 exit status:
   0  done; check: no problem
@@ -127,29 +141,20 @@ func parseExit(err error) int {
 	return exitError
 }
 
-// dialAdmin returns a client connection to the admin service at addr.
-// grpc connects lazily: the first RPC reports an unreachable address.
-func dialAdmin(addr string) (*grpc.ClientConn, error) {
-	if err := checkAddr(addr); err != nil {
-		return nil, err
-	}
-	return grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-}
-
-// checkAddr reports whether addr is HOST:PORT.
-func checkAddr(addr string) error {
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return fmt.Errorf("--addr %q: want HOST:PORT: %v", addr, err)
-	}
-	return nil
-}
-
 // rpcFailed reports a failed call to the admin service at addr.
 func rpcFailed(stderr io.Writer, cmd, addr string, err error) int {
 	st := status.Convert(err)
 	switch st.Code() {
 	case codes.Unavailable:
-		fmt.Fprintf(stderr, "leakproof trace %s: cannot reach the admin service at %s: %s\n", cmd, addr, st.Message())
+		hint := ""
+		if strings.Contains(st.Message(), "handshake") || strings.Contains(st.Message(), "tls:") {
+			hint = " (TLS: check --tls, --ca, --cert/--cert-key and --server-name)"
+		}
+		fmt.Fprintf(stderr, "leakproof trace %s: cannot reach the admin service at %s%s: %s\n", cmd, addr, hint, st.Message())
+	case codes.Unauthenticated, codes.PermissionDenied:
+		fmt.Fprintf(stderr, "leakproof trace %s: %s refused the call (%s; see --header, --token-file, --cert): %s\n", cmd, addr, st.Code(), st.Message())
+	case codes.ResourceExhausted:
+		fmt.Fprintf(stderr, "leakproof trace %s: %s: %s (a response larger than --max-recv-bytes? narrow it with --target or raise the limit)\n", cmd, addr, st.Message())
 	case codes.Unimplemented:
 		fmt.Fprintf(stderr, "leakproof trace %s: %s does not serve leakproof.admin.v1.AdminService (call admin.Register on its gRPC server): %s\n", cmd, addr, st.Message())
 	case codes.DeadlineExceeded:
@@ -165,15 +170,54 @@ func rpcFailed(stderr io.Writer, cmd, addr string, err error) int {
 //
 //	10:00:00.000123 seq=12 #7 127.0.0.1:50051 unref 2->1 holder=endpoint[1] state=READY reason="address removed"
 func formatEvent(e trace.Event, withTarget bool) string {
-	s := e.String()
+	s := escapeControl(e.String())
 	if !e.Time.IsZero() {
 		s = e.Time.Local().Format("15:04:05.000000") + " " + s
 	}
 	if withTarget && e.Subchannel != 0 && e.Target != "" {
-		s += fmt.Sprintf(" target=%q", e.Target)
+		s += " target=" + strconv.Quote(e.Target)
 	}
 	return s
 }
 
 // defaultTimeout bounds the unary calls of list and check.
 const defaultTimeout = 10 * time.Second
+
+// quote returns s as it is if every rune of it is printable and not a
+// space, and Go-quoted otherwise: keys, holders, targets and addresses come
+// from resolvers and control planes, and an escape sequence in one must not
+// reach the operator's terminal.
+func quote(s string) string {
+	for _, r := range s {
+		if r == ' ' || r == '"' || r == '\\' || !strconv.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// escapeControl returns s with every non-printable rune (ESC, newline, ...)
+// written as its Go escape, for text that mixes our words with strings from
+// outside: an event line, a problem's message.
+func escapeControl(s string) string {
+	clean := true
+	for _, r := range s {
+		if !strconv.IsPrint(r) && r != ' ' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if strconv.IsPrint(r) || r == ' ' {
+			b.WriteRune(r)
+			continue
+		}
+		q := strconv.QuoteRune(r)
+		b.WriteString(q[1 : len(q)-1])
+	}
+	return b.String()
+}

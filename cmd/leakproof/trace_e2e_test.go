@@ -198,19 +198,19 @@ func TestTraceCheckAddrNamesASubchannelWhoseSocketOutlivesShutdown(t *testing.T)
 	if code != exitOK || !strings.Contains(out, "1 draining") {
 		t.Fatalf("check within the grace period: exit %d\n%s%s", code, out, errOut)
 	}
-	code, out, errOut = runTrace(t, ctx, "", "check", "--addr", addr, "--target", c.Target, "--grace", "0s")
+	code, out, errOut = runTrace(t, ctx, "", "check", "--addr", addr, "--target", c.Target, "--grace", "1ns")
 	if code != exitProblem {
-		t.Fatalf("check --grace 0: exit %d, want 1\n%s%s", code, out, errOut)
+		t.Fatalf("check --grace 1ns: exit %d, want 1\n%s%s", code, out, errOut)
 	}
 	want := "sockets_open_after_shutdown: subchannel #" + strconv.FormatUint(id, 10) + " " + bs[0].Addr()
 	if !strings.Contains(out, want) || !strings.Contains(out, "shutdown 0->0") || !strings.Contains(out, "->"+bs[0].Addr()+" open") {
-		t.Fatalf("check --grace 0 output lacks %q, the shutdown event or the socket:\n%s", want, out)
+		t.Fatalf("check --grace 1ns output lacks %q, the shutdown event or the socket:\n%s", want, out)
 	}
 
 	endHold()
 	deadline := time.Now().Add(e2e.LongTimeout)
 	for {
-		code, out, _ = runTrace(t, ctx, "", "check", "--addr", addr, "--target", c.Target, "--grace", "0s")
+		code, out, _ = runTrace(t, ctx, "", "check", "--addr", addr, "--target", c.Target, "--grace", "1ns")
 		if code == exitOK {
 			break
 		}

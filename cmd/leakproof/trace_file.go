@@ -10,14 +10,16 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/leakproof/leakproof/trace"
 )
 
 func traceCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlags("check", "FILE | --addr HOST:PORT [--target T] [--grace D]", stderr)
-	addr := fs.String("addr", "", "check the live process serving the admin service at HOST:PORT instead of a file")
+	fs := newFlags("check", "FILE | --addr HOST:PORT [connection flags] [--target T] [--grace D]", stderr)
+	cf := addConnFlags(fs, "check the live process serving the admin service at `HOST:PORT` instead of a file")
+	addr := &cf.addr
 	target := fs.String("target", "", "with --addr: only channels with this `target`")
 	grace := fs.Duration("grace", 0, "with --addr: how long sockets of a shut-down subchannel may stay open before they count as leaked (default: the service's, 30s)")
 	timeout := fs.Duration("timeout", defaultTimeout, "with --addr: give up on the service after this long")
@@ -31,10 +33,10 @@ func traceCheck(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	case *addr == "" && len(pos) != 1:
 		return usageError(fs, "give one trace FILE (- for standard input) or --addr")
 	case *grace < 0:
-		return usageError(fs, "--grace %v: want 0 or more", *grace)
+		return usageError(fs, "--grace %v: want more than 0", *grace)
 	}
 	if *addr != "" {
-		if err := checkAddr(*addr); err != nil {
+		if err := cf.check(); err != nil {
 			return usageError(fs, "%v", err)
 		}
 		var g *time.Duration // unset: the service's default
@@ -43,7 +45,10 @@ func traceCheck(ctx context.Context, args []string, stdin io.Reader, stdout, std
 				g = grace
 			}
 		})
-		return checkLive(ctx, *addr, *target, g, *timeout, stdout, stderr)
+		if g != nil && *g == 0 {
+			return usageError(fs, "--grace 0s: want more than 0 (every socket finishing its last stream would count as leaked)")
+		}
+		return checkLive(ctx, cf, g, *target, *timeout, stdout, stderr)
 	}
 	r, name, closeFn, code := openTrace(pos[0], stdin, stderr, "check")
 	if r == nil {
@@ -162,7 +167,7 @@ func showTraceReader(r io.Reader, name string, id uint64, stdout, stderr io.Writ
 	slices.SortStableFunc(mine, func(a, b trace.Event) int { return cmp.Compare(a.Seq, b.Seq) })
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
-	fmt.Fprintf(w, "subchannel #%d %s, manager %d, target %q: %d event(s)\n", id, mine[0].Key, mine[0].Manager, mine[0].Target, len(mine))
+	fmt.Fprintf(w, "subchannel #%d %s, manager %d, target %s: %d event(s)\n", id, quote(mine[0].Key), mine[0].Manager, strconv.Quote(mine[0].Target), len(mine))
 	for _, e := range mine {
 		fmt.Fprintln(w, formatEvent(e, false))
 	}
@@ -196,7 +201,7 @@ func showTraceReader(r io.Reader, name string, id uint64, stdout, stderr io.Writ
 func problemLine(p trace.Problem) string {
 	target := ""
 	if len(p.Events) > 0 && p.Events[0].Target != "" {
-		target = fmt.Sprintf(", target %q", p.Events[0].Target)
+		target = ", target " + strconv.Quote(p.Events[0].Target)
 	}
-	return fmt.Sprintf("%s: subchannel #%d %s (manager %d%s): %s", p.Kind, p.Subchannel, p.Key, p.Manager, target, p.Message)
+	return fmt.Sprintf("%s: subchannel #%d %s (manager %d%s): %s", p.Kind, p.Subchannel, quote(p.Key), p.Manager, target, escapeControl(p.Message))
 }

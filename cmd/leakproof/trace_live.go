@@ -6,6 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,8 +23,9 @@ import (
 )
 
 func traceWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("watch", "--addr HOST:PORT [--from SEQ] [--target T] [--key K] [--subchannel N] [--count N] [--json]", stderr)
-	addr := fs.String("addr", "", "the admin service, HOST:PORT (required)")
+	fs := newFlags("watch", "--addr HOST:PORT [connection flags] [--from SEQ] [--target T] [--key K] [--subchannel N] [--count N] [--json]", stderr)
+	cf := addConnFlags(fs, "the admin service, `HOST:PORT` (required)")
+	addr := &cf.addr
 	from := fs.Uint64("from", 0, "first replay the events the rings still hold with seq >= `SEQ` (1: all of them); 0: live events only")
 	target := fs.String("target", "", "only events of channels with this `target`")
 	key := fs.String("key", "", "only events of subchannels with this backend `key`")
@@ -39,7 +44,10 @@ func traceWatch(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	case *count < 0:
 		return usageError(fs, "--count %d: want 0 or more", *count)
 	}
-	conn, err := dialAdmin(*addr)
+	if err := cf.check(); err != nil {
+		return usageError(fs, "%v", err)
+	}
+	conn, err := cf.dial()
 	if err != nil {
 		return usageError(fs, "%v", err)
 	}
@@ -47,7 +55,7 @@ func traceWatch(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := adminv1.NewAdminServiceClient(conn).WatchEvents(ctx, &adminv1.WatchEventsRequest{
+	stream, err := adminv1.NewAdminServiceClient(conn).WatchEvents(cf.outgoing(ctx), &adminv1.WatchEventsRequest{
 		FromSeq: *from, Target: *target, Key: *key, SubchannelId: *sub,
 	})
 	if err != nil {
@@ -90,11 +98,13 @@ func traceWatch(ctx context.Context, args []string, stdout, stderr io.Writer) in
 }
 
 func traceList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("list", "--addr HOST:PORT [--target T] [--json]", stderr)
-	addr := fs.String("addr", "", "the admin service, HOST:PORT (required)")
+	fs := newFlags("list", "--addr HOST:PORT [connection flags] [--target T] [--json]", stderr)
+	cf := addConnFlags(fs, "the admin service, `HOST:PORT` (required)")
+	addr := &cf.addr
 	target := fs.String("target", "", "only subchannels of channels with this `target`")
 	asJSON := fs.Bool("json", false, "print the service's response as JSON")
 	timeout := fs.Duration("timeout", defaultTimeout, "give up on the service after this long")
+	pageSize := fs.Int("page-size", defaultPageSize, "ask for `N` subchannels per call (the command pages through all of them)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return parseExit(err)
@@ -104,15 +114,20 @@ func traceList(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return usageError(fs, "unexpected argument %q", pos[0])
 	case *addr == "":
 		return usageError(fs, "--addr is required")
+	case *pageSize < 1:
+		return usageError(fs, "--page-size %d: want 1 or more", *pageSize)
 	}
-	conn, err := dialAdmin(*addr)
+	if err := cf.check(); err != nil {
+		return usageError(fs, "%v", err)
+	}
+	conn, err := cf.dial()
 	if err != nil {
 		return usageError(fs, "%v", err)
 	}
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	resp, err := adminv1.NewAdminServiceClient(conn).ListSubchannels(ctx, &adminv1.ListSubchannelsRequest{Target: *target})
+	resp, err := listAll(cf.outgoing(ctx), adminv1.NewAdminServiceClient(conn), *target, int32(min(*pageSize, math.MaxInt32)))
 	if err != nil {
 		return rpcFailed(stderr, "list", *addr, err)
 	}
@@ -136,7 +151,7 @@ func writeList(out io.Writer, resp *adminv1.ListSubchannelsResponse) {
 		fmt.Fprintln(out, "no live subchannel")
 	} else {
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tMGR\tTARGET\tKEY\tSTATE\tREFS\tHOLDERS\tSOCKETS\tAGE\tSHUTDOWN\tLOST\tLAST LOSS")
+		fmt.Fprintln(tw, "ID\tCHANNELZ\tMGR\tTARGET\tKEY\tSTATE\tREFS\tHOLDERS\tSOCKETS\tAGE\tSHUTDOWN\tLOST\tLAST LOSS")
 		for _, sc := range subs {
 			shut := "-"
 			if sc.GetShutdown() {
@@ -149,10 +164,14 @@ func writeList(out io.Writer, resp *adminv1.ListSubchannelsResponse) {
 			if d := sc.GetDialing(); d > 0 {
 				socks += fmt.Sprintf(" (+%d dialing)", d)
 			}
-			fmt.Fprintf(tw, "#%d\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\n",
-				sc.GetId(), sc.GetManagerId(), sc.GetTarget(), sc.GetKey(), sc.GetState(), sc.GetRefs(),
-				dash(strings.Join(sc.GetHolders(), ",")), socks, sc.GetAge().AsDuration().Round(time.Millisecond),
-				shut, sc.GetConnectionsLost(), dash(sc.GetLastLoss()))
+			holders := make([]string, len(sc.GetHolders()))
+			for i, h := range sc.GetHolders() {
+				holders[i] = quote(h)
+			}
+			fmt.Fprintf(tw, "#%d\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\n",
+				sc.GetId(), channelzID(sc.GetChannelzSubchannelId()), sc.GetManagerId(), quote(sc.GetTarget()), quote(sc.GetKey()),
+				quote(sc.GetState()), sc.GetRefs(), dash(strings.Join(holders, ",")), socks,
+				sc.GetAge().AsDuration().Round(time.Millisecond), shut, sc.GetConnectionsLost(), dash(quote(sc.GetLastLoss())))
 		}
 		tw.Flush()
 
@@ -162,21 +181,49 @@ func writeList(out io.Writer, resp *adminv1.ListSubchannelsResponse) {
 			for _, s := range sc.GetSockets() {
 				if !header {
 					fmt.Fprintln(out)
-					fmt.Fprintln(tw, "SUBCHANNEL\tSOCKET\tLOCAL\tREMOTE\tOPEN FOR\tGOAWAY")
+					fmt.Fprintln(tw, "SUBCHANNEL\tSOCKET\tCHANNELZ\tLOCAL\tREMOTE\tOPEN FOR\tGOAWAY")
 					header = true
 				}
 				goaway := "-"
 				if s.GetGoaway() {
 					goaway = "yes"
 				}
-				fmt.Fprintf(tw, "#%d\t%d\t%s\t%s\t%s\t%s\n", sc.GetId(), s.GetId(), s.GetLocalAddress(), s.GetRemoteAddress(),
+				fmt.Fprintf(tw, "#%d\t%d\t%s\t%s\t%s\t%s\t%s\n", sc.GetId(), s.GetId(), channelzID(s.GetChannelzSocketId()), quote(s.GetLocalAddress()), quote(s.GetRemoteAddress()),
 					time.Since(s.GetOpenTime().AsTime()).Round(time.Millisecond), goaway)
 			}
 		}
 		tw.Flush()
 	}
+	if ms := resp.GetManagers(); len(ms) > 0 {
+		fmt.Fprintln(out)
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "MGR\tTARGET\tCLOSED\tCREATED\tDESTROYED\tREFS/UNREFS\tLEAKS\tORPHANS\tSOCKETS OPENED/CLOSED\tDRAIN TIMEOUTS\tCONNECTIONS LOST")
+		for _, m := range ms {
+			st := admin.StatsFromProto(m.GetStats())
+			closed := "-"
+			if m.GetClosed() {
+				closed = "yes"
+			}
+			var lost []string
+			for _, c := range slices.Sorted(maps.Keys(st.ConnectionsLost)) {
+				lost = append(lost, fmt.Sprintf("%s=%d", quote(string(c)), st.ConnectionsLost[c]))
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d/%d\t%d\t%d\t%d/%d\t%d\t%s\n", m.GetId(), quote(m.GetTarget()), closed,
+				st.Created, st.Destroyed, st.Refs, st.Unrefs, st.Leaks, st.Orphans, st.SocketsOpened, st.SocketsClosed,
+				st.DrainTimeouts, dash(strings.Join(lost, " ")))
+		}
+		tw.Flush()
+	}
 	fmt.Fprintf(out, "\n%d subchannel(s) in %d manager(s); watchers: %d active, %d dropped; subscriptions dropped: %d\n",
 		len(subs), len(resp.GetManagers()), resp.GetActiveWatchers(), resp.GetDroppedWatchers(), resp.GetDroppedSubscriptions())
+}
+
+// channelzID renders a channelz id, "-" for none.
+func channelzID(id int64) string {
+	if id == 0 {
+		return "-"
+	}
+	return strconv.FormatInt(id, 10)
 }
 
 func dash(s string) string {
@@ -186,15 +233,44 @@ func dash(s string) string {
 	return s
 }
 
+// defaultPageSize is how many subchannels `trace list` asks for per call.
+const defaultPageSize = 1000
+
+// listAll reads every page of ListSubchannels and returns them as one
+// response: the managers of the first page, the subchannels of all.
+func listAll(ctx context.Context, c adminv1.AdminServiceClient, target string, pageSize int32) (*adminv1.ListSubchannelsResponse, error) {
+	req := &adminv1.ListSubchannelsRequest{Target: target, PageSize: pageSize}
+	var all *adminv1.ListSubchannelsResponse
+	for {
+		resp, err := c.ListSubchannels(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		if all == nil {
+			all = resp
+		} else {
+			all.Subchannels = append(all.Subchannels, resp.GetSubchannels()...)
+			// The counters of the last page are the freshest.
+			all.ActiveWatchers, all.DroppedWatchers, all.DroppedSubscriptions = resp.GetActiveWatchers(), resp.GetDroppedWatchers(), resp.GetDroppedSubscriptions()
+		}
+		if resp.GetNextPageToken() == "" {
+			all.NextPageToken = ""
+			return all, nil
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
+}
+
 // checkLive runs `trace check --addr`.
-func checkLive(ctx context.Context, addr, target string, grace *time.Duration, timeout time.Duration, stdout, stderr io.Writer) int {
-	conn, err := dialAdmin(addr)
+func checkLive(ctx context.Context, cf *connFlags, grace *time.Duration, target string, timeout time.Duration, stdout, stderr io.Writer) int {
+	addr := cf.addr
+	conn, err := cf.dial()
 	if err != nil {
 		fmt.Fprintf(stderr, "leakproof trace check: %v\n", err)
 		return exitError
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(cf.outgoing(ctx), timeout)
 	defer cancel()
 	req := &adminv1.CheckLeaksRequest{Target: target}
 	if grace != nil {
@@ -207,8 +283,19 @@ func checkLive(ctx context.Context, addr, target string, grace *time.Duration, t
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
 	for _, p := range resp.GetProblems() {
-		fmt.Fprintf(w, "%s: subchannel #%d %s (manager %d, target %q): %s\n",
-			p.GetKind(), p.GetSubchannelId(), p.GetKey(), p.GetManagerId(), p.GetTarget(), p.GetMessage())
+		fmt.Fprintf(w, "%s: subchannel #%d %s (manager %d, target %s): %s\n",
+			quote(p.GetKind()), p.GetSubchannelId(), quote(p.GetKey()), p.GetManagerId(), strconv.Quote(p.GetTarget()), escapeControl(p.GetMessage()))
+		if sc := p.GetSubchannel(); sc != nil {
+			holders := make([]string, len(sc.GetHolders()))
+			for i, h := range sc.GetHolders() {
+				holders[i] = quote(h)
+			}
+			fmt.Fprintf(w, "    channelz subchannel %s (channel %s), state %s, refs %d, holders [%s]\n",
+				channelzID(sc.GetChannelzSubchannelId()), channelzID(sc.GetChannelzChannelId()), quote(sc.GetState()), sc.GetRefs(), strings.Join(holders, ", "))
+			for _, s := range sc.GetSockets() {
+				fmt.Fprintf(w, "    socket %d (channelz %s) %s->%s\n", s.GetId(), channelzID(s.GetChannelzSocketId()), quote(s.GetLocalAddress()), quote(s.GetRemoteAddress()))
+			}
+		}
 		for _, e := range p.GetEvents() {
 			fmt.Fprintf(w, "    %s\n", formatEvent(admin.EventFromProto(e), false))
 		}

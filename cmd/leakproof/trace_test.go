@@ -98,6 +98,7 @@ func TestTraceUsageErrors(t *testing.T) {
 		{[]string{"check", "a", "b"}, "give one trace FILE"},
 		{[]string{"check", "a", "--addr", "127.0.0.1:1"}, "not both"},
 		{[]string{"check", "--addr", "127.0.0.1:1", "--grace", "-1s"}, "--grace -1s"},
+		{[]string{"check", "--addr", "127.0.0.1:1", "--grace", "0s"}, "--grace 0s"},
 		{[]string{"check", "--addr", "127.0.0.1"}, "want HOST:PORT"},
 		{[]string{"show", "f"}, "--subchannel is required"},
 		{[]string{"show", "--subchannel", "3"}, "give one trace FILE"},
