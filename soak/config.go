@@ -306,6 +306,15 @@ type Config struct {
 	// trusts; the tls fault's channels trust another CA and keep failing.
 	TLS bool
 
+	// XDSWeightedLocalities, under ResolverXDS, runs the locality-weighted
+	// configuration the docs recommend: each EDS assignment splits the
+	// endpoints between two localities of one priority, z1 weighted 1 and
+	// z2 weighted 3, and the Cluster names the policy under test (and
+	// Compare's) as the endpoint-picking policy of a WrrLocality, so grpc's
+	// xds_wrr_locality weights the localities and runs one instance of the
+	// policy per locality. grpc's own xDS round robin is already that.
+	XDSWeightedLocalities bool
+
 	// XDS is ResolverXDS.
 	//
 	// Deprecated: set Resolver to ResolverXDS. Run treats XDS as that,
@@ -374,6 +383,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.Resolver = ResolverManual
 	}
 	c.XDS = c.Resolver == ResolverXDS
+	if c.XDSWeightedLocalities && !c.XDS {
+		errs = append(errs, fmt.Errorf("XDSWeightedLocalities needs Resolver %q", ResolverXDS))
+	}
 	if !slices.Contains(Resolvers(), c.Resolver) {
 		errs = append(errs, fmt.Errorf("unknown resolver %q (resolvers: manual, dns, xds)", c.Resolver))
 	} else if c.Resolver == ResolverDNS && !dnsAvailable {
@@ -397,6 +409,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.Faults = AllFaults()
 		if c.xds() {
 			c.Faults = XDSFaults()
+		}
+		if c.XDSWeightedLocalities {
+			c.Faults = slices.DeleteFunc(c.Faults, func(f Fault) bool { return f == FaultXDSLocalityDup })
 		}
 	}
 	if c.Workers == 0 {
@@ -443,6 +458,8 @@ func (c Config) withDefaults() (Config, error) {
 			errs = append(errs, fmt.Errorf("unknown fault %q (faults: %s)", f, faultNames(XDSFaults())))
 		} else if !c.xds() && !slices.Contains(AllFaults(), f) {
 			errs = append(errs, fmt.Errorf("fault %q needs an xDS control plane (Resolver %q)", f, ResolverXDS))
+		} else if f == FaultXDSLocalityDup && c.XDSWeightedLocalities {
+			errs = append(errs, fmt.Errorf("fault %q lists one backend in two localities, which WrrLocality gives one subchannel per locality by design: not run with XDSWeightedLocalities", f))
 		}
 		if seen[f] {
 			errs = append(errs, fmt.Errorf("fault %q selected twice", f))

@@ -28,6 +28,9 @@ type Result struct {
 	// XDS is set when the channels ran under an xDS control plane
 	// (ResolverXDS).
 	XDS bool `json:"xds,omitempty"`
+	// XDSWeightedLocalities is set when the control plane weighted two
+	// localities through WrrLocality (Config.XDSWeightedLocalities).
+	XDSWeightedLocalities bool `json:"xds_weighted_localities,omitempty"`
 	// Resolver is how the channels under test learned their backends.
 	Resolver Resolver `json:"resolver"`
 	// ServiceConfig is Config.ServiceConfig, if set; Policy is then the

@@ -223,6 +223,8 @@ func TestInvalidConfigStartsNothing(t *testing.T) {
 		{"failure rate", soak.Config{MaxFailureRate: 1.5}, "max failure rate 1.5 must be at most 1"},
 		{"unknown resolver", soak.Config{Resolver: "consul"}, `unknown resolver "consul"`},
 		{"XDS and another resolver", soak.Config{XDS: true, Resolver: soak.ResolverManual}, `XDS (deprecated) is Resolver "xds", not "manual"`},
+		{"weighted localities without xDS", soak.Config{XDSWeightedLocalities: true}, `XDSWeightedLocalities needs Resolver "xds"`},
+		{"weighted localities and a locality duplicate", soak.Config{Resolver: soak.ResolverXDS, XDSWeightedLocalities: true, Faults: []soak.Fault{soak.FaultXDSLocalityDup}}, "one subchannel per locality by design"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()

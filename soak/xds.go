@@ -55,7 +55,10 @@ func runPrefix(res Resolver, n uint64) string {
 
 // underXDS is the suffix that marks a result under xDS in reports.
 func (r *Result) underXDS() string {
-	if r.XDS {
+	switch {
+	case r.XDSWeightedLocalities:
+		return " under xDS, localities weighted 1:3 (WrrLocality)"
+	case r.XDS:
 		return " under xDS"
 	}
 	return ""
@@ -148,14 +151,14 @@ func newXDSFeed(r *runner) (*xdsFeed, error) {
 	host := strings.TrimPrefix(r.prefix, "xds:///")
 	x := &xdsFeed{
 		r: r, srv: srv, rb: rb, host: host,
-		sides: []xdsSide{{service: host + "main", policy: r.cfg.mainXDSPolicy()}},
+		sides: []xdsSide{{service: host + "main", policy: r.cfg.weighted(r.cfg.mainXDSPolicy())}},
 		tls: xdsplane.ClusterSpec{Name: host + "tls", Policy: r.cfg.mainXDSPolicy(),
 			Localities: localities(addrState(r.tlsB))},
 		route: "a",
-		eds:   map[string][]xdsplane.Locality{"a": localities(r.baseState())},
+		eds:   map[string][]xdsplane.Locality{"a": r.cfg.localities(r.baseState())},
 	}
 	if r.cfg.Compare != "" {
-		x.sides = append(x.sides, xdsSide{service: host + "compare", policy: xdsPolicy(r.cfg.Compare, r.cfg.DrainTimeout)})
+		x.sides = append(x.sides, xdsSide{service: host + "compare", policy: r.cfg.weighted(xdsPolicy(r.cfg.Compare, r.cfg.DrainTimeout))})
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -174,6 +177,69 @@ func xdsPolicy(policy string, drain time.Duration) xdsplane.Policy {
 	}
 	name, cfg := policyConfig(policy, drain)
 	return xdsplane.Policy{Name: name, Config: cfg}
+}
+
+// weighted returns p as WrrLocality's endpoint-picking policy under
+// XDSWeightedLocalities (grpc's xDS round robin, no policy, already is).
+func (c *Config) weighted(p xdsplane.Policy) xdsplane.Policy {
+	p.WrrLocality = c.XDSWeightedLocalities && p.Name != ""
+	return p
+}
+
+// localities is the package's localities, or under XDSWeightedLocalities
+// two: z1 weighted 1 and z2 weighted 3. Each backend lives in one locality,
+// as in a real deployment: the backends alternate between the two in order
+// of first appearance, a repeat stays with its first listing, and every
+// address of a multi-address endpoint is in z1, so no fault but
+// xds-locality-dup lists a backend in both (which WrrLocality would give
+// two subchannels, by design).
+func (c *Config) localities(st resolver.State) []xdsplane.Locality {
+	if !c.XDSWeightedLocalities {
+		return localities(st)
+	}
+	zone := map[string]int{}
+	for _, ep := range st.Endpoints {
+		if len(ep.Addresses) > 1 {
+			for _, a := range ep.Addresses {
+				zone[a.Addr] = 0
+			}
+		}
+	}
+	next := 0
+	pick := func(addr string) int {
+		z, ok := zone[addr]
+		if !ok {
+			z, next = next, 1-next
+			zone[addr] = z
+		}
+		return z
+	}
+	var halves [2]resolver.State
+	for _, a := range st.Addresses {
+		z := pick(a.Addr)
+		halves[z].Addresses = append(halves[z].Addresses, a)
+	}
+	for _, ep := range st.Endpoints {
+		z := 0
+		if len(ep.Addresses) == 1 {
+			z = pick(ep.Addresses[0].Addr)
+		}
+		halves[z].Endpoints = append(halves[z].Endpoints, ep)
+	}
+	seen := map[string]int{}
+	var out []xdsplane.Locality
+	for z, name := range []string{"z1", "z2"} {
+		if len(halves[z].Addresses)+len(halves[z].Endpoints) == 0 {
+			continue
+		}
+		l := spelled(halves[z], seen)
+		l.Name, l.Weight = name, uint32(1+2*z)
+		out = append(out, l)
+	}
+	if out == nil {
+		return []xdsplane.Locality{}
+	}
+	return out
 }
 
 // mainXDSPolicy is the Cluster policy of the channels under test: the
@@ -220,7 +286,7 @@ func (x *xdsFeed) dial(c *client, kind, _ string, _ resolver.State) (string, []g
 func (x *xdsFeed) update(st resolver.State) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.eds[x.route] = localities(st)
+	x.eds[x.route] = x.r.cfg.localities(st)
 	if _, err := x.pushLocked(); err != nil {
 		x.r.problem("soak: xDS push: %v", err)
 	}
@@ -352,8 +418,15 @@ func localities(st resolver.State) []xdsplane.Locality {
 	if len(st.Addresses)+len(st.Endpoints) == 0 {
 		return []xdsplane.Locality{}
 	}
-	seen := map[string]int{}
-	l := xdsplane.Locality{Name: "z1"}
+	l := spelled(st, map[string]int{})
+	l.Name = "z1"
+	return []xdsplane.Locality{l}
+}
+
+// spelled lists st's addresses as endpoints and its multi-address endpoints
+// as groups, every address seen before spelled differently.
+func spelled(st resolver.State, seen map[string]int) xdsplane.Locality {
+	var l xdsplane.Locality
 	for _, a := range st.Addresses {
 		l.Endpoints = append(l.Endpoints, spelling(a.Addr, seen))
 	}
@@ -364,7 +437,7 @@ func localities(st resolver.State) []xdsplane.Locality {
 		}
 		l.Groups = append(l.Groups, g)
 	}
-	return []xdsplane.Locality{l}
+	return l
 }
 
 // spelling returns addr as written the first time it is seen, and another

@@ -172,7 +172,7 @@ func (r *runner) injectXDSClusterSwitch(ctx, pctx context.Context, p *phaseRun) 
 // with st as the resolved list, and deletes the other cluster.
 func (r *runner) switchCluster(x *xdsFeed, to string, st resolver.State) error {
 	x.mu.Lock()
-	x.eds[to] = localities(st)
+	x.eds[to] = r.cfg.localities(st)
 	v, err := x.pushLocked()
 	x.mu.Unlock()
 	if err != nil {

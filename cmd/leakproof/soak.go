@@ -90,6 +90,7 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 		drain      = fs.Duration("drain-timeout", soak.DefaultDrainTimeout, "drainTimeout given to the leakproof policies")
 		quiet      = fs.Bool("quiet", false, "no progress and phase lines on stderr")
 		xds        = fs.Bool("xds", false, "same as --resolver xds")
+		weightedL  = fs.Bool("xds-weighted-localities", false, "with --resolver xds: two localities weighted 1:3, the policy as WrrLocality's endpoint-picking policy (one instance per locality)")
 		resolverF  = fs.String("resolver", string(soak.ResolverManual), "how the channels find the backends: `manual`, dns or xds (see below)")
 		svcConfig  = fs.String("service-config", "", "service config of the channels under test, `JSON` or @file; overrides --policy")
 		tlsF       = fs.Bool("tls", false, "every backend serves TLS from a CA made for the run, which the channels trust")
@@ -140,7 +141,11 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 	if resolver == soak.ResolverXDS {
 		parseFaults = soak.ParseXDSFaults
 	}
-	selected, err := parseFaults(*faults)
+	spec := *faults
+	if *weightedL && !flagSet(fs, "faults") {
+		spec = "-" + string(soak.FaultXDSLocalityDup) // one backend in two localities: two subchannels by design
+	}
+	selected, err := parseFaults(spec)
 	if err != nil {
 		return usageErr("--faults: %v", strings.TrimPrefix(err.Error(), "soak: "))
 	}
@@ -169,6 +174,8 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 		Resolver:       resolver,
 		ServiceConfig:  sc,
 		TLS:            *tlsF,
+
+		XDSWeightedLocalities: *weightedL,
 	}
 	if sc != "" && !flagSet(fs, "drain-timeout") {
 		cfg.DrainTimeout = 0 // the service config's

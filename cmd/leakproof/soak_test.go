@@ -332,3 +332,49 @@ func TestSoakXDSLeakyPolicyFails(t *testing.T) {
 		t.Errorf("guarded: trace clean %v with %d orphans reclaimed, %d removals released; want a clean trace, orphans and releases", rep.Clean(), len(rep.Orphans), res.Removals.Released)
 	}
 }
+
+// TestSoakXDSWeightedLocalities: --xds-weighted-localities splits each
+// assignment between two localities weighted 1:3 and runs the policy as
+// WrrLocality's endpoint-picking policy: the main channel gets one manager
+// per locality, the run passes, and the removal checks see the sockets the
+// managers own under xDS (socket_open and socket_close in the trace, and
+// removed backends released).
+func TestSoakXDSWeightedLocalities(t *testing.T) {
+	tracePath := filepath.Join(t.TempDir(), "t.jsonl")
+	code, stdout, stderr := runSoak(t, "--resolver", "xds", "--xds-weighted-localities", "--duration", "4500ms", "--faults", "flap,dup", "--quiet", "--json", "--trace", tracePath)
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
+	}
+	var res soak.Result
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	if !res.XDS || !res.XDSWeightedLocalities || !res.Pass || res.Removals.Released == 0 {
+		t.Errorf("result: xds %v, weighted %v, pass %v, %d removals released; want a passing weighted xDS run with releases", res.XDS, res.XDSWeightedLocalities, res.Pass, res.Removals.Released)
+	}
+	f, err := os.Open(tracePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	events, err := trace.Read(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	managers := map[uint64]bool{}
+	kinds := map[trace.Kind]int{}
+	for _, e := range events {
+		if strings.HasSuffix(e.Target, "main") {
+			if e.Subchannel != 0 {
+				managers[e.Manager] = true
+			}
+			kinds[e.Kind]++
+		}
+	}
+	if len(managers) < 2 || kinds[trace.KindSocketOpen] == 0 || kinds[trace.KindSocketClose] == 0 {
+		t.Errorf("main channel: %d managers with subchannels, %d socket_open, %d socket_close; want one manager per locality and owned sockets", len(managers), kinds[trace.KindSocketOpen], kinds[trace.KindSocketClose])
+	}
+	if rep := trace.Check(events); !rep.Clean() {
+		t.Errorf("trace not clean: %v", rep.Problems)
+	}
+}
