@@ -20,6 +20,7 @@ const (
 	ProblemHolderLeak ProblemKind = "holder_leak" // a holder never released; the manager forced it at Close
 	ProblemUnbalanced ProblemKind = "unbalanced"  // an unref without a ref, or counts that do not add up
 	ProblemInvalid    ProblemKind = "invalid"     // events out of lifecycle order (e.g. a second Shutdown)
+	ProblemOrphan     ProblemKind = "orphan"      // an orphan event (in Report.Orphans): a bug in the policy that held the subchannel
 )
 
 // The problems CheckLive finds in the managers' state, besides those
@@ -270,7 +271,3 @@ func socketList(now time.Time, socks []Socket) string {
 	}
 	return strings.Join(parts, ", ")
 }
-
-// ProblemOrphan classifies an orphan event found by Check (in
-// Report.Orphans): a bug in the policy that held the subchannel.
-const ProblemOrphan ProblemKind = "orphan"

@@ -24,6 +24,7 @@ const (
 	KindDrainTimeout Kind = "drain_timeout" // sockets still open after the drain timeout were force-closed
 	KindDestroy      Kind = "destroy"       // refs 0, Shutdown called and every owned socket closed
 	KindLeak         Kind = "leak"          // a holder had not released when the manager closed
+	KindOrphan       Kind = "orphan"        // a holder kept a subchannel whose address left the resolver state past the orphan timeout
 	KindManagerOpen  Kind = "manager_open"  // a manager was built (Subchannel is 0)
 	KindManagerClose Kind = "manager_close" // a manager was closed (Subchannel is 0)
 )
@@ -91,9 +92,3 @@ func (e Event) String() string {
 	}
 	return s
 }
-
-// KindOrphan is the trace event of a holder still holding a subchannel whose
-// address has been absent from the resolver state for longer than the orphan
-// timeout. Refs are unchanged by the event itself; with subconn.ReclaimOrphans an
-// unref by the manager follows.
-const KindOrphan Kind = "orphan"
