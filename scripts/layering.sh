@@ -38,7 +38,7 @@ layer() {
     internal/policy | testbackend | internal/xdsplane | internal/testing/leakzoo) echo 3 ;;
     balancer/*) echo 4 ;;
     admin | soak) echo 5 ;;
-    cmd/* | examples/* | benchmarks | internal/testing/e2e | internal/testing/e2e/* | internal/testing/xdse2e | scripts/*) echo 6 ;;
+    cmd/* | docs | examples/* | benchmarks | internal/testing/e2e | internal/testing/e2e/* | internal/testing/xdse2e | scripts/*) echo 6 ;;
     *) echo "" ;;
   esac
 }
