@@ -19,7 +19,7 @@ import (
 type targetlessCC struct{ balancer.ClientConn }
 
 func (targetlessCC) Target() string                          { panic("not implemented") }
-func (targetlessCC) MetricsRecorder() estats.MetricsRecorder { return nil }
+func (targetlessCC) MetricsRecorder() estats.MetricsRecorder { return estats.UnimplementedMetricsRecorder{} }
 
 // TestBuildTakesTargetFromBuildOptions: Build names the manager after
 // BuildOptions.Target and never calls the deprecated ClientConn.Target.

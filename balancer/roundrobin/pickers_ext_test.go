@@ -62,7 +62,7 @@ func (f *fakeCC) UpdateState(s balancer.State) {
 
 func (f *fakeCC) ResolveNow(resolver.ResolveNowOptions)   {}
 func (f *fakeCC) Target() string                          { return "fake:///pickers" }
-func (f *fakeCC) MetricsRecorder() estats.MetricsRecorder { return nil }
+func (f *fakeCC) MetricsRecorder() estats.MetricsRecorder { return estats.UnimplementedMetricsRecorder{} }
 
 func (f *fakeCC) current() (balancer.State, int) {
 	f.mu.Lock()
