@@ -86,6 +86,38 @@ func stamp(addr resolver.Address, r *record) resolver.Address {
 	return addr
 }
 
+// isChannelCC reports whether cc is the channel's own balancer.ClientConn:
+// grpc's ccBalancerWrapper, or the graceful switch every channel puts
+// between it and its top-level policy, which passes addresses through
+// untouched. Then no parent policy sees the addresses the manager gives
+// NewSubConn. Anything else, or a grpc whose types differ, reports false.
+func isChannelCC(cc balancer.ClientConn) bool {
+	v := reflect.ValueOf(cc)
+	if !v.IsValid() || v.Kind() != reflect.Pointer || v.IsNil() {
+		return false
+	}
+	if isGRPCType(v.Type(), "google.golang.org/grpc", "ccBalancerWrapper") {
+		return true
+	}
+	if !isGRPCType(v.Type(), "google.golang.org/grpc/internal/balancer/gracefulswitch", "balancerWrapper") {
+		return false
+	}
+	gsb := v.Elem().FieldByName("gsb")
+	if !gsb.IsValid() || gsb.Kind() != reflect.Pointer || gsb.IsNil() {
+		return false
+	}
+	inner := gsb.Elem().FieldByName("cc")
+	if !inner.IsValid() || inner.Kind() != reflect.Interface || inner.IsNil() {
+		return false
+	}
+	return isGRPCType(inner.Elem().Type(), "google.golang.org/grpc", "ccBalancerWrapper")
+}
+
+// isGRPCType reports whether t is a pointer to the named type of pkg.
+func isGRPCType(t reflect.Type, pkg, name string) bool {
+	return t.Kind() == reflect.Pointer && t.Elem().PkgPath() == pkg && t.Elem().Name() == name
+}
+
 // isChannelSubConn reports whether sc is the channel's own SubConn (grpc's
 // acBalancerWrapper), not a parent's wrapper or a test fake.
 func isChannelSubConn(sc balancer.SubConn) bool {

@@ -49,6 +49,7 @@ type Manager struct {
 	target   string
 	cq       callbackQueue          // holder listeners run here, in order
 	recorder estats.MetricsRecorder // nil: no metrics
+	direct   bool                   // cc is the channel's own (isChannelCC): stamp at NewSubConn
 
 	// The gauges' labels: the target, then the placement's backend service
 	// and locality. Set at build time, replaced once by SetPlacement.
@@ -84,6 +85,7 @@ func NewManager(cc balancer.ClientConn, opts ...Option) *Manager {
 	m := &Manager{
 		id:           nextManagerID.Add(1),
 		cc:           cc,
+		direct:       isChannelCC(cc),
 		target:       o.target,
 		drainTimeout: o.drainTimeout,
 		live:         newKeyMap[*record](),
