@@ -32,6 +32,15 @@
 #                                 Timed-out mutants count in neither figure;
 #                                 a mutant that hangs costs the whole timeout.
 #   MUTATION_OUT                  where results and logs go (.cache/mutation)
+#   MUTATION_RUN                  a go test -run pattern: each mutant is judged
+#                                 by these tests only. For soak/, whose whole
+#                                 suite soaks for minutes, the judging files
+#                                 are mutated against the tests that judge
+#                                 recorded samples, e.g.
+#                                 MUTATION_RUN='Verdict|Growth|Thinning|Plan|Hold'
+#                                 scripts/mutation.sh --diff main soak
+#                                 (a mutant only the soaks would kill then
+#                                 shows as lived: read it as not covered)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -71,6 +80,9 @@ fi
 # go vet, which go test runs first, is left to CI: a mutant is judged by the
 # tests alone.
 export GOFLAGS="${GOFLAGS:+$GOFLAGS }-failfast -vet=off"
+if [ -n "${MUTATION_RUN:-}" ]; then
+  export GOFLAGS="$GOFLAGS -run=$MUTATION_RUN"
+fi
 
 workers=${MUTATION_WORKERS:-1}
 coef=${MUTATION_TIMEOUT_COEFFICIENT:-5}

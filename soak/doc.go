@@ -66,6 +66,10 @@
 //     so a policy that never calls Shutdown is only caught here;
 //   - the leakproof policies hold at most one socket per backend outside
 //     GOAWAY and removal drain windows;
+//   - subchannels explained, for any policy: a backend listed in k
+//     endpoints now or within the same bound has at most k subchannels
+//     (counted by grpc's channelz, so an IDLE one without a socket counts)
+//     and k sockets of the channel (GOAWAY drain windows excused);
 //   - a closed channel's sockets (churned, TLS) must go within the same
 //     bound;
 //   - backend connections explained: a backend holds no more connections
