@@ -19,6 +19,15 @@ func (e *ReadError) Error() string { return fmt.Sprintf("trace line %d: %v", e.L
 
 func (e *ReadError) Unwrap() error { return e.Err }
 
+// knownKinds are the kinds Read accepts: a kind it does not know would pass
+// the checker unexamined.
+var knownKinds = map[Kind]bool{
+	KindCreate: true, KindRef: true, KindUnref: true, KindConnect: true, KindState: true,
+	KindGoAway: true, KindConnLost: true, KindShutdown: true, KindSocketOpen: true,
+	KindSocketClose: true, KindDrainTimeout: true, KindDestroy: true, KindLeak: true,
+	KindManagerOpen: true, KindManagerClose: true, KindOrphan: true,
+}
+
 // maxLine bounds one line of a trace; longer lines are an error.
 const maxLine = 1 << 20
 
@@ -41,6 +50,9 @@ func Read(r io.Reader) ([]Event, error) {
 		}
 		if e.Kind == "" || e.Seq == 0 {
 			return out, &ReadError{Line: line, Err: errors.New(`not a trace event: "seq" and "event" are required`)}
+		}
+		if !knownKinds[e.Kind] {
+			return out, &ReadError{Line: line, Err: fmt.Errorf("unknown event kind %q", e.Kind)}
 		}
 		out = append(out, e)
 	}
