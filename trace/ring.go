@@ -87,10 +87,19 @@ func (r *Ring) Resize(n int) {
 	if n == r.size {
 		return // policies re-apply their config on every resolver update
 	}
-	old := make([]ringEntry, 0, len(r.buf))
-	old = append(append(old, r.buf[r.next:]...), r.buf[:r.next]...)
-	if len(old) > n {
-		old = old[len(old)-n:]
+	// A new array of what is kept, oldest first, so that a shrunk ring
+	// does not keep its old array alive (the next write after a full buf
+	// overwrites buf[0]).
+	keep := min(len(r.buf), n)
+	kept := make([]ringEntry, 0, keep)
+	skip := len(r.buf) - keep // the oldest, which do not fit
+	for _, part := range [2][]ringEntry{r.buf[r.next:], r.buf[:r.next]} {
+		if skip >= len(part) {
+			skip -= len(part)
+			continue
+		}
+		kept = append(kept, part[skip:]...)
+		skip = 0
 	}
-	r.buf, r.next, r.size = old, 0, n // oldest first: the next write after a full buf overwrites buf[0]
+	r.buf, r.next, r.size = kept, 0, n
 }

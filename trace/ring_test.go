@@ -53,3 +53,25 @@ func TestRingKeepsTheNewestAcrossWrapsAndResizes(t *testing.T) {
 		t.Fatalf("size after Resize(-1) = %d, want 0", r.size)
 	}
 }
+
+// A shrunk ring keeps no more than its new size: its old array is left to
+// the collector.
+func TestRingShrinkFreesTheOldArray(t *testing.T) {
+	var r Ring
+	r.Resize(1000)
+	for i := range 1500 {
+		r.Add(&Event{Seq: uint64(i + 1), Manager: 1, Subchannel: 1, Kind: KindRef})
+	}
+	r.Resize(10)
+	if cap(r.buf) > 10 {
+		t.Fatalf("after shrinking to 10 the ring's array has room for %d events", cap(r.buf))
+	}
+	evs := r.Events()
+	if len(evs) != 10 || evs[0].Seq != 1491 || evs[9].Seq != 1500 {
+		t.Fatalf("kept %d events from seq %d, want the latest 10 (1491..1500)", len(evs), evs[0].Seq)
+	}
+	r.Add(&Event{Seq: 1501, Manager: 1, Subchannel: 1, Kind: KindRef})
+	if evs := r.Events(); evs[0].Seq != 1492 || evs[9].Seq != 1501 {
+		t.Fatalf("after one more: %d..%d, want 1492..1501", evs[0].Seq, evs[9].Seq)
+	}
+}
