@@ -87,6 +87,24 @@ func evidence(events []Event, id uint64) []Event {
 			out = append(out, e)
 		}
 	}
+	return capEvidence(out)
+}
+
+// evidenceByID returns the lifecycle events of every subchannel in events,
+// by subchannel id, in one pass: CheckLive attaches evidence to any number
+// of problems of one ring without scanning the ring once per problem.
+func evidenceByID(events []Event) map[uint64][]Event {
+	out := map[uint64][]Event{}
+	for _, e := range events {
+		if e.Subchannel != 0 && isEvidence(e) {
+			out[e.Subchannel] = append(out[e.Subchannel], e)
+		}
+	}
+	return out
+}
+
+// capEvidence keeps the first and the latest evidenceCap/2 events of out.
+func capEvidence(out []Event) []Event {
 	if len(out) > evidenceCap {
 		out = append(out[:evidenceCap/2:evidenceCap/2], out[len(out)-evidenceCap/2:]...)
 	}

@@ -51,11 +51,15 @@ func CheckLive(now time.Time, grace time.Duration, ms []ManagerState) LiveReport
 	for _, m := range ms {
 		res.EventsChecked += len(m.Events)
 		res.Subchannels += len(m.Subchannels)
+		var byID map[uint64][]Event // the ring's evidence per subchannel, indexed at the first problem
 		add := func(si Subchannel, kind ProblemKind, since time.Duration, format string, args ...any) {
+			if byID == nil {
+				byID = evidenceByID(m.Events)
+			}
 			res.Problems = append(res.Problems, Problem{
 				Kind: kind, Manager: m.ID, Target: m.Target, Subchannel: si.ID, Key: si.Key,
 				Message: fmt.Sprintf(format, args...), SinceShutdown: jsontime.Duration(since),
-				Events: evidence(m.Events, si.ID),
+				Events: capEvidence(byID[si.ID]),
 			})
 		}
 		for _, si := range m.Subchannels {
