@@ -20,6 +20,9 @@ type fleet struct {
 	backends []*testbackend.Backend // all, in info order
 	info     []BackendInfo
 	names    map[netip.AddrPort]string // backend address → name
+	// dnsPort is the one port every backend listens on under ResolverDNS,
+	// each at its own loopback address (A records carry no port).
+	dnsPort int
 	// clientCreds are the channels' credentials: insecure, or trusting the
 	// run's CA under Config.TLS. untrusted trust another CA (the tls fault).
 	clientCreds credentials.TransportCredentials
@@ -45,9 +48,17 @@ func (r *runner) startBackends() error {
 	}
 	start := func(name, role string, opts ...testbackend.Option) (*testbackend.Backend, error) {
 		opts = append(append([]testbackend.Option{testbackend.Name(name)}, common...), opts...)
+		if r.cfg.Resolver == ResolverDNS {
+			// 127.0.0.2, 127.0.0.3, …, all on the first one's port.
+			ip := netip.AddrFrom4([4]byte{127, 0, 0, byte(2 + len(r.backends))})
+			opts = append(opts, testbackend.Host(ip), testbackend.Port(r.dnsPort))
+		}
 		b, err := testbackend.Start(opts...)
 		if err != nil {
 			return nil, fmt.Errorf("soak: starting backend %s: %w", name, err)
+		}
+		if r.dnsPort == 0 && r.cfg.Resolver == ResolverDNS {
+			r.dnsPort = int(netip.MustParseAddrPort(b.Addr()).Port())
 		}
 		r.backends = append(r.backends, b)
 		r.info = append(r.info, BackendInfo{Name: name, Addr: b.Addr(), Role: role})

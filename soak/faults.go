@@ -76,12 +76,22 @@ func (r *runner) runPhase(ctx context.Context, f Fault, end time.Time) {
 	r.mu.Unlock()
 	r.logf("soak: %5.1fs %s: %s", time.Duration(p.Start).Seconds(), f, f.Description())
 
-	if !f.setsList() && !r.atBase() {
+	skip := r.skipReason(f)
+	if (skip != "" || !f.setsList()) && !r.atBase() {
 		r.setList(r.baseState())
 	}
-	pctx, cancel := context.WithDeadline(ctx, end)
-	err := r.inject(ctx, pctx, f, p)
-	cancel()
+	var err error
+	if skip != "" {
+		r.logf("soak: %s skipped: %s", f, skip)
+	} else {
+		if ph, ok := r.feed.(interface{ phase(Fault) }); ok {
+			ph.phase(f)
+			defer ph.phase("")
+		}
+		pctx, cancel := context.WithDeadline(ctx, end)
+		err = r.inject(ctx, pctx, f, p)
+		cancel()
+	}
 	sleepCtx(ctx, time.Until(end))
 
 	r.mu.Lock()
@@ -90,11 +100,24 @@ func (r *runner) runPhase(ctx context.Context, f Fault, end time.Time) {
 		p.Error = err.Error()
 	}
 	p.Evidence = r.evidence(p)
+	if skip != "" {
+		p.Skipped = skip
+		p.Evidence = "skipped: " + skip
+	}
 	r.cur = nil
 	r.mu.Unlock()
 	if err != nil {
 		r.logf("soak: fault %s: %v", f, err)
 	}
+}
+
+// skipReason returns why fault f cannot run on the run's feed, "" if it
+// can.
+func (r *runner) skipReason(f Fault) string {
+	if s, ok := r.feed.(interface{ skip(Fault) string }); ok {
+		return s.skip(f)
+	}
+	return ""
 }
 
 // inject makes fault f happen until pctx ends, then undoes what it must.

@@ -30,6 +30,9 @@ type removalState struct {
 	at     time.Time
 	addr   netip.AddrPort
 	zeroAt time.Time // the first sample with no socket to the backend
+	// answered is, under ResolverDNS, the first DNS answer without the
+	// backend (zero until there is one).
+	answered time.Time
 }
 
 // settle concludes p as released if its sockets reached 0, and as other
@@ -56,7 +59,8 @@ func (r *runner) checkRemovals(now time.Time, sc *socketCount) {
 		if n == 0 && p.zeroAt.IsZero() {
 			p.zeroAt = now
 		}
-		if n == 0 || now.Sub(p.at) <= bound {
+		from, learned := r.learnedAt(p)
+		if n == 0 || !learned || now.Sub(from) <= bound {
 			keep = append(keep, p)
 			continue
 		}
@@ -74,6 +78,27 @@ func (r *runner) checkRemovals(now time.Time, sc *socketCount) {
 	r.pending = keep
 }
 
+// learnedAt returns when the channel learned of removal p: at the removal
+// itself, or under ResolverDNS at the first DNS answer without the backend
+// (false before there is one). Caller must hold r.mu.
+func (r *runner) learnedAt(p *removalState) (time.Time, bool) {
+	if !p.answered.IsZero() {
+		return p.answered, true
+	}
+	l, ok := r.feed.(interface {
+		learned(kind string, addr netip.AddrPort, since time.Time) (time.Time, bool)
+	})
+	if !ok {
+		return p.at, true
+	}
+	t, ok := l.learned(p.kind, p.addr, p.at)
+	if ok {
+		p.answered = t
+		p.AnsweredAt = since(r.start, t)
+	}
+	return t, ok
+}
+
 // conclude files a concluded removal. Caller must hold r.mu.
 func (r *runner) conclude(p *removalState) {
 	if p.kind == kindCompare {
@@ -88,6 +113,9 @@ func (r *runner) conclude(p *removalState) {
 
 func removalText(rm Removal, bound time.Duration) string {
 	s := fmt.Sprintf("backend %s (%s): %d socket(s) still open %v after the resolver removed it at %.2fs", rm.Backend, rm.Addr, rm.Sockets, time.Duration(rm.After).Round(time.Millisecond), time.Duration(rm.RemovedAt).Seconds())
+	if rm.AnsweredAt > 0 {
+		s += fmt.Sprintf(" (the channel's first DNS answer without it at %.2fs)", time.Duration(rm.AnsweredAt).Seconds())
+	}
 	if rm.Fault != "" {
 		s += fmt.Sprintf(" (fault %s)", rm.Fault)
 	}

@@ -41,6 +41,8 @@ type Result struct {
 	// Target is the target the channels under test dialed (the main
 	// channel's; empty if it was never dialed).
 	Target string `json:"target,omitempty"`
+	// DNS describes the DNS side of a run under ResolverDNS.
+	DNS *DNSReport `json:"dns,omitempty"`
 
 	// Limits the verdict applied.
 	SocketLimit    int               `json:"socket_limit"` // <= 0: not checked
@@ -129,6 +131,10 @@ type Phase struct {
 	Evidence string `json:"evidence"`
 	// Error is set if the fault could not be injected.
 	Error string `json:"error,omitempty"`
+	// Skipped says why the fault did not run under this resolver (DNS
+	// cannot express endpoints with several addresses); the phase ran on
+	// the base list.
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // RPCStats counts RPCs. An RPC fails only after its retries.
@@ -157,6 +163,13 @@ const (
 	RemovalReadded  = "re-added" // the backend came back before its sockets reached 0
 	RemovalLeaked   = "leaked"   // a socket open after the bound while the backend was removed and the channel open
 	RemovalOpen     = "open"     // the run ended before the sockets reached 0 (and within the bound)
+	// RemovalUnasked: under ResolverDNS, the channel never got a DNS answer
+	// without the backend while it stayed removed (grpc's dns resolver asks
+	// only when a policy or a lost connection asks it to), and its sockets
+	// stayed open. Not a leak of the policy: the client never learned. The
+	// cures are reresolveInterval (leakproof's policies) or the servers'
+	// MaxConnectionAge.
+	RemovalUnasked = "unasked"
 )
 
 // Removals sums up what became of the backends removed from one channel.
@@ -165,6 +178,7 @@ type Removals struct {
 	Readded  int `json:"readded"`
 	Leaked   int `json:"leaked"`
 	Open     int `json:"open"`
+	Unasked  int `json:"unasked,omitempty"`
 	// SlowestRelease is the longest time a released backend's sockets took
 	// to reach 0.
 	SlowestRelease jsontime.Duration `json:"slowest_release"`
@@ -188,6 +202,8 @@ func (rs *Removals) add(rm Removal) {
 		rs.Leaked++
 	case RemovalOpen:
 		rs.Open++
+	case RemovalUnasked:
+		rs.Unasked++
 	}
 	if rm.Outcome == RemovalLeaked || len(rs.List)-rs.Leaked < maxRemovalsKept {
 		rs.List = append(rs.List, rm)
@@ -206,10 +222,14 @@ type Removal struct {
 	Addr      string            `json:"addr"`
 	Fault     Fault             `json:"fault,omitempty"` // the phase that removed it ("" for the timeline's own restore)
 	RemovedAt jsontime.Duration `json:"removed_at"`
-	Outcome   string            `json:"outcome"`
+	// AnsweredAt is, under ResolverDNS, when the channel first got a DNS
+	// answer that no longer listed the backend (offset from the start of
+	// the run; 0 if it never did). The bound counts from then.
+	AnsweredAt jsontime.Duration `json:"answered_at,omitempty"`
+	Outcome    string            `json:"outcome"`
 	// After is how long after removal the sockets reached 0 (released), the
 	// backend came back (re-added), the leak was declared (leaked) or the
-	// run ended (open).
+	// run ended (open, unasked).
 	After jsontime.Duration `json:"after"`
 	// Sockets and Evidence describe the sockets still open when the leak was
 	// declared.
@@ -348,6 +368,52 @@ func (r *Result) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\n", line, oneLine(ev, 120))
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if r.DNS != nil {
+		return r.writeDNS(w)
+	}
+	return nil
+}
+
+// writeDNS writes the DNS side of a run under ResolverDNS: the resolution
+// interval the run set, each channel's queries, and per removal when DNS
+// stopped listing the backend, when the channel first got an answer without
+// it and when its sockets closed.
+func (r *Result) writeDNS(w io.Writer) error {
+	d := r.DNS
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "\nresolver dns: DNS server %s, backends on port %d, grpc's dns resolver; grpc's minimum resolution interval lowered to %v for this process (resolver/dns.SetMinResolutionInterval; grpc's default is 30s)\n",
+		d.Server, d.Port, time.Duration(d.MinResolutionInterval))
+	for f, why := range d.Skipped {
+		fmt.Fprintf(tw, "  %s skipped: %s\n", f, why)
+	}
+	queries := func(name string, q DNSQueries) {
+		fmt.Fprintf(tw, "  %s\t%s: %d queries (%.1f a minute), %d A answers with a list\n", name, q.Name, q.Queries, q.PerMinute, q.Answered)
+	}
+	queries(r.Policy, d.Main)
+	if d.Compare != nil {
+		queries(r.Compare, *d.Compare)
+	}
+	fmt.Fprintf(tw, "\n  removal\tchannel\tremoved from DNS at\tfirst answer without it\tsockets closed at\toutcome\n")
+	rows := func(policy string, rs *Removals) {
+		if rs == nil {
+			return
+		}
+		for _, rm := range rs.List {
+			answered, closed := "never", "-"
+			if rm.AnsweredAt > 0 {
+				answered = fmt.Sprintf("%.2fs", time.Duration(rm.AnsweredAt).Seconds())
+			}
+			if rm.Outcome == RemovalReleased {
+				closed = fmt.Sprintf("%.2fs", time.Duration(rm.RemovedAt+rm.After).Seconds())
+			}
+			fmt.Fprintf(tw, "  %s (%s)\t%s\t%.2fs\t%s\t%s\t%s\n", rm.Backend, rm.Addr, policy, time.Duration(rm.RemovedAt).Seconds(), answered, closed, rm.Outcome)
+		}
+	}
+	rows(r.Policy, &r.Removals)
+	rows(r.Compare, r.CompareRemovals)
 	return tw.Flush()
 }
 
@@ -390,4 +456,30 @@ func oneLine(s string, max int) string {
 		s = s[:max-1] + "…"
 	}
 	return s
+}
+
+// DNSReport is the DNS side of a run under ResolverDNS.
+type DNSReport struct {
+	// Server is the run's DNS server, 127.0.0.1:port (UDP and TCP); the
+	// backends listen on Port at 127.0.0.2, 127.0.0.3, …
+	Server string `json:"server"`
+	Port   int    `json:"port"`
+	// MinResolutionInterval is grpc's dns resolver's minimum interval
+	// between resolutions as the run set it for the process
+	// (DNSMinResolutionInterval; grpc's default is 30 s).
+	MinResolutionInterval jsontime.Duration `json:"min_resolution_interval"`
+	// Skipped are the faults DNS cannot express, with the reason; their
+	// phases ran on the base list.
+	Skipped map[Fault]string `json:"skipped,omitempty"`
+	// Main and Compare are the queries of each channel under test.
+	Main    DNSQueries  `json:"main"`
+	Compare *DNSQueries `json:"compare,omitempty"`
+}
+
+// DNSQueries counts one channel's queries to its DNS server.
+type DNSQueries struct {
+	Name      string  `json:"name"`       // the name the channel resolved
+	Queries   int     `json:"queries"`    // every query for it, all types (A, AAAA, _grpc_config TXT), UDP and TCP
+	Answered  int     `json:"answered"`   // A queries answered with a list (Query.Answered)
+	PerMinute float64 `json:"per_minute"` // Queries per minute of the run
 }

@@ -16,7 +16,7 @@ func (r *runner) drainTrace() {
 	defer close(r.subDone)
 	for e := range r.sub.C {
 		r.trace.Add(e)
-		if e.Target != r.mainTgt {
+		if !r.isMain(e.Target) {
 			continue
 		}
 		switch e.Kind {

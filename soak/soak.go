@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/leakproof/leakproof/internal/dnsserver"
 	"github.com/leakproof/leakproof/leaktest"
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/trace"
@@ -58,11 +59,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("soak: the soak reads sockets from /proc: %w", err)
 	}
+	n := runs.Add(1)
+	prefix := runPrefix(cfg.Resolver, n)
+	var dns *dnsserver.Server
+	if cfg.Resolver == ResolverDNS {
+		// The run's DNS server is part of every target: dns://ADDR/NAME:PORT.
+		if dns, err = dnsserver.Start(); err != nil {
+			return nil, fmt.Errorf("soak: %w", err)
+		}
+		prefix = fmt.Sprintf("dns://%s/soak-r%d-", dns.Addr(), n)
+	}
 	r := &runner{
 		cfg:          cfg,
 		base:         base,
 		start:        time.Now(),
-		prefix:       runPrefix(cfg.Resolver, runs.Add(1)),
+		prefix:       prefix,
+		dns:          dns,
 		socks:        newSockTracker(),
 		trace:        trace.NewChecker(),
 		fleet:        fleet{names: map[netip.AddrPort]string{}},
@@ -72,6 +84,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		inRun:        newInRun(),
 	}
 	r.mainTgt = r.prefix + "main"
+	if dns != nil {
+		r.mainTgt = r.prefix + "main." + dnsDomain + ":" // and the port
+	}
 	return r.run(ctx)
 }
 
@@ -84,8 +99,9 @@ type runner struct {
 	cfg      Config
 	base     *leaktest.Snapshot
 	start    time.Time
-	prefix   string // target prefix of every channel of the run
-	mainTgt  string // the main channel's target
+	prefix   string            // target prefix of every channel of the run
+	mainTgt  string            // the main channel's target (under ResolverDNS, its start)
+	dns      *dnsserver.Server // ResolverDNS: the run's DNS server
 	phaseLen time.Duration
 	fleet
 	socks   *sockTracker
@@ -238,9 +254,19 @@ func (r *runner) shutdown(stopSampler context.CancelFunc, samplerDone chan struc
 	if r.feed != nil {
 		r.feed.close()
 	}
+	if r.dns != nil {
+		// What it recorded stays readable (the removals below, the report).
+		if err := r.dns.Close(); err != nil {
+			r.problem("soak: resolver dns: %v", err)
+		}
+	}
 	r.mu.Lock()
 	for _, p := range r.pending {
-		p.settle(time.Now(), RemovalOpen)
+		other := RemovalOpen
+		if _, learned := r.learnedAt(p); !learned {
+			other = RemovalUnasked
+		}
+		p.settle(time.Now(), other)
 		r.conclude(p)
 	}
 	r.pending = nil

@@ -43,7 +43,17 @@ plane selects the policy per cluster through a TypedStruct (grpc's round_robin
 is grpc's own xDS round robin), the faults that change the resolved list
 arrive as xDS pushes (a resolver error is an EDS update the client NACKs), and
 the control plane's own faults run too (xds-*, listed below). --resolver dns
-resolves through grpc's dns resolver and a DNS server on 127.0.0.1.
+resolves through grpc's dns resolver and a DNS server on 127.0.0.1: the
+channels dial dns://127.0.0.1:PORT/NAME:PORT, the backends listen on one port
+at 127.0.0.2, 127.0.0.3, …, and the resolver faults become DNS answers
+(changed and duplicate records, empty answers and NXDOMAIN, SERVFAIL and
+unanswered queries, slow answers, truncated UDP answers and a _grpc_config
+TXT record); overlap is skipped (DNS cannot express an endpoint of several
+addresses). grpc's dns resolver asks DNS again only when the policy or a lost
+connection asks it to, at most once per minimum interval, which the run
+lowers to 1s for the process. A removal counts from the first DNS answer
+without the backend; one the channel never learned is reported as such
+(cure: the leakproof policies' reresolveInterval, or MaxConnectionAge).
 
 --service-config gives the channels under test a service config of their
 own (JSON, or @file holding it): any registered policy with its parameters.
@@ -62,6 +72,7 @@ examples:
   leakproof soak --policy leakproof_guard:weighted_round_robin --compare weighted_round_robin
   leakproof soak --faults -tls,-churn --json > soak.json
   leakproof soak --resolver xds --compare round_robin   under an xDS control plane, beside grpc's xDS round robin
+  leakproof soak --resolver dns --compare round_robin --service-config '{"loadBalancingConfig":[{"leakproof_round_robin":{"reresolveInterval":"1s"}}]}'
   leakproof soak --tls --service-config '{"loadBalancingConfig":[{"leakproof_guard":{"childPolicy":[{"weighted_round_robin":{}}],"drainTimeout":"1s","orphanTimeout":"500ms"}}]}'
   leakproof soak --trace t.jsonl && leakproof trace check t.jsonl
 
