@@ -61,6 +61,18 @@ func TestDNSResolver(t *testing.T) {
 	if !learned {
 		t.Errorf("no removal released after a DNS answer without it: %+v", res.Removals)
 	}
+	// grpc's round_robin never asks DNS again: its removals are never
+	// learned, and the report names the cure.
+	if cr := res.CompareRemovals; cr == nil || cr.Unasked == 0 || cr.Released+cr.Leaked != 0 {
+		t.Errorf("round_robin's removals %+v: want every one never learned", cr)
+	}
+	var cure bool
+	for _, c := range res.Checks {
+		cure = cure || (strings.HasSuffix(c.Name, soak.CheckRemovals) && strings.Contains(c.Detail, "cure: the policy's reresolveInterval"))
+	}
+	if !cure {
+		t.Errorf("no removal check names the cure for removals never learned: %+v", res.Checks)
+	}
 	for _, want := range []string{"removed from DNS at", "first answer without it", "sockets closed at"} {
 		if !strings.Contains(report, want) {
 			t.Errorf("the report does not show %q", want)

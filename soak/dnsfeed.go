@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/resolver"
 	grpcdns "google.golang.org/grpc/resolver/dns"
+	"google.golang.org/grpc/resolver/manual"
 )
 
 // dnsAvailable reports whether ResolverDNS can run.
@@ -47,9 +48,8 @@ const (
 // faults become DNS answers (update, reportError, phase). The run's other
 // channels (churn, tls, exec) test other things and keep a manual resolver.
 type dnsFeed struct {
-	r      *runner
-	s      *dnsserver.Server
-	manual manualFeed
+	r *runner
+	s *dnsserver.Server
 
 	mu      sync.Mutex
 	chans   map[string]*dnsChannel // by kind: kindMain, kindCompare
@@ -70,12 +70,17 @@ func newDNSFeed(r *runner) (feed, error) {
 	}
 	grpcdns.SetMinResolutionInterval(DNSMinResolutionInterval)
 	grpcdns.SetResolvingTimeout(dnsResolvingTimeout)
-	return &dnsFeed{r: r, s: r.dns, manual: manualFeed{r}, chans: map[string]*dnsChannel{}}, nil
+	return &dnsFeed{r: r, s: r.dns, chans: map[string]*dnsChannel{}}, nil
 }
 
 func (f *dnsFeed) dial(c *client, kind, sc string, state resolver.State) (string, []grpc.DialOption, error) {
 	if kind != kindMain && kind != kindCompare {
-		return f.manual.dial(c, kind, sc, state)
+		// A manual resolver under the scheme of the target, which starts
+		// with the run's prefix like every channel of the run: the
+		// channel's own resolver wins over grpc's dns resolver.
+		c.res = manual.NewBuilderWithScheme("dns")
+		c.res.InitialState(state)
+		return c.target, []grpc.DialOption{grpc.WithResolvers(c.res), grpc.WithDefaultServiceConfig(sc)}, nil
 	}
 	ips, err := f.r.dnsRecords(state)
 	if err != nil {

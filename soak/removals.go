@@ -141,7 +141,11 @@ func (r *runner) setPresent(st resolver.State) (removed []string) {
 	keep := r.pending[:0]
 	for _, p := range r.pending {
 		if now[p.Backend] {
-			p.settle(time.Now(), RemovalReadded)
+			other := RemovalReadded
+			if _, learned := r.learnedAt(p); !learned {
+				other = RemovalUnasked
+			}
+			p.settle(time.Now(), other)
 			r.conclude(p)
 			continue
 		}

@@ -164,11 +164,11 @@ const (
 	RemovalLeaked   = "leaked"   // a socket open after the bound while the backend was removed and the channel open
 	RemovalOpen     = "open"     // the run ended before the sockets reached 0 (and within the bound)
 	// RemovalUnasked: under ResolverDNS, the channel never got a DNS answer
-	// without the backend while it stayed removed (grpc's dns resolver asks
+	// without the backend while it was removed (grpc's dns resolver asks
 	// only when a policy or a lost connection asks it to), and its sockets
-	// stayed open. Not a leak of the policy: the client never learned. The
-	// cures are reresolveInterval (leakproof's policies) or the servers'
-	// MaxConnectionAge.
+	// stayed open until it came back or the run ended. Not a leak of the
+	// policy: the client never learned. The cures are reresolveInterval
+	// (leakproof's policies) or the servers' MaxConnectionAge.
 	RemovalUnasked = "unasked"
 )
 

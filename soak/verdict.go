@@ -161,11 +161,15 @@ func removalCheck(name string, rs Removals, bound time.Duration) Check {
 	if rs.Unasked > 0 {
 		var names []string
 		for _, rm := range rs.List {
-			if rm.Outcome == RemovalUnasked {
+			if rm.Outcome == RemovalUnasked && time.Duration(rm.After) > bound {
 				names = append(names, fmt.Sprintf("%s (%s) removed from DNS at %.2fs, still open %v later", rm.Backend, rm.Addr, time.Duration(rm.RemovedAt).Seconds(), time.Duration(rm.After).Round(time.Millisecond)))
 			}
 		}
-		parts = append(parts, fmt.Sprintf("%d removed from DNS while healthy and never released, the channel never having asked DNS again: %s (not a leak of the policy: the client never learned; cure: the policy's reresolveInterval, or the servers' MaxConnectionAge)", rs.Unasked, strings.Join(names, ", ")))
+		s := fmt.Sprintf("%d never learned (the channel did not ask DNS while the backend was removed: not a leak of the policy; cure: the policy's reresolveInterval, or the servers' MaxConnectionAge)", rs.Unasked)
+		if len(names) > 0 {
+			s += fmt.Sprintf(", of which removed while healthy and not released for longer than the bound: %s", strings.Join(names, ", "))
+		}
+		parts = append(parts, s)
 	}
 	summary := strings.Join(parts, ", ") + fmt.Sprintf("; bound %v", bound)
 	if rs.Leaked > 0 {
