@@ -11,7 +11,6 @@ import (
 
 	"github.com/leakproof/leakproof/internal/dnsserver"
 	"github.com/leakproof/leakproof/jsontime"
-	"github.com/miekg/dns"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/resolver"
 	grpcdns "google.golang.org/grpc/resolver/dns"
@@ -202,19 +201,9 @@ func (f *dnsFeed) report(d time.Duration) *DNSReport {
 			rep.Skipped[fault] = why
 		}
 	}
-	qs := f.s.Queries()
 	for kind, ch := range f.chans {
-		cq := DNSQueries{Name: ch.name}
-		a, txt := dns.Fqdn(ch.name), dns.Fqdn(dnsserver.TXTPrefix+ch.name)
-		for _, q := range qs {
-			if q.Name != a && q.Name != txt {
-				continue
-			}
-			cq.Queries++
-			if q.Type == "A" && q.Answered() {
-				cq.Answered++
-			}
-		}
+		a, txt := f.s.CountOf(ch.name), f.s.CountOf(dnsserver.TXTPrefix+ch.name)
+		cq := DNSQueries{Name: ch.name, Queries: a.Queries + txt.Queries, Answered: a.Answered}
 		if d > 0 {
 			cq.PerMinute = float64(cq.Queries) / d.Minutes()
 		}
