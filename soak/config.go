@@ -331,7 +331,15 @@ const (
 	// the resolver-side faults update directly.
 	ResolverManual Resolver = "manual"
 	// ResolverDNS resolves through grpc's dns resolver and a DNS server
-	// embedded on 127.0.0.1.
+	// embedded on 127.0.0.1: the channels under test dial
+	// dns://127.0.0.1:PORT/NAME:PORT, the backends listen on one port at
+	// 127.0.0.2, 127.0.0.3, … and the resolver-side faults become DNS
+	// answers (overlap is skipped: DNS cannot express it). grpc asks DNS
+	// again only when the policy or a lost connection asks it to; the run
+	// lowers grpc's minimum interval between resolutions to
+	// DNSMinResolutionInterval for the process. A removal counts from the
+	// channel's first DNS answer without the backend (Removal.AnsweredAt);
+	// one it never learned of is RemovalUnasked, not a leak.
 	ResolverDNS Resolver = "dns"
 	// ResolverXDS runs the channels under an embedded xDS control plane (a
 	// go-control-plane ADS server on 127.0.0.1): every channel dials
