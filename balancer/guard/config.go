@@ -53,12 +53,59 @@ func parseConfig(js json.RawMessage) (*lbConfig, error) {
 	if err := json.Compact(&compact, js); err != nil {
 		return nil, fmt.Errorf("%s: invalid config %s: %v", Name, js, err)
 	}
+	if n := nesting(pc.ChildPolicy); n >= maxNesting {
+		return nil, fmt.Errorf("%s: invalid config: childPolicy nests %s %d levels deep inside itself; at most %d (a guard under a guard adds nothing)", Name, Name, n+1, maxNesting)
+	}
 	cfg := &lbConfig{manager: pc, raw: compact.Bytes()}
 	cfg.orphanTimeout, cfg.orphans = pc.Orphan()
 	if cfg.child, cfg.childConfig, err = parseChildPolicy(pc.ChildPolicy); err != nil {
 		return nil, fmt.Errorf("%s: invalid config: childPolicy: %v", Name, err)
 	}
 	return cfg, nil
+}
+
+// maxNesting bounds how many leakproof_guard levels a config may nest, this
+// one included: each level parses its child's config again and keeps its
+// JSON, so a deep chain costs quadratic time and memory for nothing.
+const maxNesting = 4
+
+// nesting returns how many leakproof_guard configs are nested in the
+// child-policy list raw, following the entry grpc would choose (the first
+// registered policy) as long as it is leakproof_guard. Malformed JSON is 0:
+// parseChildPolicy reports it.
+func nesting(raw json.RawMessage) int {
+	n := 0
+	for n <= maxNesting {
+		var list []map[string]json.RawMessage
+		if json.Unmarshal(raw, &list) != nil {
+			return n
+		}
+		var next json.RawMessage
+		for _, e := range list {
+			for name, js := range e {
+				if next == nil && balancer.Get(name) != nil {
+					next = js
+					if name != Name {
+						return n
+					}
+				}
+			}
+			if next != nil {
+				break
+			}
+		}
+		if next == nil {
+			return n
+		}
+		var child struct {
+			ChildPolicy json.RawMessage `json:"childPolicy"`
+		}
+		if json.Unmarshal(next, &child) != nil {
+			return n + 1
+		}
+		n, raw = n+1, child.ChildPolicy
+	}
+	return n
 }
 
 // parseChildPolicy picks the first registered policy of a child-policy list

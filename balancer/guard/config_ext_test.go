@@ -82,3 +82,24 @@ func TestConfigSurvivesJSON(t *testing.T) {
 		t.Errorf("ParseConfig(marshalled config %s): %v", out, err)
 	}
 }
+
+// A guard may nest inside itself a few levels, no more: each level parses
+// its child again. The error says how deep and the limit.
+func TestParseConfigLimitsGuardNesting(t *testing.T) {
+	nest := func(levels int) string {
+		js := `{"childPolicy":[{"round_robin":{}}]}`
+		for range levels - 1 {
+			js = `{"childPolicy":[{"` + guard.Name + `":` + js + `}]}`
+		}
+		return js
+	}
+	if err := parse(nest(4)); err != nil {
+		t.Fatalf("4 levels: %v", err)
+	}
+	for _, levels := range []int{5, 100} {
+		err := parse(nest(levels))
+		if err == nil || !strings.Contains(err.Error(), "levels deep inside itself; at most 4") {
+			t.Errorf("%d levels: %v, want an error naming the limit of 4", levels, err)
+		}
+	}
+}
