@@ -24,12 +24,13 @@ import (
 // xdsImpls are the leaf policies BenchmarkXDSChurn compares, as an xDS
 // Cluster selects them: grpc's xDS round robin (what lb_policy ROUND_ROBIN
 // becomes, xds_wrr_locality over round_robin) and leakproof_round_robin
-// selected by a TypedStruct.
+// selected by a TypedStruct, also with coalescePickers.
 var xdsImpls = []struct {
 	impl, child, config string
 }{
 	{"grpc", "xds_wrr_locality_experimental", `{"childPolicy":[{"round_robin":{}}]}`},
 	{"leakproof", lproundrobin.Name, `{}`},
+	{"leakproof-coalesce", lproundrobin.Name, `{"coalescePickers":true}`},
 }
 
 // BenchmarkXDSChurn times one EDS push to a cluster of 1,000 and 10,000
