@@ -36,8 +36,8 @@ func WithDrainTimeout(d time.Duration) Option {
 func WithTraceRing(n int) Option { return optionFunc(func(o *options) { o.ringSize = n }) }
 
 // WithTarget sets the channel target shown in traces and snapshots: pass
-// opts.Target.String() from Build (the manager never calls grpc's deprecated
-// ClientConn.Target, which grpc's test ClientConns lack).
+// opts.Target.String() from Build (the manager never calls grpc's
+// deprecated ClientConn.Target).
 func WithTarget(target string) Option { return optionFunc(func(o *options) { o.target = target }) }
 
 // An AcquireOption configures one Acquire.

@@ -46,9 +46,9 @@ func Managers() []*Manager {
 	return out
 }
 
-// Snapshot describes every subchannel of the manager that has not been
-// destroyed: held ones, and shut-down ones whose sockets are still open.
-// Ordered by id.
+// Snapshot describes, ordered by id, every subchannel of the manager that
+// has not been destroyed: held ones, and shut-down ones whose sockets are
+// still open.
 func (m *Manager) Snapshot() []trace.Subchannel {
 	now := time.Now()
 	m.mu.Lock()
