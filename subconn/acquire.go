@@ -9,10 +9,10 @@ import (
 	"google.golang.org/grpc/resolver"
 )
 
-// Acquire returns a handle on the subchannel for addr's backend key (Addr,
-// ServerName and Attributes; BalancerAttributes are ignored), creating it if
-// no live one exists. holder names who takes the reference, in the trace and
-// in snapshots. Each handle is one reference: Release it exactly once.
+// Acquire returns a handle on the subchannel for addr's backend key (its
+// Addr, ServerName and Attributes, not its BalancerAttributes), creating it
+// if no live one exists. holder names who takes the reference, in the trace
+// and in snapshots. Each handle is one reference: Release it exactly once.
 func (m *Manager) Acquire(addr resolver.Address, holder string, opts ...AcquireOption) (*SubConn, error) {
 	var o acquireOpts
 	for _, opt := range opts {

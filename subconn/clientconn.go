@@ -8,12 +8,11 @@ import (
 	"google.golang.org/grpc/resolver"
 )
 
-// ClientConn is a balancer.ClientConn for a child policy (grpc's pickfirst,
-// endpointsharding's children, your own) that routes its subchannels through
-// a Manager: NewSubConn acquires from the manager for this holder (so
-// children that ask for the same backend share one subchannel), the returned
-// SubConn's Shutdown releases it, and pickers passed to UpdateState are
-// wrapped to hand grpc the real SubConns. Everything else goes to the parent.
+// ClientConn is the balancer.ClientConn a child policy (grpc's pickfirst,
+// endpointsharding's children, your own) runs on to take its subchannels
+// from a Manager, shared by backend key with every other holder; everything
+// but NewSubConn, RemoveSubConn, UpdateAddresses and UpdateState goes to the
+// parent.
 type ClientConn struct {
 	balancer.ClientConn // the parent
 
