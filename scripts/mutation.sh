@@ -17,7 +17,7 @@
 # own definitions, with the mutants named in scripts/mutation-allowlist.txt
 # (equivalent mutants, each with the reason) left out of both and listed
 # apart, then every mutant that lived with the allowlist line that would
-# name it. It fails if subconn falls below efficacy 95% or mutator coverage
+# name it. It fails if subconn or trace falls below efficacy 95% or mutator coverage
 # 90%, and, in --diff mode, if any mutant in a changed file lived.
 #
 # The tool is go-gremlins, pinned in tools/gremlins and built into .cache/bin.
@@ -62,10 +62,10 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-# The default packages: subconn, each policy under balancer/ (a new policy
+# The default packages: subconn, trace, each policy under balancer/ (a new policy
 # is picked up by itself), leaktest, internal/procfs.
 if [ ${#dirs[@]} -eq 0 ]; then
-  dirs=(subconn)
+  dirs=(subconn trace)
   for d in balancer/*/; do
     d=${d%/}
     ls "$d"/*.go 2>/dev/null | grep -qv '_test\.go$' && dirs+=("$d")
@@ -153,7 +153,7 @@ if [ ${#results[@]} -eq 0 ]; then
   exit 0
 fi
 
-report_flags=(-allow "$allow" -min subconn=95/90)
+report_flags=(-allow "$allow" -min subconn=95/90 -min trace=95/90)
 [ -n "$diff_ref" ] && report_flags+=(-no-lived)
 echo
 echo "mutation: results ($((SECONDS - start))s in all)"
