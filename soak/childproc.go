@@ -110,7 +110,7 @@ func (r *runner) socketOwner(ino uint64) string {
 // while execChannels channels dial, use and close connections, then checks
 // the namespace for connections kept alive elsewhere.
 func (r *runner) execChildren(pctx context.Context, p *phaseRun) error {
-	exe, env, err := childCommand("idle", execLifetime)
+	exe, _, env, err := childCommand("idle", execLifetime)
 	if err != nil {
 		return err
 	}

@@ -38,7 +38,7 @@ func TestExecCheckCatchesASocketPassedToAChild(t *testing.T) {
 	}
 
 	// A child started the soak's way holds nothing.
-	exe, env, err := childCommand("idle", 2*time.Second)
+	exe, _, env, err := childCommand("idle", 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -224,7 +224,7 @@ var faultTable = []faultSpec{
 			return r.tlsFailures(pctx, p)
 		},
 		evidence: func(p *phaseRun) string {
-			return fmt.Sprintf("%d connections to the TLS backend from %d channels, every handshake rejected; %d RPCs failed with the handshake error", p.accepted["tls"], p.tlsChannels, p.handshakes)
+			return fmt.Sprintf("%d connections to the TLS backend from %d channels; %d handshakes rejected the server's certificate (unknown authority), no RPC succeeded", p.accepted["tls"], p.tlsChannels, p.handshakes)
 		},
 		provoked: func(p *phaseRun) (bool, string) {
 			if p.handshakes == 0 || p.accepted["tls"] == 0 {

@@ -4,6 +4,10 @@ import (
 	"testing"
 
 	"github.com/leakproof/leakproof/leaktest"
+	// grpc's policies the tests run under the guard (GuardedGRPCPolicies).
+	_ "google.golang.org/grpc/balancer/leastrequest"
+	_ "google.golang.org/grpc/balancer/ringhash"
+	_ "google.golang.org/grpc/balancer/weightedroundrobin"
 )
 
 // The package checks itself: every soak, test and example here must leave

@@ -6,9 +6,6 @@ import (
 
 	"github.com/leakproof/leakproof/balancer/guard"
 	"google.golang.org/grpc/balancer"
-	_ "google.golang.org/grpc/balancer/leastrequest" // registers least_request_experimental
-	_ "google.golang.org/grpc/balancer/ringhash"     // registers ring_hash_experimental
-	_ "google.golang.org/grpc/balancer/weightedroundrobin"
 )
 
 // guardPrefix, followed by a registered policy's name, names that policy run
@@ -16,7 +13,10 @@ import (
 const guardPrefix = guard.Name + ":"
 
 // GuardedGRPCPolicies are grpc-go's policies the soak runs under the guard
-// by default in its tests and lists in its help.
+// in its tests and lists in its help. Importing soak does not register
+// them: the soak sees the policies the user's program registers, no more
+// (grpc's balancer/weightedroundrobin, balancer/ringhash and
+// balancer/leastrequest register these; the leakproof CLI imports them).
 var GuardedGRPCPolicies = []string{
 	guardPrefix + "round_robin",
 	guardPrefix + "weighted_round_robin",

@@ -51,6 +51,7 @@ var runs atomic.Uint64
 // run one soak at a time, and not beside tests that start or stop
 // goroutines.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
+	RunChild()
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err

@@ -331,21 +331,11 @@ func cpuTime() time.Duration {
 func (r *runner) starvation(pctx context.Context, p *phaseRun) error {
 	d := time.Until(deadlineOf(pctx)) - 300*time.Millisecond
 	d = max(d, 2*starveMinStretch)
-	exe, env, err := childCommand("starve", d)
-	if err != nil {
-		return err
-	}
-	env = append(env, serviceConfigEnv+"="+r.cfg.channelServiceConfig())
 	ctx, cancel := context.WithTimeout(r.loadCtx, d+starveChildSlack)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, runErr := cmd.Output()
-	rep := &starveReport{}
-	if err := json.Unmarshal(out, rep); err != nil {
-		return fmt.Errorf("starve: the child soak reported nothing (%v; %v): %s", runErr, err, strings.TrimSpace(stderr.String()))
+	rep, err := runStarveChild(ctx, d, serviceConfigEnv+"="+r.cfg.channelServiceConfig(), policyEnv+"="+r.cfg.Policy)
+	if err != nil {
+		return err
 	}
 	r.mu.Lock()
 	p.starve = rep
@@ -354,6 +344,37 @@ func (r *runner) starvation(pctx context.Context, p *phaseRun) error {
 		return fmt.Errorf("starve: %s", strings.Join(rep.Problems, "; "))
 	}
 	return nil
+}
+
+// runStarveChild runs the starve child for d with extra environment until
+// it exits or ctx ends, and returns its report.
+func runStarveChild(ctx context.Context, d time.Duration, extraEnv ...string) (*starveReport, error) {
+	exe, args, env, err := childCommand("starve", d)
+	if err != nil {
+		return nil, err
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("starve: %w", err)
+	}
+	defer pr.Close()
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Env = append(env, extraEnv...)
+	cmd.ExtraFiles = []*os.File{pw} // reportFD
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	runErr := cmd.Start()
+	pw.Close()
+	var out []byte
+	if runErr == nil {
+		out, _ = io.ReadAll(pr)
+		runErr = cmd.Wait()
+	}
+	rep := &starveReport{}
+	if err := json.Unmarshal(out, rep); err != nil {
+		return nil, fmt.Errorf("starve: the child soak reported nothing (%v; %v): %s", runErr, err, strings.TrimSpace(stderr.String()))
+	}
+	return rep, nil
 }
 
 func deadlineOf(ctx context.Context) time.Time {

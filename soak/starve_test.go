@@ -1,30 +1,21 @@
 package soak
 
 import (
-	"bytes"
-	"encoding/json"
-	"os/exec"
+	"context"
 	"strings"
 	"testing"
 	"time"
 )
 
-// runStarveChild runs the starvation child for d, as the fault does, with
+// starveChildReport runs the starvation child for d, as the fault does, with
 // extra environment, and returns its report.
-func runStarveChild(t *testing.T, d time.Duration, extraEnv ...string) *starveReport {
+func starveChildReport(t *testing.T, d time.Duration, extraEnv ...string) *starveReport {
 	t.Helper()
-	exe, env, err := childCommand("starve", d)
+	ctx, cancel := context.WithTimeout(context.Background(), d+starveChildSlack)
+	defer cancel()
+	rep, err := runStarveChild(ctx, d, extraEnv...)
 	if err != nil {
 		t.Fatal(err)
-	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(env, extraEnv...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, _ := cmd.Output()
-	rep := &starveReport{}
-	if err := json.Unmarshal(out, rep); err != nil {
-		t.Fatalf("the child reported %q (%v); stderr: %s", out, err, stderr.String())
 	}
 	return rep
 }
@@ -34,7 +25,7 @@ func runStarveChild(t *testing.T, d time.Duration, extraEnv ...string) *starveRe
 // nothing spins, descriptors stay flat, and every channel serves again when
 // the resolver recovers.
 func TestResolverStarvationRecovers(t *testing.T) {
-	rep := runStarveChild(t, 2*time.Second)
+	rep := starveChildReport(t, 2*time.Second)
 	t.Logf("report: %+v", rep)
 	if len(rep.Problems) > 0 {
 		t.Fatalf("problems: %v", rep.Problems)
@@ -47,7 +38,7 @@ func TestResolverStarvationRecovers(t *testing.T) {
 // TestResolverStarvationCatchesABusyLoop uses the test double of a
 // resolver that retries at once: the child must call it a busy loop.
 func TestResolverStarvationCatchesABusyLoop(t *testing.T) {
-	rep := runStarveChild(t, time.Second, starveBusyEnv+"=1")
+	rep := starveChildReport(t, time.Second, starveBusyEnv+"=1")
 	t.Logf("report: %+v", rep)
 	if !strings.Contains(strings.Join(rep.Problems, "; "), "busy loop") {
 		t.Fatalf("a resolver retrying without backoff was not called a busy loop: %+v", rep)

@@ -96,3 +96,17 @@ func TestBadServiceConfigStartsNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestUserPolicyPassesEveryFault soaks a policy registered by this test
+// package, which does not leak, through every fault: the starve child must
+// find it registered, and the tls fault must not depend on how its picker
+// words an error.
+func TestUserPolicyPassesEveryFault(t *testing.T) {
+	res := soak.Verify(t, soak.Config{
+		Duration:      soakDuration(t, allFaultsDuration),
+		ServiceConfig: `{"loadBalancingConfig":[{"` + userPolicy + `":{}}]}`,
+	})
+	if res != nil && res.Policy != userPolicy {
+		t.Errorf("policy %q, want %q", res.Policy, userPolicy)
+	}
+}

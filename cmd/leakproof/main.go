@@ -11,9 +11,20 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/leakproof/leakproof/soak"
+
+	// grpc's policies that --policy leakproof_guard:NAME and
+	// --service-config may name (soak.GuardedGRPCPolicies).
+	_ "google.golang.org/grpc/balancer/leastrequest"
+	_ "google.golang.org/grpc/balancer/ringhash"
+	_ "google.golang.org/grpc/balancer/weightedroundrobin"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	soak.RunChild() // before anything a re-execution must not repeat
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
 
 const usage = `usage: leakproof <command> [flags]
 
