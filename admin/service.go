@@ -137,7 +137,7 @@ func (s *service) WatchEvents(req *adminv1.WatchEventsRequest, stream adminv1.Ad
 	ctx := stream.Context()
 	f := eventFilter{target: req.GetTarget(), key: req.GetKey(), subchannel: req.GetSubchannelId()}
 	from := req.GetFromSeq()
-	sub := trace.Subscribe(s.o.watchBuffer, f.match)
+	sub := trace.SubscribeTarget(s.o.watchBuffer, f.target, f.match)
 	defer sub.Close()
 	watchers.active.Add(1) // after Subscribe: an active watcher is subscribed
 	defer watchers.active.Add(-1)

@@ -9,10 +9,11 @@ import (
 // filter. Publishing never blocks: a subscriber whose buffer is full is
 // dropped and its channel closed.
 var hub struct {
-	nsubs   atomic.Int32 // fast path: zero means nobody listens
-	mu      sync.RWMutex // held for reading while sending, for writing to close
-	subs    []*Subscription
-	dropped atomic.Uint64 // subscriptions dropped for falling behind
+	nsubs    atomic.Int32               // fast path: zero means nobody listens
+	mu       sync.RWMutex               // held for reading while sending, for writing to close
+	subs     []*Subscription            // subscriptions to every target
+	byTarget map[string][]*Subscription // subscriptions to one target
+	dropped  atomic.Uint64              // subscriptions dropped for falling behind
 }
 
 // A Subscription receives the events of every manager in the process, or of
@@ -25,6 +26,7 @@ type Subscription struct {
 	C <-chan Event
 
 	c       chan Event
+	target  string // "": every target
 	filter  func(*Event) bool
 	dropped atomic.Bool
 	closed  atomic.Bool
@@ -35,16 +37,41 @@ type Subscription struct {
 // filter may be nil (every event) and must be fast and must not call into
 // a Manager. Call Close when done.
 func Subscribe(buf int, filter func(*Event) bool) *Subscription {
+	return SubscribeTarget(buf, "", filter)
+}
+
+// SubscribeTarget is Subscribe for the events of channel target alone
+// ("" for every target). Publishers find a subscription to one target by
+// its target, so subscriptions to other targets cost them nothing: not
+// even a call of their filters.
+func SubscribeTarget(buf int, target string, filter func(*Event) bool) *Subscription {
 	if buf < 1 {
 		buf = 1
 	}
 	c := make(chan Event, buf)
-	s := &Subscription{C: c, c: c, filter: filter}
+	s := &Subscription{C: c, c: c, target: target, filter: filter}
 	hub.mu.Lock()
-	hub.subs = append(hub.subs, s)
-	hub.nsubs.Store(int32(len(hub.subs)))
+	if target == "" {
+		hub.subs = append(hub.subs, s)
+	} else {
+		if hub.byTarget == nil {
+			hub.byTarget = map[string][]*Subscription{}
+		}
+		hub.byTarget[target] = append(hub.byTarget[target], s)
+	}
+	hub.nsubs.Add(1)
 	hub.mu.Unlock()
 	return s
+}
+
+// remove returns list without s.
+func remove(list []*Subscription, s *Subscription) []*Subscription {
+	for i, x := range list {
+		if x == s {
+			return append(list[:i:i], list[i+1:]...)
+		}
+	}
+	return list
 }
 
 // Dropped reports whether the subscription was dropped because its buffer
@@ -57,13 +84,14 @@ func (s *Subscription) Close() {
 	s.closed.Store(true)
 	s.once.Do(func() {
 		hub.mu.Lock()
-		for i, x := range hub.subs {
-			if x == s {
-				hub.subs = append(hub.subs[:i:i], hub.subs[i+1:]...)
-				break
-			}
+		if s.target == "" {
+			hub.subs = remove(hub.subs, s)
+		} else if l := remove(hub.byTarget[s.target], s); len(l) > 0 {
+			hub.byTarget[s.target] = l
+		} else {
+			delete(hub.byTarget, s.target)
 		}
-		hub.nsubs.Store(int32(len(hub.subs)))
+		hub.nsubs.Add(-1)
 		close(s.c)
 		hub.mu.Unlock()
 	})
@@ -80,7 +108,21 @@ func DroppedSubscriptions() uint64 { return hub.dropped.Load() }
 // a filter must not keep it.
 func Publish(e *Event) {
 	hub.mu.RLock()
-	for _, s := range hub.subs {
+	deliver(hub.subs, e)
+	if len(hub.byTarget) > 0 {
+		deliver(hub.byTarget[e.Target], e)
+	}
+	hub.mu.RUnlock()
+}
+
+// Listening reports whether any subscription is open, so that a source can
+// skip building events nobody reads.
+func Listening() bool { return hub.nsubs.Load() > 0 }
+
+// deliver sends e to every subscription of subs its filter accepts.
+// Caller must hold hub.mu for reading.
+func deliver(subs []*Subscription, e *Event) {
+	for _, s := range subs {
 		if s.closed.Load() || (s.filter != nil && !s.filter(e)) {
 			continue
 		}
@@ -94,9 +136,4 @@ func Publish(e *Event) {
 			}
 		}
 	}
-	hub.mu.RUnlock()
 }
-
-// Listening reports whether any subscription is open, so that a source can
-// skip building events nobody reads.
-func Listening() bool { return hub.nsubs.Load() > 0 }
