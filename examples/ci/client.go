@@ -9,20 +9,31 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// policy is the load-balancing policy the client uses. The soak in
-// client_test.go runs the same one.
+// policy is the load-balancing policy the client uses, in serviceConfig.
 const policy = roundrobin.Name
 
-// newClient stands for your client's constructor: the one place your code
-// builds its *grpc.ClientConn. client_test.go tests it; adapt both.
-func newClient(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
-	return grpc.NewClient(target, append([]grpc.DialOption{
+// serviceConfig is the client's service config. client_test.go soaks the
+// client with it.
+const serviceConfig = `{"loadBalancingConfig":[{"` + policy + `":{"drainTimeout":"1s"}}]}`
+
+// dialOptions are the client's dial options, without the service config.
+// client_test.go soaks the client with them: the soak keeps its own
+// credentials and dialer (soak.Config.DialOptions), the rest applies.
+func dialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"` + policy + `":{}}]}`),
 		grpc.WithContextDialer(subconn.Dialer(nil)),
 		grpc.WithUnaryInterceptor(retry.UnaryClientInterceptor(
 			retry.WithCodes(codes.Unavailable),
 			retry.WithMax(5),
 		)),
-	}, opts...)...)
+	}
+}
+
+// newClient stands for your client's constructor: the one place your code
+// builds its *grpc.ClientConn. client_test.go tests it and soaks its
+// service config and dial options; adapt all three.
+func newClient(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	opts = append(append(dialOptions(), grpc.WithDefaultServiceConfig(serviceConfig)), opts...)
+	return grpc.NewClient(target, opts...)
 }

@@ -12,6 +12,7 @@ import (
 	echov1 "github.com/leakproof/leakproof/proto/leakproof/echo/v1"
 	"github.com/leakproof/leakproof/soak"
 	"github.com/leakproof/leakproof/testbackend"
+	"google.golang.org/grpc"
 )
 
 // TestMain fails the package if any test leaves goroutines or descriptors
@@ -53,17 +54,25 @@ func TestClientReleasesEverything(t *testing.T) {
 	call()
 }
 
-// TestSoak runs a short soak of the client's policy: real backends on
-// 127.0.0.1, RPC load, and faults (GOAWAY storm, overlapping endpoints, TCP
-// resets). It fails naming what leaked: a removed backend's sockets still
+// TestSoak runs a short soak of the client: its service config and dial
+// options on real backends on 127.0.0.1, its own RPC as the load, and
+// faults (GOAWAY storm, overlapping endpoints, TCP resets). It fails naming what leaked: a removed backend's sockets still
 // open, goroutines or descriptors above the baseline, a refcount trace that
 // does not check clean. The soak reads the whole process: keep it out of
 // parallel tests. CI's longer soak is `leakproof soak` in the workflow.
 func TestSoak(t *testing.T) {
+	// call is the client's own RPC; with your own service, register it
+	// on the soak's backends with soak.Config.RegisterServices.
+	call := func(ctx context.Context, cc *grpc.ClientConn) error {
+		_, err := echov1.NewEchoServiceClient(cc).Echo(ctx, &echov1.EchoRequest{Message: "soak"})
+		return err
+	}
 	res := soak.Verify(t, soak.Config{
-		Policy:   policy,
-		Duration: 4 * time.Second,
-		Faults:   []soak.Fault{soak.FaultGoAway, soak.FaultOverlap, soak.FaultReset},
+		ServiceConfig: serviceConfig,
+		DialOptions:   dialOptions(),
+		Load:          call,
+		Duration:      4 * time.Second,
+		Faults:        []soak.Fault{soak.FaultGoAway, soak.FaultOverlap, soak.FaultReset},
 	})
 	if res != nil {
 		t.Logf("%s; %d RPCs, %d retried", res.Verdict(), res.RPCs.OK+res.RPCs.Failed, res.RPCs.Retries)
