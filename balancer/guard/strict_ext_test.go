@@ -210,8 +210,10 @@ func TestStateListenerContractUnderTheGuard(t *testing.T) {
 // and nothing else.
 type parentCC struct{ balancer.ClientConn }
 
-func (parentCC) UpdateState(balancer.State)              {}
-func (parentCC) MetricsRecorder() estats.MetricsRecorder { return estats.UnimplementedMetricsRecorder{} }
+func (parentCC) UpdateState(balancer.State) {}
+func (parentCC) MetricsRecorder() estats.MetricsRecorder {
+	return estats.UnimplementedMetricsRecorder{}
+}
 
 // TestExitIdleReachesTheChild: the guard passes ExitIdle to its child (grpc
 // calls it when an idle channel is used again) and resolver errors, closes the child once when

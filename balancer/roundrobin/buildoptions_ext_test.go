@@ -18,8 +18,10 @@ import (
 // does not depend on it.
 type targetlessCC struct{ balancer.ClientConn }
 
-func (targetlessCC) Target() string                          { panic("not implemented") }
-func (targetlessCC) MetricsRecorder() estats.MetricsRecorder { return estats.UnimplementedMetricsRecorder{} }
+func (targetlessCC) Target() string { panic("not implemented") }
+func (targetlessCC) MetricsRecorder() estats.MetricsRecorder {
+	return estats.UnimplementedMetricsRecorder{}
+}
 
 // TestBuildTakesTargetFromBuildOptions: Build names the manager after
 // BuildOptions.Target and never calls the deprecated ClientConn.Target.

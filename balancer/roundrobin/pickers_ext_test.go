@@ -60,9 +60,11 @@ func (f *fakeCC) UpdateState(s balancer.State) {
 	f.mu.Unlock()
 }
 
-func (f *fakeCC) ResolveNow(resolver.ResolveNowOptions)   {}
-func (f *fakeCC) Target() string                          { return "fake:///pickers" }
-func (f *fakeCC) MetricsRecorder() estats.MetricsRecorder { return estats.UnimplementedMetricsRecorder{} }
+func (f *fakeCC) ResolveNow(resolver.ResolveNowOptions) {}
+func (f *fakeCC) Target() string                        { return "fake:///pickers" }
+func (f *fakeCC) MetricsRecorder() estats.MetricsRecorder {
+	return estats.UnimplementedMetricsRecorder{}
+}
 
 func (f *fakeCC) current() (balancer.State, int) {
 	f.mu.Lock()
