@@ -3,10 +3,14 @@
 // the Result does not Pass.
 //
 // A run starts real gRPC backends on 127.0.0.1 (package testbackend), a
-// channel with the policy under test on a resolver/manual resolver, dialing
-// through subconn.Dialer, and RPC load: unary Echo calls and streams, retried
-// on UNAVAILABLE with bounded exponential backoff by go-grpc-middleware's
-// retry interceptor. An RPC that still fails after its retries is lost; the
+// channel under test on a resolver (Config.Resolver: a resolver/manual
+// resolver by default, or an embedded xDS control plane), dialing through
+// subconn.Dialer, and RPC load: unary calls and streams, retried on
+// UNAVAILABLE with bounded exponential backoff by go-grpc-middleware's
+// retry interceptor. The channel is the user's own when Config gives its
+// service config (ServiceConfig), dial options (DialOptions), services on
+// every backend (RegisterServices) and RPC as the unary load (Load), over
+// TLS if asked (TLS); otherwise it runs Policy and Echo calls. An RPC that still fails after its retries is lost; the
 // verdict bounds the fraction lost (Config.MaxFailureRate, 1% by default).
 //
 // While the load runs, a timeline injects each selected fault in its own
@@ -115,6 +119,11 @@
 // The soak sits at the top of the module's import graph, beside the admin
 // service and below only the CLI: nothing under leaktest or subconn imports
 // it (scripts/layering.sh checks this).
+//
+// Importing soak registers nothing. A process the soak starts as its child
+// (LEAKPROOF_SOAK_CHILD set) runs the child from this package's init, or,
+// when its policy is registered later (by the user's test package), from
+// RunChild, which Run calls first; see RunChild.
 //
 // The soak reads the whole process: run one at a time, with no other test
 // starting goroutines or sockets meanwhile. It needs Linux.
