@@ -34,8 +34,8 @@ func EventToProto(e trace.Event) *adminv1.Event {
 	return pe
 }
 
-// EventFromProto returns the trace event pe describes, as ReadTrace would
-// read it from a JSON-lines trace (so that CheckTrace and Event.String work
+// EventFromProto returns the trace event pe describes, as trace.Read would
+// read it from a JSON-lines trace (so that trace.Check and Event.String work
 // on events received from the service). A nil pe is the zero Event.
 func EventFromProto(pe *adminv1.Event) trace.Event {
 	if pe == nil {

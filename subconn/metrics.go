@@ -23,8 +23,9 @@ const (
 	// leakproof.cause with a trace.Cause value.
 	MetricConnectionsLost = "leakproof.subchannel.connections_lost"
 	// MetricLeaks is a counter: leaks caught and cleaned up, labelled
-	// leakproof.leak_kind: unreleased_holder (a reference Close had to drop)
-	// or drain_timeout (a socket force-closed after the drain timeout).
+	// leakproof.leak_kind: unreleased_holder (a reference Close had to drop),
+	// drain_timeout (a socket force-closed after the drain timeout) or orphan
+	// (a subchannel a guarded child policy forgot).
 	MetricLeaks = "leakproof.subchannel.leaks"
 
 	labelTarget            = "grpc.target"             // the channel target, as on grpc's metrics
@@ -56,7 +57,7 @@ var (
 	})
 	connectionsLostMetric = estats.RegisterInt64Count(estats.MetricDescriptor{
 		Name:           MetricConnectionsLost,
-		Description:    "Number of READY connections of leakproof subchannels lost, by cause: goaway, peer_closed, reset, client_closed, read_error or unknown.",
+		Description:    "Number of READY connections of leakproof subchannels lost, by cause: goaway, goaway_inferred, peer_closed, reset, client_closed, read_error or unknown.",
 		Unit:           "{connection}",
 		Labels:         []string{labelTarget, labelCause},
 		OptionalLabels: optionalLabels,

@@ -18,7 +18,7 @@ import (
 // SubConn created for an address that was in that state, whose address has
 // then been absent from the latest state for longer than the orphan timeout
 // while the child still holds it, is an orphan. The manager records an
-// orphan event, counts it in the leakproof.leaks metric (leak kind
+// orphan event, counts it in the leakproof.subchannel.leaks metric (leak kind
 // "orphan") and, with ReclaimOrphans, releases the child's reference itself.
 //
 // Only addresses the child got from the resolver state are judged: a child

@@ -57,7 +57,7 @@
 // the latest resolver state for longer than orphanTimeout, is an orphan: the
 // child forgot to shut it down, and its socket would stay open for the life
 // of the channel. The manager records an orphan event (holder, address, how
-// long), counts it in the leakproof.leaks metric with leak kind "orphan",
+// long), counts it in the leakproof.subchannel.leaks metric with leak kind "orphan",
 // and `leakproof trace check` and the admin service's leak check name it.
 // With "reclaim" the manager then releases the child's reference itself:
 // the subchannel is shut down (its sockets drained within drainTimeout), the

@@ -10,7 +10,7 @@
 // github.com/leakproof/leakproof/admin) and read it with `leakproof trace`.
 //
 // Kinds, states and problem kinds are strings, exactly as in the JSON-lines
-// trace format (subconn.Event), so that a trace read from the service and a
+// trace format (trace.Event), so that a trace read from the service and a
 // trace read from a file are the same thing.
 
 package adminv1
@@ -1212,7 +1212,7 @@ type Problem struct {
 	//	released_not_shut_down       every reference dropped, Shutdown never called
 	//	closed_manager_subchannel    the manager closed, the subchannel was never shut down
 	//	leak, holder_leak, unbalanced, invalid
-	//	                             found by replaying the rings' events (subconn.CheckTrace)
+	//	                             found by replaying the rings' events (trace.Check)
 	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
 	// The manager's id.
 	ManagerId uint64 `protobuf:"varint,2,opt,name=manager_id,json=managerId,proto3" json:"manager_id,omitempty"`

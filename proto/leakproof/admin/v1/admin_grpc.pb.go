@@ -10,7 +10,7 @@
 // github.com/leakproof/leakproof/admin) and read it with `leakproof trace`.
 //
 // Kinds, states and problem kinds are strings, exactly as in the JSON-lines
-// trace format (subconn.Event), so that a trace read from the service and a
+// trace format (trace.Event), so that a trace read from the service and a
 // trace read from a file are the same thing.
 
 package adminv1
