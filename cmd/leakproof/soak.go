@@ -89,7 +89,7 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 	var (
 		duration   = fs.Duration("duration", soak.DefaultDuration, "length of the fault `timeline`, e.g. 15s or 1h (setup and final checks add a few seconds)")
 		backends   = fs.Int("backends", soak.DefaultBackends, fmt.Sprintf("number of regular backends, %d to %d", soak.MinBackends, soak.MaxBackends))
-		policy     = fs.String("policy", soak.DefaultPolicy, "load-balancing `policy` under test: leakproof_round_robin, leakproof_pick_first, grpc's round_robin, pick_first, or leakproof_guard:NAME, any registered policy under the guard: "+strings.Join(soak.GuardedGRPCPolicies, ", "))
+		policy     = fs.String("policy", soak.DefaultPolicy, "load-balancing `policy` under test (see below)")
 		compare    = fs.String("compare", "", "also run this `policy` side by side on the same backends (e.g. round_robin); reported, not part of the verdict")
 		faults     = fs.String("faults", "all", "faults to run: comma-separated `names`; -name excludes (e.g. goaway,rst or -tls); see below")
 		tracePath  = fs.String("trace", "", "write the refcount trace of the run's channels as JSON lines to `file`")
@@ -102,14 +102,16 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 		quiet      = fs.Bool("quiet", false, "no progress and phase lines on stderr")
 		xds        = fs.Bool("xds", false, "same as --resolver xds")
 		weightedL  = fs.Bool("xds-weighted-localities", false, "with --resolver xds: two localities weighted 1:3, the policy as WrrLocality's endpoint-picking policy (one instance per locality)")
-		resolverF  = fs.String("resolver", string(soak.ResolverManual), "how the channels find the backends: `manual`, dns or xds (see below)")
+		resolverF  = fs.String("resolver", string(soak.ResolverManual), "`resolver` of the channels: manual, dns or xds (see below)")
 		svcConfig  = fs.String("service-config", "", "service config of the channels under test, `JSON` or @file; overrides --policy")
 		tlsF       = fs.Bool("tls", false, "every backend serves TLS from a CA made for the run, which the channels trust")
-		heapDir    = fs.String("heap-profiles", "", "write two heap profiles (one sample per 4 KiB allocated) to `dir`, after warm-up and near the end (heap-warm.pb.gz, heap-end.pb.gz): go tool pprof -diff_base heap-warm.pb.gz heap-end.pb.gz attributes a heap slope")
+		heapDir    = fs.String("heap-profiles", "", "write heap profiles after warm-up and near the end to `dir` (see below)")
 	)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, soakUsage)
 		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\n--policy: leakproof_round_robin, leakproof_pick_first, grpc's round_robin,\npick_first, or leakproof_guard:NAME, any registered policy under the guard:\n  %s\n", strings.Join(soak.GuardedGRPCPolicies, ", "))
+		fmt.Fprintln(stderr, "\n--heap-profiles DIR: heap-warm.pb.gz and heap-end.pb.gz, one sample per 4 KiB\nallocated; go tool pprof -diff_base heap-warm.pb.gz heap-end.pb.gz attributes\na heap slope.")
 		fmt.Fprintln(stderr, "\nfaults, in timeline order:")
 		for _, f := range soak.AllFaults() {
 			fmt.Fprintf(stderr, "  %-17s %s\n", f, f.Description())
