@@ -2,20 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"net"
 	"os"
 	"strings"
 	"testing"
 
-	"github.com/leakproof/leakproof/admin"
-	"github.com/leakproof/leakproof/balancer/guard"
 	"github.com/leakproof/leakproof/internal/testing/e2e"
-	"github.com/leakproof/leakproof/internal/testing/leakypolicy"
-	"github.com/leakproof/leakproof/leaktest"
-	"github.com/leakproof/leakproof/trace"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 )
 
 // runbookCommands returns the `leakproof trace` command lines of the shell
@@ -45,39 +36,9 @@ func runbookCommands(t *testing.T) []string {
 // process whose guarded child policy forgot a subchannel, find that
 // subchannel, its holder and its history.
 func TestRunbookCommandsFindTheLeak(t *testing.T) {
-	t.Cleanup(leaktest.Check(t))
-	bs := e2e.StartBackends(t, 2)
-	cfg := `{"childPolicy":[{"` + leakypolicy.Name + `":{}}],"orphans":"report","orphanTimeout":"50ms"}`
-	c := e2e.Dial(t, e2e.ServiceConfig(guard.Name, cfg), e2e.AddrState(e2e.Addrs(bs)...), e2e.Options{})
-	c.WaitServed(e2e.Addrs(bs)...)
-	c.R.UpdateState(e2e.AddrState(bs[0].Addr()))
-	c.WaitServed(bs[0].Addr())
-	var leaked trace.Event
-	c.Trace.WaitFor(t, "the orphan report", func(ev []trace.Event) bool {
-		for _, e := range ev {
-			if e.Kind == trace.KindOrphan {
-				leaked = e
-				return true
-			}
-		}
-		return false
-	})
-
-	p := newTestPKI(t)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{p.serverCert}})))
-	cleanup, err := admin.RegisterAll(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(lis)
-	t.Cleanup(func() { s.Stop(); cleanup() })
-
+	c, bs, leaked, addr, p := leakOverTLS(t)
 	vars := strings.NewReplacer(
-		"$ADMIN", lis.Addr().String(),
+		"$ADMIN", addr,
 		"$CA", p.caFile,
 		"$SERVER_NAME", "admin.internal",
 		"$TARGET", c.Target,

@@ -14,20 +14,23 @@ import (
 	"github.com/leakproof/leakproof/internal/testing/e2e"
 	"github.com/leakproof/leakproof/internal/testing/leakypolicy"
 	"github.com/leakproof/leakproof/leaktest"
+	"github.com/leakproof/leakproof/testbackend"
 	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
 
-// An operator reaches a TLS-only admin port (leakproof's service beside
-// grpc's channelz, as RegisterAll serves them) and finds, for the
-// subchannel a leaky policy forgot, who holds it, its socket, and the
-// channelz ids to look it up in grpc's own tooling.
-func TestOperatorFindsALeakOverTLSWithItsChannelzIDs(t *testing.T) {
+// leakOverTLS starts a channel whose guarded child policy forgets the
+// subchannel of bs[1] when the resolver drops it, waits for the guard's
+// orphan report, and serves leakproof's admin service beside grpc's
+// channelz (RegisterAll) on a TLS-only port. It returns the channel, the
+// backends, the orphan event, the admin address and the PKI.
+func leakOverTLS(t *testing.T) (c *e2e.Client, bs []*testbackend.Backend, leaked trace.Event, addr string, p *testPKI) {
+	t.Helper()
 	t.Cleanup(leaktest.Check(t))
-	bs := e2e.StartBackends(t, 2)
+	bs = e2e.StartBackends(t, 2)
 	cfg := `{"childPolicy":[{"` + leakypolicy.Name + `":{}}],"orphans":"report","orphanTimeout":"50ms"}`
-	c := e2e.Dial(t, e2e.ServiceConfig(guard.Name, cfg), e2e.AddrState(e2e.Addrs(bs)...), e2e.Options{})
+	c = e2e.Dial(t, e2e.ServiceConfig(guard.Name, cfg), e2e.AddrState(e2e.Addrs(bs)...), e2e.Options{})
 	c.WaitServed(e2e.Addrs(bs)...)
 	// The leaky child forgets bs[1]'s subchannel when the resolver drops it.
 	c.R.UpdateState(e2e.AddrState(bs[0].Addr()))
@@ -40,14 +43,13 @@ func TestOperatorFindsALeakOverTLSWithItsChannelzIDs(t *testing.T) {
 		}
 		return false
 	})
-	var leaked trace.Event
 	for _, e := range evs {
 		if e.Kind == trace.KindOrphan {
 			leaked = e
 		}
 	}
 
-	p := newTestPKI(t)
+	p = newTestPKI(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +61,15 @@ func TestOperatorFindsALeakOverTLSWithItsChannelzIDs(t *testing.T) {
 	}
 	go s.Serve(lis)
 	t.Cleanup(func() { s.Stop(); cleanup() })
-	addr := lis.Addr().String()
+	return c, bs, leaked, lis.Addr().String(), p
+}
+
+// An operator reaches a TLS-only admin port (leakproof's service beside
+// grpc's channelz, as RegisterAll serves them) and finds, for the
+// subchannel a leaky policy forgot, who holds it, its socket, and the
+// channelz ids to look it up in grpc's own tooling.
+func TestOperatorFindsALeakOverTLSWithItsChannelzIDs(t *testing.T) {
+	c, bs, leaked, addr, p := leakOverTLS(t)
 	tlsArgs := []string{"--addr", addr, "--ca", p.caFile, "--server-name", "admin.internal"}
 	ctx := context.Background()
 
