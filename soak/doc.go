@@ -3,8 +3,8 @@
 // the Result does not Pass.
 //
 // A run starts real gRPC backends on 127.0.0.1 (package testbackend), a
-// channel under test on a resolver (Config.Resolver: a resolver/manual
-// resolver by default, or an embedded xDS control plane), dialing through
+// channel under test on a resolver (Config.Resolver: a manual resolver by
+// default, a real DNS server on 127.0.0.1, or an embedded xDS control plane), dialing through
 // subconn.Dialer, and RPC load: unary calls and streams, retried on
 // UNAVAILABLE with bounded exponential backoff by go-grpc-middleware's
 // retry interceptor. The channel is the user's own when Config gives its

@@ -69,6 +69,7 @@ type Slope struct {
 // Rise is the growth of the fitted line over the span.
 func (s Slope) Rise() float64 { return s.Last - s.First }
 
+// String formats the slope per minute over its span and its end points.
 func (s Slope) String() string {
 	return fmt.Sprintf("%s: %+.3g %s/min over %v (%d points, %.4g → %.4g)", s.Series, s.PerMinute, s.Unit,
 		time.Duration(s.Span).Round(time.Second), s.Points, s.First, s.Last)

@@ -44,6 +44,7 @@ func (h *SubConn) Key() string { return h.rec.key() }
 // holder, or reclaimed by the manager as an orphan.
 func (h *SubConn) Released() bool { return h.released.Load() }
 
+// String names the subchannel, its backend and this handle's holder, for logs.
 func (h *SubConn) String() string {
 	return fmt.Sprintf("subconn #%d %s (holder %q)", h.rec.id, h.rec.key(), h.holder)
 }

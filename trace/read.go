@@ -15,8 +15,10 @@ type ReadError struct {
 	Err  error // what was wrong
 }
 
+// Error names the line and what is wrong with it.
 func (e *ReadError) Error() string { return fmt.Sprintf("trace line %d: %v", e.Line, e.Err) }
 
+// Unwrap returns the error the line caused.
 func (e *ReadError) Unwrap() error { return e.Err }
 
 // knownKinds are the kinds Read accepts: a kind it does not know would pass
@@ -32,7 +34,8 @@ var knownKinds = map[Kind]bool{
 const maxLine = 1 << 20
 
 // Read reads a JSON-lines trace (the format of Event). Blank lines are
-// skipped. A malformed or truncated line is a *ReadError naming its line.
+// skipped. A malformed or truncated line, or an unknown event kind, is a
+// *ReadError naming its line.
 func Read(r io.Reader) ([]Event, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), maxLine)

@@ -30,7 +30,7 @@ During the run it checks that sockets to a backend the resolver removed reach
 the leakproof policies hold at most one socket per backend outside GOAWAY and
 removal drain windows, that every descriptor's owner (the channels, each
 backend, the rest) explains it, and that nothing grows: no owner's
-descriptors across repeats of a phase and, on runs of 5 minutes or more, no
+descriptors across repeats of a phase and, once 5 minutes of samples after warm-up exist, no
 least-squares slope of goroutines, descriptors, heap or manager records. At
 the end: RPC failure rate, goroutines, descriptors and sockets back at the
 baseline, and a clean refcount trace.
@@ -87,7 +87,7 @@ func soakMain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("leakproof soak", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		duration   = fs.Duration("duration", soak.DefaultDuration, "length of the fault `timeline`, e.g. 15s or 1h (setup and final checks add a few seconds)")
+		duration   = fs.Duration("duration", soak.DefaultDuration, "length of the fault timeline, e.g. 15s or 1h (setup and final checks add a few seconds)")
 		backends   = fs.Int("backends", soak.DefaultBackends, fmt.Sprintf("number of regular backends, %d to %d", soak.MinBackends, soak.MaxBackends))
 		policy     = fs.String("policy", soak.DefaultPolicy, "load-balancing `policy` under test (see below)")
 		compare    = fs.String("compare", "", "also run this `policy` side by side on the same backends (e.g. round_robin); reported, not part of the verdict")

@@ -27,10 +27,10 @@ Inspect refcount traces: live, from a process that serves the admin service
 commands:
   watch --addr HOST:PORT [--from SEQ] [--target T] [--key K] [--subchannel N] [--count N] [--json]
         print refcount events as they happen, one line each, until Ctrl-C
-  list  --addr HOST:PORT [--target T] [--page-size N] [--json]
+  list  --addr HOST:PORT [--target T] [--page-size N] [--timeout D] [--json]
         the live subchannels: state, references and holders, sockets, and
         their channelz ids
-  check FILE | check --addr HOST:PORT [--target T] [--grace D]
+  check FILE | check --addr HOST:PORT [--target T] [--grace D] [--timeout D]
         name every leaked subchannel, unbalanced reference and orphan, with
         the events that show it; FILE "-" reads standard input
   show  FILE --subchannel N
