@@ -59,7 +59,7 @@ func traceWatch(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		FromSeq: *from, Target: *target, Key: *key, SubchannelId: *sub,
 	})
 	if err != nil {
-		if ctx.Err() != nil {
+		if ended(ctx) {
 			return exitOK
 		}
 		return rpcFailed(stderr, "watch", *addr, err)
@@ -72,7 +72,7 @@ func traceWatch(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if err != nil {
 			w.Flush()
 			switch {
-			case ctx.Err() != nil: // Ctrl-C
+			case ended(ctx): // Ctrl-C, or the caller's deadline
 				return exitOK
 			case err == io.EOF:
 				fmt.Fprintln(stderr, "leakproof trace watch: the service ended the stream")
@@ -310,4 +310,16 @@ func checkLive(ctx context.Context, cf *connFlags, grace *time.Duration, target 
 		return exitProblem
 	}
 	return exitOK
+}
+
+// ended reports whether the watch's context is over: cancelled (Ctrl-C) or
+// past its deadline. The deadline is read from the clock too: grpc ends a
+// stream whose deadline has passed (as DeadlineExceeded) before the
+// context's own timer has marked it done.
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
