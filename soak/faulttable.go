@@ -123,7 +123,17 @@ var faultTable = []faultSpec{
 				r.mu.Unlock()
 			}()
 			r.setList(addrState(append([]*testbackend.Backend{r.frozen}, r.regular...)...))
-			if sleepCtx(pctx, time.Until(p.started.Add(r.phaseLen/2))) {
+			// The reset halfway makes the channels reconnect (and find the
+			// frozen backend if they have not). Under DNS it comes at a
+			// quarter: a channel learns of the frozen backend only when a
+			// lost connection makes grpc's dns resolver ask again, at most
+			// once per DNSMinResolutionInterval, and that must fit in the
+			// phase.
+			resetAt := r.phaseLen / 2
+			if r.cfg.Resolver == ResolverDNS {
+				resetAt = r.phaseLen / 4
+			}
+			if sleepCtx(pctx, time.Until(p.started.Add(resetAt))) {
 				n := 0
 				for _, b := range r.regular {
 					n += b.ResetConns()
@@ -136,7 +146,7 @@ var faultTable = []faultSpec{
 			return nil
 		},
 		evidence: func(p *phaseRun) string {
-			return fmt.Sprintf("the frozen backend accepted %s and answered none; %s reset halfway; %s still held when it thawed",
+			return fmt.Sprintf("the frozen backend accepted %s and answered none; %s reset mid-phase; %s still held when it thawed",
 				plural(int(p.accepted["frozen"]), "connection"), plural(p.resets, "connection"), plural(p.thawed, "connection"))
 		},
 		provoked: func(p *phaseRun) (bool, string) {
