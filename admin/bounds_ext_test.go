@@ -159,3 +159,49 @@ func TestListSubchannelsPages(t *testing.T) {
 		}
 	}
 }
+
+// A watcher whose subscription overflows while its Send is blocked (a
+// client that reads nothing) is dropped at once with RESOURCE_EXHAUSTED,
+// not after the send timeout.
+func TestWatcherBlockedInSendIsDroppedWhenItFallsBehind(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	bs := e2e.StartBackends(t, 2)
+	c := e2e.Dial(t, e2e.ServiceConfig(roundrobin.Name, `{"traceRingSize": 100000}`), e2e.AddrState(bs[0].Addr()), e2e.Options{})
+	c.WaitServed(bs[0].Addr())
+	churn := func(i int) {
+		if i%2 == 0 {
+			c.R.UpdateState(e2e.AddrState(e2e.Addrs(bs)...))
+			c.WaitServed(e2e.Addrs(bs)...)
+		} else {
+			c.R.UpdateState(e2e.AddrState(bs[0].Addr()))
+		}
+	}
+	// More events in the ring than the 64 KiB window holds: the replay
+	// blocks the server's Send at once.
+	for i := 0; len(c.Trace.Events()) < 1500; i++ {
+		churn(i)
+	}
+	ac := startAdmin(t, []admin.Option{admin.WatchBuffer(16), admin.SendTimeout(time.Hour)},
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	before := list(t, ac, "").GetDroppedWatchers()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := watch(t, ctx, ac, &adminv1.WatchEventsRequest{Target: c.Target, FromSeq: 1})
+	waitList(t, ac, "", "the watcher to subscribe", func(r *adminv1.ListSubchannelsResponse) bool { return r.GetActiveWatchers() >= 1 })
+	for i := 0; list(t, ac, "").GetDroppedWatchers() == before; i++ {
+		if i > 2000 {
+			t.Fatal("a watcher blocked in Send was not dropped after its subscription overflowed")
+		}
+		churn(i)
+	}
+	for {
+		_, err := st.Recv()
+		if err == nil {
+			continue
+		}
+		if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "fell behind") || !resumeRE.MatchString(err.Error()) {
+			t.Fatalf("stream ended with %v, want RESOURCE_EXHAUSTED: fell behind, with the seq to resume from", err)
+		}
+		break
+	}
+}

@@ -119,12 +119,14 @@ const resumeWindow = 64
 // after it (seq above the ring's last), or both; live events at or below the
 // snapshot's last seq for their manager are skipped.
 //
-// The handler only watches: a pump goroutine reads the subscription and
-// sends. The balancers never wait for either: a subscription that falls
-// WatchBuffer events behind is dropped by subconn, and the pump then ends
-// the stream with RESOURCE_EXHAUSTED. A client that stops reading blocks
-// the pump in Send; the handler sees it there for SendTimeout and returns
-// DEADLINE_EXCEEDED, which ends the stream and unblocks the pump.
+// The handler only watches: a pump goroutine reads the subscription a batch
+// at a time and sends. The balancers never wait for either: a subscription
+// that falls WatchBuffer events behind is dropped by package trace, and the
+// handler then ends the stream with RESOURCE_EXHAUSTED. A client that stops
+// reading blocks the pump in Send; a timer armed for each Send fires after
+// SendTimeout and the handler returns DEADLINE_EXCEEDED, which ends the
+// stream and unblocks the pump. Nothing polls: the handler wakes on the
+// pump's end, the subscription's end, the timer or the stream's context.
 func (s *service) WatchEvents(req *adminv1.WatchEventsRequest, stream adminv1.AdminService_WatchEventsServer) error {
 	if n := s.active.Add(1); n > int64(s.o.maxWatchers) {
 		s.active.Add(-1)
@@ -142,23 +144,29 @@ func (s *service) WatchEvents(req *adminv1.WatchEventsRequest, stream adminv1.Ad
 	watchers.active.Add(1) // after Subscribe: an active watcher is subscribed
 	defer watchers.active.Add(-1)
 
-	p := &pump{s: s, stream: stream, sub: sub, f: f, from: from}
+	p := &pump{s: s, stream: stream, sub: sub, f: f, from: from, stall: make(chan struct{}, 1)}
+	p.timer = time.AfterFunc(time.Hour, func() {
+		select {
+		case p.stall <- struct{}{}:
+		default:
+		}
+	})
+	p.timer.Stop()
+	defer p.timer.Stop()
 	errc := make(chan error, 1)
 	go func() { errc <- p.run(ctx) }()
 
-	t := time.NewTicker(min(s.o.sendTimeout/4, dropPoll))
-	defer t.Stop()
 	for {
 		select {
 		case err := <-errc:
 			return err
-		case <-t.C:
-			if p.stalled(0) && sub.Dropped() {
-				// The pump would see the drop only after its Send.
-				return p.fellBehind()
-			}
+		case <-sub.Done():
+			// Only a drop ends the subscription before the handler
+			// returns. The pump may be blocked in Send: do not wait for it.
+			return p.fellBehind()
+		case <-p.stall:
 			if !p.stalled(s.o.sendTimeout) {
-				continue
+				continue // the Send the timer was armed for has returned
 			}
 			s.recordDrop(fmt.Sprintf("did not read for %v", s.o.sendTimeout))
 			return status.Errorf(codes.DeadlineExceeded,
@@ -174,10 +182,6 @@ func (s *service) recordDrop(why string) {
 	logger.Warningf("admin: WatchEvents stream dropped: %s (total dropped: %d)", why, n)
 }
 
-// dropPoll is how often a stream whose pump is blocked in Send checks
-// whether its subscription was dropped.
-const dropPoll = 50 * time.Millisecond
-
 // A pump sends one WatchEvents stream's events.
 type pump struct {
 	s      *service
@@ -185,6 +189,8 @@ type pump struct {
 	sub    *trace.Subscription
 	f      eventFilter
 	from   uint64
+	timer  *time.Timer   // armed for SendTimeout during each Send
+	stall  chan struct{} // one slot: the timer fired
 
 	sendStart atomic.Int64 // UnixNano when the Send in progress began; 0 between sends
 	dropOnce  sync.Once
@@ -193,10 +199,10 @@ type pump struct {
 	sent []uint64 // the latest seqs sent or being sent, at most resumeWindow
 }
 
-// stalled reports whether a Send has been blocked for longer than d.
+// stalled reports whether a Send has been blocked for at least d.
 func (p *pump) stalled(d time.Duration) bool {
 	t := p.sendStart.Load()
-	return t != 0 && time.Since(time.Unix(0, t)) > d
+	return t != 0 && time.Since(time.Unix(0, t)) >= d
 }
 
 // resume is the seq a dropped stream resumes from.
@@ -217,7 +223,7 @@ func (p *pump) fellBehind() error {
 
 // send sends e. Its seq joins sent before the Send: an event whose Send
 // never completes may not have reached the client.
-func (p *pump) send(e trace.Event, replayed bool) error {
+func (p *pump) send(e *trace.Event, replayed bool) error {
 	p.mu.Lock()
 	if len(p.sent) == resumeWindow {
 		p.sent = append(p.sent[:0], p.sent[1:]...)
@@ -225,7 +231,9 @@ func (p *pump) send(e trace.Event, replayed bool) error {
 	p.sent = append(p.sent, e.Seq)
 	p.mu.Unlock()
 	p.sendStart.Store(time.Now().UnixNano())
-	err := p.stream.Send(&adminv1.WatchEventsResponse{Event: EventToProto(e), Replayed: replayed})
+	p.timer.Reset(p.s.o.sendTimeout)
+	err := p.stream.Send(&adminv1.WatchEventsResponse{Event: EventToProto(*e), Replayed: replayed})
+	p.timer.Stop()
 	p.sendStart.Store(0)
 	return err
 }
@@ -249,29 +257,35 @@ func (p *pump) run(ctx context.Context) error {
 			}
 		}
 		slices.SortFunc(replay, func(a, b trace.Event) int { return cmp.Compare(a.Seq, b.Seq) })
-		for _, e := range replay {
-			if err := p.send(e, true); err != nil {
+		for i := range replay {
+			if err := p.send(&replay[i], true); err != nil {
 				return err
 			}
 		}
 	}
+	var batch []trace.Event
 	for {
+		var open bool
 		select {
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
-		case e, ok := <-p.sub.C:
-			if !ok {
-				if !p.sub.Dropped() {
-					return status.Error(codes.Internal, "admin: event subscription closed")
-				}
-				return p.fellBehind()
-			}
+		case _, open = <-p.sub.Ready():
+		}
+		batch, _ = p.sub.Read(batch)
+		for i := range batch {
+			e := &batch[i]
 			if e.Seq < p.from || e.Seq <= ringLast[e.Manager] {
 				continue
 			}
 			if err := p.send(e, false); err != nil {
 				return err
 			}
+		}
+		if !open {
+			if !p.sub.Dropped() {
+				return status.Error(codes.Internal, "admin: event subscription closed")
+			}
+			return p.fellBehind()
 		}
 	}
 }

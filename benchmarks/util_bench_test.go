@@ -16,7 +16,7 @@ func subscribe(tb testing.TB) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for range sub.C {
+		for range sub.Events() {
 		}
 	}()
 	return func() {

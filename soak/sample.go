@@ -14,7 +14,7 @@ import (
 // counters until the subscription closes.
 func (r *runner) drainTrace() {
 	defer close(r.subDone)
-	for e := range r.sub.C {
+	for e := range r.sub.Events() {
 		r.trace.Add(e)
 		if !r.isMain(e.Target) {
 			continue

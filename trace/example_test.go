@@ -41,7 +41,7 @@ func ExampleSubscribe() {
 		fmt.Println(err)
 	}
 	cc.Close()
-	for e := range sub.C {
+	for e := range sub.Events() {
 		switch e.Kind {
 		case trace.KindCreate, trace.KindRef, trace.KindUnref, trace.KindShutdown, trace.KindDestroy:
 			fmt.Println(e.Kind, e.RefsBefore, "->", e.RefsAfter, e.Holder)

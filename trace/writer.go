@@ -22,7 +22,8 @@ type Writer struct {
 var ErrDropped = errors.New("trace: writer fell behind and was dropped; the trace is incomplete")
 
 // NewWriter starts writing every event (or those filter accepts) to w as
-// JSON lines, buffering up to buf events (65536 if buf <= 0) ahead of w.
+// JSON lines. It may fall up to buf events (65536 if buf <= 0) behind the
+// managers; its buffer grows on demand up to that bound.
 func NewWriter(w io.Writer, buf int, filter func(*Event) bool) *Writer {
 	if buf <= 0 {
 		buf = 1 << 16
@@ -36,18 +37,24 @@ func (tw *Writer) run(w io.Writer) {
 	defer close(tw.done)
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
-	for e := range tw.sub.C {
-		if tw.err != nil {
-			continue // drain
-		}
-		if err := enc.Encode(e); err != nil {
-			tw.err = fmt.Errorf("trace: writing: %w", err)
-			continue
-		}
-		if len(tw.sub.C) == 0 {
-			if err := bw.Flush(); err != nil {
+	var batch []Event
+	for {
+		_, open := <-tw.sub.Ready()
+		batch, _ = tw.sub.Read(batch)
+		for _, e := range batch {
+			if tw.err != nil {
+				break // drain
+			}
+			if err := enc.Encode(e); err != nil {
 				tw.err = fmt.Errorf("trace: writing: %w", err)
 			}
+		}
+		if !open {
+			break
+		}
+		// Flush once a batch: the next one may be a while.
+		if err := bw.Flush(); err != nil && tw.err == nil {
+			tw.err = fmt.Errorf("trace: writing: %w", err)
 		}
 	}
 	if err := bw.Flush(); err != nil && tw.err == nil {

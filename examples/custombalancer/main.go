@@ -120,11 +120,12 @@ func run(w io.Writer) error {
 	var events []trace.Event
 	for !destroyedAll(events) {
 		select {
-		case e, ok := <-sub.C:
+		case <-sub.Ready():
+			batch, ok := sub.Read(nil)
 			if !ok {
 				return fmt.Errorf("the trace subscription fell behind")
 			}
-			events = append(events, e)
+			events = append(events, batch...)
 		case <-ctx.Done():
 			return fmt.Errorf("not every subchannel was destroyed: %v", ctx.Err())
 		}

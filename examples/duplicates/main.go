@@ -244,11 +244,12 @@ func (t *recorder) waitFor(match func(trace.Event) bool) (trace.Event, error) {
 			}
 		}
 		select {
-		case e, ok := <-t.sub.C:
+		case <-t.sub.Ready():
+			batch, ok := t.sub.Read(nil)
 			if !ok {
 				return trace.Event{}, fmt.Errorf("the trace subscription fell behind")
 			}
-			t.events = append(t.events, e)
+			t.events = append(t.events, batch...)
 		case <-deadline:
 			return trace.Event{}, fmt.Errorf("timed out waiting for an event; trace so far:\n%s", t.format())
 		}

@@ -149,16 +149,19 @@ func run(w io.Writer) error {
 	deadline := time.After(timeout)
 	for created, destroyed := 0, 0; created == 0 || created != destroyed; {
 		select {
-		case e, ok := <-sub.C:
+		case <-sub.Ready():
+			batch, ok := sub.Read(nil)
 			if !ok {
 				return fmt.Errorf("the trace subscription fell behind")
 			}
-			events = append(events, e)
-			switch e.Kind {
-			case trace.KindCreate:
-				created++
-			case trace.KindDestroy:
-				destroyed++
+			events = append(events, batch...)
+			for _, e := range batch {
+				switch e.Kind {
+				case trace.KindCreate:
+					created++
+				case trace.KindDestroy:
+					destroyed++
+				}
 			}
 		case <-deadline:
 			return fmt.Errorf("not every subchannel was destroyed %v after Close", timeout)

@@ -25,7 +25,7 @@ func Run(t *testing.T, run func(io.Writer) error) (string, []trace.Event) {
 	err := run(&out)
 	sub.Close()
 	var events []trace.Event
-	for e := range sub.C {
+	for e := range sub.Events() {
 		events = append(events, e)
 	}
 	t.Logf("output:\n%s", out.String())

@@ -216,17 +216,9 @@ func Record(target string) *Recorder {
 func (r *Recorder) Events() []trace.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for {
-		select {
-		case e, ok := <-r.sub.C:
-			if !ok {
-				return append([]trace.Event(nil), r.events...)
-			}
-			r.events = append(r.events, e)
-		default:
-			return append([]trace.Event(nil), r.events...)
-		}
-	}
+	batch, _ := r.sub.Read(nil)
+	r.events = append(r.events, batch...)
+	return append([]trace.Event(nil), r.events...)
 }
 
 // Count returns how many recorded events are of kind (for key, if not "").
