@@ -4,7 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +30,51 @@ func heapAfterGC() uint64 {
 }
 
 var memorySizes = []int{1000, 10000}
+
+// warmGoroutines starts and ends n goroutines. The runtime never frees a
+// goroutine's descriptor (~400 B of heap, kept for reuse), so the first
+// benchmark to run n goroutines at once pays for n descriptors in its heap
+// and any benchmark after it pays nothing: without this, whichever policy
+// ran first carried ~400 B per endpoint more (a heap profile shows them under
+// runtime.malg).
+func warmGoroutines(n int) {
+	var started, done sync.WaitGroup
+	release := make(chan struct{})
+	started.Add(n)
+	done.Add(n)
+	for range n {
+		go func() {
+			defer done.Done()
+			started.Done()
+			<-release
+		}()
+	}
+	started.Wait()
+	close(release)
+	done.Wait()
+}
+
+// heapProfile writes the heap profile as of the last GC to
+// $LEAKPROOF_BENCH_HEAPPROFILE/<benchmark>-<stage>.pprof when that variable
+// names a directory; run with -memprofilerate 1 so that every allocation is
+// sampled. Compare a benchmark's "after" with its "before"
+// (go tool pprof -sample_index inuse_space -diff_base before after) to see
+// what one op keeps live, by function.
+func heapProfile(b *testing.B, stage string) {
+	dir := os.Getenv("LEAKPROOF_BENCH_HEAPPROFILE")
+	if dir == "" {
+		return
+	}
+	name := strings.NewReplacer("/", "_", "=", "-").Replace(b.Name())
+	f, err := os.Create(filepath.Join(dir, name+"-"+stage+".pprof"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
+}
 
 // BenchmarkMemorySubchannel measures the live heap per subchannel on a real
 // grpc.ClientConn: N subchannels created (never connected) by grpc's own
@@ -54,6 +104,7 @@ func BenchmarkMemorySubchannel(b *testing.B) {
 					c := dial(b, directConfigJSON(m.managed, m.ring), e2e.AddrState())
 					l := directOf(b, c)
 					before := heapAfterGC()
+					heapProfile(b, "before")
 					b.StartTimer()
 					for i := range scs {
 						sc, _, err := l.add(addr(i), nil)
@@ -64,6 +115,7 @@ func BenchmarkMemorySubchannel(b *testing.B) {
 					}
 					b.StopTimer()
 					after := heapAfterGC()
+					heapProfile(b, "after")
 					perSC += (float64(after) - float64(before)) / float64(n)
 					for i, sc := range scs {
 						sc.Shutdown() // a leakproof handle's Shutdown releases it
@@ -94,7 +146,9 @@ func (d *blockDialer) dial(ctx context.Context, _ string) (net.Conn, error) {
 // subchannel connecting through a dialer that never completes (no socket is
 // opened; nothing is reachable). It counts everything each policy keeps per
 // endpoint: endpointsharding's child, its pick_first, the addrConn, and for
-// leakproof the manager's record, handle and trace. Reported: B/endpoint;
+// leakproof the manager's record, handle and trace; not the goroutines'
+// descriptors, which the runtime keeps for reuse and which exist before the
+// first measurement (warmGoroutines). Reported: B/endpoint;
 // ns/op is the time to reach N dials in flight from NewClient.
 func BenchmarkMemoryPolicy(b *testing.B) {
 	for _, n := range memorySizes {
@@ -107,6 +161,9 @@ func BenchmarkMemoryPolicy(b *testing.B) {
 				state := e2e.EndpointState(endpointsOf(addrs)...)
 				var perEP float64
 				b.StopTimer()
+				// Every endpoint's subchannel runs a goroutine or more while it
+				// dials; have their descriptors exist already.
+				warmGoroutines(4 * n)
 				for range b.N {
 					d := &blockDialer{}
 					opt := grpc.WithContextDialer(d.dial)
@@ -114,6 +171,7 @@ func BenchmarkMemoryPolicy(b *testing.B) {
 						opt = grpc.WithContextDialer(subconn.Dialer(d.dial))
 					}
 					before := heapAfterGC()
+					heapProfile(b, "before")
 					b.StartTimer()
 					c := dial(b, e2e.ServiceConfig(ci.policy, ""), state, opt)
 					deadline := time.Now().Add(15 * time.Second)
@@ -125,6 +183,7 @@ func BenchmarkMemoryPolicy(b *testing.B) {
 					}
 					b.StopTimer()
 					after := heapAfterGC()
+					heapProfile(b, "after")
 					perEP += (float64(after) - float64(before)) / float64(n)
 					c.cc.Close()
 				}
