@@ -53,18 +53,18 @@ func (a *aggregate) state() connectivity.State {
 // move puts e in the set of state to (noSet: none), with picker p as its
 // picker there.
 func (a *aggregate) move(e *endpoint, to connectivity.State, p balancer.Picker) {
-	from := e.set
+	from := e.setOf()
 	if from == to && to != connectivity.Ready {
 		return
 	}
 	if from != noSet {
 		a.remove(e)
 	}
-	e.set = to
+	e.set = int8(to)
 	if to == noSet {
 		return
 	}
-	e.setIdx = len(a.sets[to])
+	e.setIdx = int32(len(a.sets[to]))
 	a.sets[to] = append(a.sets[to], e)
 	if to == connectivity.Ready {
 		a.ready.add(readyEntryOf(p))
@@ -73,7 +73,7 @@ func (a *aggregate) move(e *endpoint, to connectivity.State, p balancer.Picker) 
 
 // remove takes e out of its set, moving the set's last endpoint to its place.
 func (a *aggregate) remove(e *endpoint) {
-	s, i := e.set, e.setIdx
+	s, i := e.setOf(), int(e.setIdx)
 	set := a.sets[s]
 	last := len(set) - 1
 	if s == connectivity.Ready {
@@ -81,11 +81,11 @@ func (a *aggregate) remove(e *endpoint) {
 	}
 	if i != last {
 		set[i] = set[last]
-		set[i].setIdx = i
+		set[i].setIdx = int32(i)
 	}
 	set[last] = nil
 	a.sets[s] = set[:last]
-	e.set = noSet
+	e.set = int8(noSet)
 }
 
 // picker returns the aggregate state of a balancer with n endpoints and the
@@ -110,7 +110,7 @@ func (a *aggregate) picker(n int, resolverErr error) (connectivity.State, balanc
 		set := a.sets[st]
 		ps := make([]balancer.Picker, len(set))
 		for i, e := range set {
-			ps[i] = e.state.Picker
+			ps[i] = e.picker
 			if ps[i] == nil {
 				ps[i] = notYet
 			}

@@ -15,22 +15,24 @@ import (
 
 // endpointKey identifies an endpoint as grpc's resolver.EndpointMap does: by
 // the multiset of its addresses' Addr, in any order. A one-address endpoint
-// (almost all of them) is keyed by its address alone, with no allocation.
-type endpointKey struct {
-	addr  string // the address of a one-address endpoint
-	multi string // otherwise: the sorted, base64-encoded addresses
-}
+// (almost all of them) is keyed by its address alone, with no allocation;
+// other keys start with a NUL byte, which no address of those does (one that
+// does is escaped), so that no two endpoints share a key.
+type endpointKey string
 
 func keyOf(ep resolver.Endpoint) endpointKey {
 	if len(ep.Addresses) == 1 {
-		return endpointKey{addr: ep.Addresses[0].Addr}
+		if a := ep.Addresses[0].Addr; a == "" || a[0] != 0 {
+			return endpointKey(a)
+		}
+		return endpointKey("\x00s" + ep.Addresses[0].Addr)
 	}
 	enc := make([]string, len(ep.Addresses))
 	for i, a := range ep.Addresses {
 		enc[i] = base64.StdEncoding.EncodeToString([]byte(a.Addr))
 	}
 	slices.Sort(enc)
-	return endpointKey{multi: strings.Join(enc, " ")}
+	return endpointKey("\x00m" + strings.Join(enc, " "))
 }
 
 // endpoint is one endpoint's child: grpc's pick_first on a
@@ -40,30 +42,33 @@ type endpoint struct {
 	balancer.ClientConn // grpc's; UpdateState is the endpoint's own
 
 	// Initialized at creation, read-only after.
-	b   *roundRobin
-	key endpointKey
+	b *roundRobin
 
 	// Written only by the balancer's UpdateClientConnState, which grpc
-	// serializes with every other call that reads it.
+	// serializes with every other call that reads it. Its key (keyOf) never
+	// changes.
 	ep resolver.Endpoint // as last sent to the child
 
 	mu     sync.Mutex // serializes calls into lb
 	lb     balancer.Balancer
 	closed bool
 
-	// Guarded by b.mu.
-	gen     uint64             // the last resolver update that listed it
-	removed bool               // no longer listed: its updates are dropped
-	state   balancer.State     // as its pick_first last reported
-	set     connectivity.State // which of b.agg.sets holds it, or noSet
-	setIdx  int                // its index there
-	allIdx  int                // its index in b.all
-	plain   bool               // READY with a plain SubConn picker
+	// Guarded by b.mu. (Small types: there is one endpoint per backend,
+	// and these fit it in 128 bytes.)
+	gen     uint64          // the last resolver update that listed it
+	picker  balancer.Picker // as its pick_first last reported
+	setIdx  int32           // its index in b.agg.sets[set]
+	allIdx  int32           // its index in b.all
+	set     int8            // a connectivity.State: which of b.agg.sets holds it, or noSet
+	removed bool            // no longer listed: its updates are dropped
 }
 
-func newEndpoint(b *roundRobin, k endpointKey, ep resolver.Endpoint) *endpoint {
-	return &endpoint{ClientConn: b.cc, b: b, key: k, ep: ep, set: noSet}
+func newEndpoint(b *roundRobin, ep resolver.Endpoint) *endpoint {
+	return &endpoint{ClientConn: b.cc, b: b, ep: ep, set: int8(noSet)}
 }
+
+// setOf returns which of b.agg.sets holds e, or noSet. Caller must hold b.mu.
+func (e *endpoint) setOf() connectivity.State { return connectivity.State(e.set) }
 
 // holderName names the endpoint's references in traces and snapshots.
 func holderName(ep resolver.Endpoint) string {

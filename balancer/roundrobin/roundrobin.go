@@ -171,7 +171,7 @@ func (b *roundRobin) UpdateClientConnState(s balancer.ClientConnState) error {
 		switch {
 		case ok && e.gen == b.gen: // a duplicate endpoint in this update
 		case !ok:
-			e = newEndpoint(b, k, ep)
+			e = newEndpoint(b, ep)
 			e.gen = b.gen
 			seen++
 			b.addLocked(e)
@@ -181,7 +181,7 @@ func (b *roundRobin) UpdateClientConnState(s balancer.ClientConnState) error {
 			seen++
 			// pick_first does nothing with an unchanged update when READY or
 			// IDLE; CONNECTING and TRANSIENT_FAILURE restart their pass.
-			if attrsChanged || !sameEndpoint(e.ep, ep) || e.set == connectivity.Connecting || e.set == connectivity.TransientFailure {
+			if attrsChanged || !sameEndpoint(e.ep, ep) || e.setOf() == connectivity.Connecting || e.setOf() == connectivity.TransientFailure {
 				e.ep = ep
 				updated = append(updated, e)
 			}
@@ -292,8 +292,8 @@ func (b *roundRobin) Close() {
 // addLocked adds a new endpoint, IDLE until its pick_first reports. Caller
 // must hold b.mu.
 func (b *roundRobin) addLocked(e *endpoint) {
-	b.byKey[e.key] = e
-	e.allIdx = len(b.all)
+	b.byKey[keyOf(e.ep)] = e
+	e.allIdx = int32(len(b.all))
 	b.all = append(b.all, e)
 	b.agg.move(e, connectivity.Idle, nil)
 }
@@ -302,11 +302,11 @@ func (b *roundRobin) addLocked(e *endpoint) {
 // Caller must hold b.mu.
 func (b *roundRobin) removeLocked(e *endpoint) {
 	e.removed = true
-	delete(b.byKey, e.key)
+	delete(b.byKey, keyOf(e.ep))
 	last := len(b.all) - 1
-	if i := e.allIdx; i != last {
+	if i := int(e.allIdx); i != last {
 		b.all[i] = b.all[last]
-		b.all[i].allIdx = i
+		b.all[i].allIdx = int32(i)
 	}
 	b.all[last] = nil
 	b.all = b.all[:last]
@@ -329,12 +329,12 @@ func (b *roundRobin) childUpdate(e *endpoint, s balancer.State) {
 	if b.closed || e.removed {
 		return
 	}
-	from := e.set
+	from := e.setOf()
 	to := s.ConnectivityState
 	if to == connectivity.Shutdown {
 		to = noSet
 	}
-	e.state = s
+	e.picker = s.Picker
 	b.agg.move(e, to, s.Picker)
 	if b.inhibit {
 		return // the call from grpc in progress publishes at its end
