@@ -69,10 +69,10 @@ func (m *Manager) acquire(addr resolver.Address, holder string, o acquireOpts) (
 	m.stats.Created++
 	m.emitLocked(r, trace.Event{Kind: trace.KindCreate, Holder: holder})
 	if m.closed { // Close ran while NewSubConn did: nobody may hold it.
-		m.markShutdownLocked(r, sc, holder, "manager closed while the subchannel was being created")
+		m.markShutdownLocked(r, holder, "manager closed while the subchannel was being created")
 		m.mu.Unlock()
 		m.recordOpen(1, 0)
-		m.shutdownRecord(r)
+		m.shutdownRecord(r, sc)
 		return nil, fmt.Errorf("subconn: acquire %s for %q: %w", r.key(), holder, ErrClosed)
 	}
 	h := m.refLocked(r, sc, holder, o)
@@ -173,14 +173,14 @@ func (m *Manager) release(h *SubConn, reason string) error {
 	shut := m.unrefLocked(h, trace.KindUnref, reason)
 	m.mu.Unlock()
 	if shut {
-		m.shutdownRecord(r)
+		m.shutdownRecord(r, h.SubConn)
 	}
 	m.cq.kickAsync()
 	return nil
 }
 
 // unrefLocked drops h's reference and reports whether the caller must now
-// call shutdownRecord. Caller must hold m.mu.
+// call shutdownRecord (with h.SubConn). Caller must hold m.mu.
 func (m *Manager) unrefLocked(h *SubConn, kind trace.Kind, reason string) bool {
 	r := h.rec
 	h.released.Store(true)
@@ -197,6 +197,6 @@ func (m *Manager) unrefLocked(h *SubConn, kind trace.Kind, reason string) bool {
 	if r.refs > 0 {
 		return false
 	}
-	m.markShutdownLocked(r, h.SubConn, h.holder, reason)
+	m.markShutdownLocked(r, h.holder, reason)
 	return true
 }

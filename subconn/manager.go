@@ -165,17 +165,17 @@ func (m *Manager) Close() error {
 		}
 	})
 	var leaks []string
-	var shut []*record
+	var shut []*SubConn // the last handle of each record to shut down
 	for _, h := range held {
 		leaks = append(leaks, fmt.Sprintf("#%d %s held by %q", h.rec.id, h.rec.key(), h.holder))
 		if m.unrefLocked(h, trace.KindLeak, "manager closed before the holder released") {
-			shut = append(shut, h.rec)
+			shut = append(shut, h)
 		}
 	}
 	m.emitLocked(nil, trace.Event{Kind: trace.KindManagerClose})
 	m.mu.Unlock()
-	for _, r := range shut {
-		m.shutdownRecord(r)
+	for _, h := range shut {
+		m.shutdownRecord(h.rec, h.SubConn)
 	}
 	m.mu.Lock()
 	if m.undestroyed == 0 {

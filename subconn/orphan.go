@@ -271,7 +271,7 @@ func (m *Manager) orphan(h *SubConn, addr string, absent, timeout time.Duration,
 	logger.Warningf("subconn: %v is an orphan: %s", h, reason)
 	m.recordLeaks(leakOrphan, 1)
 	if shut {
-		m.shutdownRecord(r)
+		m.shutdownRecord(r, h.SubConn)
 	}
 	m.cq.kickAsync()
 }

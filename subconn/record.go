@@ -17,8 +17,8 @@ import (
 // rare parts of a key (ServerName, Attributes) live in keyExtra; times are
 // nanoseconds on the manager's monotonic clock (Manager.at); holders are a
 // list threaded through the handles, which also carry the real SubConn (a
-// record that has none has been shut down, and recordCold keeps it for
-// Shutdown). 80 bytes.
+// record that has none has been shut down: the goroutine that released the
+// last handle passes it to shutdownRecord). 80 bytes.
 type record struct {
 	// Initialized at creation, read-only after.
 	m       *Manager
@@ -51,25 +51,25 @@ type keyExtra struct {
 // loses a connection or is shut down: failure causes, the latest health
 // state, the Dialer's socket bookkeeping, losses and the shutdown. A
 // subchannel that has done none of these has none (all zero). Guarded by
-// m.mu, like the record.
+// m.mu, like the record. Every connected subchannel has one: its fields are
+// ordered, and its counts are int32, so that it is 128 bytes.
 type recordCold struct {
-	sc              balancer.SubConn // the real SubConn, kept from markShutdownLocked for Shutdown
-	lastErr         error            // the last state's ConnectionError
-	connectingSince int64            // Manager.clock reading of the last CONNECTING
+	lastErr         error // the last state's ConnectionError
+	lastDialErr     error // the last dial error, for failure causes
+	connectingSince int64 // Manager.clock reading of the last CONNECTING
 	healthLast      *balancer.SubConnState
 
-	shutdownAt   int64 // Manager.clock reading of markShutdownLocked
+	shutdownAt int64          // Manager.clock reading of markShutdownLocked
+	sockets    []*trackedConn // open sockets, oldest first
+	lastSocket *trackedConn   // most recently opened socket
+	drainTimer *time.Timer
+	lastLoss   string
+
+	dialing      int32 // dials in flight through Dialer
+	lost         int32
 	destroyed    bool
 	dialSeen     bool // Dialer has dialed for this subchannel
 	drainExpired bool
-	dialing      int            // dials in flight through Dialer
-	lastDialErr  error          // the last dial error, for failure causes
-	sockets      []*trackedConn // open sockets, oldest first
-	lastSocket   *trackedConn   // most recently opened socket
-	drainTimer   *time.Timer
-
-	lost     int
-	lastLoss string
 }
 
 // noCold is what an unwritten recordCold reads as.

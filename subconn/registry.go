@@ -64,11 +64,11 @@ func (m *Manager) Snapshot() []trace.Subchannel {
 			Refs:            int(r.refs),
 			Holders:         make([]string, 0, r.refs),
 			Sockets:         make([]trace.Socket, 0, len(cold.sockets)),
-			Dialing:         cold.dialing,
+			Dialing:         int(cold.dialing),
 			Created:         m.at(r.created),
 			Age:             jsontime.Duration(now.Sub(m.at(r.created))),
 			Shutdown:        r.shutdown,
-			ConnectionsLost: cold.lost,
+			ConnectionsLost: int(cold.lost),
 			LastLoss:        cold.lastLoss,
 		}
 		if r.shutdown {

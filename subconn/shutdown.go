@@ -9,23 +9,22 @@ import (
 	"google.golang.org/grpc/balancer"
 )
 
-// markShutdownLocked decides that r, whose real SubConn is sc, is shut down.
-// r stays in m.live until Shutdown has returned. Caller must hold m.mu and
-// then call shutdownRecord without it.
-func (m *Manager) markShutdownLocked(r *record, sc balancer.SubConn, holder, reason string) {
+// markShutdownLocked decides that r is shut down. r stays in m.live until
+// Shutdown has returned. Caller must hold m.mu and then call shutdownRecord
+// without it, with r's real SubConn (from the last handle it released).
+func (m *Manager) markShutdownLocked(r *record, holder, reason string) {
 	r.shutdown = true
 	c := r.coldLocked()
-	c.sc = sc // the last handle is gone: shutdownRecord finds it here
 	c.shutdownAt = m.clock()
 	m.stats.Shutdowns++
 	m.emitLocked(r, trace.Event{Kind: trace.KindShutdown, Holder: holder, Reason: reason})
 }
 
-// shutdownRecord calls Shutdown on r's SubConn. It is called exactly once per
-// record, by the goroutine that marked it shut down, without m.mu (grpc may
-// close sockets synchronously, which reports back to the manager).
-func (m *Manager) shutdownRecord(r *record) {
-	r.cold.sc.Shutdown() // written by markShutdownLocked, on this goroutine, and never again
+// shutdownRecord calls Shutdown on sc, r's real SubConn. It is called exactly
+// once per record, by the goroutine that marked it shut down, without m.mu
+// (grpc may close sockets synchronously, which reports back to the manager).
+func (m *Manager) shutdownRecord(r *record, sc balancer.SubConn) {
+	sc.Shutdown()
 	m.mu.Lock()
 	m.live.remove(r.keyAddress(), func(x *record) bool { return x == r })
 	m.settled.Broadcast()
