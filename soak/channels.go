@@ -59,12 +59,13 @@ func (c *rpcCounters) snapshot() RPCStats {
 }
 
 // dial makes a channel named name of the run with service config sc on
-// the run's feed (a manual resolver, or the xDS control plane), dialing
-// through the socket tracker and subconn.Dialer with creds (nil: the run's,
-// Config.TLS), with the retry interceptor (and the logging interceptor for
-// final failures). Config.DialOptions come after the soak's connect
-// parameters and before what the soak needs to watch the channel, which
-// therefore wins.
+// the run's feed (a manual resolver, DNS or the xDS control plane),
+// dialing through the socket tracker and subconn.Dialer (over
+// Config.Dialer) with creds (nil: the run's, Config.TLS), with the retry
+// interceptor (and the logging interceptor for final failures).
+// Config.DialOptions come after the soak's connect parameters; the options
+// that would take over what comes after them were refused by
+// checkDialOptions.
 func (r *runner) dial(name, kind, sc string, state resolver.State, creds credentials.TransportCredentials, stats *rpcCounters) (*client, error) {
 	c := &client{name: name, target: r.prefix + name, ch: r.socks.register(name, kind), stats: stats}
 	target, feedOpts, err := r.feed.dial(c, kind, sc, state)
@@ -85,7 +86,7 @@ func (r *runner) dial(name, kind, sc string, state resolver.State, creds credent
 	opts = append(opts, feedOpts...)
 	opts = append(opts,
 		grpc.WithTransportCredentials(creds),
-		grpc.WithContextDialer(r.socks.dialer(c.ch)),
+		grpc.WithContextDialer(r.socks.dialer(c.ch, r.cfg.Dialer)),
 	)
 	if kind != kindTLS {
 		opts = append(opts, r.interceptors(c)...)

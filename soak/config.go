@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -272,17 +273,28 @@ type Config struct {
 	ServiceConfig string
 
 	// DialOptions are added to every channel of the run (Compare's too),
-	// after the soak's connect parameters, which they may override, and
-	// before what the soak needs to watch the channel, which overrides
-	// them: its resolver (WithResolvers, and the target), its default
-	// service config, its transport credentials and its context dialer
-	// (subconn.Dialer over a socket-tracking TCP dial). grpc.DialOption is
-	// opaque, so such options cannot be detected: they are ignored, not
-	// refused. Chained interceptors run outside the soak's logging and
-	// retry interceptors (each sees a call once, with its final result);
+	// after the soak's connect parameters, which they may override.
+	// Interceptors (chained outside the soak's logging and retry
+	// interceptors: each sees a call once, with its final result),
 	// keepalive, stats handlers, per-RPC credentials and the like apply as
-	// given.
+	// given. Options that would take over what the soak watches the
+	// channel with are refused, naming the option, before anything starts:
+	// a context dialer (grpc.WithContextDialer, WithDialer: set Dialer
+	// instead, which the soak composes), transport credentials
+	// (WithTransportCredentials, WithInsecure, WithCredentialsBundle: the
+	// soak's are insecure, or with TLS the run's CA), resolvers
+	// (WithResolvers: set Resolver) and service configs
+	// (WithDefaultServiceConfig: set ServiceConfig; WithDisableServiceConfig).
 	DialOptions []grpc.DialOption
+
+	// Dialer, if set, dials every socket of the run's channels: the
+	// function a client gives grpc.WithContextDialer. The soak's socket
+	// tracking (subconn.Dialer and the soak's books) wraps the conn it
+	// returns, so it must be the plain dial (if your client uses
+	// subconn.Dialer(base), give base) and return a conn on a real socket
+	// (net.TCPConn, or one implementing syscall.Conn) for the descriptor
+	// books to name it. Nil dials TCP.
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 
 	// RegisterServices, if set, registers the user's services on every
 	// backend the soak starts (regular, frozen, resetting, TLS), beside the
@@ -401,6 +413,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Policy == "" {
 		c.Policy = DefaultPolicy
+	}
+	if len(c.DialOptions) > 0 {
+		if err := dialOptionsReadable(); err != nil {
+			errs = append(errs, err)
+		} else if err := checkDialOptions(c.DialOptions); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.ServiceConfig != "" {
 		sel, err := selectPolicy(c.ServiceConfig)

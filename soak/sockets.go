@@ -92,15 +92,26 @@ func (t *sockTracker) channel(local, remote netip.AddrPort) (*chanRec, bool) {
 	return ch, ok
 }
 
-// dialer returns the channel's dial function: subconn.Dialer over a TCP
-// dial that records the socket for ch until it is closed.
-func (t *sockTracker) dialer(ch *chanRec) subconn.DialFunc {
+// dialer returns the channel's dial function: subconn.Dialer over a dial
+// that records the socket for ch until it is closed. base (Config.Dialer)
+// dials, if not nil; else a TCP dial that books each socket's inode as
+// soon as it exists, before it connects.
+func (t *sockTracker) dialer(ch *chanRec, base subconn.DialFunc) subconn.DialFunc {
 	return subconn.Dialer(func(ctx context.Context, addr string) (net.Conn, error) {
 		var booked []uint64
-		conn, err := sockowner.DialBooked(ctx, "tcp", addr, func(ino uint64) {
-			booked = append(booked, ino)
-			t.bookInode(ino, ch)
-		})
+		var conn net.Conn
+		var err error
+		if base != nil {
+			conn, err = base(ctx, addr)
+			if err == nil && conn == nil {
+				err = fmt.Errorf("soak: Config.Dialer returned no conn and no error for %s", addr)
+			}
+		} else {
+			conn, err = sockowner.DialBooked(ctx, "tcp", addr, func(ino uint64) {
+				booked = append(booked, ino)
+				t.bookInode(ino, ch)
+			})
+		}
 		if err != nil {
 			for _, ino := range booked {
 				t.removeInode(ino)

@@ -2,6 +2,8 @@ package soak_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/leakproof/leakproof/soak"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/keepalive"
@@ -108,5 +111,65 @@ func TestUserPolicyPassesEveryFault(t *testing.T) {
 	})
 	if res != nil && res.Policy != userPolicy {
 		t.Errorf("policy %q, want %q", res.Policy, userPolicy)
+	}
+}
+
+// TestUserDialerIsComposed: a user's dialer (Config.Dialer) dials every
+// socket of the channels under test, and the soak still tracks them: the
+// main channel's sockets are attributed to it and booked as the client's.
+func TestUserDialerIsComposed(t *testing.T) {
+	var dials atomic.Int64
+	res := soak.Verify(t, soak.Config{
+		Duration: soakDuration(t, 3*time.Second),
+		Dialer: func(ctx context.Context, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		},
+		Faults: []soak.Fault{soak.FaultGoAway, soak.FaultReset},
+	})
+	if res == nil {
+		return
+	}
+	var mainSockets, clientFDs int
+	for _, s := range res.Samples {
+		for _, n := range s.Sockets {
+			mainSockets = max(mainSockets, n)
+		}
+		clientFDs = max(clientFDs, s.ClientFDs)
+	}
+	t.Logf("%d dials by the user's dialer; at most %d main-channel sockets to a backend, %d client descriptors booked", dials.Load(), mainSockets, clientFDs)
+	if dials.Load() == 0 {
+		t.Errorf("the user's dialer was never called")
+	}
+	if mainSockets == 0 || clientFDs == 0 {
+		t.Errorf("no socket attributed to the main channel (%d) or booked as the client's (%d): the user's dialer bypassed the soak's tracking", mainSockets, clientFDs)
+	}
+}
+
+// TestTakeoverDialOptionIsRefused: an option that would take over what the
+// soak watches the channel with is an error naming it, before anything
+// starts.
+func TestTakeoverDialOptionIsRefused(t *testing.T) {
+	for name, opt := range map[string]grpc.DialOption{
+		"grpc.WithContextDialer": grpc.WithContextDialer(func(context.Context, string) (net.Conn, error) {
+			t.Error("the refused dialer was called")
+			return nil, errors.New("refused")
+		}),
+		"grpc.WithTransportCredentials": grpc.WithTransportCredentials(insecure.NewCredentials()),
+		"grpc.WithDefaultServiceConfig": grpc.WithDefaultServiceConfig(guardedWRR),
+	} {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			res, err := soak.Run(context.Background(), soak.Config{
+				DialOptions: []grpc.DialOption{grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second}), opt},
+			})
+			if res != nil || err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "DialOptions[1]") {
+				t.Fatalf("Run() returned a result: %v, error %v; want no result and an error naming DialOptions[1], %s", res != nil, err, name)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("Run took %v to refuse: something started", d)
+			}
+			t.Log(err)
+		})
 	}
 }

@@ -16,13 +16,12 @@ const policy = roundrobin.Name
 // client with it.
 const serviceConfig = `{"loadBalancingConfig":[{"` + policy + `":{"drainTimeout":"1s"}}]}`
 
-// dialOptions are the client's dial options, without the service config.
-// client_test.go soaks the client with them: the soak keeps its own
-// credentials and dialer (soak.Config.DialOptions), the rest applies.
+// dialOptions are the client's dial options, without its credentials,
+// dialer and service config: client_test.go soaks the client with them
+// (soak.Config.DialOptions), and the soak refuses options that would take
+// over its own credentials, dialer or service config.
 func dialOptions() []grpc.DialOption {
 	return []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(subconn.Dialer(nil)),
 		grpc.WithUnaryInterceptor(retry.UnaryClientInterceptor(
 			retry.WithCodes(codes.Unavailable),
 			retry.WithMax(5),
@@ -34,6 +33,9 @@ func dialOptions() []grpc.DialOption {
 // builds its *grpc.ClientConn. client_test.go tests it and soaks its
 // service config and dial options; adapt all three.
 func newClient(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
-	opts = append(append(dialOptions(), grpc.WithDefaultServiceConfig(serviceConfig)), opts...)
+	opts = append(append(dialOptions(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(subconn.Dialer(nil)),
+		grpc.WithDefaultServiceConfig(serviceConfig)), opts...)
 	return grpc.NewClient(target, opts...)
 }

@@ -1,0 +1,80 @@
+package soak
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/stats"
+)
+
+// inlinedDialer stands for a user's helper that builds an option: the
+// compiler may inline grpc.WithContextDialer into it, which renames the
+// closure after the helper.
+func inlinedDialer() grpc.DialOption {
+	return grpc.WithContextDialer(func(context.Context, string) (net.Conn, error) { return nil, nil })
+}
+
+type countingHandler struct{ stats.Handler }
+
+func TestCheckDialOptionsRefusesTakeovers(t *testing.T) {
+	if err := dialOptionsReadable(); err != nil {
+		t.Fatal(err)
+	}
+	dial := func(context.Context, string) (net.Conn, error) { return nil, nil }
+	refused := []struct {
+		opt  grpc.DialOption
+		name string
+	}{
+		{grpc.WithContextDialer(dial), "grpc.WithContextDialer"},
+		{inlinedDialer(), "grpc.WithContextDialer"},
+		{grpc.WithDialer(nil), "grpc.WithContextDialer (or WithDialer)"},
+		{grpc.WithTransportCredentials(insecure.NewCredentials()), "grpc.WithTransportCredentials"},
+		{grpc.WithInsecure(), "grpc.WithInsecure"}, //nolint:staticcheck // a user may still pass it
+		{grpc.WithCredentialsBundle(nil), "grpc.WithCredentialsBundle"},
+		{grpc.WithResolvers(), "grpc.WithResolvers"},
+		{grpc.WithDefaultServiceConfig(`{}`), "grpc.WithDefaultServiceConfig"},
+		{grpc.WithDisableServiceConfig(), "grpc.WithDisableServiceConfig"},
+	}
+	harmless := []grpc.DialOption{
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{}),
+		grpc.WithChainUnaryInterceptor(),
+		grpc.WithUnaryInterceptor(nil),
+		grpc.WithStatsHandler(countingHandler{}),
+		grpc.WithUserAgent("x"),
+		grpc.WithAuthority("x"),
+		grpc.WithIdleTimeout(0),
+		grpc.WithMaxHeaderListSize(1 << 20),
+		grpc.EmptyDialOption{},
+		nil,
+	}
+	if err := checkDialOptions(harmless); err != nil {
+		t.Fatalf("checkDialOptions(harmless) = %v", err)
+	}
+	for _, r := range refused {
+		opts := append(append([]grpc.DialOption{}, harmless...), r.opt)
+		err := checkDialOptions(opts)
+		if err == nil || !strings.Contains(err.Error(), r.name) || !strings.Contains(err.Error(), "DialOptions[10]") {
+			t.Errorf("checkDialOptions(... %s) = %v; want an error naming DialOptions[10] and %s", r.name, err, r.name)
+		}
+	}
+}
+
+func TestGrpcFunc(t *testing.T) {
+	for closure, want := range map[string]string{
+		"google.golang.org/grpc.WithContextDialer.func1":                                 "WithContextDialer",
+		"example.com/x.newClient.WithContextDialer.func2":                                "WithContextDialer",
+		"example.com/x.TestNames.WithDialer.WithContextDialer.func8":                     "WithContextDialer",
+		"gopkg.in/x.v1.WithOptions.WithTransportCredentials.func3":                       "WithTransportCredentials",
+		"google.golang.org/grpc.WithKeepaliveParams.func1":                               "WithKeepaliveParams",
+		"github.com/leakproof/leakproof/soak.TestX.func1.WithDefaultServiceConfig.func2": "WithDefaultServiceConfig",
+	} {
+		if got := grpcFunc(closure); got != want {
+			t.Errorf("grpcFunc(%q) = %q, want %q", closure, got, want)
+		}
+	}
+}
