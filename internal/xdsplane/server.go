@@ -64,7 +64,7 @@ type Server struct {
 	run     *serving
 	version int
 	current [types.UnknownType]v3cache.Resources            // what the cache holds, per type
-	history [types.UnknownType]map[string]v3cache.Resources // every version published, per type
+	history [types.UnknownType]map[string]v3cache.Resources // the versions a NACK may roll back to, per type (pruneLocked)
 	nonces  map[streamNonce]string                          // response → version sent
 	streams map[int64]*streamState                          // open ADS streams (one per client)
 	nacks   []NACK
@@ -176,10 +176,61 @@ func (s *Server) Update(ctx context.Context, res Resources) (string, error) {
 		s.current[t] = next
 		s.history[t][v] = next
 	}
+	s.pruneLocked()
 	if err := s.setLocked(ctx); err != nil {
 		return "", err
 	}
 	return v, nil
+}
+
+// keptVersions is how many of the latest versions of each type the history
+// keeps beyond those a client holds or is being sent: a client that
+// reconnects (after Restart, or a stream it lost) names the version it
+// holds only when it next answers.
+const keptVersions = 8
+
+// pruneLocked drops from the history every version no NACK can roll back
+// to: a NACK rolls back to the version its client last accepted, so the
+// history keeps the version each open stream accepted, the versions sent
+// and not yet answered, the current one and the keptVersions latest. A long
+// run's pushes then do not grow the server. Caller must hold s.mu.
+func (s *Server) pruneLocked() {
+	sent := make(map[string]bool, len(s.nonces))
+	for _, v := range s.nonces {
+		sent[v] = true
+	}
+	for t := range s.history {
+		for v := range s.history[t] {
+			n, err := strconv.Atoi(v)
+			if err == nil && n > s.version-keptVersions || sent[v] || v == s.current[t].Version || s.heldLocked(types.ResponseType(t), v) {
+				continue
+			}
+			delete(s.history[t], v)
+		}
+	}
+}
+
+// heldLocked reports whether an open stream last accepted version v of t.
+// Caller must hold s.mu.
+func (s *Server) heldLocked(t types.ResponseType, v string) bool {
+	for _, st := range s.streams {
+		if st.acked[t] == v {
+			return true
+		}
+	}
+	return false
+}
+
+// historyLen is the number of versions the history holds, over every
+// type.
+func (s *Server) historyLen() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, h := range s.history {
+		n += len(h)
+	}
+	return n
 }
 
 // setLocked hands the current resources to the cache. Caller must hold s.mu.

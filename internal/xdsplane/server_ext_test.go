@@ -194,3 +194,59 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("Restart after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestHistoryIsBounded: a long run's pushes do not grow the server. After
+// many EDS pushes the server keeps only what a NACK can roll back to (the
+// versions the client holds, and the latest few), and a NACK then still
+// rolls the Cluster back to the version the client accepted before the
+// pushes began.
+func TestHistoryIsBounded(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	bs := e2e.StartBackends(t, 2)
+	srv := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), e2e.LongTimeout)
+	defer cancel()
+	good, err := srv.Update(ctx, service(t, "svc", xdsplane.Policy{Name: roundrobin.Name}, bs[0].Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo(t, dial(t, srv, "svc"))
+	if err := srv.WaitAcked(ctx, xdsplane.ClusterType, good); err != nil {
+		t.Fatal(err)
+	}
+	const pushes = 200
+	for i := range pushes {
+		v, err := srv.Update(ctx, service(t, "svc", xdsplane.Policy{Name: roundrobin.Name}, bs[(i+1)%2].Addr()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%20 == 0 {
+			if err := srv.WaitAcked(ctx, xdsplane.EndpointType, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Per type: the current version, the one the client holds, the one in
+	// flight, and the latest KeptVersions.
+	if n, limit := srv.HistoryLen(), 4*(xdsplane.KeptVersions+3); n > limit {
+		t.Errorf("the server keeps %d versions after %d pushes, want at most %d", n, pushes, limit)
+	}
+	if !srv.InHistory(xdsplane.ClusterType, good) {
+		t.Fatalf("the Cluster version %s the client holds was dropped", good)
+	}
+	bad, err := srv.Update(ctx, service(t, "svc", xdsplane.Policy{Name: roundrobin.Name, Config: `{"drainTimeout":"forever"}`}, bs[0].Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nack, err := srv.WaitNACK(ctx, xdsplane.ClusterType, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nack.Rejected != bad || nack.Held != good {
+		t.Errorf("NACK %+v, want version %s rejected, %s held", nack, bad, good)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(srv.NACKs()); n != 1 {
+		t.Errorf("%d NACKs, want 1: the rejected version was sent again", n)
+	}
+}
