@@ -2,7 +2,10 @@ package admin_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/leakproof/leakproof/admin"
@@ -89,6 +92,66 @@ func TestSubchannelsCarryTheirChannelzIDs(t *testing.T) {
 		}
 		if got := czch.GetChannel().GetData().GetTarget(); got != c.Target {
 			t.Errorf("channelz channel %d has target %q, want %q", sc.GetChannelzChannelId(), got, c.Target)
+		}
+	}
+}
+
+// The HTML page and its JSON show every subchannel and socket with the
+// channelz ids ListSubchannels gives them.
+func TestHandlerShowsTheChannelzIDsListSubchannelsShows(t *testing.T) {
+	t.Cleanup(leaktest.Check(t))
+	bs := e2e.StartBackends(t, 2)
+	c := e2e.Dial(t, e2e.ServiceConfig(roundrobin.Name, ""), e2e.AddrState(e2e.Addrs(bs)...), e2e.Options{})
+	c.WaitServed(e2e.Addrs(bs)...)
+	ac := adminv1.NewAdminServiceClient(startAll(t))
+	resp := waitList(t, ac, c.Target, "two subchannels joined with channelz", func(r *adminv1.ListSubchannelsResponse) bool {
+		n := 0
+		for _, sc := range r.GetSubchannels() {
+			if len(sc.GetSockets()) == 1 && sc.GetSockets()[0].GetChannelzSocketId() != 0 {
+				n++
+			}
+		}
+		return n == 2
+	})
+	srv := startHandler(t)
+	_, _, body := get(t, srv, "/debug/leakproof/json?target="+c.Target)
+	var v struct {
+		Subchannels []struct {
+			ID                   uint64 `json:"id"`
+			ChannelzSubchannelID int64  `json:"channelz_subchannel_id"`
+			ChannelzChannelID    int64  `json:"channelz_channel_id"`
+			Sockets              []struct {
+				ID               uint64 `json:"id"`
+				ChannelzSocketID int64  `json:"channelz_socket_id"`
+			} `json:"sockets"`
+		} `json:"subchannels"`
+	}
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatalf("JSON view: %v\n%s", err, body)
+	}
+	_, _, page := get(t, srv, "/debug/leakproof/?target="+c.Target)
+	for _, sc := range resp.GetSubchannels() {
+		var found bool
+		for _, js := range v.Subchannels {
+			if js.ID != sc.GetId() {
+				continue
+			}
+			found = true
+			if js.ChannelzSubchannelID != sc.GetChannelzSubchannelId() || js.ChannelzChannelID != sc.GetChannelzChannelId() ||
+				len(js.Sockets) != 1 || js.Sockets[0].ChannelzSocketID != sc.GetSockets()[0].GetChannelzSocketId() {
+				t.Errorf("JSON view of #%d: %+v; ListSubchannels: %v", sc.GetId(), js, sc)
+			}
+		}
+		if !found {
+			t.Errorf("JSON view lacks subchannel #%d", sc.GetId())
+		}
+		for _, want := range []string{
+			fmt.Sprintf("subchannel %d<br>channel %d", sc.GetChannelzSubchannelId(), sc.GetChannelzChannelId()),
+			fmt.Sprintf("%d (channelz %d)", sc.GetSockets()[0].GetId(), sc.GetSockets()[0].GetChannelzSocketId()),
+		} {
+			if !strings.Contains(page, want) {
+				t.Errorf("the page lacks %q", want)
+			}
 		}
 	}
 }

@@ -149,18 +149,13 @@ func subchannelToProto(si trace.Subchannel, join func(local, remote string) czID
 		ConnectionsLost: int64(si.ConnectionsLost),
 		LastLoss:        si.LastLoss,
 	}
-	for _, s := range si.Sockets {
-		pso := &adminv1.Socket{
+	v := joinChannelz(si, join)
+	ps.ChannelzSubchannelId, ps.ChannelzChannelId = v.ChannelzSubchannelID, v.ChannelzChannelID
+	for _, s := range v.Sockets {
+		ps.Sockets = append(ps.Sockets, &adminv1.Socket{
 			Id: s.ID, LocalAddress: s.Local, RemoteAddress: s.Remote, OpenTime: timestamp(s.Opened), Goaway: s.GoAway,
-		}
-		if join != nil {
-			ids := join(s.Local, s.Remote)
-			pso.ChannelzSocketId = ids.socket
-			if ids.subchannel != 0 && ps.ChannelzSubchannelId == 0 {
-				ps.ChannelzSubchannelId, ps.ChannelzChannelId = ids.subchannel, ids.channel
-			}
-		}
-		ps.Sockets = append(ps.Sockets, pso)
+			ChannelzSocketId: s.ChannelzSocketID,
+		})
 	}
 	return ps
 }

@@ -33,7 +33,7 @@ const maxRecentEvents = 1 << 20
 // The format follows the path's last element or ?format=:
 //
 //	.../        (or ?format=html)  the HTML page
-//	.../json    (or ?format=json)  one JSON object: managers, subchannels, events, check
+//	.../json    (or ?format=json)  one JSON object: managers, subchannels (with their channelz ids), events, check
 //	.../trace   (or ?format=jsonl) the rings' events as a JSON-lines trace, for `leakproof trace check -`
 //
 // Query parameters: target=T (only channel T), events=N (the latest N
@@ -46,15 +46,15 @@ type handler struct{}
 
 // view is the handler's JSON document, and what its HTML page shows.
 type view struct {
-	Time                 time.Time          `json:"time"`
-	Target               string             `json:"target,omitempty"`
-	Managers             []managerView      `json:"managers"`
-	Subchannels          []trace.Subchannel `json:"subchannels"`
-	Events               []trace.Event      `json:"events"`
-	Check                trace.LiveReport   `json:"check"`
-	ActiveWatchers       int64              `json:"active_watchers"`
-	DroppedWatchers      uint64             `json:"dropped_watchers"`
-	DroppedSubscriptions uint64             `json:"dropped_subscriptions"`
+	Time                 time.Time        `json:"time"`
+	Target               string           `json:"target,omitempty"`
+	Managers             []managerView    `json:"managers"`
+	Subchannels          []subchannelView `json:"subchannels"`
+	Events               []trace.Event    `json:"events"`
+	Check                trace.LiveReport `json:"check"`
+	ActiveWatchers       int64            `json:"active_watchers"`
+	DroppedWatchers      uint64           `json:"dropped_watchers"`
+	DroppedSubscriptions uint64           `json:"dropped_subscriptions"`
 }
 
 // managerView is one manager on the page: its counters are the manager's
@@ -162,15 +162,16 @@ func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Time:                 now,
 		Target:               target,
 		Managers:             []managerView{},
-		Subchannels:          allSubchannels(ms),
+		Subchannels:          []subchannelView{},
 		Events:               recentEvents(ms, n),
 		Check:                trace.CheckLive(now, grace, ms),
 		ActiveWatchers:       max(watchers.active.Load(), 0),
 		DroppedWatchers:      watchers.dropped.Load(),
 		DroppedSubscriptions: trace.DroppedSubscriptions(),
 	}
-	if v.Subchannels == nil {
-		v.Subchannels = []trace.Subchannel{}
+	join := channelzJoin(r.Context())
+	for _, si := range allSubchannels(ms) {
+		v.Subchannels = append(v.Subchannels, joinChannelz(si, join))
 	}
 	if v.Events == nil {
 		v.Events = []trace.Event{}
@@ -253,11 +254,11 @@ code, td.m { font-family: ui-monospace, monospace; font-size: 13px; }
 {{end}}</table>
 
 <h2>Subchannels</h2>
-<table><tr><th>id</th><th>manager</th><th>target</th><th>key</th><th>state</th><th>refs</th><th>holders</th><th>sockets</th><th>age</th><th>shutdown</th><th>lost</th><th>last loss</th></tr>
-{{range .Subchannels}}<tr><td class="n">#{{.ID}}</td><td class="n">{{.Manager}}</td><td class="m">{{.Target}}</td><td class="m">{{.Key}}</td><td>{{.State}}</td><td class="n">{{.Refs}}</td><td class="m">{{join .Holders ", "}}</td>
-<td class="m">{{range .Sockets}}{{.ID}}: {{.Local}}→{{.Remote}} since {{clock .Opened}}{{if .GoAway}} goaway{{end}}<br>{{end}}{{if .Dialing}}{{.Dialing}} dialing{{end}}</td>
+<table><tr><th>id</th><th>channelz</th><th>manager</th><th>target</th><th>key</th><th>state</th><th>refs</th><th>holders</th><th>sockets (channelz id)</th><th>age</th><th>shutdown</th><th>lost</th><th>last loss</th></tr>
+{{range .Subchannels}}<tr><td class="n">#{{.ID}}</td><td class="m">{{if .ChannelzSubchannelID}}subchannel {{.ChannelzSubchannelID}}<br>channel {{.ChannelzChannelID}}{{end}}</td><td class="n">{{.Manager}}</td><td class="m">{{.Target}}</td><td class="m">{{.Key}}</td><td>{{.State}}</td><td class="n">{{.Refs}}</td><td class="m">{{join .Holders ", "}}</td>
+<td class="m">{{range .Sockets}}{{.ID}}{{if .ChannelzSocketID}} (channelz {{.ChannelzSocketID}}){{end}}: {{.Local}}→{{.Remote}} since {{clock .Opened}}{{if .GoAway}} goaway{{end}}<br>{{end}}{{if .Dialing}}{{.Dialing}} dialing{{end}}</td>
 <td>{{ms .Age}}</td><td>{{if .Shutdown}}<span class="bad">at {{clock .ShutdownAt}}</span>{{end}}</td><td class="n">{{.ConnectionsLost}}</td><td class="m">{{.LastLoss}}</td></tr>
-{{else}}<tr><td colspan="12" class="dim">no subchannel alive</td></tr>
+{{else}}<tr><td colspan="13" class="dim">no subchannel alive</td></tr>
 {{end}}</table>
 
 <h2>Recent events (newest first)</h2>

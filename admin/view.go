@@ -61,3 +61,37 @@ func recentEvents(ms []trace.ManagerState, n int) []trace.Event {
 	}
 	return out
 }
+
+// subchannelView is a subchannel with the channelz ids of it, its channel
+// and its sockets: what the page and the JSON show, and what
+// ListSubchannels converts, so that all three join alike.
+type subchannelView struct {
+	trace.Subchannel
+	ChannelzSubchannelID int64        `json:"channelz_subchannel_id,omitempty"`
+	ChannelzChannelID    int64        `json:"channelz_channel_id,omitempty"`
+	Sockets              []socketView `json:"sockets"`
+}
+
+// socketView is a socket with its channelz id.
+type socketView struct {
+	trace.Socket
+	ChannelzSocketID int64 `json:"channelz_socket_id,omitempty"`
+}
+
+// joinChannelz joins si with channelz through join (nil: no ids). The
+// subchannel's ids are those of its first socket channelz knows.
+func joinChannelz(si trace.Subchannel, join func(local, remote string) czIDs) subchannelView {
+	v := subchannelView{Subchannel: si, Sockets: make([]socketView, 0, len(si.Sockets))}
+	for _, s := range si.Sockets {
+		sv := socketView{Socket: s}
+		if join != nil {
+			ids := join(s.Local, s.Remote)
+			sv.ChannelzSocketID = ids.socket
+			if ids.subchannel != 0 && v.ChannelzSubchannelID == 0 {
+				v.ChannelzSubchannelID, v.ChannelzChannelID = ids.subchannel, ids.channel
+			}
+		}
+		v.Sockets = append(v.Sockets, sv)
+	}
+	return v
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"testing"
 
 	"github.com/leakproof/leakproof/admin"
@@ -16,7 +17,8 @@ import (
 // endpoints (10,000 with LEAKPROOF_BENCH_LARGE=1) with 0, 1 and 64 real
 // WatchEvents streams open on an admin server on 127.0.0.1, each filtering
 // on a target no channel has: what a watcher costs the balancer when it
-// receives nothing.
+// receives nothing, and what the open watchers hold in memory (watchers-B,
+// with the subscriptions' buffers growing on demand up to admin.WatchBuffer).
 func BenchmarkChurnWatchers(b *testing.B) {
 	p := policyImpls[1]
 	for _, n := range []int{1000, 10000} {
@@ -24,13 +26,26 @@ func BenchmarkChurnWatchers(b *testing.B) {
 			for _, w := range []int{0, 1, 64} {
 				b.Run(fmt.Sprintf("%v/endpoints=%d/changed=%d%%/watchers=%d", p, n, pct, w), func(b *testing.B) {
 					skipLarge(b, n)
+					heap0 := heapAlloc()
 					stop := startWatchers(b, w)
 					defer stop()
+					// What the open watchers hold: subscriptions, streams,
+					// handlers and pumps, server and client side.
+					watchersHeap := heapAlloc() - heap0
 					benchChurn(b, p, p.cfg, n, pct)
+					b.ReportMetric(float64(watchersHeap), "watchers-B")
 				})
 			}
 		}
 	}
+}
+
+// heapAlloc returns the bytes of live heap objects after a collection.
+func heapAlloc() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }
 
 // startWatchers serves the admin service on 127.0.0.1 and opens n

@@ -47,9 +47,10 @@ type Problem struct {
 	Events        []Event           `json:"events"`
 }
 
-// String renders p on one line, without its events.
+// String renders p on one line, without its events. Its key is quoted and
+// its message's control characters escaped, as in Event.String.
 func (p Problem) String() string {
-	return fmt.Sprintf("%s: subchannel #%d %s (manager %d): %s", p.Kind, p.Subchannel, p.Key, p.Manager, p.Message)
+	return fmt.Sprintf("%s: subchannel #%d %s (manager %d): %s", p.Kind, p.Subchannel, quote(p.Key), p.Manager, escapeControl(p.Message))
 }
 
 // A Report is the result of checking a trace.

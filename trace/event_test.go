@@ -1,6 +1,8 @@
 package trace
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -18,5 +20,26 @@ func TestEventStringForEveryShape(t *testing.T) {
 		if got := tc.e.String(); got != tc.want {
 			t.Errorf("String() = %q, want %q", got, tc.want)
 		}
+	}
+}
+
+// Strings from outside (a key or socket address chosen by a resolver or a
+// control plane, a holder, a reason) never put a control character or a
+// line break into String: they are quoted or escaped.
+func TestEventStringQuotesOutsideStrings(t *testing.T) {
+	const evil = "127.0.0.1:1\x1b[2J\nseq=99 #1 forged"
+	e := Event{Seq: 1, Subchannel: 7, Key: evil, Kind: KindSocketOpen, Holder: "h\x1b]0;x\x07",
+		State: "READY\r", Reason: "r\n", Socket: &SocketRef{ID: 9, Local: "l:1", Remote: evil}}
+	p := Problem{Kind: ProblemLeak, Subchannel: 7, Key: evil, Message: "holder " + evil + " forgot it"}
+	for _, s := range []string{e.String(), p.String()} {
+		if strings.ContainsFunc(s, func(r rune) bool { return r != ' ' && !strconv.IsPrint(r) }) {
+			t.Errorf("a control character reached the line: %q", s)
+		}
+		if !strings.Contains(s, strconv.Quote(evil)) && !strings.Contains(s, `\x1b[2J\nseq=99`) {
+			t.Errorf("the key is not quoted: %q", s)
+		}
+	}
+	if got := e.String(); !strings.Contains(got, "#7 "+strconv.Quote(evil)+" socket_open") || !strings.Contains(got, "->"+strconv.Quote(evil)) {
+		t.Errorf("String() = %q: want the key and the remote address Go-quoted", got)
 	}
 }
