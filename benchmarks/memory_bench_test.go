@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,28 +30,13 @@ func heapAfterGC() uint64 {
 
 var memorySizes = []int{1000, 10000}
 
-// warmGoroutines starts and ends n goroutines. The runtime never frees a
-// goroutine's descriptor (~400 B of heap, kept for reuse), so the first
-// benchmark to run n goroutines at once pays for n descriptors in its heap
-// and any benchmark after it pays nothing: without this, whichever policy
-// ran first carried ~400 B per endpoint more (a heap profile shows them under
-// runtime.malg).
-func warmGoroutines(n int) {
-	var started, done sync.WaitGroup
-	release := make(chan struct{})
-	started.Add(n)
-	done.Add(n)
-	for range n {
-		go func() {
-			defer done.Done()
-			started.Done()
-			<-release
-		}()
-	}
-	started.Wait()
-	close(release)
-	done.Wait()
-}
+// The runtime and grpc keep some memory for reuse and never give it back:
+// a goroutine's descriptor (~400 B), channelz's table of subchannels. The
+// first op of a benchmark would pay for these and the ops after it would
+// not, so each memory benchmark runs one op unmeasured first (warm): before
+// it, whichever implementation ran first carried ~400 B per endpoint more
+// (grpc's, in every earlier run), seen in a heap profile under runtime.malg
+// and channelz's addSubChannel.
 
 // heapProfile writes the heap profile as of the last GC to
 // $LEAKPROOF_BENCH_HEAPPROFILE/<benchmark>-<stage>.pprof when that variable
@@ -82,7 +66,8 @@ func heapProfile(b *testing.B, stage string) {
 // entry — against the same N acquired through a subconn.Manager, which adds
 // its record, the holder's handle, the key index and the trace (the default
 // ring of 512 events, or none). One op creates the N subchannels; the heap
-// is read after two GCs before and after. Reported: B/subchannel.
+// is read after two GCs before and after, one op unmeasured first (warm).
+// Reported: B/subchannel.
 func BenchmarkMemorySubchannel(b *testing.B) {
 	off := 0
 	modes := []struct {
@@ -100,12 +85,15 @@ func BenchmarkMemorySubchannel(b *testing.B) {
 				var perSC float64
 				scs := make([]balancer.SubConn, n)
 				b.StopTimer()
-				for range b.N {
+				for i := range b.N + 1 {
+					warm := i == 0
 					c := dial(b, directConfigJSON(m.managed, m.ring), e2e.AddrState())
 					l := directOf(b, c)
 					before := heapAfterGC()
-					heapProfile(b, "before")
-					b.StartTimer()
+					if !warm {
+						heapProfile(b, "before")
+						b.StartTimer()
+					}
 					for i := range scs {
 						sc, _, err := l.add(addr(i), nil)
 						if err != nil {
@@ -115,8 +103,10 @@ func BenchmarkMemorySubchannel(b *testing.B) {
 					}
 					b.StopTimer()
 					after := heapAfterGC()
-					heapProfile(b, "after")
-					perSC += (float64(after) - float64(before)) / float64(n)
+					if !warm {
+						heapProfile(b, "after")
+						perSC += (float64(after) - float64(before)) / float64(n)
+					}
 					for i, sc := range scs {
 						sc.Shutdown() // a leakproof handle's Shutdown releases it
 						scs[i] = nil
@@ -146,9 +136,8 @@ func (d *blockDialer) dial(ctx context.Context, _ string) (net.Conn, error) {
 // subchannel connecting through a dialer that never completes (no socket is
 // opened; nothing is reachable). It counts everything each policy keeps per
 // endpoint: endpointsharding's child, its pick_first, the addrConn, and for
-// leakproof the manager's record, handle and trace; not the goroutines'
-// descriptors, which the runtime keeps for reuse and which exist before the
-// first measurement (warmGoroutines). Reported: B/endpoint;
+// leakproof the manager's record, handle and trace; one op unmeasured first
+// (warm). Reported: B/endpoint;
 // ns/op is the time to reach N dials in flight from NewClient.
 func BenchmarkMemoryPolicy(b *testing.B) {
 	for _, n := range memorySizes {
@@ -161,18 +150,18 @@ func BenchmarkMemoryPolicy(b *testing.B) {
 				state := e2e.EndpointState(endpointsOf(addrs)...)
 				var perEP float64
 				b.StopTimer()
-				// Every endpoint's subchannel runs a goroutine or more while it
-				// dials; have their descriptors exist already.
-				warmGoroutines(4 * n)
-				for range b.N {
+				for i := range b.N + 1 {
+					warm := i == 0
 					d := &blockDialer{}
 					opt := grpc.WithContextDialer(d.dial)
 					if ci.dialer {
 						opt = grpc.WithContextDialer(subconn.Dialer(d.dial))
 					}
 					before := heapAfterGC()
-					heapProfile(b, "before")
-					b.StartTimer()
+					if !warm {
+						heapProfile(b, "before")
+						b.StartTimer()
+					}
 					c := dial(b, e2e.ServiceConfig(ci.policy, ""), state, opt)
 					deadline := time.Now().Add(15 * time.Second)
 					for d.inflight.Load() < int64(n) {
@@ -183,8 +172,10 @@ func BenchmarkMemoryPolicy(b *testing.B) {
 					}
 					b.StopTimer()
 					after := heapAfterGC()
-					heapProfile(b, "after")
-					perEP += (float64(after) - float64(before)) / float64(n)
+					if !warm {
+						heapProfile(b, "after")
+						perEP += (float64(after) - float64(before)) / float64(n)
+					}
 					c.cc.Close()
 				}
 				b.ReportMetric(perEP/float64(b.N), "B/endpoint")

@@ -48,6 +48,13 @@ func (r *Ring) Add(e *Event) {
 		state: e.State, holder: e.Holder, reason: e.Reason, cause: e.Cause, socket: e.Socket,
 	}
 	if len(r.buf) < r.size {
+		if len(r.buf) == cap(r.buf) {
+			// Grow by doubling, but never past size: append's growth
+			// would leave ~90 unused entries (12 KB) at the default 512.
+			nb := make([]ringEntry, len(r.buf), min(max(2*cap(r.buf), 8), r.size))
+			copy(nb, r.buf)
+			r.buf = nb
+		}
 		r.buf = append(r.buf, x)
 		return
 	}

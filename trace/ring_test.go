@@ -75,3 +75,18 @@ func TestRingShrinkFreesTheOldArray(t *testing.T) {
 		t.Fatalf("after one more: %d..%d, want 1492..1501", evs[0].Seq, evs[9].Seq)
 	}
 }
+
+// TestRingGrowsToItsSizeExactly: a full ring's array holds size events and
+// no more (each is 136 bytes, and a manager keeps 512 by default).
+func TestRingGrowsToItsSizeExactly(t *testing.T) {
+	for _, size := range []int{1, 7, 100, 512, 1000} {
+		var r Ring
+		r.Resize(size)
+		for i := range 2*size + 3 {
+			r.Add(&Event{Seq: uint64(i)})
+			if cap(r.buf) > size {
+				t.Fatalf("size %d: after %d events the array holds %d", size, i+1, cap(r.buf))
+			}
+		}
+	}
+}
