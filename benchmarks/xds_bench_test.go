@@ -50,7 +50,7 @@ var xdsImpls = []struct {
 // policy, and the EDS addresses (127.0.0.1 ports) are never dialed. A
 // counting policy sits between cluster_impl and the leaf and reports
 // pickers/op (the leaf's UpdateState calls) and subconns/op (NewSubConn
-// calls); cpu-ns/op is the CPU time of the whole process per push, which
+// calls); dials/op counts the transports dialed; cpu-ns/op is the CPU time of the whole process per push, which
 // includes the xDS client, the control plane and the transports, the same
 // for both.
 func BenchmarkXDSChurn(b *testing.B) {
@@ -117,9 +117,13 @@ func benchXDSChurn(b *testing.B, child, childCfg string, n, pct int) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	var dials atomic.Int64
 	cc, err := grpc.NewClient("xds:///bench", grpc.WithResolvers(r),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			dials.Add(1)
+			return lis.DialContext(ctx)
+		}))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -147,7 +151,7 @@ func benchXDSChurn(b *testing.B, child, childCfg string, n, pct int) {
 		}
 	}
 	settle(int64(n))
-	created0, pickers0 := stats.created.Load(), stats.pickers.Load()
+	created0, pickers0, dials0 := stats.created.Load(), stats.pickers.Load(), dials.Load()
 
 	b.ReportAllocs()
 	stopProfile := cpuProfile(b)
@@ -165,6 +169,7 @@ func benchXDSChurn(b *testing.B, child, childCfg string, n, pct int) {
 	stopProfile()
 	b.ReportMetric(float64(stats.pickers.Load()-pickers0)/float64(b.N), "pickers/op")
 	b.ReportMetric(float64(stats.created.Load()-created0)/float64(b.N), "subconns/op")
+	b.ReportMetric(float64(dials.Load()-dials0)/float64(b.N), "dials/op")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
 
