@@ -38,6 +38,23 @@ var memorySizes = []int{1000, 10000}
 // (grpc's, in every earlier run), seen in a heap profile under runtime.malg
 // and channelz's addSubChannel.
 
+// settledHeap returns the live heap once it has stopped shrinking: what the
+// op before left behind (a closed channel's addrConns end on their own
+// goroutines) must be gone before a measurement starts, or the delta reads
+// low.
+func settledHeap() uint64 {
+	h := heapAfterGC()
+	for range 50 {
+		time.Sleep(20 * time.Millisecond)
+		next := heapAfterGC()
+		if next+16<<10 > h { // shrank by less than 16 KiB
+			return next
+		}
+		h = next
+	}
+	return h
+}
+
 // heapProfile writes the heap profile as of the last GC to
 // $LEAKPROOF_BENCH_HEAPPROFILE/<benchmark>-<stage>.pprof when that variable
 // names a directory; run with -memprofilerate 1 so that every allocation is
@@ -89,7 +106,7 @@ func BenchmarkMemorySubchannel(b *testing.B) {
 					warm := i == 0
 					c := dial(b, directConfigJSON(m.managed, m.ring), e2e.AddrState())
 					l := directOf(b, c)
-					before := heapAfterGC()
+					before := settledHeap()
 					if !warm {
 						heapProfile(b, "before")
 						b.StartTimer()
@@ -157,7 +174,7 @@ func BenchmarkMemoryPolicy(b *testing.B) {
 					if ci.dialer {
 						opt = grpc.WithContextDialer(subconn.Dialer(d.dial))
 					}
-					before := heapAfterGC()
+					before := settledHeap()
 					if !warm {
 						heapProfile(b, "before")
 						b.StartTimer()
@@ -177,6 +194,9 @@ func BenchmarkMemoryPolicy(b *testing.B) {
 						perEP += (float64(after) - float64(before)) / float64(n)
 					}
 					c.cc.Close()
+					for d.inflight.Load() > 0 {
+						time.Sleep(time.Millisecond)
+					}
 				}
 				b.ReportMetric(perEP/float64(b.N), "B/endpoint")
 			})
