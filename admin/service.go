@@ -91,18 +91,6 @@ func (s *service) CheckLeaks(ctx context.Context, req *adminv1.CheckLeaksRequest
 	return checkToProto(trace.CheckLive(time.Now(), grace, ms), allSubchannels(ms), channelzJoin(ctx)), nil
 }
 
-// eventFilter is the part of a WatchEventsRequest that selects events.
-type eventFilter struct {
-	target, key string
-	subchannel  uint64
-}
-
-func (f eventFilter) match(e *trace.Event) bool {
-	return (f.target == "" || e.Target == f.target) &&
-		(f.key == "" || e.Key == f.key) &&
-		(f.subchannel == 0 || e.Subchannel == f.subchannel)
-}
-
 // testHookBeforeReplay, if set, runs between the subscription and the
 // reading of the rings: tests make events there, which then reach both.
 var testHookBeforeReplay atomic.Pointer[func()]
@@ -120,7 +108,7 @@ const resumeWindow = 64
 // snapshot's last seq for their manager are skipped.
 //
 // The handler only watches: a pump goroutine reads the subscription a batch
-// at a time and sends. The balancers never wait for either: a subscription
+// at a time (at most one per trace.ReadPace) and sends. The balancers never wait for either: a subscription
 // that falls WatchBuffer events behind is dropped by package trace, and the
 // handler then ends the stream with RESOURCE_EXHAUSTED. A client that stops
 // reading blocks the pump in Send; a timer armed for each Send fires after
@@ -137,9 +125,11 @@ func (s *service) WatchEvents(req *adminv1.WatchEventsRequest, stream adminv1.Ad
 	defer s.active.Add(-1)
 
 	ctx := stream.Context()
-	f := eventFilter{target: req.GetTarget(), key: req.GetKey(), subchannel: req.GetSubchannelId()}
+	// A Match, not a filter function: the balancers find a watcher by
+	// the fields it names, and pay nothing for watchers of other ones.
+	f := trace.Match{Target: req.GetTarget(), Key: req.GetKey(), Subchannel: req.GetSubchannelId()}
 	from := req.GetFromSeq()
-	sub := trace.SubscribeTarget(s.o.watchBuffer, f.target, f.match)
+	sub := trace.SubscribeMatch(s.o.watchBuffer, f, nil)
 	defer sub.Close()
 	watchers.active.Add(1) // after Subscribe: an active watcher is subscribed
 	defer watchers.active.Add(-1)
@@ -187,7 +177,7 @@ type pump struct {
 	s      *service
 	stream adminv1.AdminService_WatchEventsServer
 	sub    *trace.Subscription
-	f      eventFilter
+	f      trace.Match
 	from   uint64
 	timer  *time.Timer   // armed for SendTimeout during each Send
 	stall  chan struct{} // one slot: the timer fired
@@ -246,12 +236,12 @@ func (p *pump) run(ctx context.Context) error {
 	if p.from > 0 {
 		var replay []trace.Event
 		for _, m := range subconn.Managers() {
-			if p.f.target != "" && m.Target() != p.f.target {
+			if p.f.Target != "" && m.Target() != p.f.Target {
 				continue
 			}
 			for _, e := range m.Trace() {
 				ringLast[e.Manager] = max(ringLast[e.Manager], e.Seq)
-				if e.Seq >= p.from && p.f.match(&e) {
+				if e.Seq >= p.from && p.f.Matches(&e) {
 					replay = append(replay, e)
 				}
 			}
@@ -265,6 +255,9 @@ func (p *pump) run(ctx context.Context) error {
 	}
 	var batch []trace.Event
 	for {
+		if batch != nil {
+			time.Sleep(trace.ReadPace) // let the next batch gather
+		}
 		var open bool
 		select {
 		case <-ctx.Done():

@@ -38,9 +38,11 @@ var coalesceImpl = policyImpl{"round_robin", "leakproof-coalesce", lproundrobin.
 // traceModes are the ways leakproof's trace can be set up: no events at all
 // (traceRingSize 0 and no subscriber), the default ring of 512 events per
 // manager, the ring with a subscriber streaming every event, and the ring
-// with 64 subscribers whose filters match nothing (an admin service's
-// watchers of other channels).
-var traceModes = []string{"off", "ring", "sub", "sub64"}
+// with 64 subscribers whose filter functions match nothing, and the ring
+// with 64 subscribers whose trace.Match selects nothing (as an admin
+// service's watchers of other channels or backends: found by a lookup,
+// never called).
+var traceModes = []string{"off", "ring", "sub", "sub64", "match64"}
 
 // traceConfig returns the policy config for a trace mode and, for "sub",
 // starts a subscriber that drains every event until the returned stop runs.
@@ -55,6 +57,8 @@ func traceConfig(tb testing.TB, mode string) (cfg string, stop func()) {
 		return "", subscribe(tb)
 	case "sub64":
 		return "", subscribeNothing(64)
+	case "match64":
+		return "", matchNothing(64)
 	}
 	tb.Fatalf("unknown trace mode %q", mode)
 	return "", nil

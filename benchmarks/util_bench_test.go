@@ -1,6 +1,7 @@
 package benchmarks
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -34,6 +35,25 @@ func subscribeNothing(n int) (stop func()) {
 	subs := make([]*trace.Subscription, n)
 	for i := range subs {
 		subs[i] = trace.Subscribe(16, func(e *trace.Event) bool { return e.Manager == 0 })
+	}
+	return func() {
+		for _, s := range subs {
+			s.Close()
+		}
+	}
+}
+
+// matchNothing attaches n trace subscribers whose Match selects no event
+// (half by a target, half by a backend key no channel has), as the admin
+// service subscribes its watchers.
+func matchNothing(n int) (stop func()) {
+	subs := make([]*trace.Subscription, n)
+	for i := range subs {
+		m := trace.Match{Target: fmt.Sprintf("nothing:///%d", i)}
+		if i%2 == 1 {
+			m = trace.Match{Key: fmt.Sprintf("192.0.2.1:%d", i)}
+		}
+		subs[i] = trace.SubscribeMatch(16, m, nil)
 	}
 	return func() {
 		for _, s := range subs {

@@ -2,6 +2,7 @@ package trace
 
 import (
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 )
@@ -46,9 +47,9 @@ func TestPublishAllocatesNothing(t *testing.T) {
 
 // A subscription to one target costs the publishers of other targets
 // nothing: its filter is not even called for their events.
-func TestSubscribeTargetIsNotAskedAboutOtherTargets(t *testing.T) {
+func TestSubscribeMatchIsNotAskedAboutOtherTargets(t *testing.T) {
 	calls := 0
-	s := SubscribeTarget(4, "target-b", func(*Event) bool { calls++; return true })
+	s := SubscribeMatch(4, Match{Target: "target-b"}, func(*Event) bool { calls++; return true })
 	Publish(&Event{Seq: 1, Target: "target-a", Kind: KindRef})
 	if calls != 0 || s.pendingLen() != 0 {
 		t.Fatalf("an event of another target reached the subscription (%d filter calls, %d buffered)", calls, s.pendingLen())
@@ -58,10 +59,25 @@ func TestSubscribeTargetIsNotAskedAboutOtherTargets(t *testing.T) {
 		t.Fatalf("its own target's event: %d filter calls, %d buffered; want 1 and 1", calls, s.pendingLen())
 	}
 	s.Close()
-	hub.mu.RLock()
-	defer hub.mu.RUnlock()
-	if _, ok := hub.byTarget["target-b"]; ok {
-		t.Fatal("a closed subscription's target stays in the index")
+	// By key and by subchannel, too.
+	for _, m := range []Match{{Key: "key-b"}, {Subchannel: 42}, {Target: "target-b", Key: "key-b"}} {
+		calls = 0
+		s := SubscribeMatch(4, m, func(*Event) bool { calls++; return true })
+		Publish(&Event{Seq: 3, Target: "target-a", Subchannel: 41, Key: "key-a", Kind: KindRef})
+		Publish(&Event{Seq: 4, Target: "target-b", Subchannel: 41, Key: "key-a", Kind: KindRef})
+		if calls != 0 || s.pendingLen() != 0 {
+			t.Errorf("%+v: an event it excludes reached the subscription (%d filter calls, %d buffered)", m, calls, s.pendingLen())
+		}
+		Publish(&Event{Seq: 5, Target: "target-b", Subchannel: 42, Key: "key-b", Kind: KindRef})
+		if calls != 1 || s.pendingLen() != 1 {
+			t.Errorf("%+v: an event it matches: %d filter calls, %d buffered; want 1 and 1", m, calls, s.pendingLen())
+		}
+		s.Close()
+	}
+	if x := hub.index.Load(); x != nil {
+		if _, ok := x.byTarget["target-b"]; ok {
+			t.Fatal("a closed subscription's target stays in the index")
+		}
 	}
 }
 
@@ -74,7 +90,7 @@ func TestSubscriptionBufferGrowsOnDemand(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	subs := make([]*Subscription, n)
 	for i := range subs {
-		subs[i] = SubscribeTarget(bound, "grows-on-demand", nil)
+		subs[i] = SubscribeMatch(bound, Match{Target: "grows-on-demand"}, nil)
 	}
 	runtime.ReadMemStats(&after)
 	per := (after.TotalAlloc - before.TotalAlloc) / n
@@ -107,7 +123,7 @@ func TestSubscriptionBufferGrowsOnDemand(t *testing.T) {
 // Publishers wake the reader once per batch: many events published while
 // the reader is away leave one signal, and one Read takes them all.
 func TestSubscriptionWakesOncePerBatch(t *testing.T) {
-	s := SubscribeTarget(1000, "one-wake", nil)
+	s := SubscribeMatch(1000, Match{Target: "one-wake"}, nil)
 	defer s.Close()
 	for i := range 100 {
 		Publish(&Event{Seq: uint64(i + 1), Target: "one-wake", Kind: KindRef})
@@ -132,7 +148,7 @@ func TestSubscriptionWakesOncePerBatch(t *testing.T) {
 // then Read reports the end; the hub counts the drop.
 func TestSubscriptionFallingBehindIsDropped(t *testing.T) {
 	dropped0 := DroppedSubscriptions()
-	s := SubscribeTarget(4, "falls-behind", nil)
+	s := SubscribeMatch(4, Match{Target: "falls-behind"}, nil)
 	for i := range 6 {
 		Publish(&Event{Seq: uint64(i + 1), Target: "falls-behind", Kind: KindRef})
 	}
@@ -165,20 +181,15 @@ func TestSubscriptionFallingBehindIsDropped(t *testing.T) {
 }
 
 func hasSub(s *Subscription) bool {
-	hub.mu.RLock()
-	defer hub.mu.RUnlock()
-	for _, x := range hub.byTarget[s.target] {
-		if x == s {
-			return true
-		}
-	}
-	return false
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	return slices.Contains(hub.subs, s)
 }
 
 // Events yields every event in order across batches and ends at Close
 // after the buffered ones.
 func TestSubscriptionEvents(t *testing.T) {
-	s := SubscribeTarget(1<<10, "events", nil)
+	s := SubscribeMatch(1<<10, Match{Target: "events"}, nil)
 	got := make(chan []uint64)
 	go func() {
 		var seqs []uint64

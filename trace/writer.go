@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // A Writer writes the events of every manager as JSON lines. Create it
@@ -39,6 +40,9 @@ func (tw *Writer) run(w io.Writer) {
 	enc := json.NewEncoder(bw)
 	var batch []Event
 	for {
+		if batch != nil {
+			time.Sleep(ReadPace) // let the next batch gather
+		}
 		_, open := <-tw.sub.Ready()
 		batch, _ = tw.sub.Read(batch)
 		for _, e := range batch {
