@@ -104,14 +104,17 @@ func (r *runner) readOwners(s *Sample) (liveChannels int, err error) {
 	if err != nil {
 		return 0, err
 	}
-	s.ClientFDs, s.OtherFDs, s.BackendFDs = books.client, books.other, books.backend
-	s.BackendConns = map[string]int{}
+	s.ClientFDs, s.OtherFDs = books.client, books.other
+	s.BackendFDs = fillCounts(s.BackendFDs, books.backend)
+	s.BackendConns = fillCounts(s.BackendConns, nil)
+	held := s.Held
+	s.Held = nil // only when a backend holds connections
 	for _, bb := range backends {
 		st := bb.b.Stats()
 		s.BackendConns[bb.name] = st.Open
 		if st.Held > 0 {
 			if s.Held == nil {
-				s.Held = map[string]int{}
+				s.Held = fillCounts(held, nil)
 			}
 			s.Held[bb.name] = st.Held
 		}

@@ -93,6 +93,48 @@ type sampleThinning struct {
 	n      int  // samples taken so far
 	stride int  // keep every stride-th sample (0 means 1)
 	tail   bool // the last kept sample is only the latest, not a stride one
+	// spare are samples taken and dropped, whose maps the next samples
+	// reuse: with the spares made at the start (preallocate), the samples
+	// never allocate a map that outlives them, and the run's heap judges
+	// what the client holds, not the soak's records.
+	spare []Sample
+}
+
+// preallocate makes the spare samples of a run whose samples name n
+// backends: maxKept+2 of them, every kept sample and the one being taken.
+func (t *sampleThinning) preallocate(n int, compare bool) {
+	t.spare = make([]Sample, maxKept+2)
+	for i := range t.spare {
+		s := &t.spare[i]
+		s.Sockets = make(map[string]int, n)
+		s.BackendFDs = make(map[string]int, n)
+		s.BackendConns = make(map[string]int, n)
+		if compare {
+			s.CompareSockets = make(map[string]int, n)
+		}
+	}
+}
+
+// spareLocked returns a sample to fill, its maps empty (nil when no spare
+// is left). Caller must hold r.mu.
+func (r *runner) spareLocked() Sample {
+	t := &r.sampling
+	if len(t.spare) == 0 {
+		return Sample{}
+	}
+	s := t.spare[len(t.spare)-1]
+	t.spare[len(t.spare)-1] = Sample{}
+	t.spare = t.spare[:len(t.spare)-1]
+	return Sample{Sockets: s.Sockets, CompareSockets: s.CompareSockets, BackendFDs: s.BackendFDs, BackendConns: s.BackendConns, Held: s.Held}
+}
+
+// recycleLocked makes the maps of a dropped sample spare. Caller must hold
+// r.mu.
+func (r *runner) recycleLocked(s Sample) {
+	for _, m := range []map[string]int{s.Sockets, s.CompareSockets, s.BackendFDs, s.BackendConns, s.Held} {
+		clear(m)
+	}
+	r.sampling.spare = append(r.sampling.spare, s)
 }
 
 // keepLocked stores s. Caller must hold r.mu.
@@ -102,10 +144,14 @@ func (r *runner) keepLocked(s Sample) {
 		t.stride = 1
 	}
 	if t.tail {
+		r.recycleLocked(r.samples[len(r.samples)-1])
 		r.samples = r.samples[:len(r.samples)-1]
 		t.tail = false
 	}
 	if len(r.samples) >= maxKept {
+		for i := 1; i < len(r.samples); i += 2 {
+			r.recycleLocked(r.samples[i])
+		}
 		n := 0
 		for i := 0; i < len(r.samples); i += 2 {
 			r.samples[n] = r.samples[i]

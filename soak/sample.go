@@ -67,16 +67,17 @@ func (r *runner) sample(now time.Time) {
 		r.problem("soak: reading sockets: %v", err)
 		return
 	}
-	s := Sample{
-		At:         since(r.start, now),
-		Goroutines: runtime.NumGoroutine(),
-		FDs:        countFDs(),
-		Sockets:    cloneCounts(sc.byKind[kindMain]),
-		RPCsOK:     r.stats.ok.Load(),
-		RPCsFailed: r.stats.failed.Load(),
-	}
+	r.mu.Lock()
+	s := r.spareLocked()
+	r.mu.Unlock()
+	s.At = since(r.start, now)
+	s.Goroutines = runtime.NumGoroutine()
+	s.FDs = countFDs()
+	s.Sockets = fillCounts(s.Sockets, sc.byKind[kindMain])
+	s.RPCsOK = r.stats.ok.Load()
+	s.RPCsFailed = r.stats.failed.Load()
 	if r.cfg.Compare != "" {
-		s.CompareSockets = cloneCounts(sc.byKind[kindCompare])
+		s.CompareSockets = fillCounts(s.CompareSockets, sc.byKind[kindCompare])
 	}
 	for name, n := range sc.total {
 		s.OtherSockets += n - sc.byKind[kindMain][name] - sc.byKind[kindCompare][name]
@@ -117,16 +118,32 @@ func (r *runner) sample(now time.Time) {
 	r.keepLocked(s)
 	r.mu.Unlock()
 	if r.cfg.OnSample != nil {
-		r.cfg.OnSample(s)
+		r.cfg.OnSample(s.clone()) // s's maps are reused once it is dropped
 	}
 }
 
-func cloneCounts(m map[string]int) map[string]int {
-	out := make(map[string]int, len(m))
-	for k, v := range m {
-		out[k] = v
+// fillCounts copies src into dst, emptied (a new map if dst is nil), and
+// returns it.
+func fillCounts(dst, src map[string]int) map[string]int {
+	if dst == nil {
+		dst = make(map[string]int, len(src))
 	}
-	return out
+	clear(dst)
+	for k, v := range src {
+		dst[k] = v
+	}
+	return dst
+}
+
+// clone returns s with maps of its own.
+func (s Sample) clone() Sample {
+	c := s
+	for _, m := range []*map[string]int{&c.Sockets, &c.CompareSockets, &c.BackendFDs, &c.BackendConns, &c.Held} {
+		if *m != nil {
+			*m = fillCounts(nil, *m)
+		}
+	}
+	return c
 }
 
 func maxInto(dst, src map[string]int) {

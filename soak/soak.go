@@ -203,6 +203,7 @@ func (r *runner) run(ctx context.Context) (res *Result, runErr error) {
 	if err := r.startBackends(); err != nil {
 		return nil, err
 	}
+	r.sampling.preallocate(len(r.backends), r.cfg.Compare != "")
 	samplerDone = make(chan struct{})
 	go r.sampler(samplerCtx, samplerDone)
 

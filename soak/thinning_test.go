@@ -72,3 +72,43 @@ func TestBackendMayKeepClosedConnectionsForTheBound(t *testing.T) {
 		t.Fatal("failed again at once after the condition broke")
 	}
 }
+
+// TestKeptSamplesReuseTheirMaps: once the run has started, taking and
+// keeping samples allocates nothing that outlives them. The samples a run
+// keeps stay within maxKept, and their maps are made at the start and
+// reused as samples are dropped, so that an hour's sampling does not grow
+// the heap the run judges.
+func TestKeptSamplesReuseTheirMaps(t *testing.T) {
+	r := &runner{}
+	names := []string{"b0", "b1", "b2", "b3", "frozen", "resetting", "tls"}
+	counts := map[string]int{}
+	for i, n := range names {
+		counts[n] = i
+	}
+	r.sampling.preallocate(len(names), true)
+	i := 0
+	take := func() {
+		s := r.spareLocked()
+		s.At = jsontime.Duration(time.Duration(i) * DefaultSampleInterval)
+		s.Sockets = fillCounts(s.Sockets, counts)
+		s.CompareSockets = fillCounts(s.CompareSockets, counts)
+		s.BackendFDs = fillCounts(s.BackendFDs, counts)
+		s.BackendConns = fillCounts(s.BackendConns, counts)
+		r.keepLocked(s)
+		i++
+	}
+	for range 3 * maxKept { // past the first thinnings
+		take()
+	}
+	if allocs := testing.AllocsPerRun(4*maxKept, take); allocs != 0 {
+		t.Errorf("%.2f allocations per sample kept, want 0: the kept samples' maps are not reused", allocs)
+	}
+	if len(r.samples) > maxKept+1 {
+		t.Errorf("%d samples kept, want at most %d", len(r.samples), maxKept+1)
+	}
+	for _, s := range r.samples {
+		if len(s.Sockets) != len(names) || s.BackendConns["tls"] != 6 {
+			t.Fatalf("a kept sample at %v lost its counts: %v %v", time.Duration(s.At), s.Sockets, s.BackendConns)
+		}
+	}
+}
