@@ -88,7 +88,7 @@ func benchManager(b *testing.B, mode string) (*Manager, func()) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			for range sub.C {
+			for range sub.Events() {
 			}
 		}()
 		stopSub = func() {

@@ -29,23 +29,28 @@ func TestSubscribeBuffersWhatItWasAskedTo(t *testing.T) {
 	if s.Dropped() {
 		t.Fatal("a subscription with room for 2 events was dropped after 2")
 	}
-	if got := []trace.Kind{(<-s.C).Kind, (<-s.C).Kind}; !slices.Equal(got, []trace.Kind{trace.KindManagerOpen, trace.KindManagerClose}) {
+	var got []trace.Kind
+	batch, _ := s.Read(nil)
+	for _, e := range batch {
+		got = append(got, e.Kind)
+	}
+	if !slices.Equal(got, []trace.Kind{trace.KindManagerOpen, trace.KindManagerClose}) {
 		t.Fatalf("received %v", got)
 	}
 	if !tiny.Dropped() {
 		t.Fatal("a subscription asked for 0 events (so 1) was not dropped by the second")
 	}
-	if e, ok := <-tiny.C; !ok || e.Kind != trace.KindManagerOpen {
-		t.Fatalf("the tiny subscription's one event: %v, %v", e, ok)
+	if batch, ok := tiny.Read(nil); !ok || len(batch) != 1 || batch[0].Kind != trace.KindManagerOpen {
+		t.Fatalf("the tiny subscription's one event: %v, %v", batch, ok)
 	}
-	waitFor(t, "the dropped subscription's channel to close", func() bool {
-		select {
-		case _, ok := <-tiny.C:
-			return !ok
-		default:
-			return false
-		}
-	})
+	select {
+	case <-tiny.Done():
+	default:
+		t.Fatal("the dropped subscription has not ended")
+	}
+	if _, ok := tiny.Read(nil); ok {
+		t.Fatal("the dropped subscription reports more to come")
+	}
 }
 
 type failingWriter struct{}
@@ -169,14 +174,11 @@ func TestSubscriptionFiltersApplyPerSubscriber(t *testing.T) {
 	})
 	drain := func(s *trace.Subscription) []string {
 		var out []string
-		for {
-			select {
-			case e := <-s.C:
-				out = append(out, e.Target+" "+string(e.Kind))
-			default:
-				return out
-			}
+		batch, _ := s.Read(nil)
+		for _, e := range batch {
+			out = append(out, e.Target+" "+string(e.Kind))
 		}
+		return out
 	}
 	if got, want := drain(onlyA), []string{a + " manager_open", a + " manager_close"}; !slices.Equal(got, want) {
 		t.Fatalf("filtered subscription got %v, want %v", got, want)

@@ -272,7 +272,7 @@ func TestConcurrentAcquireReleaseShutsDownExactlyOnce(t *testing.T) {
 		t.Fatal("trace subscription dropped")
 	}
 	var events []trace.Event
-	for e := range sub.C {
+	for e := range sub.Events() {
 		events = append(events, e)
 	}
 	rep := trace.Check(events)
@@ -559,7 +559,11 @@ func TestTraceOffBuildsNoEvents(t *testing.T) {
 	h.Release("x")
 	var got []trace.Kind
 	for len(got) < 5 {
-		got = append(got, (<-sub.C).Kind)
+		<-sub.Ready()
+		batch, _ := sub.Read(nil)
+		for _, e := range batch {
+			got = append(got, e.Kind)
+		}
 	}
 	if !slices.Equal(got, []trace.Kind{trace.KindCreate, trace.KindRef, trace.KindUnref, trace.KindShutdown, trace.KindDestroy}) {
 		t.Fatalf("subscriber got %v", got)
