@@ -73,8 +73,12 @@ func (f *fakeCC) ResolveNow(resolver.ResolveNowOptions) {}
 
 func (f *fakeCC) Target() string { return "fake:///bench" }
 
-// MetricsRecorder returns none: no metrics are recorded, for either side.
-func (f *fakeCC) MetricsRecorder() estats.MetricsRecorder { return nil }
+// MetricsRecorder records nothing, for either side. It is grpc's no-op
+// recorder, not nil: a real ClientConn always has one, and grpc-go before
+// v1.85 has pick_first record its connection metrics through it unchecked.
+func (f *fakeCC) MetricsRecorder() estats.MetricsRecorder {
+	return estats.UnimplementedMetricsRecorder{}
+}
 
 // current returns the last state the policy reported.
 func (f *fakeCC) current() balancer.State {
