@@ -51,21 +51,31 @@ func (s *service) ListSubchannels(ctx context.Context, req *adminv1.ListSubchann
 		}
 		after = n
 	}
-	ms := collectLive(req.GetTarget())
 	resp := &adminv1.ListSubchannelsResponse{
 		ActiveWatchers:       uint64(max(watchers.active.Load(), 0)),
 		DroppedWatchers:      watchers.dropped.Load(),
 		DroppedSubscriptions: trace.DroppedSubscriptions(),
 		MaxWatchers:          uint64(s.o.maxWatchers),
 	}
-	if after == 0 {
-		for _, m := range ms {
-			resp.Managers = append(resp.Managers, managerToProto(m))
+	// Each manager describes at most size+1 subchannels above the token
+	// (one more tells whether a next page exists); the page keeps the
+	// lowest ids of all. What is copied and dropped is bounded by the
+	// managers times the page, never by every subchannel.
+	var page []trace.Subchannel
+	for _, m := range subconn.Managers() {
+		if t := req.GetTarget(); t != "" && m.Target() != t {
+			continue
+		}
+		if after == 0 {
+			closed := m.Closed()
+			resp.Managers = append(resp.Managers, managerToProto(trace.ManagerState{ID: m.ID(), Target: m.Target(), Closed: closed, Stats: m.Stats()}))
+		}
+		page = append(page, m.SnapshotPage(after, size+1)...)
+		slices.SortFunc(page, func(a, b trace.Subchannel) int { return cmp.Compare(a.ID, b.ID) })
+		if len(page) > size+1 {
+			page = page[:size+1]
 		}
 	}
-	all := allSubchannels(ms)
-	i, _ := slices.BinarySearchFunc(all, after+1, func(si trace.Subchannel, id uint64) int { return cmp.Compare(si.ID, id) })
-	page := all[i:]
 	if len(page) > size {
 		page = page[:size]
 		resp.NextPageToken = pageTokenPrefix + strconv.FormatUint(page[len(page)-1].ID, 10)

@@ -22,23 +22,6 @@ func collect(target string) []trace.ManagerState {
 	return out
 }
 
-// collectLive reads what ListSubchannels shows of every manager serving
-// target: its counters and subchannels, not its ring (which may hold 2^20
-// events the list does not show).
-func collectLive(target string) []trace.ManagerState {
-	var out []trace.ManagerState
-	for _, m := range subconn.Managers() {
-		if target != "" && m.Target() != target {
-			continue
-		}
-		closed := m.Closed()
-		out = append(out, trace.ManagerState{
-			ID: m.ID(), Target: m.Target(), Closed: closed, Stats: m.Stats(), Subchannels: m.Snapshot(),
-		})
-	}
-	return out
-}
-
 // allSubchannels returns the subchannels of ms, ordered by id.
 func allSubchannels(ms []trace.ManagerState) []trace.Subchannel {
 	var out []trace.Subchannel

@@ -49,50 +49,73 @@ func Managers() []*Manager {
 // Snapshot describes, ordered by id, every subchannel of the manager that
 // has not been destroyed: held ones, and shut-down ones whose sockets are
 // still open.
-func (m *Manager) Snapshot() []trace.Subchannel {
+func (m *Manager) Snapshot() []trace.Subchannel { return m.SnapshotPage(0, -1) }
+
+// SnapshotPage is Snapshot of the first limit subchannels (all if limit <
+// 0) whose ids are above after: a page of a listing. It describes only the
+// subchannels it returns; the others cost one pointer each while it picks.
+func (m *Manager) SnapshotPage(after uint64, limit int) []trace.Subchannel {
 	now := time.Now()
 	m.mu.Lock()
-	out := make([]trace.Subchannel, 0, m.undestroyed)
-	add := func(r *record) {
-		cold := r.coldOrZeroLocked()
-		si := trace.Subchannel{
-			ID:              r.id,
-			Manager:         m.id,
-			Target:          m.target,
-			Key:             r.key(),
-			State:           r.stateLocked().String(),
-			Refs:            int(r.refs),
-			Holders:         make([]string, 0, r.refs),
-			Sockets:         make([]trace.Socket, 0, len(cold.sockets)),
-			Dialing:         int(cold.dialing),
-			Created:         m.at(r.created),
-			Age:             jsontime.Duration(now.Sub(m.at(r.created))),
-			Shutdown:        r.shutdown,
-			ConnectionsLost: int(cold.lost),
-			LastLoss:        cold.lastLoss,
+	var picked []*record
+	if limit < 0 {
+		picked = make([]*record, 0, m.undestroyed)
+	}
+	pick := func(r *record) {
+		if r.id > after {
+			picked = append(picked, r)
 		}
-		if r.shutdown {
-			si.ShutdownAt = m.at(cold.shutdownAt)
-		}
-		for h := r.holders; h != nil; h = h.next {
-			si.Holders = append(si.Holders, h.holder)
-		}
-		for _, c := range cold.sockets {
-			si.Sockets = append(si.Sockets, trace.Socket{ID: c.id, Local: c.local, Remote: c.remote, Opened: c.opened, GoAway: c.goaway.Load()})
-		}
-		out = append(out, si)
 	}
 	m.live.all(func(r *record) {
 		if r.made && !r.destroyedLocked() { // created, and not destroyed before Shutdown returned
-			add(r)
+			pick(r)
 		}
 	})
 	for r := range m.draining {
-		add(r)
+		pick(r)
+	}
+	if limit >= 0 && len(picked) > limit {
+		slices.SortFunc(picked, func(a, b *record) int { return cmp.Compare(a.id, b.id) })
+		picked = picked[:limit]
+	}
+	out := make([]trace.Subchannel, 0, len(picked))
+	for _, r := range picked {
+		out = append(out, m.describeLocked(r, now))
 	}
 	m.mu.Unlock()
 	slices.SortFunc(out, func(a, b trace.Subchannel) int { return cmp.Compare(a.ID, b.ID) })
 	return out
+}
+
+// describeLocked describes r as Snapshot does. Caller must hold m.mu.
+func (m *Manager) describeLocked(r *record, now time.Time) trace.Subchannel {
+	cold := r.coldOrZeroLocked()
+	si := trace.Subchannel{
+		ID:              r.id,
+		Manager:         m.id,
+		Target:          m.target,
+		Key:             r.key(),
+		State:           r.stateLocked().String(),
+		Refs:            int(r.refs),
+		Holders:         make([]string, 0, r.refs),
+		Sockets:         make([]trace.Socket, 0, len(cold.sockets)),
+		Dialing:         int(cold.dialing),
+		Created:         m.at(r.created),
+		Age:             jsontime.Duration(now.Sub(m.at(r.created))),
+		Shutdown:        r.shutdown,
+		ConnectionsLost: int(cold.lost),
+		LastLoss:        cold.lastLoss,
+	}
+	if r.shutdown {
+		si.ShutdownAt = m.at(cold.shutdownAt)
+	}
+	for h := r.holders; h != nil; h = h.next {
+		si.Holders = append(si.Holders, h.holder)
+	}
+	for _, c := range cold.sockets {
+		si.Sockets = append(si.Sockets, trace.Socket{ID: c.id, Local: c.local, Remote: c.remote, Opened: c.opened, GoAway: c.goaway.Load()})
+	}
+	return si
 }
 
 // Closed reports whether Close has been called. admin lists subchannels
