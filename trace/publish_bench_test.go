@@ -6,27 +6,15 @@ import (
 )
 
 // BenchmarkPublish is the cost of one event to the publisher (a manager,
-// under its lock) with nobody listening, with one subscriber draining every
-// event on another goroutine, and with 64 subscribers whose filters match
-// nothing, to every target or to other targets.
+// under its lock) with nobody listening, with 64 subscribers whose filter
+// functions match nothing, and with 64 whose Match selects other targets.
+// (A draining subscriber is measured where it runs, in BenchmarkChurnTrace:
+// in a loop that only publishes, its cost is the machine's scheduling.)
 func BenchmarkPublish(b *testing.B) {
-	for _, mode := range []string{"none", "hold1", "drain1", "nothing64", "other-targets64"} {
+	for _, mode := range []string{"none", "nothing64", "other-targets64"} {
 		b.Run("subs="+mode, func(b *testing.B) {
 			var subs []*Subscription
-			done := make(chan int)
 			switch mode {
-			case "drain1":
-				s := Subscribe(1<<16, nil)
-				subs = append(subs, s)
-				go func() {
-					n := 0
-					for range s.Events() {
-						n++
-					}
-					done <- n
-				}()
-			case "hold1":
-				subs = append(subs, Subscribe(1<<30, nil))
 			case "nothing64":
 				for range 64 {
 					subs = append(subs, Subscribe(16, func(e *Event) bool { return e.Manager == 0 }))
@@ -45,11 +33,6 @@ func BenchmarkPublish(b *testing.B) {
 			}
 			for _, s := range subs {
 				s.Close()
-			}
-			if mode == "drain1" {
-				if n := <-done; n != b.N {
-					b.Fatalf("the subscriber read %d of %d events", n, b.N)
-				}
 			}
 		})
 	}
