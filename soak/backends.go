@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/testbackend"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -24,7 +25,8 @@ type fleet struct {
 	// each at its own loopback address (A records carry no port).
 	dnsPort int
 	// clientCreds are the channels' credentials: insecure, or trusting the
-	// run's CA under Config.TLS. untrusted trust another CA (the tls fault).
+	// run's CA under Config.TLS, through subconn.Credentials so that a
+	// GOAWAY is read above TLS. untrusted trust another CA (the tls fault).
 	clientCreds credentials.TransportCredentials
 	untrusted   credentials.TransportCredentials
 }
@@ -43,7 +45,7 @@ func (r *runner) startBackends() error {
 	r.clientCreds = insecure.NewCredentials()
 	common := []testbackend.Option{testbackend.Services(r.cfg.RegisterServices)}
 	if r.cfg.TLS {
-		r.clientCreds = serverCA.ClientCredentials()
+		r.clientCreds = subconn.Credentials(serverCA.ClientCredentials())
 		common = append(common, testbackend.TLS(serverCA))
 	}
 	start := func(name, role string, opts ...testbackend.Option) (*testbackend.Backend, error) {

@@ -315,7 +315,8 @@ type Config struct {
 
 	// TLS makes every backend serve TLS with a certificate for 127.0.0.1
 	// from a CA generated for the run, which every channel of the run
-	// trusts; the tls fault's channels trust another CA and keep failing.
+	// trusts (through subconn.Credentials, so that GOAWAYs are read above
+	// TLS); the tls fault's channels trust another CA and keep failing.
 	TLS bool
 
 	// XDSWeightedLocalities, under ResolverXDS, runs the locality-weighted

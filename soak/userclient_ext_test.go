@@ -1,6 +1,7 @@
 package soak_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/soak"
+	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
@@ -47,8 +49,10 @@ func TestSoakRunsTheUsersClient(t *testing.T) {
 		}
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
+	var tr bytes.Buffer
 	res := soak.Verify(t, soak.Config{
 		Duration:      soakDuration(t, 5*time.Second),
+		Trace:         &tr,
 		ServiceConfig: guardedWRR,
 		DialOptions: []grpc.DialOption{
 			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second}),
@@ -73,6 +77,22 @@ func TestSoakRunsTheUsersClient(t *testing.T) {
 	}
 	if !res.TLS || !strings.HasPrefix(res.Target, "soak:///") {
 		t.Errorf("TLS %v, target %q; want TLS and the manual resolver's soak:/// target", res.TLS, res.Target)
+	}
+	// Under TLS the soak's channels read the frames above TLS
+	// (subconn.Credentials): a GOAWAY is a goaway, and a backend stopped
+	// (close_notify, then FIN) is peer_closed; nothing is inferred.
+	ev, err := trace.Read(&tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	causes := map[trace.Cause]int{}
+	for _, e := range ev {
+		if e.Kind == trace.KindGoAway {
+			causes[e.Cause]++
+		}
+	}
+	if causes[trace.CauseGoAway] == 0 || causes[trace.CauseGoAwayInferred] != 0 {
+		t.Errorf("GOAWAYs by cause under TLS: %v; want every one read (%s), none %s", causes, trace.CauseGoAway, trace.CauseGoAwayInferred)
 	}
 	served, seen := svc.calls.Load(), intercepted.Load()
 	t.Logf("%d user RPCs served, %d seen by the user's interceptor, %d OK by the soak", served, seen, res.RPCs.OK)

@@ -296,7 +296,7 @@ func (c *trackedConn) lossCause() loss {
 	if c.closed.Load() {
 		return loss{trace.KindConnLost, trace.CauseLocal, "socket closed by the client (keepalive timeout or transport error)"}
 	}
-	return loss{trace.KindGoAway, trace.CauseGoAwayInferred, "transport draining with its socket still open (GOAWAY; frames not visible under TLS)"}
+	return loss{trace.KindGoAway, trace.CauseGoAwayInferred, "transport draining with its socket still open (GOAWAY; under TLS, subconn.Credentials reads the frames)"}
 }
 
 // h2Sniffer follows HTTP/2 frame boundaries in the server-to-client byte

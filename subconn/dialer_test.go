@@ -187,7 +187,7 @@ func TestLossAndCloseCausesForEveryError(t *testing.T) {
 		{"eof", []error{io.EOF, syscall.ECONNRESET}, false, false, trace.KindConnLost, string(trace.CauseEOF) + ": socket closed by peer (EOF)", "closed by peer (EOF)"},
 		{"other", []error{errors.New("tls: bad record MAC")}, false, false, trace.KindConnLost, string(trace.CauseReadErr) + ": tls: bad record MAC", "closed after read error: tls: bad record MAC"},
 		{"client closing", []error{net.ErrClosed, os.ErrDeadlineExceeded}, false, true, trace.KindConnLost, string(trace.CauseLocal) + ": socket closed by the client (keepalive timeout or transport error)", "closed by client"},
-		{"draining under TLS", nil, false, false, trace.KindGoAway, string(trace.CauseGoAwayInferred) + ": transport draining with its socket still open (GOAWAY; frames not visible under TLS)", "closed by client"},
+		{"draining under TLS", nil, false, false, trace.KindGoAway, string(trace.CauseGoAwayInferred) + ": transport draining with its socket still open (GOAWAY; under TLS, subconn.Credentials reads the frames)", "closed by client"},
 		{"goaway", []error{io.EOF}, true, false, trace.KindGoAway, string(trace.CauseGoAway) + ": server sent GOAWAY (code ENHANCE_YOUR_CALM)", "closed after GOAWAY (code ENHANCE_YOUR_CALM)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

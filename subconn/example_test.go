@@ -19,6 +19,7 @@ import (
 	grpcpickfirst "google.golang.org/grpc/balancer/pickfirst"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/resolver"
 )
 
@@ -302,4 +303,47 @@ func ExampleDialer() {
 	// sockets owned: 1 remote true
 	// stats: opened 1
 	// sockets to the backend: 1
+}
+
+// Under TLS, Credentials lets the dialer's sockets read the HTTP/2 frames
+// above TLS: a GOAWAY from a server is traced as goaway, with its code,
+// where the bare credentials leave it goaway_inferred.
+func ExampleCredentials() {
+	ca, err := testbackend.NewCA()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	b, err := testbackend.Start(testbackend.TLS(ca), testbackend.Keepalive(keepalive.ServerParameters{MaxConnectionAge: 100 * time.Millisecond, MaxConnectionAgeGrace: 50 * time.Millisecond}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer b.Close()
+	cc, err := grpc.NewClient("passthrough:///"+b.Addr(),
+		grpc.WithTransportCredentials(subconn.Credentials(ca.ClientCredentials())),
+		grpc.WithContextDialer(subconn.Dialer(nil)),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"leakproof_pick_first":{}}]}`),
+	)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer cc.Close()
+	sub := trace.SubscribeMatch(64, trace.Match{Target: cc.Target()}, nil)
+	defer sub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := echov1.NewEchoServiceClient(cc).Echo(ctx, &echov1.EchoRequest{Message: "hello"}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for e := range sub.Events() {
+		if e.Kind == trace.KindGoAway {
+			fmt.Println(e.Kind, e.Cause)
+			return
+		}
+	}
+	// Output:
+	// goaway goaway
 }

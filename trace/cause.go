@@ -13,5 +13,5 @@ const (
 	CauseLocal          Cause = "client_closed"   // the client closed the socket (keepalive timeout, transport error)
 	CauseUnknown        Cause = "unknown"         // no socket tracking: install subconn.Dialer to tell causes apart
 	CauseReadErr        Cause = "read_error"      // another read error
-	CauseGoAwayInferred Cause = "goaway_inferred" // socket still open while the transport drains (TLS hides frames)
+	CauseGoAwayInferred Cause = "goaway_inferred" // socket still open while the transport drains (TLS hides frames: see subconn.Credentials)
 )
