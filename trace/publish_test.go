@@ -215,3 +215,39 @@ func TestSubscriptionEvents(t *testing.T) {
 		}
 	}
 }
+
+// A reader of Events takes a busy publisher's events in batches, at most
+// one per ReadPace: the publisher finds the buffer empty (and wakes the
+// reader) about once per ReadPace, not once per event.
+func TestEventsPacesABusyPublisher(t *testing.T) {
+	s := SubscribeMatch(1<<16, Match{Target: "paced"}, nil)
+	got := make(chan int)
+	go func() {
+		n := 0
+		for range s.Events() {
+			n++
+		}
+		got <- n
+	}()
+	const events = 2000
+	wakes := 0
+	start := time.Now()
+	for i := range events {
+		if s.pendingLen() == 0 {
+			wakes++ // this event signals Ready
+		}
+		Publish(&Event{Seq: uint64(i + 1), Target: "paced", Kind: KindRef})
+		for t0 := time.Now(); time.Since(t0) < 10*time.Microsecond; {
+		}
+	}
+	elapsed := time.Since(start)
+	s.Close()
+	if n := <-got; n != events {
+		t.Fatalf("the reader got %d of %d events", n, events)
+	}
+	// One wake per ReadPace, with room for the first and for a late reader.
+	if most := int(elapsed/ReadPace) + 3; wakes > most {
+		t.Fatalf("%d events over %v woke the reader %d times; want at most %d (one per %v)", events, elapsed, wakes, most, ReadPace)
+	}
+	t.Logf("%d events over %v: %d wakes", events, elapsed, wakes)
+}
