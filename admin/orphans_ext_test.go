@@ -7,7 +7,7 @@ import (
 
 	"github.com/leakproof/leakproof/balancer/guard"
 	"github.com/leakproof/leakproof/internal/testing/e2e"
-	"github.com/leakproof/leakproof/internal/testing/leakypolicy"
+	"github.com/leakproof/leakproof/internal/testing/leakzoo"
 	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/trace"
 )
@@ -17,7 +17,7 @@ import (
 func TestOrphansReachThePageTheJSONAndTheService(t *testing.T) {
 	t.Cleanup(leaktest.Check(t))
 	bs := e2e.StartBackends(t, 2)
-	cfg := `{"childPolicy":[{"` + leakypolicy.Name + `":{}}],"orphans":"report","orphanTimeout":"50ms"}`
+	cfg := `{"childPolicy":[{"` + leakzoo.ForgetRemoved + `":{}}],"orphans":"report","orphanTimeout":"50ms"}`
 	c := e2e.Dial(t, e2e.ServiceConfig(guard.Name, cfg), e2e.AddrState(e2e.Addrs(bs)...), e2e.Options{})
 	c.WaitServed(e2e.Addrs(bs)...)
 	c.R.UpdateState(e2e.AddrState(bs[0].Addr())) // the leaky child forgets bs[1]

@@ -8,7 +8,7 @@
 #   0  internal/sockowner, internal/procfs, internal/channelzview, jsontime
 #      (shared by the layers above)
 #   1  trace (the refcount trace and the leak checker)
-#   2  subconn, leaktest, proto/..., internal/dnsserver, internal/testing/leakypolicy
+#   2  subconn, leaktest, proto/..., internal/dnsserver
 #   3  internal/policy, testbackend, internal/xdsplane, internal/testing/leakzoo
 #   4  balancer/...
 #   5  admin, soak
@@ -34,7 +34,7 @@ layer() {
   case "$1" in
     internal/sockowner | internal/procfs | internal/channelzview | jsontime) echo 0 ;;
     trace) echo 1 ;;
-    subconn | leaktest | proto/* | internal/dnsserver | internal/testing/leakypolicy) echo 2 ;;
+    subconn | leaktest | proto/* | internal/dnsserver) echo 2 ;;
     internal/policy | testbackend | internal/xdsplane | internal/testing/leakzoo) echo 3 ;;
     balancer/*) echo 4 ;;
     admin | soak) echo 5 ;;

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leakproof/leakproof/internal/testing/leakypolicy"
+	"github.com/leakproof/leakproof/internal/testing/leakzoo"
 	"github.com/leakproof/leakproof/soak"
 )
 
@@ -92,8 +92,8 @@ func TestLeakyPolicyCaughtUnderDNS(t *testing.T) {
 		policy string
 		pass   bool
 	}{
-		{leakypolicy.Name, false},
-		{"leakproof_guard:" + leakypolicy.Name, true},
+		{leakzoo.ForgetRemoved, false},
+		{"leakproof_guard:" + leakzoo.ForgetRemoved, true},
 	} {
 		t.Run(tc.policy, func(t *testing.T) {
 			res, err := soak.Run(context.Background(), soak.Config{

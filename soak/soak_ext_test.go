@@ -11,7 +11,7 @@ import (
 
 	"github.com/leakproof/leakproof/balancer/pickfirst"
 	"github.com/leakproof/leakproof/balancer/roundrobin"
-	"github.com/leakproof/leakproof/internal/testing/leakypolicy"
+	"github.com/leakproof/leakproof/internal/testing/leakzoo"
 	"github.com/leakproof/leakproof/soak"
 	"github.com/leakproof/leakproof/trace"
 )
@@ -155,7 +155,7 @@ func TestLeakyPolicyFailsNamingTheBackend(t *testing.T) {
 	rec := &recorder{}
 	res := soak.Verify(rec, soak.Config{
 		Duration: 4500 * time.Millisecond,
-		Policy:   leakypolicy.Name,
+		Policy:   leakzoo.ForgetRemoved,
 		Faults:   []soak.Fault{soak.FaultDuplicate, soak.FaultOverlap},
 	})
 	if res == nil {

@@ -48,7 +48,7 @@ type zooCase struct {
 }
 
 var zooCases = map[string]zooCase{
-	"leaky_round_robin":       {faults: []soak.Fault{soak.FaultDuplicate, soak.FaultOverlap}, guarded: true},
+	leakzoo.ForgetRemoved:     {faults: []soak.Fault{soak.FaultDuplicate, soak.FaultOverlap}, guarded: true},
 	leakzoo.Twin:              {faults: []soak.Fault{soak.FaultDuplicate, soak.FaultGoAway}, guarded: true},
 	leakzoo.ReplaceRetained:   {faults: []soak.Fault{soak.FaultFlap, soak.FaultDuplicate}, guarded: true, guardShort: true},
 	leakzoo.ShutdownLast:      {faults: []soak.Fault{soak.FaultFlap, soak.FaultDuplicate}, guarded: true},

@@ -9,7 +9,7 @@ import (
 
 	"github.com/leakproof/leakproof/balancer/guard"
 	"github.com/leakproof/leakproof/internal/testing/e2e"
-	"github.com/leakproof/leakproof/internal/testing/leakypolicy"
+	"github.com/leakproof/leakproof/internal/testing/leakzoo"
 	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/subconn"
 	"github.com/leakproof/leakproof/trace"
@@ -33,9 +33,9 @@ const (
 
 func init() {
 	balancer.Register(freshBuilder{})
-	balancer.Register(guard.Wrap(renamed{balancer.Get(leakypolicy.Name), wrappedLeakyName},
+	balancer.Register(guard.Wrap(renamed{balancer.Get(leakzoo.ForgetRemoved), wrappedLeakyName},
 		guard.WithOrphanTimeout(orphanTimeout), guard.WithDrainTimeout(drainTimeout)))
-	balancer.Register(guard.Wrap(renamed{balancer.Get(leakypolicy.Name), wrappedLeakyDefaultName},
+	balancer.Register(guard.Wrap(renamed{balancer.Get(leakzoo.ForgetRemoved), wrappedLeakyDefaultName},
 		guard.WithOrphanTimeout(0), guard.WithDrainTimeout(drainTimeout)))
 }
 

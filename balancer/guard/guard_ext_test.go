@@ -12,7 +12,7 @@ import (
 	"github.com/leakproof/leakproof/admin"
 	"github.com/leakproof/leakproof/balancer/guard"
 	"github.com/leakproof/leakproof/internal/testing/e2e"
-	"github.com/leakproof/leakproof/internal/testing/leakypolicy"
+	"github.com/leakproof/leakproof/internal/testing/leakzoo"
 	"github.com/leakproof/leakproof/leaktest"
 	adminv1 "github.com/leakproof/leakproof/proto/leakproof/admin/v1"
 	"github.com/leakproof/leakproof/trace"
@@ -172,7 +172,7 @@ func TestLeakyPolicyAloneAndUnderTheGuard(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cl := e2e.Dial(t, e2e.ServiceConfig(leakypolicy.Name, ""), e2e.AddrState(a, b, c), e2e.Options{})
+		cl := e2e.Dial(t, e2e.ServiceConfig(leakzoo.ForgetRemoved, ""), e2e.AddrState(a, b, c), e2e.Options{})
 		cl.WaitServed(a, b, c)
 		cl.R.UpdateState(e2e.AddrState(a, b))
 		rec := &recordingT{}
@@ -186,7 +186,7 @@ func TestLeakyPolicyAloneAndUnderTheGuard(t *testing.T) {
 		}
 	})
 	t.Run("guarded", func(t *testing.T) {
-		cl := e2e.Dial(t, guarded(fmt.Sprintf(`{%q:{}}`, leakypolicy.Name), ""), e2e.AddrState(a, b, c), e2e.Options{})
+		cl := e2e.Dial(t, guarded(fmt.Sprintf(`{%q:{}}`, leakzoo.ForgetRemoved), ""), e2e.AddrState(a, b, c), e2e.Options{})
 		cl.WaitServed(a, b, c)
 		removed := time.Now()
 		cl.R.UpdateState(e2e.AddrState(a, b))
@@ -205,7 +205,7 @@ func TestLeakyPolicyAloneAndUnderTheGuard(t *testing.T) {
 			t.Fatalf("trace of C: %v, want %v\n%s", got, want, e2e.Format(ev))
 		}
 		rep := trace.Check(ev)
-		if len(rep.Orphans) != 1 || rep.Orphans[0].Key != c || !strings.Contains(rep.Orphans[0].Message, `holder "`+leakypolicy.Name+`"`) {
+		if len(rep.Orphans) != 1 || rep.Orphans[0].Key != c || !strings.Contains(rep.Orphans[0].Message, `holder "`+leakzoo.ForgetRemoved+`"`) {
 			t.Fatalf("trace.Check orphans = %v, want one naming %s and the leaky holder", rep.Orphans, c)
 		}
 		for _, addr := range []string{a, b} {
@@ -261,7 +261,7 @@ func TestReportLeavesTheOrphanOpen(t *testing.T) {
 	a, c := bs[0].Addr(), bs[1].Addr()
 	for _, mode := range []string{"report", "reclaim"} {
 		t.Run(mode, func(t *testing.T) {
-			cl := e2e.Dial(t, guarded(fmt.Sprintf(`{%q:{}}`, leakypolicy.Name), fmt.Sprintf(`,"orphans":%q`, mode)), e2e.AddrState(a, c), e2e.Options{})
+			cl := e2e.Dial(t, guarded(fmt.Sprintf(`{%q:{}}`, leakzoo.ForgetRemoved), fmt.Sprintf(`,"orphans":%q`, mode)), e2e.AddrState(a, c), e2e.Options{})
 			cl.WaitServed(a, c)
 			cl.R.UpdateState(e2e.AddrState(a))
 			cl.Trace.WaitFor(t, "the orphan event", func(ev []trace.Event) bool {

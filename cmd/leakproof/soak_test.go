@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leakproof/leakproof/internal/testing/leakypolicy"
+	"github.com/leakproof/leakproof/internal/testing/leakzoo"
 	"github.com/leakproof/leakproof/jsontime"
 	"github.com/leakproof/leakproof/soak"
 	"github.com/leakproof/leakproof/trace"
@@ -156,7 +156,7 @@ func TestSoakJSONReportAndTrace(t *testing.T) {
 // bound while the channel is open, and the trace shows each orphan, then
 // its shutdown, then its destroy.
 func TestSoakLeakyPolicyAloneFailsAndGuardedPasses(t *testing.T) {
-	code, stdout, stderr := runSoak(t, "--duration", "4500ms", "--faults", "dup,overlap", "--policy", leakypolicy.Name, "--quiet")
+	code, stdout, stderr := runSoak(t, "--duration", "4500ms", "--faults", "dup,overlap", "--policy", leakzoo.ForgetRemoved, "--quiet")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
 	}
@@ -171,7 +171,7 @@ func TestSoakLeakyPolicyAloneFailsAndGuardedPasses(t *testing.T) {
 
 	dir := t.TempDir()
 	tracePath := filepath.Join(dir, "t.jsonl")
-	code, stdout, stderr = runSoak(t, "--duration", "4500ms", "--faults", "dup,overlap", "--policy", "leakproof_guard:"+leakypolicy.Name, "--quiet", "--json", "--trace", tracePath,
+	code, stdout, stderr = runSoak(t, "--duration", "4500ms", "--faults", "dup,overlap", "--policy", "leakproof_guard:"+leakzoo.ForgetRemoved, "--quiet", "--json", "--trace", tracePath,
 		"--heap-profiles", dir) // --heap-profiles with --quiet: no progress lines to end
 	if code != 0 {
 		t.Fatalf("guarded: exit %d, want 0; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
@@ -295,7 +295,7 @@ func TestSoakXDSPasses(t *testing.T) {
 // socket stayed open after an EDS push removed it. Under leakproof_guard the
 // same policy passes, its orphans reclaimed.
 func TestSoakXDSLeakyPolicyFails(t *testing.T) {
-	code, stdout, stderr := runSoak(t, "--xds", "--duration", "4500ms", "--faults", "dup,overlap", "--policy", leakypolicy.Name, "--quiet")
+	code, stdout, stderr := runSoak(t, "--xds", "--duration", "4500ms", "--faults", "dup,overlap", "--policy", leakzoo.ForgetRemoved, "--quiet")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
 	}
@@ -304,14 +304,14 @@ func TestSoakXDSLeakyPolicyFails(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
 	}
-	if !strings.Contains(stdout, leakypolicy.Name+" under xDS") {
+	if !strings.Contains(stdout, leakzoo.ForgetRemoved+" under xDS") {
 		t.Errorf("stdout lacks the policy under xDS:\n%s", stdout)
 	}
 
 	// The same policy under the guard, selected the same way: the orphans
 	// are reclaimed and the soak passes.
 	tracePath := filepath.Join(t.TempDir(), "t.jsonl")
-	code, stdout, stderr = runSoak(t, "--xds", "--duration", "4500ms", "--faults", "dup,overlap", "--policy", "leakproof_guard:"+leakypolicy.Name, "--quiet", "--json", "--trace", tracePath)
+	code, stdout, stderr = runSoak(t, "--xds", "--duration", "4500ms", "--faults", "dup,overlap", "--policy", "leakproof_guard:"+leakzoo.ForgetRemoved, "--quiet", "--json", "--trace", tracePath)
 	if code != 0 {
 		t.Fatalf("guarded: exit %d, want 0; stderr:\n%s\nstdout:\n%s", code, stderr, stdout)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/leakproof/leakproof/admin"
 	"github.com/leakproof/leakproof/balancer/guard"
 	"github.com/leakproof/leakproof/internal/testing/e2e"
-	"github.com/leakproof/leakproof/internal/testing/leakypolicy"
+	"github.com/leakproof/leakproof/internal/testing/leakzoo"
 	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/testbackend"
 	"github.com/leakproof/leakproof/trace"
@@ -29,7 +29,7 @@ func leakOverTLS(t *testing.T) (c *e2e.Client, bs []*testbackend.Backend, leaked
 	t.Helper()
 	t.Cleanup(leaktest.Check(t))
 	bs = e2e.StartBackends(t, 2)
-	cfg := `{"childPolicy":[{"` + leakypolicy.Name + `":{}}],"orphans":"report","orphanTimeout":"50ms"}`
+	cfg := `{"childPolicy":[{"` + leakzoo.ForgetRemoved + `":{}}],"orphans":"report","orphanTimeout":"50ms"}`
 	c = e2e.Dial(t, e2e.ServiceConfig(guard.Name, cfg), e2e.AddrState(e2e.Addrs(bs)...), e2e.Options{})
 	c.WaitServed(e2e.Addrs(bs)...)
 	// The leaky child forgets bs[1]'s subchannel when the resolver drops it.

@@ -4,6 +4,5 @@
 //
 // Every policy is a small round robin written the way users write them,
 // correct but for its one documented bug; Entries lists them with the
-// incident each is modelled on. The project's first leaky policy,
-// leakypolicy.Name (a removal never shut down), is listed here too.
+// incident each is modelled on.
 package leakzoo

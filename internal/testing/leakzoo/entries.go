@@ -1,7 +1,5 @@
 package leakzoo
 
-import "github.com/leakproof/leakproof/internal/testing/leakypolicy"
-
 // An Entry is one shape of leak in the zoo.
 type Entry struct {
 	// Policy is the registered name of the policy that leaks this way.
@@ -21,7 +19,7 @@ type Entry struct {
 // each must be caught while the channel lives.
 func Entries() []Entry {
 	return []Entry{
-		{Policy: leakypolicy.Name, Shape: "a removed backend's SubConn forgotten without Shutdown", Seen: "quarkusio/quarkus#54869"},
+		{Policy: ForgetRemoved, Shape: "a removed backend's SubConn forgotten without Shutdown", Seen: "quarkusio/quarkus#54869"},
 		{Policy: Twin, Shape: "two subchannels to one backend; the second forgotten and reconnected after each GOAWAY", Seen: "grpc/grpc#38871"},
 		{Policy: ReplaceRetained, Shape: "retained backends' SubConns replaced on every update, the old ones never shut down", Seen: "grpc/grpc-java#10672"},
 		{Policy: ShutdownLast, Shape: "a new SubConn per address on every update, only the last one shut down", Seen: "hashicorp/consul#15701"},

@@ -9,7 +9,7 @@ import (
 
 	"github.com/leakproof/leakproof/balancer/guard"
 	"github.com/leakproof/leakproof/internal/testing/e2e"
-	"github.com/leakproof/leakproof/internal/testing/leakypolicy"
+	"github.com/leakproof/leakproof/internal/testing/leakzoo"
 	"github.com/leakproof/leakproof/internal/xdsplane"
 	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/trace"
@@ -158,7 +158,7 @@ func TestGuardReclaimsUnderXDS(t *testing.T) {
 	srv := startServer(t)
 	target := name("guard-leaky")
 	res := func(addrs ...string) xdsplane.Resources {
-		return service(t, target, xdsplane.ClusterSpec{Name: "c-" + target, Policy: guardPolicy(leakypolicy.Name), Localities: one(addrs...)})
+		return service(t, target, xdsplane.ClusterSpec{Name: "c-" + target, Policy: guardPolicy(leakzoo.ForgetRemoved), Localities: one(addrs...)})
 	}
 	publish(t, srv, res(a, b, c))
 	cl := dial(t, srv, target, false)
@@ -196,7 +196,7 @@ func TestGuardReclaimsUnderXDS(t *testing.T) {
 		e2e.WaitSockets(t, addr, 0, e2e.LongTimeout)
 	}
 	rep := cl.Trace.CheckClean(t)
-	if len(rep.Orphans) != 1 || rep.Orphans[0].Key != c || !strings.Contains(rep.Orphans[0].Message, `holder "`+leakypolicy.Name+`"`) {
+	if len(rep.Orphans) != 1 || rep.Orphans[0].Key != c || !strings.Contains(rep.Orphans[0].Message, `holder "`+leakzoo.ForgetRemoved+`"`) {
 		t.Errorf("trace orphans %v, want one naming %s and the leaky holder", rep.Orphans, c)
 	}
 }

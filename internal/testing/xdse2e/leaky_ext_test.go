@@ -8,7 +8,7 @@ import (
 
 	"github.com/leakproof/leakproof/balancer/roundrobin"
 	"github.com/leakproof/leakproof/internal/testing/e2e"
-	"github.com/leakproof/leakproof/internal/testing/leakypolicy"
+	"github.com/leakproof/leakproof/internal/testing/leakzoo"
 	"github.com/leakproof/leakproof/internal/xdsplane"
 	"github.com/leakproof/leakproof/leaktest"
 )
@@ -35,7 +35,7 @@ func TestLeakyPolicyCaught(t *testing.T) {
 	leaky, rr := name("leaky"), name("leaky-control")
 	res := func(l, o []string) xdsplane.Resources {
 		return xdsplane.Merge(
-			service(t, leaky, xdsplane.ClusterSpec{Name: "c-" + leaky, Policy: xdsplane.Policy{Name: leakypolicy.Name}, Localities: one(l...)}),
+			service(t, leaky, xdsplane.ClusterSpec{Name: "c-" + leaky, Policy: xdsplane.Policy{Name: leakzoo.ForgetRemoved}, Localities: one(l...)}),
 			service(t, rr, xdsplane.ClusterSpec{Name: "c-" + rr, Policy: xdsplane.Policy{Name: roundrobin.Name}, Localities: one(o...)}),
 		)
 	}
