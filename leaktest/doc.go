@@ -14,7 +14,9 @@
 //     (descriptor numbers are reused, so the number alone proves nothing);
 //   - sockets to the backends named with [Backends], joined from
 //     /proc/self/net/tcp and /proc/self/net/tcp6 on the inodes this process
-//     holds: their number must be back at the baseline count.
+//     holds, and connections to them that another process holds (a
+//     child that inherited a socket): their number must be back at the
+//     baseline count.
 //
 // Polling matters for gRPC: a ClientConn or SubConn closes its transport
 // gracefully, so a check made the instant Close returns can see a socket or a

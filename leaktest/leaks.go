@@ -71,6 +71,12 @@ type BackendSockets struct {
 	Baseline int  // sockets to Backend at the baseline
 	Now      int  // sockets to Backend when Find gave up
 	FDs      []FD // the descriptors of the sockets to Backend, by local address
+	// Elsewhere are the connections to Backend, counted in Now, that
+	// another process holds and did not at the baseline: a socket this
+	// process dialed without close-on-exec is inherited by every child
+	// it starts, and stays ESTABLISHED after this process closes it, for
+	// as long as the child lives.
+	Elsewhere []HeldSocket
 }
 
 // Clean reports whether nothing leaked and every part of the check was made.
@@ -161,8 +167,15 @@ func poll(base *Snapshot, o *opts, backends []netip.AddrPort) *polled {
 		}
 	}
 	slices.SortFunc(p.fds, func(a, b FD) int { return a.Num - b.Num })
+	elsewhere := heldElsewhere(base, backends)
 	for _, addr := range backends {
 		b := BackendSockets{Backend: addr, Baseline: countTo(base.socks, addr), Now: countTo(socks, addr)}
+		for _, h := range elsewhere {
+			if h.Socket.Remote == addr {
+				b.Elsewhere = append(b.Elsewhere, h)
+			}
+		}
+		b.Now += len(b.Elsewhere)
 		if b.Now <= b.Baseline {
 			continue
 		}
@@ -189,6 +202,28 @@ func poll(base *Snapshot, o *opts, backends []netip.AddrPort) *polled {
 		p.backends = append(p.backends, b)
 	}
 	return p
+}
+
+// heldElsewhere returns the connections to backends that another process
+// holds and did not at the baseline.
+func heldElsewhere(base *Snapshot, backends []netip.AddrPort) []HeldSocket {
+	if len(backends) == 0 {
+		return nil
+	}
+	want := map[netip.AddrPort]bool{}
+	for _, b := range backends {
+		want[b] = true
+	}
+	foreign, err := foreignConnections(want)
+	if err != nil {
+		return nil // the namespace cannot be read where descriptors cannot: Find reports that
+	}
+	for ino := range foreign {
+		if _, ok := base.foreign[ino]; ok {
+			delete(foreign, ino)
+		}
+	}
+	return holders(foreign)
 }
 
 // newFD describes descriptor fd with the socket it points to and its owner.

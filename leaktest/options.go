@@ -59,9 +59,11 @@ func PollInterval(d time.Duration) Option {
 // Backends names backends, as IP:port (such as "127.0.0.1:50051" or
 // "[::1]:50051"), whose sockets must return to the count at the baseline.
 // The count includes every TCP socket this process holds whose remote
-// address is the backend, in any state but LISTEN and TIME_WAIT; an
-// IPv4-mapped IPv6 address counts as its IPv4 address. It may be given more
-// than once.
+// address is the backend, in any state but LISTEN and TIME_WAIT, and every
+// ESTABLISHED connection to the backend that another process holds and did
+// not at the baseline (a socket a child process inherited, which the report
+// names with the process); an IPv4-mapped IPv6 address counts as its IPv4
+// address. It may be given more than once.
 func Backends(addrs ...string) Option {
 	return optionFunc(func(o *opts) { o.backends = append(o.backends, addrs...) })
 }

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/leakproof/leakproof/internal/procfs"
@@ -54,4 +57,81 @@ func readProc() (map[int]string, map[uint64]procfs.Socket, error) {
 		return nil, nil, fmt.Errorf("leaktest: %w", err)
 	}
 	return fds, socks, nil
+}
+
+// HeldSocket is a connection of this network namespace that another
+// process holds.
+type HeldSocket struct {
+	Socket  Socket
+	PID     int    // the process that holds it
+	Command string // its command line, as /proc/<pid>/cmdline has it
+}
+
+// String formats h as "local -> remote STATE, held by process 123 (cmd)".
+func (h HeldSocket) String() string {
+	return fmt.Sprintf("tcp %v, held by process %d (%s)", h.Socket, h.PID, h.Command)
+}
+
+// foreignConnections returns the inodes of the ESTABLISHED TCP connections
+// of the network namespace to one of backends (all of them if backends is
+// nil) that this process holds no descriptor of, with their sockets. The
+// namespace is read before this process's descriptors, so that a socket
+// opened between the two readings is in neither.
+func foreignConnections(backends map[netip.AddrPort]bool) (map[uint64]procfs.Socket, error) {
+	all, err := procfs.NetSockets()
+	if err != nil {
+		return nil, err
+	}
+	fds, err := procfs.FDs()
+	if err != nil {
+		return nil, err
+	}
+	mine := procfs.SocketInodes(fds)
+	out := map[uint64]procfs.Socket{}
+	for _, s := range all {
+		if s.State != procfs.TCPEstablished || s.Inode == 0 || (backends != nil && !backends[s.Remote]) {
+			continue
+		}
+		if _, ok := mine[s.Inode]; !ok {
+			out[s.Inode] = s
+		}
+	}
+	return out, nil
+}
+
+// holders finds the process holding each socket of socks, by the inode in
+// its descriptors, among every process this one may read. A socket no
+// other process holds is one this process closed between two readings: it
+// is left out.
+func holders(socks map[uint64]procfs.Socket) []HeldSocket {
+	if len(socks) == 0 {
+		return nil
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	self := os.Getpid()
+	var out []HeldSocket
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		fds, err := procfs.FDsOf(pid)
+		if err != nil {
+			continue
+		}
+		for ino := range procfs.SocketInodes(fds) {
+			s, ok := socks[ino]
+			if !ok {
+				continue
+			}
+			cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			out = append(out, HeldSocket{Socket: socketOf(s), PID: pid, Command: strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))})
+			delete(socks, ino)
+		}
+	}
+	slices.SortFunc(out, func(a, b HeldSocket) int { return a.Socket.Local.Compare(b.Socket.Local) })
+	return out
 }

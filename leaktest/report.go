@@ -30,6 +30,9 @@ func (l *Leaks) Messages() []string {
 		for _, f := range bs.FDs {
 			b.WriteString("\n\t" + f.String())
 		}
+		for _, h := range bs.Elsewhere {
+			b.WriteString("\n\t" + h.String())
+		}
 		msgs = append(msgs, b.String())
 	}
 	for _, c := range l.Channels {

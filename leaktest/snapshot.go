@@ -22,6 +22,7 @@ type Snapshot struct {
 	goroutines goleak.Option            // ignores the goroutines running at the baseline
 	socks      map[uint64]procfs.Socket // Sockets, as Find compares them
 	channels   map[int64]bool           // channelz ids of the grpc channels open at the baseline
+	foreign    map[uint64]procfs.Socket // connections other processes held at the baseline
 	err        error                    // why FDs and Sockets are nil
 }
 
@@ -35,6 +36,9 @@ type Snapshot struct {
 func Take() (*Snapshot, error) {
 	s := &Snapshot{goroutines: goleak.IgnoreCurrent(), channels: channelIDs()}
 	s.FDs, s.socks, s.err = readProc()
+	if s.err == nil {
+		s.foreign, _ = foreignConnections(nil)
+	}
 	if s.socks != nil {
 		s.Sockets = make(map[uint64]Socket, len(s.socks))
 		for ino, sock := range s.socks {

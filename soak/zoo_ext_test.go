@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/leakproof/leakproof/internal/testing/leakzoo"
+	"github.com/leakproof/leakproof/leaktest"
 	"github.com/leakproof/leakproof/soak"
+	"github.com/leakproof/leakproof/testbackend"
 	"github.com/leakproof/leakproof/trace"
 )
 
@@ -53,12 +55,17 @@ var zooCases = map[string]zooCase{
 	leakzoo.ReplaceRetained:   {faults: []soak.Fault{soak.FaultFlap, soak.FaultDuplicate}, guarded: true, guardShort: true},
 	leakzoo.ShutdownLast:      {faults: []soak.Fault{soak.FaultFlap, soak.FaultDuplicate}, guarded: true},
 	leakzoo.NewOnIdle:         {faults: []soak.Fault{soak.FaultGoAway, soak.FaultReset}, guarded: true, guardShort: true},
-	leakzoo.GoroutinePerReady: {faults: []soak.Fault{soak.FaultGoAway}, d: 6 * time.Second, why: "the leak is the policy's own goroutines, not a subchannel"},
+	leakzoo.GoroutinePerReady: {faults: []soak.Fault{soak.FaultGoAway}, d: 9 * time.Second, why: "the leak is the policy's own goroutines, not a subchannel"},
+	leakzoo.StalePicker:       {faults: []soak.Fault{soak.FaultDuplicate, soak.FaultOverlap}, guarded: true, guardShort: true},
+	leakzoo.AbandonedStream:   {faults: []soak.Fault{soak.FaultDuplicate, soak.FaultOverlap}, why: "the application's leak"},
+	leakzoo.ChannelPerCall:    {faults: []soak.Fault{soak.FaultDuplicate}, d: 6 * time.Second, why: "the application's leak"},
+	leakzoo.StreamWatcher:     {faults: []soak.Fault{soak.FaultDuplicate}, why: "the application's leak"},
+	leakzoo.InheritedSocket:   {},
 }
 
 // zooRow is one line of the table.
 type zooRow struct {
-	policy, shape, seen, check, after, evidence, guard string
+	name, shape, seen, check, after, evidence, heals, guard, leaktest string
 }
 
 // leakLine is how the soak's log names a leak as it sees it: "soak: LEAK
@@ -67,14 +74,20 @@ var leakLine = regexp.MustCompile(`^soak: (?:LEAK \(([^)]*)\)|(GROWTH)): `)
 
 // soakZoo runs one soak, recording when the first leak was logged and by
 // which check.
-func soakZoo(t *testing.T, policy string, faults []soak.Fault, d time.Duration) (*soak.Result, time.Duration, string) {
+func soakZoo(t *testing.T, policy string, app *leakzoo.App, faults []soak.Fault, d time.Duration) (*soak.Result, time.Duration, string) {
 	t.Helper()
+	if app == nil {
+		app = &leakzoo.App{}
+	} else {
+		defer app.Release()
+	}
 	var mu sync.Mutex
 	var first time.Duration
 	var firstCheck string
 	start := time.Now()
 	res, err := soak.Run(context.Background(), soak.Config{
 		Policy: policy, Faults: faults, Duration: d,
+		Load: app.Load, DialOptions: app.DialOptions,
 		Logf: func(format string, args ...any) {
 			line := fmt.Sprintf(format, args...)
 			mu.Lock()
@@ -102,17 +115,30 @@ func TestLeakZooFailsTheSoakAndPassesUnderTheGuard(t *testing.T) {
 	}
 	var rows []zooRow
 	for _, e := range leakzoo.Entries() {
-		tc, ok := zooCases[e.Policy]
+		tc, ok := zooCases[e.Name]
 		if !ok {
-			t.Errorf("zoo entry %s has no case here", e.Policy)
+			t.Errorf("zoo entry %s has no case here", e.Name)
 			continue
 		}
 		faults, d := tc.faults, cmp.Or(tc.d, 4500*time.Millisecond)
 		if full {
 			faults, d = nil, soak.DefaultDuration
 		}
-		t.Run(e.Policy, func(t *testing.T) {
-			res, after, firstCheck := soakZoo(t, e.Policy, faults, d)
+		t.Run(e.Name, func(t *testing.T) {
+			row := zooRow{name: e.Name, shape: e.Shape, seen: e.Seen, leaktest: "does not apply"}
+			if e.Leaktest != nil {
+				row.leaktest = leaktestZoo(t, e)
+			}
+			if e.Policy == "" {
+				row.check, row.after, row.evidence, row.heals, row.guard = "not soaked", "-", e.NotSoaked, "-", "-"
+				rows = append(rows, row)
+				return
+			}
+			var app *leakzoo.App
+			if e.App != nil {
+				app = e.App()
+			}
+			res, after, firstCheck := soakZoo(t, e.Policy, app, faults, d)
 			var caught []soak.Check
 			for _, c := range res.Checks {
 				if !c.Pass && !c.Info && slices.Contains(leakChecks, c.Name) {
@@ -120,7 +146,7 @@ func TestLeakZooFailsTheSoakAndPassesUnderTheGuard(t *testing.T) {
 				}
 			}
 			if len(caught) == 0 {
-				t.Fatalf("%s (%s) passed every leak check:\n%s", e.Policy, e.Shape, text(res))
+				t.Fatalf("%s (%s) passed every leak check:\n%s", e.Name, e.Shape, text(res))
 			}
 			// The check that saw the leak first (the first of the verdict
 			// if none logged it during the run), and its evidence names
@@ -133,27 +159,28 @@ func TestLeakZooFailsTheSoakAndPassesUnderTheGuard(t *testing.T) {
 			}
 			named := strings.Contains(c.Detail, "backend b") || strings.Contains(c.Detail, "created by")
 			if !named {
-				t.Errorf("%s: %q does not name the backend or the owner: %s", e.Policy, c.Name, c.Detail)
+				t.Errorf("%s: %q does not name the backend or the owner: %s", e.Name, c.Name, c.Detail)
 			}
-			row := zooRow{policy: e.Policy, shape: e.Shape, seen: e.Seen, check: c.Name, evidence: evidenceLine(c.Detail)}
+			row.check, row.evidence = c.Name, evidenceLine(c.Detail)
 			if after > 0 {
 				row.after = fmt.Sprintf("%.1fs", after.Seconds())
 			} else {
 				row.after = "at the end"
 			}
-			t.Logf("%s: caught by %q after %s: %s", e.Policy, c.Name, row.after, row.evidence)
-
-			if !full && !tc.guardShort {
-				row.guard = "not run in the short test"
-				rows = append(rows, row)
-				return
-			}
-			if !tc.guarded {
+			row.heals = heals(res)
+			t.Logf("%s: caught by %q after %s: %s; %s", e.Name, c.Name, row.after, row.evidence, row.heals)
+			if e.PolicySide() && !tc.guarded {
 				row.guard = "fails: " + tc.why
+			}
+			if !e.PolicySide() {
+				row.guard = "not the guard's: " + tc.why
+			}
+			if row.guard != "" || (!full && !tc.guardShort) {
+				row.guard = cmp.Or(row.guard, "not run in the short test")
 				rows = append(rows, row)
 				return
 			}
-			guarded, _, _ := soakZoo(t, "leakproof_guard:"+e.Policy, faults, d)
+			guarded, _, _ := soakZoo(t, "leakproof_guard:"+e.Name, nil, faults, d)
 			// The guard contains a forgotten subchannel: no extra
 			// subchannel or socket while the channel lives. A child that
 			// forgets SubConns of listed backends still holds their
@@ -169,7 +196,7 @@ func TestLeakZooFailsTheSoakAndPassesUnderTheGuard(t *testing.T) {
 					held = len(guarded.Trace.Problems)
 					continue
 				}
-				t.Errorf("under leakproof_guard %s failed %q: %s", e.Policy, c.Name, c.Detail)
+				t.Errorf("under leakproof_guard %s failed %q: %s", e.Name, c.Name, c.Detail)
 			}
 			row.guard = "passes"
 			if held > 0 {
@@ -186,6 +213,71 @@ func TestLeakZooFailsTheSoakAndPassesUnderTheGuard(t *testing.T) {
 		writeZooTable(t, rows)
 	}
 	checkZooTable(t, rows, true)
+}
+
+// heals says whether the leak outlived the channels: a leak the final
+// checks (goroutines, descriptors, sockets back at the baseline) pass is
+// one only the checks made during the run can see.
+func heals(res *soak.Result) string {
+	var failed []string
+	for _, c := range res.Checks {
+		if !c.Pass && (c.Name == soak.CheckGoroutines || c.Name == soak.CheckFDs || c.Name == soak.CheckSockets) {
+			failed = append(failed, c.Name)
+		}
+	}
+	if len(failed) == 0 {
+		return "heals at shutdown: the final checks pass"
+	}
+	return "outlives the channels: " + strings.Join(failed, ", ") + " fail"
+}
+
+// leaktestZoo makes the entry's leak against a backend of its own between
+// a leaktest baseline and leaktest.Find, and checks that Find names it: the
+// forgotten channel's target, or the process holding a connection to the
+// backend. It returns the evidence line for the table.
+func leaktestZoo(t *testing.T, e leakzoo.Entry) string {
+	t.Helper()
+	b, err := testbackend.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	base, err := leaktest.Take()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	release, err := e.Leaktest(ctx, b.Addr())
+	if err != nil {
+		t.Fatalf("%s: %v", e.Name, err)
+	}
+	start := time.Now()
+	leaks := leaktest.Find(base, leaktest.Backends(b.Addr()), leaktest.Deadline(time.Second))
+	took := time.Since(start)
+	release()
+	if leaks.Clean() {
+		t.Fatalf("leaktest found nothing after %s", e.Name)
+	}
+	var named []string
+	for _, c := range leaks.Channels {
+		if strings.Contains(c.Target, b.Addr()) {
+			named = append(named, c.String())
+		}
+	}
+	for _, bs := range leaks.Backends {
+		for _, h := range bs.Elsewhere {
+			named = append(named, fmt.Sprintf("%d socket(s) to backend %v, want %d: %v", bs.Now, bs.Backend, bs.Baseline, h))
+		}
+	}
+	if len(named) == 0 {
+		t.Fatalf("leaktest did not name %s's channel or the process holding its socket:\n%v", e.Name, leaks)
+	}
+	t.Logf("%s: leaktest after %v: %s", e.Name, took.Round(time.Millisecond), named[0])
+	if after := leaktest.Find(base, leaktest.Backends(b.Addr())); !after.Clean() {
+		t.Errorf("%s's release left something behind:\n%v", e.Name, after)
+	}
+	return "fails, naming " + evidenceLine(named[0])
 }
 
 // evidenceLine shortens a check's detail to its first leak, on one line.
@@ -210,10 +302,10 @@ const (
 func zooTable(rows []zooRow) string {
 	var b strings.Builder
 	b.WriteString(zooBegin + "\n")
-	b.WriteString("| shape (policy in internal/testing/leakzoo) | seen in | check that caught it | first leak logged | evidence | under leakproof_guard |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| shape (entry in internal/testing/leakzoo) | seen in | soak: check that caught it | first leak logged | evidence | at shutdown | under leakproof_guard | leaktest |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s (`%s`) | %s | %s | %s | %s | %s |\n", r.shape, r.policy, r.seen, r.check, r.after, r.evidence, r.guard)
+		fmt.Fprintf(&b, "| %s (`%s`) | %s | %s | %s | %s | %s | %s | %s |\n", r.shape, r.name, r.seen, r.check, r.after, r.evidence, r.heals, r.guard, r.leaktest)
 	}
 	b.WriteString(zooEnd + "\n")
 	return b.String()
@@ -253,16 +345,16 @@ func checkZooTable(t *testing.T, rows []zooRow, checks bool) {
 		return
 	}
 	for _, e := range leakzoo.Entries() {
-		if !strings.Contains(table, "(`"+e.Policy+"`)") {
-			t.Errorf("%s's zoo table has no row for %s", zooFile, e.Policy)
+		if !strings.Contains(table, "(`"+e.Name+"`)") {
+			t.Errorf("%s's zoo table has no row for %s", zooFile, e.Name)
 		}
 	}
 	if !checks {
 		return
 	}
 	for _, r := range rows {
-		if !strings.Contains(table, "(`"+r.policy+"`) | "+r.seen+" | "+r.check+" |") {
-			t.Errorf("%s's zoo table does not say %s is caught by %q, as this run saw: rerun with -zoo.update", zooFile, r.policy, r.check)
+		if !strings.Contains(table, "(`"+r.name+"`) | "+r.seen+" | "+r.check+" |") {
+			t.Errorf("%s's zoo table does not say %s is caught by %q, as this run saw: rerun with -zoo.update", zooFile, r.name, r.check)
 		}
 	}
 }

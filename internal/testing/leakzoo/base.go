@@ -22,6 +22,9 @@ type rr struct {
 	// onStateLocked, if set, replaces the default reaction to a state
 	// change (Connect on IDLE). Caller holds mu.
 	onStateLocked func(s *sub, st connectivity.State)
+	// readyLocked, if set, lists the SubConns the picker picks from
+	// instead of the READY ones the policy knows. Caller holds mu.
+	readyLocked func() []balancer.SubConn
 }
 
 // sub is one SubConn and the state its listener last saw.
@@ -92,6 +95,9 @@ func (b *rr) updatePickerLocked() {
 		case connectivity.Connecting, connectivity.Idle:
 			connecting = true
 		}
+	}
+	if b.readyLocked != nil {
+		ready = b.readyLocked()
 	}
 	switch {
 	case len(ready) > 0:
