@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -329,4 +330,70 @@ func TestFindSortsLeakedFDsByNumber(t *testing.T) {
 	if !slices.Equal(nums, opened) {
 		t.Errorf("Find reported descriptors %v, want %v in this order", nums, opened)
 	}
+}
+
+// A child process that inherits a socket keeps its connection ESTABLISHED
+// after this process closes it: leaktest counts it with the backend's
+// sockets and names the process.
+func TestCheckReportsConnectionHeldByChildProcess(t *testing.T) {
+	lis := listen(t)
+	addr := lis.Addr().String()
+	rt := &recordingT{}
+	verify := leaktest.Check(rt, leaktest.Deadline(failDeadline), leaktest.Backends(addr))
+	client, server := connect(t, lis)
+	defer server.Close()
+	f, err := client.(*net.TCPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command("sleep", "30")
+	child.ExtraFiles = []*os.File{f}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = child.Process.Kill()
+		_ = child.Wait()
+	}()
+	f.Close()
+	client.Close()
+	verify()
+
+	report := strings.Join(rt.errors(), "\n")
+	t.Logf("the report, as a user sees it:\n%s", report)
+	for _, want := range []string{
+		fmt.Sprintf("1 socket(s) to backend %s", addr),
+		fmt.Sprintf("%v -> %v ESTABLISHED, held by process %d (sleep 30)", client.LocalAddr(), addr, child.Process.Pid),
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report does not mention %q", want)
+		}
+	}
+}
+
+// A connection another process held at the baseline is not this test's.
+func TestCheckIgnoresConnectionHeldElsewhereAtTheBaseline(t *testing.T) {
+	lis := listen(t)
+	addr := lis.Addr().String()
+	client, server := connect(t, lis)
+	f, err := client.(*net.TCPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command("sleep", "30")
+	child.ExtraFiles = []*os.File{f}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = child.Process.Kill()
+		_ = child.Wait()
+	}()
+	f.Close()
+	client.Close()
+	rt := &recordingT{}
+	verify := leaktest.Check(rt, leaktest.Deadline(passDeadline), leaktest.Backends(addr))
+	verify()
+	rt.wantNoError(t)
+	server.Close()
 }
