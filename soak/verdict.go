@@ -284,6 +284,9 @@ func baselineChecks(l *leaktest.Leaks) []Check {
 			for _, f := range b.FDs {
 				lines = append(lines, "\t"+f.String())
 			}
+			for _, h := range b.Elsewhere {
+				lines = append(lines, "\t"+h.String())
+			}
 		}
 		socks.Pass, socks.Detail = false, strings.Join(lines, "\n")
 	}

@@ -27,6 +27,7 @@ func TestBaselineVerdictReadsTypedLeaks(t *testing.T) {
 		{"goroutines", &leaktest.Leaks{Goroutines: errors.New("one extra worker, reworded")}, []string{CheckGoroutines}},
 		{"descriptor", &leaktest.Leaks{FDs: []leaktest.FD{{Num: 9, Target: "/tmp/reworded"}}}, []string{CheckFDs}},
 		{"sockets", &leaktest.Leaks{Backends: []leaktest.BackendSockets{{Backend: backend, Baseline: 0, Now: 1, FDs: []leaktest.FD{{Num: 10, Target: "socket:[42]", Socket: sock}}}}}, []string{CheckSockets}},
+		{"held elsewhere", &leaktest.Leaks{Backends: []leaktest.BackendSockets{{Backend: backend, Baseline: 0, Now: 1, Elsewhere: []leaktest.HeldSocket{{Socket: *sock, PID: 4242, Command: "worker --reworded"}}}}}, []string{CheckSockets}},
 		{"unreadable", &leaktest.Leaks{Errors: []error{errors.New("reworded: cannot look")}}, []string{CheckFDs, CheckSockets}},
 	}
 	for _, tt := range tests {
@@ -53,6 +54,12 @@ func TestBaselineVerdictReadsTypedLeaks(t *testing.T) {
 	for _, c := range baselineChecks(tests[3].leaks) {
 		if c.Name == CheckSockets && !strings.Contains(c.Detail, "127.0.0.1:40000 -> 127.0.0.1:50051 ESTABLISHED") {
 			t.Errorf("sockets check does not show the socket: %s", c.Detail)
+		}
+	}
+	// A connection another process holds names that process.
+	for _, c := range baselineChecks(tests[4].leaks) {
+		if c.Name == CheckSockets && !strings.Contains(c.Detail, "held by process 4242 (worker --reworded)") {
+			t.Errorf("sockets check does not name the process holding the connection: %s", c.Detail)
 		}
 	}
 }
