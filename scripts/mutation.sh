@@ -32,6 +32,12 @@
 #                                 Timed-out mutants count in neither figure;
 #                                 a mutant that hangs costs the whole timeout.
 #   MUTATION_OUT                  where results and logs go (.cache/mutation)
+#   MUTATION_FILES                non-test .go files, relative to the module
+#                                 root and separated by spaces: only these
+#                                 are mutated (a split of a package that a
+#                                 full run does not fit), e.g.
+#                                 MUTATION_FILES=soak/verdict.go
+#                                 scripts/mutation.sh soak
 #   MUTATION_RUN                  a go test -run pattern: each mutant is judged
 #                                 by these tests only. For soak/, whose whole
 #                                 suite soaks for minutes, the judging files
@@ -98,6 +104,13 @@ echo "mutation: building gremlins and the report into .cache/bin"
 sources() { (cd "$1" && ls *.go 2>/dev/null | grep -v '_test\.go$' || true); }
 
 changed=""
+if [ -n "${MUTATION_FILES:-}" ]; then
+  [ -z "$diff_ref" ] || { echo "mutation: MUTATION_FILES and --diff do not go together" >&2; exit 2; }
+  for f in $MUTATION_FILES; do
+    [ -f "$f" ] || { echo "mutation: MUTATION_FILES: no file $f" >&2; exit 2; }
+  done
+  changed=$(tr ' ' '\n' <<<"$MUTATION_FILES" | grep -v '^$' | sort -u)
+fi
 if [ -n "$diff_ref" ]; then
   if ! git rev-parse --verify --quiet "$diff_ref^{commit}" >/dev/null; then
     echo "mutation: --diff: no commit $diff_ref here; nothing to compare with" >&2
@@ -121,7 +134,7 @@ for d in "${dirs[@]}"; do
   # packages of their own (each is named on its own if it is to be mutated)
   # and are left out.
   exclude=(-E '/')
-  if [ -n "$diff_ref" ]; then
+  if [ -n "$changed" ] || [ -n "$diff_ref" ]; then
     keep=0
     for f in $(sources "$d"); do
       if grep -qxF "$d/$f" <<<"$changed"; then
@@ -131,7 +144,7 @@ for d in "${dirs[@]}"; do
       fi
     done
     if [ $keep -eq 0 ]; then
-      echo "mutation: $d: no non-test Go file changed since $diff_ref; skipped"
+      echo "mutation: $d: none of its non-test Go files is to be mutated (${diff_ref:+changed since $diff_ref}${MUTATION_FILES:+MUTATION_FILES}); skipped"
       continue
     fi
     echo "mutation: $d: mutating $(grep "^$d/[^/]*$" <<<"$changed" | tr '\n' ' ')"

@@ -16,7 +16,9 @@ import (
 // socket of the channel under test is explained by the resolver state, for
 // any policy. A backend listed in k endpoints now, or at any time within
 // the removal bound, explains at most k subchannels and k sockets (GOAWAY
-// drain windows excused for sockets). Subchannels are counted by grpc's
+// drain windows excused for sockets), and one more for each endpoint that
+// stopped listing it within the bound (a removed subchannel draining while
+// its backend, listed again, has a new one). Subchannels are counted by grpc's
 // channelz, a witness independent of the policy, so that a subchannel a
 // policy forgot is caught while the channel lives even when it holds no
 // socket.
@@ -83,17 +85,28 @@ func (w *subchannelWatch) list(at time.Time, k map[string]int, bound time.Durati
 
 // explained returns how many subchannels (and sockets) of one channel a
 // backend may have at now: the most endpoints that listed it in any state
-// in force within bound before now.
+// in force within bound before now, or, if more, the endpoints listing it
+// now plus every endpoint that stopped listing it within bound. A
+// subchannel shut down when its endpoint went away may drain for the bound
+// (a stream still open on it), while its backend, listed again, already
+// has a new one.
 func (w *subchannelWatch) explained(name string, now time.Time, bound time.Duration) int {
-	most := 0
+	most, released := 0, 0
 	for i, l := range w.listings {
 		end := now
 		if i+1 < len(w.listings) {
 			end = w.listings[i+1].at
 		}
-		if now.Sub(end) <= bound {
-			most = max(most, l.k[name])
+		if now.Sub(end) > bound {
+			continue
 		}
+		most = max(most, l.k[name])
+		if i+1 < len(w.listings) {
+			released += max(0, l.k[name]-w.listings[i+1].k[name])
+		}
+	}
+	if n := len(w.listings); n > 0 {
+		most = max(most, w.listings[n-1].k[name]+released)
 	}
 	return most
 }

@@ -1,0 +1,40 @@
+package soak
+
+import (
+	"testing"
+	"time"
+)
+
+// A backend's subchannels are explained by the endpoints that list it now
+// or listed it within the bound, and by the subchannels of endpoints that
+// stopped listing it within the bound, which may still drain.
+func TestSubchannelsExplainedByListingsAndDrains(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	const bound = 2 * time.Second
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	tests := []struct {
+		name     string
+		listings []listing
+		now      time.Duration
+		want     int
+	}{
+		{"listed once", []listing{{at(0), map[string]int{"b0": 1}}}, time.Second, 1},
+		{"not listed", []listing{{at(0), map[string]int{"b1": 1}}}, time.Second, 0},
+		{"twice, then once, within the bound", []listing{{at(0), map[string]int{"b0": 2}}, {at(time.Second), map[string]int{"b0": 1}}}, 2 * time.Second, 2},
+		{"twice, then once, past the bound", []listing{{at(0), map[string]int{"b0": 2}}, {at(time.Second), map[string]int{"b0": 1}}}, 4 * time.Second, 1},
+		{"removed and listed again: the old one drains", []listing{{at(0), map[string]int{"b0": 1}}, {at(time.Second), map[string]int{}}, {at(1200 * time.Millisecond), map[string]int{"b0": 1}}}, 1500 * time.Millisecond, 2},
+		{"removed twice and listed again", []listing{
+			{at(0), map[string]int{"b0": 1}}, {at(500 * time.Millisecond), map[string]int{}}, {at(700 * time.Millisecond), map[string]int{"b0": 1}},
+			{at(time.Second), map[string]int{}}, {at(1200 * time.Millisecond), map[string]int{"b0": 1}},
+		}, 1500 * time.Millisecond, 3},
+		{"removed and listed again, past the bound", []listing{{at(0), map[string]int{"b0": 1}}, {at(time.Second), map[string]int{}}, {at(1200 * time.Millisecond), map[string]int{"b0": 1}}}, 3500 * time.Millisecond, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &subchannelWatch{listings: tt.listings}
+			if got := w.explained("b0", at(tt.now), bound); got != tt.want {
+				t.Errorf("explained at %v = %d, want %d", tt.now, got, tt.want)
+			}
+		})
+	}
+}
