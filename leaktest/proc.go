@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/leakproof/leakproof/internal/procfs"
@@ -99,38 +97,20 @@ func foreignConnections(backends map[netip.AddrPort]bool) (map[uint64]procfs.Soc
 	return out, nil
 }
 
-// holders finds the process holding each socket of socks, by the inode in
-// its descriptors, among every process this one may read. A socket no
+// holders names the process holding each socket of socks. A socket no
 // other process holds is one this process closed between two readings: it
 // is left out.
 func holders(socks map[uint64]procfs.Socket) []HeldSocket {
 	if len(socks) == 0 {
 		return nil
 	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
+	inodes := map[uint64]struct{}{}
+	for ino := range socks {
+		inodes[ino] = struct{}{}
 	}
-	self := os.Getpid()
 	var out []HeldSocket
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		fds, err := procfs.FDsOf(pid)
-		if err != nil {
-			continue
-		}
-		for ino := range procfs.SocketInodes(fds) {
-			s, ok := socks[ino]
-			if !ok {
-				continue
-			}
-			cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-			out = append(out, HeldSocket{Socket: socketOf(s), PID: pid, Command: strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))})
-			delete(socks, ino)
-		}
+	for ino, h := range procfs.Holders(inodes) {
+		out = append(out, HeldSocket{Socket: socketOf(socks[ino]), PID: h.PID, Command: h.Command})
 	}
 	slices.SortFunc(out, func(a, b HeldSocket) int { return a.Socket.Local.Compare(b.Socket.Local) })
 	return out

@@ -77,16 +77,26 @@ func strayConnections(backends map[netip.AddrPort]string) ([]string, error) {
 		return nil, err
 	}
 	mine := procfs.SocketInodes(fds)
-	var out []string
+	var stray []procfs.Socket
+	inodes := map[uint64]struct{}{}
 	for _, s := range all {
-		name, ok := backends[s.Remote]
-		if !ok || s.State != procfs.TCPEstablished {
+		if _, ok := backends[s.Remote]; !ok || s.State != procfs.TCPEstablished {
 			continue
 		}
 		if _, ok := mine[s.Inode]; ok {
 			continue
 		}
-		out = append(out, fmt.Sprintf("%s (to backend %s, inode %d) held by another process", s, name, s.Inode))
+		stray = append(stray, s)
+		inodes[s.Inode] = struct{}{}
+	}
+	holders := procfs.Holders(inodes)
+	var out []string
+	for _, s := range stray {
+		who := "another process"
+		if h, ok := holders[s.Inode]; ok {
+			who = h.String()
+		}
+		out = append(out, fmt.Sprintf("%s (to backend %s, inode %d) held by %s", s, backends[s.Remote], s.Inode, who))
 	}
 	slices.Sort(out)
 	return out, nil

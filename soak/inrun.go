@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -249,13 +250,22 @@ func (r *runner) observe(s Sample, sc *socketCount, liveChannels int) {
 		held := s.Held[name]
 		w.maxHeld[name] = max(w.maxHeld[name], held)
 		if allowed := allowedHeld(b.Role, r.cur, clients); w.failing("held "+name, held > allowed) {
-			w.listBackend(fmt.Sprintf("backend %s holds %d connection(s) %s, the phase allows %d (%d client socket(s) to it)", name, held, where, allowed, clients))
+			msg := fmt.Sprintf("backend %s holds %d connection(s) %s, the phase allows %d (%d client socket(s) to it)", name, held, where, allowed, clients)
+			w.listBackend(msg)
+			r.logf("soak: LEAK (%s): %s", CheckBackendConns, msg)
 		}
 		// A backend notices a client's close when it reads the EOF: like
 		// the client's own closed channels, it has the removal bound to.
 		open := s.BackendConns[name]
-		if w.failingFor("open "+name, open > clients+openSlack, r.openStreak()) {
-			w.listBackend(fmt.Sprintf("backend %s has %d connection(s) open %s, its clients %d socket(s)", name, open, where, clients))
+		if w.failingFor("open "+name, open > clients+openSlack, r.openStreak()) && len(w.backendFails) < maxListed {
+			msg := fmt.Sprintf("backend %s has %d connection(s) open %s, its clients %d socket(s)", name, open, where, clients)
+			// A socket another process inherited keeps its connection
+			// open after the client closed it: name the process.
+			if stray, err := strayConnections(map[netip.AddrPort]string{r.addrOf(name): name}); err == nil && len(stray) > 0 {
+				msg += fmt.Sprintf(", %d of them held by other processes (%s)", len(stray), strings.Join(stray[:min(len(stray), 2)], ", "))
+			}
+			w.listBackend(msg)
+			r.logf("soak: LEAK (%s): %s", CheckBackendConns, msg)
 		}
 	}
 

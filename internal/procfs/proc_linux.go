@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -115,4 +116,40 @@ func NetSockets() ([]Socket, error) {
 		}
 	}
 	return out, nil
+}
+
+// Holders finds the process other than this one that holds each socket of
+// inodes, among the processes this one may read: its pid and command line.
+// A socket no other process holds is left out.
+func Holders(inodes map[uint64]struct{}) map[uint64]Holder {
+	out := map[uint64]Holder{}
+	if len(inodes) == 0 {
+		return out
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return out
+	}
+	self := os.Getpid()
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		fds, err := FDsOf(pid)
+		if err != nil {
+			continue
+		}
+		for ino := range SocketInodes(fds) {
+			if _, want := inodes[ino]; !want {
+				continue
+			}
+			if _, found := out[ino]; found {
+				continue
+			}
+			cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+			out[ino] = Holder{PID: pid, Command: strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))}
+		}
+	}
+	return out
 }

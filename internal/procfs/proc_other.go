@@ -22,3 +22,6 @@ func Sockets(map[uint64]struct{}) (map[uint64]Socket, error) { return nil, errUn
 
 // NetSockets returns an error wrapping errors.ErrUnsupported.
 func NetSockets() ([]Socket, error) { return nil, errUnsupported }
+
+// Holders finds nothing outside Linux.
+func Holders(map[uint64]struct{}) map[uint64]Holder { return map[uint64]Holder{} }

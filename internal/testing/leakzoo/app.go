@@ -2,19 +2,23 @@ package leakzoo
 
 import (
 	"context"
+	"net"
 	"sync"
 
 	"google.golang.org/grpc"
 )
 
 // An App is the application's part of a leak: what a user's client adds to
-// the channel under test (the soak's Config.Load and Config.DialOptions).
+// the channel under test (the soak's Config.Load, Config.DialOptions and
+// Config.Dialer).
 // Each run gets its own (Entry.App), because a leak accumulates state.
 type App struct {
 	// Load, if set, is called in a loop on the channel under test.
 	Load func(ctx context.Context, cc *grpc.ClientConn) error
 	// DialOptions are added to the channel under test.
 	DialOptions []grpc.DialOption
+	// Dialer, if set, dials the channel's sockets.
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 	// Release ends what the leak left behind, once the checks are done: a
 	// test must not leave it to the next one.
 	Release func()

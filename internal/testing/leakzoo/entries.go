@@ -11,8 +11,8 @@ type Entry struct {
 	// name.
 	Name string
 	// Policy is the registered policy the soak runs the channel under test
-	// with ("" if the soak cannot provoke the leak): the entry's own for a
-	// policy's leak, grpc's round_robin for the application's.
+	// with: the entry's own for a policy's leak, grpc's round_robin for the
+	// application's.
 	Policy string
 	// Shape says in a line what leaks and how.
 	Shape string
@@ -28,8 +28,6 @@ type Entry struct {
 	// against the backend at addr and returns what ends it, for leaktest
 	// to find in between.
 	Leaktest func(ctx context.Context, addr string) (release func(), err error)
-	// NotSoaked says why the soak cannot provoke the leak, if it cannot.
-	NotSoaked string
 }
 
 // PolicySide reports whether the leak is a policy's: leakproof_guard's
@@ -57,12 +55,11 @@ func Entries() []Entry {
 		{Name: AbandonedStream, Policy: grpcRoundRobin, App: abandonedStream, Shape: "a stream the application never finishes, on a backend the resolver removes", Seen: "grpc/grpc-go#5336"},
 		{Name: ChannelPerCall, Policy: grpcRoundRobin, App: channelPerCall, Leaktest: ForgetClose, Shape: "a new channel per call, never closed", Seen: "hyperledger-labs/fabric-smart-client#1482"},
 		{Name: StreamWatcher, Policy: grpcRoundRobin, App: streamWatcher, Shape: "a stream interceptor's goroutine that waits for the end of receiving, not for the stream's context", Seen: "open-telemetry/opentelemetry-go-contrib#839"},
-		{Name: InheritedSocket, Leaktest: inheritSleeping, Shape: "a socket dialed without close-on-exec, inherited by a child process that outlives the channel", Seen: "ishidawataru/sctp#83",
-			NotSoaked: "the soak's channels dial with its own dialer, whose sockets are close-on-exec: a user's dialer is not soaked"},
+		{Name: InheritedSocket, Policy: grpcRoundRobin, App: inheritedSocket, Leaktest: inheritSleeping, Shape: "a socket dialed without close-on-exec, inherited by the helper processes the application starts", Seen: "ishidawataru/sctp#83"},
 	}
 }
 
 // inheritSleeping is InheritSocket with a child that sleeps for a minute.
 func inheritSleeping(ctx context.Context, addr string) (func(), error) {
-	return InheritSocket(ctx, addr, exec.Command("sleep", "60"))
+	return InheritSocket(ctx, addr, exec.Command("sleep", helperLife))
 }
