@@ -1,6 +1,7 @@
 package soak
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -73,8 +74,8 @@ func TestExecCheckCatchesASocketPassedToAChild(t *testing.T) {
 	f.Close()
 	conn.Close()
 	stray, err := strayConnections(backends)
-	if err != nil || len(stray) != 1 || !strings.Contains(stray[0], "ESTABLISHED") || !strings.Contains(stray[0], "held by another process") {
-		t.Fatalf("strayConnections = %v, %v; want the connection the child keeps ESTABLISHED", stray, err)
+	if err != nil || len(stray) != 1 || !strings.Contains(stray[0], "ESTABLISHED") || !strings.Contains(stray[0], fmt.Sprintf("held by process %d", leaky.Process.Pid)) {
+		t.Fatalf("strayConnections = %v, %v; want the connection the child keeps ESTABLISHED, named with the child", stray, err)
 	}
 	t.Logf("namespace check: %v", stray)
 
