@@ -43,7 +43,8 @@ var xdsImpls = []struct {
 // tree (cds → priority → cluster_impl → the leaf policy) under a real
 // go-control-plane management server. One op is one push, alternating
 // between two assignments, from Update until the channel is READY on every
-// endpoint of the new one: new subchannels READY, removed ones shut down.
+// endpoint of the new one (new subchannels READY, removed ones shut down)
+// and the process is idle again.
 //
 // The subchannels are real, but their transports are in memory (bufconn):
 // a thousand TCP connections per push would measure the kernel, not the
@@ -148,6 +149,23 @@ func benchXDSChurn(b *testing.B, child, childCfg string, n, pct int) {
 					stats.created.Load(), created, stats.ready.Load(), n, srv.Acked(xdsplane.ListenerType), srv.Acked(xdsplane.RouteType), srv.Acked(xdsplane.ClusterType), srv.Acked(xdsplane.EndpointType), srv.NACKs(), cc.GetState())
 			}
 			time.Sleep(100 * time.Microsecond)
+		}
+		// The subchannels are READY, but the push is not over: each reaches
+		// the leaf as READY only once its health update has come through
+		// the tree (pick_first with the health listener), and the leaf and
+		// its parents still have that work to do. Without this, at 10,000
+		// endpoints half of the previous push's READY transitions landed in
+		// the next push's measurement. The push is over when the process is
+		// idle.
+		for {
+			c0 := cpuTime()
+			time.Sleep(50 * time.Millisecond)
+			if cpuTime()-c0 < 2*time.Millisecond {
+				return
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("the process is still busy after the push (%d pickers so far)", stats.pickers.Load())
+			}
 		}
 	}
 	settle(int64(n))
