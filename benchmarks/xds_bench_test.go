@@ -156,12 +156,16 @@ func benchXDSChurn(b *testing.B, child, childCfg string, n, pct int) {
 		// its parents still have that work to do. Without this, at 10,000
 		// endpoints half of the previous push's READY transitions landed in
 		// the next push's measurement. The push is over when the process is
-		// idle.
-		for {
-			c0 := cpuTime()
+		// idle: three windows of 50 ms in a row with under 2 ms of CPU and
+		// no picker from the leaf (one window is not enough on a loaded
+		// machine, where a busy process may get no CPU for 50 ms).
+		for idle := 0; idle < 3; {
+			c0, p0 := cpuTime(), stats.pickers.Load()
 			time.Sleep(50 * time.Millisecond)
-			if cpuTime()-c0 < 2*time.Millisecond {
-				return
+			if cpuTime()-c0 < 2*time.Millisecond && stats.pickers.Load() == p0 {
+				idle++
+			} else {
+				idle = 0
 			}
 			if time.Now().After(deadline) {
 				b.Fatalf("the process is still busy after the push (%d pickers so far)", stats.pickers.Load())
