@@ -95,23 +95,34 @@ type sampleThinning struct {
 	stride int  // keep every stride-th sample (0 means 1)
 	tail   bool // the last kept sample is only the latest, not a stride one
 	// spare are samples taken and dropped, whose maps the next samples
-	// reuse: with the spares made at the start (preallocate), the samples
+	// reuse: with the spares made at the start (preallocateSamples), the samples
 	// never allocate a map that outlives them, and the run's heap judges
 	// what the client holds, not the soak's records.
 	spare []Sample
 }
 
-// preallocate makes the spare samples of a run whose samples name n
-// backends: maxKept+2 of them, every kept sample and the one being taken.
-func (t *sampleThinning) preallocate(n int, compare bool) {
+// preallocateSamples makes every sample the run will hold, for samples
+// that name the backends names: the kept samples' slice, and maxKept+2
+// spares (every kept sample and the one being taken) whose maps have held
+// every name once, so that their storage exists before the first sample
+// (a map made with a size hint may still allocate on its first insert).
+func (r *runner) preallocateSamples(names []string, compare bool) {
+	t := &r.sampling
+	r.samples = make([]Sample, 0, maxKept+1)
 	t.spare = make([]Sample, maxKept+2)
+	filled := func() map[string]int {
+		m := make(map[string]int, len(names))
+		for _, n := range names {
+			m[n] = 0
+		}
+		clear(m)
+		return m
+	}
 	for i := range t.spare {
 		s := &t.spare[i]
-		s.Sockets = make(map[string]int, n)
-		s.BackendFDs = make(map[string]int, n)
-		s.BackendConns = make(map[string]int, n)
+		s.Sockets, s.BackendFDs, s.BackendConns = filled(), filled(), filled()
 		if compare {
-			s.CompareSockets = make(map[string]int, n)
+			s.CompareSockets = filled()
 		}
 	}
 }

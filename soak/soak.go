@@ -203,7 +203,11 @@ func (r *runner) run(ctx context.Context) (res *Result, runErr error) {
 	if err := r.startBackends(); err != nil {
 		return nil, err
 	}
-	r.sampling.preallocate(len(r.backends), r.cfg.Compare != "")
+	names := make([]string, len(r.info))
+	for i, b := range r.info {
+		names[i] = b.Name
+	}
+	r.preallocateSamples(names, r.cfg.Compare != "")
 	samplerDone = make(chan struct{})
 	go r.sampler(samplerCtx, samplerDone)
 
