@@ -152,12 +152,17 @@ for d in "${dirs[@]}"; do
   name=${d//\//_}
   echo "mutation: $d: gremlins (workers $workers, timeout coefficient $coef); log in $out/$name.log"
   t0=$SECONDS
+  rm -f "$out/$name.json" # gremlins writes none when there is no mutant: never report an older run's
   if ! (cd "$snap" && "$bin/gremlins" unleash --workers "$workers" --timeout-coefficient "$coef" \
       -S lt -o "$out/$name.json" "${exclude[@]}" "./$d") 2>&1 | tee "$out/$name.log"; then
     echo "mutation: gremlins failed on $d (see $out/$name.log)" >&2
     exit 1
   fi
   echo "mutation: $d took $((SECONDS - t0))s"
+  if [ ! -f "$out/$name.json" ]; then
+    echo "mutation: $d: gremlins found no mutant in the files mutated; nothing to report"
+    continue
+  fi
   results+=("$d=$out/$name.json:$snap/$d")
 done
 
