@@ -285,6 +285,7 @@ type Config struct {
 	// soak's are insecure, or with TLS the run's CA), resolvers
 	// (WithResolvers: set Resolver) and service configs
 	// (WithDefaultServiceConfig: set ServiceConfig; WithDisableServiceConfig).
+	// A nil option, on which grpc.NewClient would panic, is refused too.
 	DialOptions []grpc.DialOption
 
 	// Dialer, if set, dials every socket of the run's channels: the

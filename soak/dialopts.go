@@ -48,6 +48,9 @@ var takeovers = map[string]takeover{
 func checkDialOptions(opts []grpc.DialOption) error {
 	for i, o := range opts {
 		names, err := dialOptionFuncs(o)
+		if errors.Is(err, errNilDialOption) {
+			return fmt.Errorf("DialOptions[%d] is nil (grpc.NewClient would panic on it)", i)
+		}
 		if err != nil {
 			return fmt.Errorf("DialOptions[%d]: %w", i, err)
 		}
@@ -64,6 +67,10 @@ func checkDialOptions(opts []grpc.DialOption) error {
 // cannot be read.
 var errOpaqueDialOption = errors.New("cannot tell which grpc dial option this is (this grpc version's representation is unknown)")
 
+// errNilDialOption is the error for a nil option, on which grpc.NewClient
+// would panic.
+var errNilDialOption = errors.New("nil dial option")
+
 // dialOptionFuncs returns the names of the grpc functions that made o (one
 // per option; several for a joined option), "" for an option that sets
 // nothing (grpc.EmptyDialOption and types embedding it).
@@ -74,12 +81,12 @@ func dialOptionFuncs(o grpc.DialOption) ([]string, error) {
 func optionFuncs(v reflect.Value) ([]string, error) {
 	for v.IsValid() && (v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface) {
 		if v.IsNil() {
-			return nil, nil
+			return nil, errNilDialOption
 		}
 		v = v.Elem()
 	}
 	if !v.IsValid() {
-		return nil, nil
+		return nil, errNilDialOption
 	}
 	if v.Kind() != reflect.Struct {
 		return nil, errOpaqueDialOption

@@ -50,7 +50,6 @@ func TestCheckDialOptionsRefusesTakeovers(t *testing.T) {
 		grpc.WithIdleTimeout(0),
 		grpc.WithMaxHeaderListSize(1 << 20),
 		grpc.EmptyDialOption{},
-		nil,
 	}
 	if err := checkDialOptions(harmless); err != nil {
 		t.Fatalf("checkDialOptions(harmless) = %v", err)
@@ -58,8 +57,30 @@ func TestCheckDialOptionsRefusesTakeovers(t *testing.T) {
 	for _, r := range refused {
 		opts := append(append([]grpc.DialOption{}, harmless...), r.opt)
 		err := checkDialOptions(opts)
-		if err == nil || !strings.Contains(err.Error(), r.name) || !strings.Contains(err.Error(), "DialOptions[10]") {
-			t.Errorf("checkDialOptions(... %s) = %v; want an error naming DialOptions[10] and %s", r.name, err, r.name)
+		if err == nil || !strings.Contains(err.Error(), r.name) || !strings.Contains(err.Error(), "DialOptions[9]") {
+			t.Errorf("checkDialOptions(... %s) = %v; want an error naming DialOptions[9] and %s", r.name, err, r.name)
+		}
+	}
+}
+
+// grpc.NewClient panics on a nil option (it calls its apply method), so
+// the soak refuses one, also inside a joined option.
+func TestCheckDialOptionsRefusesNil(t *testing.T) {
+	var nilEmpty *grpc.EmptyDialOption
+	for i, opts := range [][]grpc.DialOption{
+		{grpc.WithUserAgent("x"), nil},
+		{grpc.WithUserAgent("x"), nilEmpty},
+		{grpc.WithUserAgent("x"), grpc.WithUserAgent("y")},
+	} {
+		err := checkDialOptions(opts)
+		if i == 2 {
+			if err != nil {
+				t.Errorf("checkDialOptions(two user agents) = %v", err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "DialOptions[1] is nil") {
+			t.Errorf("checkDialOptions(%d) = %v; want DialOptions[1] is nil", i, err)
 		}
 	}
 }
