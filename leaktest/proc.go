@@ -60,12 +60,12 @@ func readProc() (map[int]string, map[uint64]procfs.Socket, error) {
 // HeldSocket is a connection of this network namespace that another
 // process holds.
 type HeldSocket struct {
-	Socket  Socket
+	Socket  Socket // the connection
 	PID     int    // the process that holds it
 	Command string // its command line, as /proc/<pid>/cmdline has it
 }
 
-// String formats h as "local -> remote STATE, held by process 123 (cmd)".
+// String formats h as "tcp local -> remote STATE, held by process 123 (cmd)".
 func (h HeldSocket) String() string {
 	return fmt.Sprintf("tcp %v, held by process %d (%s)", h.Socket, h.PID, h.Command)
 }
