@@ -22,8 +22,12 @@ import (
 //	grpc.WithContextDialer(subconn.Dialer(nil)),
 //
 // Connections whose socket Dialer did not dial are handshaken by creds
-// unchanged, and so is the server side.
+// unchanged, and so is the server side. Credentials(nil) is nil, which
+// grpc.NewClient refuses with its own error.
 func Credentials(creds credentials.TransportCredentials) credentials.TransportCredentials {
+	if creds == nil {
+		return nil // wrapped, grpc would call the nil credentials and panic
+	}
 	return &frameCreds{TransportCredentials: creds}
 }
 

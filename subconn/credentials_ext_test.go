@@ -100,3 +100,18 @@ func TestResetAndCloseUnderTLSAreTold(t *testing.T) {
 	c.CC.Close()
 	c.Trace.CheckClean(t)
 }
+
+// Credentials(nil) leaves grpc.NewClient to refuse the missing credentials
+// with an error; wrapped, they made it panic.
+func TestCredentialsNilIsRefusedByGRPC(t *testing.T) {
+	defer func() {
+		if r := recover(); r != nil {
+			t.Fatalf("grpc.NewClient with subconn.Credentials(nil) panicked: %v", r)
+		}
+	}()
+	cc, err := grpc.NewClient("passthrough:///127.0.0.1:1", grpc.WithTransportCredentials(subconn.Credentials(nil)))
+	if err == nil {
+		cc.Close()
+		t.Fatal("grpc.NewClient with subconn.Credentials(nil) succeeded, want its error for missing credentials")
+	}
+}
