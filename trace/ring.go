@@ -10,7 +10,7 @@ import "time"
 // Events are kept in a compact form (a manager keeps up to 512 of them, and
 // a process may run thousands of managers): the manager id and target once
 // per ring, the time as wall-clock nanoseconds, the refs as int32. 136
-// bytes an event instead of Event's 192.
+// bytes an event instead of Event's 184.
 type Ring struct {
 	buf     []ringEntry
 	next    int // index of the next write once buf is full
