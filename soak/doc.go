@@ -8,9 +8,11 @@
 // subconn.Dialer, and RPC load: unary calls and streams, retried on
 // UNAVAILABLE with bounded exponential backoff by go-grpc-middleware's
 // retry interceptor. The channel is the user's own when Config gives its
-// service config (ServiceConfig), dial options (DialOptions), services on
-// every backend (RegisterServices) and RPC as the unary load (Load), over
-// TLS if asked (TLS); otherwise it runs Policy and Echo calls. An RPC that still fails after its retries is lost; the
+// service config (ServiceConfig), dial options (DialOptions; those that
+// would take over the soak's dialer, credentials, resolver or service
+// config are refused), dialer (Dialer, under the soak's socket tracking),
+// services on every backend (RegisterServices) and RPC as the unary load
+// (Load), over TLS if asked (TLS); otherwise it runs Policy and Echo calls. An RPC that still fails after its retries is lost; the
 // verdict bounds the fraction lost (Config.MaxFailureRate, 1% by default).
 //
 // While the load runs, a timeline injects each selected fault in its own
