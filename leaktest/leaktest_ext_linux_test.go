@@ -342,21 +342,7 @@ func TestCheckReportsConnectionHeldByChildProcess(t *testing.T) {
 	verify := leaktest.Check(rt, leaktest.Deadline(failDeadline), leaktest.Backends(addr))
 	client, server := connect(t, lis)
 	defer server.Close()
-	f, err := client.(*net.TCPConn).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	child := exec.Command("sleep", "30")
-	child.ExtraFiles = []*os.File{f}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = child.Process.Kill()
-		_ = child.Wait()
-	}()
-	f.Close()
-	client.Close()
+	child := handToChild(t, client)
 	verify()
 
 	report := strings.Join(rt.errors(), "\n")
@@ -376,6 +362,19 @@ func TestCheckIgnoresConnectionHeldElsewhereAtTheBaseline(t *testing.T) {
 	lis := listen(t)
 	addr := lis.Addr().String()
 	client, server := connect(t, lis)
+	handToChild(t, client)
+	rt := &recordingT{}
+	verify := leaktest.Check(rt, leaktest.Deadline(passDeadline), leaktest.Backends(addr))
+	verify()
+	rt.wantNoError(t)
+	server.Close()
+}
+
+// handToChild starts a child process (sleep 30) that inherits client's
+// socket, and closes client here: the connection stays ESTABLISHED, held by
+// the child only, until the test ends and kills it.
+func handToChild(t *testing.T, client net.Conn) *exec.Cmd {
+	t.Helper()
 	f, err := client.(*net.TCPConn).File()
 	if err != nil {
 		t.Fatal(err)
@@ -385,15 +384,11 @@ func TestCheckIgnoresConnectionHeldElsewhereAtTheBaseline(t *testing.T) {
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		_ = child.Process.Kill()
 		_ = child.Wait()
-	}()
+	})
 	f.Close()
 	client.Close()
-	rt := &recordingT{}
-	verify := leaktest.Check(rt, leaktest.Deadline(passDeadline), leaktest.Backends(addr))
-	verify()
-	rt.wantNoError(t)
-	server.Close()
+	return child
 }
