@@ -56,7 +56,7 @@ func run(w io.Writer) error {
 	// The trace of this channel, from before it exists.
 	r := manual.NewBuilderWithScheme("custombalancer")
 	target := r.Scheme() + ":///backends"
-	sub := trace.Subscribe(1<<14, func(e *trace.Event) bool { return e.Target == target })
+	sub := trace.SubscribeMatch(1<<14, trace.Match{Target: target}, nil)
 	defer sub.Close()
 
 	r.InitialState(state(bs[0]))

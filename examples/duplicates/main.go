@@ -228,7 +228,7 @@ type recorder struct {
 }
 
 func newRecorder(target string) *recorder {
-	return &recorder{sub: trace.Subscribe(1<<14, func(e *trace.Event) bool { return e.Target == target })}
+	return &recorder{sub: trace.SubscribeMatch(1<<14, trace.Match{Target: target}, nil)}
 }
 
 func (t *recorder) close() { t.sub.Close() }

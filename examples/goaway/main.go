@@ -73,7 +73,7 @@ func run(w io.Writer) error {
 	}
 	r.InitialState(state)
 	target := r.Scheme() + ":///echo"
-	sub := trace.Subscribe(1<<16, func(e *trace.Event) bool { return e.Target == target })
+	sub := trace.SubscribeMatch(1<<16, trace.Match{Target: target}, nil)
 	defer sub.Close()
 
 	// Calls that end OK are logged at DEBUG, UNAVAILABLE at WARN. The first
