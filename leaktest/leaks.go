@@ -210,11 +210,7 @@ func heldElsewhere(base *Snapshot, backends []netip.AddrPort) []HeldSocket {
 	if len(backends) == 0 {
 		return nil
 	}
-	want := map[netip.AddrPort]bool{}
-	for _, b := range backends {
-		want[b] = true
-	}
-	foreign, err := foreignConnections(want)
+	foreign, err := procfs.HeldElsewhere(func(a netip.AddrPort) bool { return slices.Contains(backends, a) })
 	if err != nil {
 		return nil // the namespace cannot be read where descriptors cannot: Find reports that
 	}

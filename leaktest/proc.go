@@ -70,33 +70,6 @@ func (h HeldSocket) String() string {
 	return fmt.Sprintf("tcp %v, held by process %d (%s)", h.Socket, h.PID, h.Command)
 }
 
-// foreignConnections returns the inodes of the ESTABLISHED TCP connections
-// of the network namespace to one of backends (all of them if backends is
-// nil) that this process holds no descriptor of, with their sockets. The
-// namespace is read before this process's descriptors, so that a socket
-// opened between the two readings is in neither.
-func foreignConnections(backends map[netip.AddrPort]bool) (map[uint64]procfs.Socket, error) {
-	all, err := procfs.NetSockets()
-	if err != nil {
-		return nil, err
-	}
-	fds, err := procfs.FDs()
-	if err != nil {
-		return nil, err
-	}
-	mine := procfs.SocketInodes(fds)
-	out := map[uint64]procfs.Socket{}
-	for _, s := range all {
-		if s.State != procfs.TCPEstablished || s.Inode == 0 || (backends != nil && !backends[s.Remote]) {
-			continue
-		}
-		if _, ok := mine[s.Inode]; !ok {
-			out[s.Inode] = s
-		}
-	}
-	return out, nil
-}
-
 // holders names the process holding each socket of socks. A socket no
 // other process holds is one this process closed between two readings: it
 // is left out.

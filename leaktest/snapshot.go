@@ -37,7 +37,7 @@ func Take() (*Snapshot, error) {
 	s := &Snapshot{goroutines: goleak.IgnoreCurrent(), channels: channelIDs()}
 	s.FDs, s.socks, s.err = readProc()
 	if s.err == nil {
-		s.foreign, _ = foreignConnections(nil)
+		s.foreign, _ = procfs.HeldElsewhere(nil)
 	}
 	if s.socks != nil {
 		s.Sockets = make(map[uint64]Socket, len(s.socks))

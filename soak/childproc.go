@@ -68,26 +68,13 @@ func inheritedSockets(pid int, owner func(ino uint64) string) ([]string, error) 
 // backends in the network namespace whose socket this process does not
 // hold.
 func strayConnections(backends map[netip.AddrPort]string) ([]string, error) {
-	all, err := procfs.NetSockets()
+	stray, err := procfs.HeldElsewhere(func(a netip.AddrPort) bool { _, ok := backends[a]; return ok })
 	if err != nil {
 		return nil, err
 	}
-	fds, err := procfs.FDs()
-	if err != nil {
-		return nil, err
-	}
-	mine := procfs.SocketInodes(fds)
-	var stray []procfs.Socket
 	inodes := map[uint64]struct{}{}
-	for _, s := range all {
-		if _, ok := backends[s.Remote]; !ok || s.State != procfs.TCPEstablished {
-			continue
-		}
-		if _, ok := mine[s.Inode]; ok {
-			continue
-		}
-		stray = append(stray, s)
-		inodes[s.Inode] = struct{}{}
+	for ino := range stray {
+		inodes[ino] = struct{}{}
 	}
 	holders := procfs.Holders(inodes)
 	var out []string
