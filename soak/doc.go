@@ -42,10 +42,16 @@
 // the baseline, trace.Checker's Report for the trace, the fault
 // table's proof for each phase; no message text is ever matched.
 //
-// Importing soak registers nothing. A process the soak starts as its child
-// (LEAKPROOF_SOAK_CHILD set) runs the child from this package's init, or,
-// when its policy is registered later (by the user's test package), from
-// RunChild, which Run calls first; see RunChild.
+// Importing soak replaces no policy. What it imports registers under its
+// own names: leakproof's policy packages (leakproof_pick_first,
+// leakproof_round_robin, leakproof_guard) and, for ResolverXDS, grpc's xds
+// package (the xds resolver and the policies it brings: ring_hash,
+// least_request, weighted_round_robin and xDS's own). Its init does
+// nothing unless the soak started the process as its child
+// (LEAKPROOF_SOAK_CHILD set): then the child runs from init, or, when its
+// policy is registered later (by the user's test package), from RunChild,
+// which Run calls first; see RunChild. The child starts from the same
+// binary, so that it exists wherever a soak runs.
 //
 // The soak reads the whole process: run one at a time, with no other test
 // starting goroutines or sockets meanwhile. It needs Linux.
