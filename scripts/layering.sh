@@ -5,7 +5,7 @@
 # of lower layers (the top layer, programs and benchmarks, may also import one
 # another). The layers, lowest first:
 #
-#   0  internal/sockowner, internal/procfs, internal/channelzview, jsontime
+#   0  internal/sockowner, internal/procfs, internal/channelzview, internal/termsafe, jsontime
 #      (shared by the layers above)
 #   1  trace (the refcount trace and the leak checker)
 #   2  subconn, leaktest, proto/..., internal/dnsserver
@@ -32,7 +32,7 @@ module=$(go list -m)
 
 layer() {
   case "$1" in
-    internal/sockowner | internal/procfs | internal/channelzview | jsontime) echo 0 ;;
+    internal/sockowner | internal/procfs | internal/channelzview | internal/termsafe | jsontime) echo 0 ;;
     trace) echo 1 ;;
     subconn | leaktest | proto/* | internal/dnsserver) echo 2 ;;
     internal/policy | testbackend | internal/xdsplane | internal/testing/leakzoo) echo 3 ;;

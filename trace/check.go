@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/leakproof/leakproof/internal/termsafe"
 	"github.com/leakproof/leakproof/jsontime"
 )
 
@@ -50,7 +51,7 @@ type Problem struct {
 // String renders p on one line, without its events. Its key is quoted and
 // its message's control characters escaped, as in Event.String.
 func (p Problem) String() string {
-	return fmt.Sprintf("%s: subchannel #%d %s (manager %d): %s", p.Kind, p.Subchannel, quote(p.Key), p.Manager, escapeControl(p.Message))
+	return fmt.Sprintf("%s: subchannel #%d %s (manager %d): %s", p.Kind, p.Subchannel, termsafe.Quote(p.Key), p.Manager, termsafe.Escape(p.Message))
 }
 
 // A Report is the result of checking a trace.

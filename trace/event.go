@@ -2,9 +2,9 @@ package trace
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/leakproof/leakproof/internal/termsafe"
 )
 
 // Kind names what happened to a subchannel in an Event.
@@ -77,55 +77,25 @@ type SocketRef struct {
 // without spaces or quotes, and Go-quoted otherwise, so that no escape
 // sequence or line break from outside reaches a terminal or a log line.
 func (e Event) String() string {
-	s := fmt.Sprintf("seq=%d #%d %s %s", e.Seq, e.Subchannel, quote(e.Key), quote(string(e.Kind)))
+	s := fmt.Sprintf("seq=%d #%d %s %s", e.Seq, e.Subchannel, termsafe.Quote(e.Key), termsafe.Quote(string(e.Kind)))
 	if e.Subchannel == 0 {
-		s = fmt.Sprintf("seq=%d manager=%d %s target=%q", e.Seq, e.Manager, quote(string(e.Kind)), e.Target)
+		s = fmt.Sprintf("seq=%d manager=%d %s target=%q", e.Seq, e.Manager, termsafe.Quote(string(e.Kind)), e.Target)
 	}
 	switch e.Kind {
 	case KindRef, KindUnref, KindLeak, KindShutdown, KindDestroy:
 		s += fmt.Sprintf(" %d->%d", e.RefsBefore, e.RefsAfter)
 	}
 	if e.Holder != "" {
-		s += " holder=" + quote(e.Holder)
+		s += " holder=" + termsafe.Quote(e.Holder)
 	}
 	if e.State != "" {
-		s += " state=" + quote(e.State)
+		s += " state=" + termsafe.Quote(e.State)
 	}
 	if e.Socket != nil {
-		s += fmt.Sprintf(" socket=%d %s->%s", e.Socket.ID, quote(e.Socket.Local), quote(e.Socket.Remote))
+		s += fmt.Sprintf(" socket=%d %s->%s", e.Socket.ID, termsafe.Quote(e.Socket.Local), termsafe.Quote(e.Socket.Remote))
 	}
 	if e.Reason != "" {
 		s += fmt.Sprintf(" reason=%q", e.Reason)
 	}
 	return s
-}
-
-// quote returns s as it is if every rune of it is printable and none is a
-// space, a quote or a backslash, and Go-quoted otherwise.
-func quote(s string) string {
-	for _, r := range s {
-		if r == ' ' || r == '"' || r == '\\' || !strconv.IsPrint(r) {
-			return strconv.Quote(s)
-		}
-	}
-	return s
-}
-
-// escapeControl returns s with every rune that is not printable (ESC,
-// newline, ...) written as its Go escape: for text that mixes our words
-// with strings from outside, such as a problem's message.
-func escapeControl(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return r != ' ' && !strconv.IsPrint(r) }) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if r == ' ' || strconv.IsPrint(r) {
-			b.WriteRune(r)
-			continue
-		}
-		q := strconv.QuoteRune(r)
-		b.WriteString(q[1 : len(q)-1])
-	}
-	return b.String()
 }

@@ -13,9 +13,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/leakproof/leakproof/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/leakproof/leakproof/trace"
 )
 
 const traceUsage = `usage: leakproof trace <command> [flags]
@@ -170,7 +171,7 @@ func rpcFailed(stderr io.Writer, cmd, addr string, err error) int {
 //
 //	10:00:00.000123 seq=12 #7 127.0.0.1:50051 unref 2->1 holder=endpoint[1] state=READY reason="address removed"
 func formatEvent(e trace.Event, withTarget bool) string {
-	s := escapeControl(e.String())
+	s := e.String() // quotes or escapes every string from outside
 	if !e.Time.IsZero() {
 		s = e.Time.Local().Format("15:04:05.000000") + " " + s
 	}
@@ -182,42 +183,3 @@ func formatEvent(e trace.Event, withTarget bool) string {
 
 // defaultTimeout bounds the unary calls of list and check.
 const defaultTimeout = 10 * time.Second
-
-// quote returns s as it is if every rune of it is printable and not a
-// space, and Go-quoted otherwise: keys, holders, targets and addresses come
-// from resolvers and control planes, and an escape sequence in one must not
-// reach the operator's terminal.
-func quote(s string) string {
-	for _, r := range s {
-		if r == ' ' || r == '"' || r == '\\' || !strconv.IsPrint(r) {
-			return strconv.Quote(s)
-		}
-	}
-	return s
-}
-
-// escapeControl returns s with every non-printable rune (ESC, newline, ...)
-// written as its Go escape, for text that mixes our words with strings from
-// outside: an event line, a problem's message.
-func escapeControl(s string) string {
-	clean := true
-	for _, r := range s {
-		if !strconv.IsPrint(r) && r != ' ' {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if strconv.IsPrint(r) || r == ' ' {
-			b.WriteRune(r)
-			continue
-		}
-		q := strconv.QuoteRune(r)
-		b.WriteString(q[1 : len(q)-1])
-	}
-	return b.String()
-}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/leakproof/leakproof/internal/termsafe"
 	"github.com/leakproof/leakproof/trace"
 )
 
@@ -167,7 +168,7 @@ func showTraceReader(r io.Reader, name string, id uint64, stdout, stderr io.Writ
 	slices.SortStableFunc(mine, func(a, b trace.Event) int { return cmp.Compare(a.Seq, b.Seq) })
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
-	fmt.Fprintf(w, "subchannel #%d %s, manager %d, target %s: %d event(s)\n", id, quote(mine[0].Key), mine[0].Manager, strconv.Quote(mine[0].Target), len(mine))
+	fmt.Fprintf(w, "subchannel #%d %s, manager %d, target %s: %d event(s)\n", id, termsafe.Quote(mine[0].Key), mine[0].Manager, strconv.Quote(mine[0].Target), len(mine))
 	for _, e := range mine {
 		fmt.Fprintln(w, formatEvent(e, false))
 	}
@@ -203,5 +204,5 @@ func problemLine(p trace.Problem) string {
 	if len(p.Events) > 0 && p.Events[0].Target != "" {
 		target = ", target " + strconv.Quote(p.Events[0].Target)
 	}
-	return fmt.Sprintf("%s: subchannel #%d %s (manager %d%s): %s", p.Kind, p.Subchannel, quote(p.Key), p.Manager, target, escapeControl(p.Message))
+	return fmt.Sprintf("%s: subchannel #%d %s (manager %d%s): %s", p.Kind, p.Subchannel, termsafe.Quote(p.Key), p.Manager, target, termsafe.Escape(p.Message))
 }

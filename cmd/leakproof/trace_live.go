@@ -14,12 +14,14 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/leakproof/leakproof/admin"
-	adminv1 "github.com/leakproof/leakproof/proto/leakproof/admin/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/leakproof/leakproof/admin"
+	"github.com/leakproof/leakproof/internal/termsafe"
+	adminv1 "github.com/leakproof/leakproof/proto/leakproof/admin/v1"
 )
 
 func traceWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -166,12 +168,12 @@ func writeList(out io.Writer, resp *adminv1.ListSubchannelsResponse) {
 			}
 			holders := make([]string, len(sc.GetHolders()))
 			for i, h := range sc.GetHolders() {
-				holders[i] = quote(h)
+				holders[i] = termsafe.Quote(h)
 			}
 			fmt.Fprintf(tw, "#%d\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\n",
-				sc.GetId(), channelzID(sc.GetChannelzSubchannelId()), sc.GetManagerId(), quote(sc.GetTarget()), quote(sc.GetKey()),
-				quote(sc.GetState()), sc.GetRefs(), dash(strings.Join(holders, ",")), socks,
-				sc.GetAge().AsDuration().Round(time.Millisecond), shut, sc.GetConnectionsLost(), dash(quote(sc.GetLastLoss())))
+				sc.GetId(), channelzID(sc.GetChannelzSubchannelId()), sc.GetManagerId(), termsafe.Quote(sc.GetTarget()), termsafe.Quote(sc.GetKey()),
+				termsafe.Quote(sc.GetState()), sc.GetRefs(), dash(strings.Join(holders, ",")), socks,
+				sc.GetAge().AsDuration().Round(time.Millisecond), shut, sc.GetConnectionsLost(), dash(termsafe.Quote(sc.GetLastLoss())))
 		}
 		tw.Flush()
 
@@ -188,7 +190,7 @@ func writeList(out io.Writer, resp *adminv1.ListSubchannelsResponse) {
 				if s.GetGoaway() {
 					goaway = "yes"
 				}
-				fmt.Fprintf(tw, "#%d\t%d\t%s\t%s\t%s\t%s\t%s\n", sc.GetId(), s.GetId(), channelzID(s.GetChannelzSocketId()), quote(s.GetLocalAddress()), quote(s.GetRemoteAddress()),
+				fmt.Fprintf(tw, "#%d\t%d\t%s\t%s\t%s\t%s\t%s\n", sc.GetId(), s.GetId(), channelzID(s.GetChannelzSocketId()), termsafe.Quote(s.GetLocalAddress()), termsafe.Quote(s.GetRemoteAddress()),
 					time.Since(s.GetOpenTime().AsTime()).Round(time.Millisecond), goaway)
 			}
 		}
@@ -206,9 +208,9 @@ func writeList(out io.Writer, resp *adminv1.ListSubchannelsResponse) {
 			}
 			var lost []string
 			for _, c := range slices.Sorted(maps.Keys(st.ConnectionsLost)) {
-				lost = append(lost, fmt.Sprintf("%s=%d", quote(string(c)), st.ConnectionsLost[c]))
+				lost = append(lost, fmt.Sprintf("%s=%d", termsafe.Quote(string(c)), st.ConnectionsLost[c]))
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d/%d\t%d\t%d\t%d/%d\t%d\t%s\n", m.GetId(), quote(m.GetTarget()), closed,
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d/%d\t%d\t%d\t%d/%d\t%d\t%s\n", m.GetId(), termsafe.Quote(m.GetTarget()), closed,
 				st.Created, st.Destroyed, st.Refs, st.Unrefs, st.Leaks, st.Orphans, st.SocketsOpened, st.SocketsClosed,
 				st.DrainTimeouts, dash(strings.Join(lost, " ")))
 		}
@@ -284,16 +286,16 @@ func checkLive(ctx context.Context, cf *connFlags, grace *time.Duration, target 
 	defer w.Flush()
 	for _, p := range resp.GetProblems() {
 		fmt.Fprintf(w, "%s: subchannel #%d %s (manager %d, target %s): %s\n",
-			quote(p.GetKind()), p.GetSubchannelId(), quote(p.GetKey()), p.GetManagerId(), strconv.Quote(p.GetTarget()), escapeControl(p.GetMessage()))
+			termsafe.Quote(p.GetKind()), p.GetSubchannelId(), termsafe.Quote(p.GetKey()), p.GetManagerId(), strconv.Quote(p.GetTarget()), termsafe.Escape(p.GetMessage()))
 		if sc := p.GetSubchannel(); sc != nil {
 			holders := make([]string, len(sc.GetHolders()))
 			for i, h := range sc.GetHolders() {
-				holders[i] = quote(h)
+				holders[i] = termsafe.Quote(h)
 			}
 			fmt.Fprintf(w, "    channelz subchannel %s (channel %s), state %s, refs %d, holders [%s]\n",
-				channelzID(sc.GetChannelzSubchannelId()), channelzID(sc.GetChannelzChannelId()), quote(sc.GetState()), sc.GetRefs(), strings.Join(holders, ", "))
+				channelzID(sc.GetChannelzSubchannelId()), channelzID(sc.GetChannelzChannelId()), termsafe.Quote(sc.GetState()), sc.GetRefs(), strings.Join(holders, ", "))
 			for _, s := range sc.GetSockets() {
-				fmt.Fprintf(w, "    socket %d (channelz %s) %s->%s\n", s.GetId(), channelzID(s.GetChannelzSocketId()), quote(s.GetLocalAddress()), quote(s.GetRemoteAddress()))
+				fmt.Fprintf(w, "    socket %d (channelz %s) %s->%s\n", s.GetId(), channelzID(s.GetChannelzSocketId()), termsafe.Quote(s.GetLocalAddress()), termsafe.Quote(s.GetRemoteAddress()))
 			}
 		}
 		for _, e := range p.GetEvents() {
