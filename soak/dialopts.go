@@ -65,7 +65,7 @@ func checkDialOptions(opts []grpc.DialOption) error {
 
 // errOpaqueDialOption is the error for an option whose grpc function
 // cannot be read.
-var errOpaqueDialOption = errors.New("cannot tell which grpc dial option this is (this grpc version's representation is unknown)")
+var errOpaqueDialOption = errors.New("cannot tell which grpc dial option this is: only grpc's own options, and types embedding exactly one, can be screened")
 
 // errNilDialOption is the error for a nil option, on which grpc.NewClient
 // would panic.
@@ -111,6 +111,8 @@ func optionFuncs(v reflect.Value) ([]string, error) {
 				return nil, errOpaqueDialOption
 			}
 			return []string{grpcFunc(fn.Name())}, nil
+		case reflect.Interface: // a type that embeds one grpc.DialOption
+			return optionFuncs(f)
 		case reflect.Slice: // grpc's joinDialOption
 			var names []string
 			for j := range f.Len() {

@@ -39,6 +39,7 @@ func TestCheckDialOptionsRefusesTakeovers(t *testing.T) {
 		{grpc.WithResolvers(), "grpc.WithResolvers"},
 		{grpc.WithDefaultServiceConfig(`{}`), "grpc.WithDefaultServiceConfig"},
 		{grpc.WithDisableServiceConfig(), "grpc.WithDisableServiceConfig"},
+		{wrappedOption{grpc.WithContextDialer(dial)}, "grpc.WithContextDialer"},
 	}
 	harmless := []grpc.DialOption{
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{}),
@@ -50,6 +51,7 @@ func TestCheckDialOptionsRefusesTakeovers(t *testing.T) {
 		grpc.WithIdleTimeout(0),
 		grpc.WithMaxHeaderListSize(1 << 20),
 		grpc.EmptyDialOption{},
+		wrappedOption{grpc.WithUserAgent("x")},
 	}
 	if err := checkDialOptions(harmless); err != nil {
 		t.Fatalf("checkDialOptions(harmless) = %v", err)
@@ -57,14 +59,31 @@ func TestCheckDialOptionsRefusesTakeovers(t *testing.T) {
 	for _, r := range refused {
 		opts := append(append([]grpc.DialOption{}, harmless...), r.opt)
 		err := checkDialOptions(opts)
-		if err == nil || !strings.Contains(err.Error(), r.name) || !strings.Contains(err.Error(), "DialOptions[9]") {
-			t.Errorf("checkDialOptions(... %s) = %v; want an error naming DialOptions[9] and %s", r.name, err, r.name)
+		if err == nil || !strings.Contains(err.Error(), r.name) || !strings.Contains(err.Error(), "DialOptions[10]") {
+			t.Errorf("checkDialOptions(... %s) = %v; want an error naming DialOptions[10] and %s", r.name, err, r.name)
 		}
 	}
 }
 
 // grpc.NewClient panics on a nil option (it calls its apply method), so
 // the soak refuses one, also inside a joined option.
+// wrappedOption is a user's option type that embeds one of grpc's: it is
+// screened as the option it embeds.
+type wrappedOption struct{ grpc.DialOption }
+
+// TestCheckDialOptionsRefusesOpaque: an option the soak cannot read is
+// refused with an error that says which options it can read.
+func TestCheckDialOptionsRefusesOpaque(t *testing.T) {
+	type twoOptions struct {
+		grpc.DialOption
+		other grpc.DialOption
+	}
+	err := checkDialOptions([]grpc.DialOption{twoOptions{grpc.WithUserAgent("x"), nil}})
+	if err == nil || !strings.Contains(err.Error(), "DialOptions[0]") || !strings.Contains(err.Error(), "types embedding exactly one") {
+		t.Errorf("checkDialOptions(two embedded options) = %v; want DialOptions[0] refused, saying what can be screened", err)
+	}
+}
+
 func TestCheckDialOptionsRefusesNil(t *testing.T) {
 	var nilEmpty *grpc.EmptyDialOption
 	for i, opts := range [][]grpc.DialOption{
