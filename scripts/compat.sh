@@ -5,7 +5,7 @@
 # and the quick conformance run (grpc-go's own policy tests, from that
 # release, with leakproof's policies substituted).
 #
-#   scripts/compat.sh v1.85.0                    # everything (~10 minutes on 2 quiet cores)
+#   scripts/compat.sh v1.85.0                    # everything (~15 minutes on 2 cores)
 #   scripts/compat.sh v1.85.0 --no-conformance   # vet and the tests only
 #
 # .ci/run runs it on the newest release it names; go.mod's own version (the
