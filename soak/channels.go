@@ -103,10 +103,10 @@ func (r *runner) dial(name, kind, sc string, state resolver.State, creds credent
 
 // mainTarget is the target the main channel dialed, if it was dialed.
 func (r *runner) mainTarget() string {
-	if r.main == nil {
+	if r.main.c == nil {
 		return ""
 	}
-	return r.main.target
+	return r.main.c.target
 }
 
 // closeChannel closes c and starts checking that its sockets go.

@@ -89,17 +89,57 @@ func TestClosedCheckListsChannelsThatKeptSockets(t *testing.T) {
 // most sockets to one backend were seen.
 func TestLimitCheckJudgesOnlyASetLimit(t *testing.T) {
 	r := &runner{cfg: Config{Policy: "round_robin"}}
-	r.limitMax, r.limitWhere = 2, "b0 at 2.4s"
-	if c := r.limitCheck(); !c.Pass || !c.Info || !strings.Contains(c.Detail, "at most 2 socket(s) to one backend outside drain windows (b0 at 2.4s); not checked for round_robin") {
+	ut := newUnderTest(r.cfg)[0]
+	ut.limit = limitStat{max: 2, where: "b0 at 2.4s"}
+	if c := r.limitCheck(ut); !c.Pass || !c.Info || !strings.Contains(c.Detail, "at most 2 socket(s) to one backend outside drain windows (b0 at 2.4s); not checked for round_robin") {
 		t.Errorf("limitCheck without a limit = pass %v info %v: %s", c.Pass, c.Info, c.Detail)
 	}
 	r.cfg.SocketLimit = 1
-	r.limitMax = 1
-	if c := r.limitCheck(); !c.Pass || c.Info || !strings.Contains(c.Detail, "limit 1") {
+	ut.limit.max = 1
+	if c := r.limitCheck(ut); !c.Pass || c.Info || !strings.Contains(c.Detail, "limit 1") {
 		t.Errorf("limitCheck within the limit = pass %v info %v: %s", c.Pass, c.Info, c.Detail)
 	}
 	r.limitFailures = []string{"b2: 2 sockets at 3.1s"}
-	if c := r.limitCheck(); c.Pass || !strings.Contains(c.Detail, "over the limit of 1 in two samples in a row, outside drain windows: b2: 2 sockets at 3.1s") {
+	if c := r.limitCheck(ut); c.Pass || !strings.Contains(c.Detail, "over the limit of 1 in two samples in a row, outside drain windows: b2: 2 sockets at 3.1s") {
 		t.Errorf("limitCheck over the limit = pass %v: %s", c.Pass, c.Detail)
+	}
+}
+
+// The comparison channel is judged by the same checks as the main
+// channel, named with its prefix and informational; its sockets are held
+// to one per backend whatever Config.SocketLimit says, and the main
+// channel's limit failures are not its own.
+func TestCompareChecksAreMainsInformed(t *testing.T) {
+	cfg := Config{Policy: "leakproof_round_robin", Compare: "round_robin", SocketLimit: 1}
+	r := &runner{cfg: cfg}
+	r.limitFailures = []string{"b2: 2 sockets at 3.1s"}
+	uts := newUnderTest(cfg)
+	if len(uts) != 2 || uts[0].info || !uts[1].info {
+		t.Fatalf("newUnderTest = %d channels", len(uts))
+	}
+	main, cmp := uts[0], uts[1]
+	cmp.limit = limitStat{max: 2, where: "b1 at 1.0s"}
+	rpcs := RPCStats{OK: 10}
+	want := []string{CheckRPCFailures, CheckRemovals, CheckSocketLimit}
+	mc, cc := r.checks(main, rpcs, Removals{}), r.checks(cmp, rpcs, Removals{})
+	if len(mc) != len(want) || len(cc) != len(want) {
+		t.Fatalf("checks = %d main, %d compare, want %d", len(mc), len(cc), len(want))
+	}
+	for i, name := range want {
+		if mc[i].Name != name || mc[i].Info {
+			t.Errorf("main check %d = %q info %v, want %q judged", i, mc[i].Name, mc[i].Info, name)
+		}
+		if cc[i].Name != "compare round_robin: "+name || !cc[i].Info {
+			t.Errorf("compare check %d = %q info %v, want %q informational", i, cc[i].Name, cc[i].Info, "compare round_robin: "+name)
+		}
+		if i < 2 && (cc[i].Pass != mc[i].Pass || cc[i].Detail != mc[i].Detail) {
+			t.Errorf("compare check %q = %v %q, main's = %v %q", name, cc[i].Pass, cc[i].Detail, mc[i].Pass, mc[i].Detail)
+		}
+	}
+	if c := cc[2]; c.Pass || c.Detail != "at most 2 socket(s) to one backend outside drain windows (b1 at 1.0s)" {
+		t.Errorf("compare socket limit = pass %v: %s", c.Pass, c.Detail)
+	}
+	if c := mc[2]; c.Pass {
+		t.Errorf("main socket limit with a failure = pass: %s", c.Detail)
 	}
 }

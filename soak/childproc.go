@@ -129,7 +129,7 @@ func (r *runner) execChildren(pctx context.Context, p *phaseRun) error {
 	for i := range execChannels {
 		wg.Go(func() {
 			for n := 0; pctx.Err() == nil; n++ {
-				c, err := r.dial(fmt.Sprintf("exec-%d-%d-%d", phase, i, n), kindChurn, r.cfg.channelServiceConfig(), r.baseState(), nil, &r.stats)
+				c, err := r.dial(fmt.Sprintf("exec-%d-%d-%d", phase, i, n), kindChurn, r.cfg.channelServiceConfig(), r.baseState(), nil, &r.main.stats)
 				if err != nil {
 					r.problem("soak: exec: %v", err)
 					return

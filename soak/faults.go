@@ -293,7 +293,7 @@ func (r *runner) churn(pctx context.Context, p *phaseRun) {
 				n++
 				name := fmt.Sprintf("churn-%d-%d", phase, n)
 				mu.Unlock()
-				c, err := r.dial(name, kindChurn, r.cfg.channelServiceConfig(), r.baseState(), nil, &r.stats)
+				c, err := r.dial(name, kindChurn, r.cfg.channelServiceConfig(), r.baseState(), nil, &r.main.stats)
 				if err != nil {
 					r.problem("soak: churn: %v", err)
 					return

@@ -50,16 +50,14 @@ func (f manualFeed) dial(c *client, _, sc string, state resolver.State) (string,
 }
 
 func (f manualFeed) update(st resolver.State) {
-	f.r.main.res.UpdateState(st)
-	if f.r.compare != nil {
-		f.r.compare.res.UpdateState(st)
+	for _, ut := range f.r.chans {
+		ut.c.res.UpdateState(st)
 	}
 }
 
 func (f manualFeed) reportError(err error) {
-	f.r.main.res.CC().ReportError(err)
-	if f.r.compare != nil {
-		f.r.compare.res.CC().ReportError(err)
+	for _, ut := range f.r.chans {
+		ut.c.res.CC().ReportError(err)
 	}
 }
 

@@ -11,12 +11,10 @@ type limitWatch struct {
 	// drainWindows are the GOAWAY drain windows.
 	drainWindows []timeWindow
 	// streak counts consecutive samples over the socket limit per backend.
-	streak        map[string]int
-	limitMax      int // most main sockets to one backend outside windows
-	limitWhere    string
+	streak map[string]int
+	// limitFailures are the main channel's sockets over Config.SocketLimit
+	// (each channel under test keeps its own most, underTest.limit).
 	limitFailures []string
-	cmpLimitMax   int
-	cmpLimitWhere string
 }
 
 type timeWindow struct{ from, to time.Time }
@@ -34,9 +32,10 @@ func (r *runner) drainingLocked(now time.Time) bool {
 	return p != nil && p.Fault == FaultGoAway
 }
 
-// checkLimit checks the main channel's sockets per backend against the
-// limit outside the drain windows; two samples in a row over it are a
-// failure. Caller must hold r.mu.
+// checkLimit records each channel under test's most sockets to one
+// backend outside the drain windows, and checks the main channel's against
+// the limit; two samples in a row over it are a failure. Caller must hold
+// r.mu.
 func (r *runner) checkLimit(now time.Time, s Sample) {
 	drain := r.drainingLocked(now)
 	bound := r.cfg.bound()
@@ -51,31 +50,25 @@ func (r *runner) checkLimit(now time.Time, s Sample) {
 		}
 		return w
 	}
-	for name, n := range s.Sockets {
-		if excused(name) {
-			r.streak[name] = 0
-			continue
-		}
-		if n > r.limitMax {
-			r.limitMax, r.limitWhere = n, ""
-			if n > 1 {
-				r.limitWhere = where(name)
+	for _, ut := range r.chans {
+		for name, n := range ut.sockets(s) {
+			if excused(name) {
+				if !ut.info {
+					r.streak[name] = 0
+				}
+				continue
 			}
-		}
-		if r.cfg.SocketLimit <= 0 || n <= r.cfg.SocketLimit {
-			r.streak[name] = 0
-			continue
-		}
-		r.streak[name]++
-		if r.streak[name] == 2 && len(r.limitFailures) < 10 {
-			r.limitFailures = append(r.limitFailures, fmt.Sprintf("%d sockets to %s", n, where(name)))
-		}
-	}
-	for name, n := range s.CompareSockets {
-		if !excused(name) && n > r.cmpLimitMax {
-			r.cmpLimitMax, r.cmpLimitWhere = n, ""
-			if n > 1 {
-				r.cmpLimitWhere = where(name)
+			ut.limit.note(n, func() string { return where(name) })
+			if ut.info {
+				continue // the comparison channel's sockets are not judged
+			}
+			if r.cfg.SocketLimit <= 0 || n <= r.cfg.SocketLimit {
+				r.streak[name] = 0
+				continue
+			}
+			r.streak[name]++
+			if r.streak[name] == 2 && len(r.limitFailures) < 10 {
+				r.limitFailures = append(r.limitFailures, fmt.Sprintf("%d sockets to %s", n, where(name)))
 			}
 		}
 	}

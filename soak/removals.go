@@ -13,11 +13,9 @@ import (
 
 // removalWatch follows the backends the resolver removed. Guarded by r.mu.
 type removalWatch struct {
-	// pending are removals not yet concluded; removals and cmpRemovals the
-	// concluded ones.
-	pending     []*removalState
-	removals    Removals
-	cmpRemovals Removals
+	// pending are removals not yet concluded (each channel under test
+	// files its concluded ones in underTest.removals).
+	pending []*removalState
 	// lastGone is when each backend was last removed (removal drain window).
 	lastGone map[string]time.Time
 }
@@ -26,7 +24,7 @@ type removalWatch struct {
 // the run ends, its sockets must be 0 on every sample after the bound.
 type removalState struct {
 	Removal
-	kind   string // kindMain or kindCompare
+	ut     *underTest // the channel whose sockets are watched
 	at     time.Time
 	addr   netip.AddrPort
 	zeroAt time.Time // the first sample with no socket to the backend
@@ -55,7 +53,7 @@ func (r *runner) checkRemovals(now time.Time, sc *socketCount) {
 	bound := r.cfg.bound()
 	keep := r.pending[:0]
 	for _, p := range r.pending {
-		n := sc.byKind[p.kind][p.Backend]
+		n := sc.byKind[p.ut.name][p.Backend]
 		if n == 0 && p.zeroAt.IsZero() {
 			p.zeroAt = now
 		}
@@ -67,7 +65,7 @@ func (r *runner) checkRemovals(now time.Time, sc *socketCount) {
 		p.Outcome = RemovalLeaked
 		p.After = jsontime.Duration(now.Sub(p.at))
 		p.Sockets = n
-		p.Evidence = sc.describe(r.socks, p.kind, p.addr)
+		p.Evidence = sc.describe(r.socks, p.ut.name, p.addr)
 		if !p.zeroAt.IsZero() {
 			p.Evidence = fmt.Sprintf("its sockets reached 0 %v after the removal, then the channel connected to it again: %s",
 				p.zeroAt.Sub(p.at).Round(time.Millisecond), p.Evidence)
@@ -91,7 +89,7 @@ func (r *runner) learnedAt(p *removalState) (time.Time, bool) {
 	if !ok {
 		return p.at, true
 	}
-	t, ok := l.learned(p.kind, p.addr, p.at)
+	t, ok := l.learned(p.ut.name, p.addr, p.at)
 	if ok {
 		p.answered = t
 		p.AnsweredAt = since(r.start, t)
@@ -101,12 +99,8 @@ func (r *runner) learnedAt(p *removalState) (time.Time, bool) {
 
 // conclude files a concluded removal. Caller must hold r.mu.
 func (r *runner) conclude(p *removalState) {
-	if p.kind == kindCompare {
-		r.cmpRemovals.add(p.Removal)
-		return
-	}
-	r.removals.add(p.Removal)
-	if p.Outcome == RemovalLeaked {
+	p.ut.removals.add(p.Removal)
+	if !p.ut.info && p.Outcome == RemovalLeaked {
 		r.logf("soak: LEAK (%s): %s", CheckRemovals, removalText(p.Removal, r.cfg.bound()))
 	}
 }
@@ -192,14 +186,11 @@ func (r *runner) setList(st resolver.State) {
 	}
 	for _, name := range removed {
 		r.lastGone[name] = at
-		for _, kind := range []string{kindMain, kindCompare} {
-			if kind == kindCompare && r.cfg.Compare == "" {
-				continue
-			}
+		for _, ut := range r.chans {
 			addr := r.addrOf(name)
 			r.pending = append(r.pending, &removalState{
 				Removal: Removal{Backend: name, Addr: addr.String(), Fault: fault, RemovedAt: since(r.start, at)},
-				kind:    kind, at: at, addr: addr,
+				ut:      ut, at: at, addr: addr,
 			})
 		}
 	}

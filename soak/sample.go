@@ -74,8 +74,8 @@ func (r *runner) sample(now time.Time) {
 	s.Goroutines = runtime.NumGoroutine()
 	s.FDs = countFDs()
 	s.Sockets = fillCounts(s.Sockets, sc.byKind[kindMain])
-	s.RPCsOK = r.stats.ok.Load()
-	s.RPCsFailed = r.stats.failed.Load()
+	s.RPCsOK = r.main.stats.ok.Load()
+	s.RPCsFailed = r.main.stats.failed.Load()
 	if r.cfg.Compare != "" {
 		s.CompareSockets = fillCounts(s.CompareSockets, sc.byKind[kindCompare])
 	}

@@ -83,7 +83,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		removalWatch: removalWatch{lastGone: map[string]time.Time{}},
 		limitWatch:   limitWatch{streak: map[string]int{}},
 		inRun:        newInRun(),
+		chans:        newUnderTest(cfg),
 	}
+	r.main = r.chans[0]
 	r.mainTgt = r.prefix + "main"
 	if dns != nil {
 		r.mainTgt = r.prefix + "main." + dnsDomain + ":" // and the port
@@ -110,11 +112,11 @@ type runner struct {
 	sub     *trace.Subscription
 	tw      *trace.Writer
 	subDone chan struct{}
-	main    *client
-	compare *client
-	feed    feed // set by run before the first channel
-
-	stats, compareStats rpcCounters
+	// chans are the channels under test: main, then the comparison
+	// channel if Config.Compare is set.
+	chans []*underTest
+	main  *underTest // chans[0]
+	feed  feed       // set by run before the first channel
 
 	loadCtx    context.Context
 	loadCancel context.CancelFunc
@@ -218,21 +220,18 @@ func (r *runner) run(ctx context.Context) (res *Result, runErr error) {
 	if r.feed, err = r.newFeed(); err != nil {
 		return nil, err
 	}
-	if r.main, err = r.dial("main", kindMain, r.cfg.channelServiceConfig(), baseState, nil, &r.stats); err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	r.witnessTarget = r.main.target
-	r.mu.Unlock()
-	if r.cfg.Compare != "" {
-		if r.compare, err = r.dial("compare", kindCompare, serviceConfig(r.cfg.Compare, r.cfg.DrainTimeout), baseState, nil, &r.compareStats); err != nil {
+	for _, ut := range r.chans {
+		if ut.c, err = r.dial(ut.name, ut.name, ut.sc, baseState, nil, &ut.stats); err != nil {
 			return nil, err
 		}
-	}
-	for _, c := range []*client{r.main, r.compare} {
-		if c == nil {
-			continue
+		if ut == r.main {
+			r.mu.Lock()
+			r.witnessTarget = ut.c.target
+			r.mu.Unlock()
 		}
+	}
+	for _, ut := range r.chans {
+		c := ut.c
 		rctx, cancel := context.WithTimeout(ctx, readyTimeout)
 		_, err := c.echo.Echo(rctx, &echov1.EchoRequest{Message: "ready"}, grpc.WaitForReady(true))
 		cancel()
@@ -241,9 +240,8 @@ func (r *runner) run(ctx context.Context) (res *Result, runErr error) {
 		}
 	}
 
-	r.startLoad(r.main, r.cfg.Workers, r.cfg.Streams)
-	if r.compare != nil {
-		r.startLoad(r.compare, max(1, r.cfg.Workers/2), min(1, r.cfg.Streams))
+	for _, ut := range r.chans {
+		r.startLoad(ut.c, ut.workers, ut.streams)
 	}
 	r.timeline(ctx)
 	return nil, nil
@@ -255,8 +253,9 @@ func (r *runner) run(ctx context.Context) (res *Result, runErr error) {
 func (r *runner) shutdown(stopSampler context.CancelFunc, samplerDone chan struct{}) *Result {
 	r.loadCancel()
 	r.loadWG.Wait()
-	r.closeChannel(r.main)
-	r.closeChannel(r.compare)
+	for _, ut := range r.chans {
+		r.closeChannel(ut.c)
+	}
 	if r.feed != nil {
 		r.feed.close()
 	}

@@ -52,16 +52,16 @@ func (r *runner) result(leaks *leaktest.Leaks, twErr error) *Result {
 		SocketLimit:           r.cfg.SocketLimit,
 		MaxFailureRate:        max(r.cfg.MaxFailureRate, 0),
 		RemovalBound:          jsontime.Duration(r.cfg.bound()),
-		RPCs:                  r.stats.snapshot(),
+		RPCs:                  r.main.stats.snapshot(),
 		Failures:              slices.Clone(r.failures),
-		Removals:              r.removals.clone(),
+		Removals:              r.main.removals.clone(),
 		Trace:                 r.trace.Report(),
 		Samples:               slices.Clone(r.samples),
 	}
-	if r.cfg.Compare != "" {
-		s := r.compareStats.snapshot()
+	for _, ut := range r.chans[1:] {
+		s := ut.stats.snapshot()
 		res.CompareRPCs = &s
-		cmp := r.cmpRemovals.clone()
+		cmp := ut.removals.clone()
 		res.CompareRemovals = &cmp
 	}
 	for _, p := range r.phases {
@@ -83,9 +83,9 @@ func (r *runner) result(leaks *leaktest.Leaks, twErr error) *Result {
 	res.Subchannels = SubchannelTotals{Created: res.Trace.Subchannels, Destroyed: res.Trace.Destroyed}
 
 	add := func(c Check) { res.Checks = append(res.Checks, c) }
-	add(rpcCheck(CheckRPCFailures, res.RPCs, r.cfg.MaxFailureRate))
-	add(removalCheck(CheckRemovals, res.Removals, r.cfg.bound()))
-	add(r.limitCheck())
+	for _, c := range r.checks(r.main, res.RPCs, res.Removals) {
+		add(c)
+	}
 	add(r.subchannelCheck())
 	add(r.closedCheck())
 	add(r.inRun.backendCheck())
@@ -96,16 +96,10 @@ func (r *runner) result(leaks *leaktest.Leaks, twErr error) *Result {
 		add(c)
 	}
 	add(r.faultCheck())
-	if r.cfg.Compare != "" {
-		p := checkComparePrefix + r.cfg.Compare + ": "
-		c := rpcCheck(p+CheckRPCFailures, *res.CompareRPCs, r.cfg.MaxFailureRate)
-		c.Info = true
-		add(c)
-		c = removalCheck(p+CheckRemovals, *res.CompareRemovals, r.cfg.bound())
-		c.Info = true
-		add(c)
-		add(Check{Name: p + CheckSocketLimit, Info: true, Pass: r.cmpLimitMax <= 1,
-			Detail: fmt.Sprintf("at most %d socket(s) to one backend outside drain windows%s", r.cmpLimitMax, at(r.cmpLimitWhere))})
+	for _, ut := range r.chans[1:] {
+		for _, c := range r.checks(ut, *res.CompareRPCs, *res.CompareRemovals) {
+			add(c)
+		}
 	}
 	res.Pass = true
 	for _, c := range res.Checks {
@@ -176,23 +170,6 @@ func removalCheck(name string, rs Removals, bound time.Duration) Check {
 		c.Detail = fmt.Sprintf("%d leaked: %s; %s", rs.Leaked, strings.Join(leaked, "; "), summary)
 	} else {
 		c.Detail = summary
-	}
-	return c
-}
-
-// Caller must hold r.mu.
-func (r *runner) limitCheck() Check {
-	c := Check{Name: CheckSocketLimit}
-	if r.cfg.SocketLimit <= 0 {
-		c.Info, c.Pass = true, true
-		c.Detail = fmt.Sprintf("at most %d socket(s) to one backend outside drain windows%s; not checked for %s", r.limitMax, at(r.limitWhere), r.cfg.Policy)
-		return c
-	}
-	c.Pass = len(r.limitFailures) == 0
-	if c.Pass {
-		c.Detail = fmt.Sprintf("at most %d socket(s) to one backend outside GOAWAY and removal drain windows%s; limit %d", r.limitMax, at(r.limitWhere), r.cfg.SocketLimit)
-	} else {
-		c.Detail = fmt.Sprintf("over the limit of %d in two samples in a row, outside drain windows: %s", r.cfg.SocketLimit, strings.Join(r.limitFailures, "; "))
 	}
 	return c
 }
