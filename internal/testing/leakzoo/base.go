@@ -144,6 +144,18 @@ func (b *rr) Close() {
 	}
 }
 
+// addNewLocked makes a SubConn for each address of want the policy has
+// none for (the correct part every entry shares). Caller holds b.mu.
+func (b *rr) addNewLocked(want map[string]bool) {
+	for a := range want {
+		if _, ok := b.subs[a]; !ok {
+			if s := b.newSubLocked(a); s != nil {
+				b.subs[a] = s
+			}
+		}
+	}
+}
+
 func set(addrs []string) map[string]bool {
 	m := map[string]bool{}
 	for _, a := range addrs {

@@ -26,13 +26,7 @@ func (b *forgetRemoved) UpdateClientConnState(s balancer.ClientConnState) error 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	want := set(addrs)
-	for a := range want {
-		if _, ok := b.subs[a]; !ok {
-			if s := b.newSubLocked(a); s != nil {
-				b.subs[a] = s
-			}
-		}
-	}
+	b.addNewLocked(want)
 	for a := range b.subs {
 		if !want[a] {
 			delete(b.subs, a) // the bug: no b.subs[a].sc.Shutdown()

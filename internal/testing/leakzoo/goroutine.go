@@ -47,13 +47,7 @@ func (b *goroutinePerReady) UpdateClientConnState(s balancer.ClientConnState) er
 	defer b.mu.Unlock()
 	want := set(addrs)
 	b.removeGoneLocked(want)
-	for a := range want {
-		if _, ok := b.subs[a]; !ok {
-			if s := b.newSubLocked(a); s != nil {
-				b.subs[a] = s
-			}
-		}
-	}
+	b.addNewLocked(want)
 	b.updatePickerLocked()
 	return result(addrs)
 }

@@ -40,13 +40,7 @@ func (b *newOnIdle) UpdateClientConnState(s balancer.ClientConnState) error {
 	defer b.mu.Unlock()
 	want := set(addrs)
 	b.removeGoneLocked(want)
-	for a := range want {
-		if _, ok := b.subs[a]; !ok {
-			if s := b.newSubLocked(a); s != nil {
-				b.subs[a] = s
-			}
-		}
-	}
+	b.addNewLocked(want)
 	b.updatePickerLocked()
 	return result(addrs)
 }

@@ -51,13 +51,7 @@ func (b *stalePicker) UpdateClientConnState(s balancer.ClientConnState) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	want := set(addrs)
-	for a := range want {
-		if _, ok := b.subs[a]; !ok {
-			if s := b.newSubLocked(a); s != nil {
-				b.subs[a] = s
-			}
-		}
-	}
+	b.addNewLocked(want)
 	for a, s := range b.subs {
 		if !want[a] {
 			delete(b.subs, a)
