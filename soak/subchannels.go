@@ -83,6 +83,19 @@ func (w *subchannelWatch) list(at time.Time, k map[string]int, bound time.Durati
 	w.listings = append(keep, listing{at: at, k: k})
 }
 
+// listBoth records, at at, a state in which the current listing and k are
+// in force side by side (two clusters of one channel during a cluster
+// switch): a backend listed by both explains the sum. Caller must hold r.mu.
+func (w *subchannelWatch) listBoth(at time.Time, k map[string]int, bound time.Duration) {
+	both := maps.Clone(k)
+	if n := len(w.listings); n > 0 {
+		for name, c := range w.listings[n-1].k {
+			both[name] += c
+		}
+	}
+	w.list(at, both, bound)
+}
+
 // explained returns how many subchannels (and sockets) of one channel a
 // backend may have at now: the most endpoints that listed it in any state
 // in force within bound before now, or, if more, the endpoints listing it

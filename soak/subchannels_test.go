@@ -38,3 +38,28 @@ func TestSubchannelsExplainedByListingsAndDrains(t *testing.T) {
 		})
 	}
 }
+
+// TestSubchannelsExplainedDuringAClusterSwitch: while an xDS cluster switch
+// runs the old and the new cluster side by side, a backend both list
+// explains a subchannel from each, for the bound after the switch.
+func TestSubchannelsExplainedDuringAClusterSwitch(t *testing.T) {
+	var w subchannelWatch
+	t0 := time.Unix(1000, 0)
+	const bound = 2 * time.Second
+	w.list(t0, map[string]int{"b0": 1, "b1": 1}, bound)
+	w.listBoth(t0.Add(time.Second), map[string]int{"b1": 1}, bound) // cluster b lists b1 only
+	w.list(t0.Add(time.Second+10*time.Millisecond), map[string]int{"b1": 1}, bound)
+	for _, c := range []struct {
+		name string
+		at   time.Duration
+		want int
+	}{
+		{"b1", time.Second + 500*time.Millisecond, 2}, // both clusters' subchannels
+		{"b0", time.Second + 500*time.Millisecond, 1}, // only the old cluster's, draining
+		{"b1", 4 * time.Second, 1},                    // past the bound: the new cluster's alone
+	} {
+		if got := w.explained(c.name, t0.Add(c.at), bound); got != c.want {
+			t.Errorf("explained(%s) at +%v = %d, want %d", c.name, c.at, got, c.want)
+		}
+	}
+}

@@ -184,6 +184,10 @@ func (r *runner) switchCluster(x *xdsFeed, to string, st resolver.State) error {
 	now := time.Now()
 	r.mu.Lock()
 	r.drainWindows = append(r.drainWindows, timeWindow{now, now.Add(r.cfg.bound())})
+	// Until the route has moved and the old cluster is gone, the channel
+	// runs both clusters' policies, each with its own subchannels to the
+	// backends it lists: both listings explain subchannels, for the bound.
+	r.subchannelWatch.listBoth(now, endpointsPer(st, r.names), r.cfg.bound())
 	r.mu.Unlock()
 	x.mu.Lock()
 	from := x.route
