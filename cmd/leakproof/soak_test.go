@@ -135,15 +135,7 @@ func TestSoakJSONReportAndTrace(t *testing.T) {
 		}
 	}
 
-	f, err := os.Open(tracePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	events, err := trace.Read(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := readTraceFile(t, tracePath)
 	if rep := trace.Check(events); !rep.Clean() || rep.Events == 0 || rep.Events != res.Trace.Events || rep.Live != 0 {
 		t.Errorf("trace file: %d events (result says %d), %d live, problems %v", rep.Events, res.Trace.Events, rep.Live, rep.Problems)
 	}
@@ -186,15 +178,7 @@ func TestSoakLeakyPolicyAloneFailsAndGuardedPasses(t *testing.T) {
 	if res.Removals.Released == 0 {
 		t.Errorf("guarded: no removed backend seen released: %+v", res.Removals)
 	}
-	f, err := os.Open(tracePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	events, err := trace.Read(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := readTraceFile(t, tracePath)
 	rep := trace.Check(events)
 	if !rep.Clean() || len(rep.Orphans) == 0 {
 		t.Fatalf("guarded trace: %d problems %v, %d orphans; want clean with orphans", len(rep.Problems), rep.Problems, len(rep.Orphans))
@@ -320,15 +304,7 @@ func TestSoakXDSLeakyPolicyFails(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(tracePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	events, err := trace.Read(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := readTraceFile(t, tracePath)
 	if rep := trace.Check(events); !rep.Clean() || len(rep.Orphans) == 0 || res.Removals.Released == 0 {
 		t.Errorf("guarded: trace clean %v with %d orphans reclaimed, %d removals released; want a clean trace, orphans and releases", rep.Clean(), len(rep.Orphans), res.Removals.Released)
 	}
@@ -353,15 +329,7 @@ func TestSoakXDSWeightedLocalities(t *testing.T) {
 	if !res.XDS || !res.XDSWeightedLocalities || !res.Pass || res.Removals.Released == 0 {
 		t.Errorf("result: xds %v, weighted %v, pass %v, %d removals released; want a passing weighted xDS run with releases", res.XDS, res.XDSWeightedLocalities, res.Pass, res.Removals.Released)
 	}
-	f, err := os.Open(tracePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	events, err := trace.Read(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := readTraceFile(t, tracePath)
 	managers := map[uint64]bool{}
 	kinds := map[trace.Kind]int{}
 	for _, e := range events {
@@ -378,4 +346,19 @@ func TestSoakXDSWeightedLocalities(t *testing.T) {
 	if rep := trace.Check(events); !rep.Clean() {
 		t.Errorf("trace not clean: %v", rep.Problems)
 	}
+}
+
+// readTraceFile reads every event of the trace file a soak wrote.
+func readTraceFile(t *testing.T, path string) []trace.Event {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	events, err := trace.Read(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events
 }
