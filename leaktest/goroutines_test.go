@@ -100,3 +100,27 @@ func TestShortStackKeepsTheTopAndTheCreator(t *testing.T) {
 		t.Error("a short stack changed")
 	}
 }
+
+// TestGoroutinesReadsADumpLargerThanItsFirstBuffer: with a thousand
+// goroutines the dump outgrows allStacks' first 64 KiB buffer, and every one
+// of them is still listed.
+func TestGoroutinesReadsADumpLargerThanItsFirstBuffer(t *testing.T) {
+	const n = 1000
+	stop := make(chan struct{})
+	defer close(stop)
+	for range n {
+		go blockUntil(stop)
+	}
+	if d := allStacks(); len(d) <= 1<<16 {
+		t.Fatalf("the dump of %d goroutines is %d bytes: not larger than the first buffer", n, len(d))
+	}
+	count := 0
+	for _, g := range Goroutines() {
+		if strings.HasSuffix(g.Top, "leaktest.blockUntil") {
+			count += g.Count
+		}
+	}
+	if count < n {
+		t.Errorf("Goroutines lists %d goroutines in blockUntil, want at least %d", count, n)
+	}
+}
