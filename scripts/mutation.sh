@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Mutation testing of the packages that decide whether a subchannel leaks:
-# subconn, the policies (every package under balancer/), leaktest and the
-# /proc reader it rests on (internal/procfs). Each
+# subconn, trace, the policies (every package under balancer/), leaktest and
+# the /proc reader it rests on (internal/procfs), and the soak's judge (the
+# files of soak/ that decide PASS; see SOAK_JUDGE below). Each
 # mutant (a flipped comparison, an inverted sign, a ++ turned --) is built into
 # its package and the package's own tests are run against it; a mutant the
 # tests do not notice "lived" and marks a gap in the tests.
@@ -17,8 +18,9 @@
 # own definitions, with the mutants named in scripts/mutation-allowlist.txt
 # (equivalent mutants, each with the reason) left out of both and listed
 # apart, then every mutant that lived with the allowlist line that would
-# name it. It fails if subconn or trace falls below efficacy 95% or mutator coverage
-# 90%, and, in --diff mode, if any mutant in a changed file lived.
+# name it. It fails if subconn, trace, leaktest, balancer/guard,
+# balancer/roundrobin or soak (its judge) falls below efficacy 95% or mutator
+# coverage 90%, and, in --diff mode, if any mutant in a changed file lived.
 #
 # The tool is go-gremlins, pinned in tools/gremlins and built into .cache/bin.
 # A full run is heavy (one package build and test run per mutant: about half
@@ -39,14 +41,13 @@
 #                                 MUTATION_FILES=soak/verdict.go
 #                                 scripts/mutation.sh soak
 #   MUTATION_RUN                  a go test -run pattern: each mutant is judged
-#                                 by these tests only. For soak/, whose whole
-#                                 suite soaks for minutes, the judging files
-#                                 are mutated against the tests that judge
-#                                 recorded samples, e.g.
-#                                 MUTATION_RUN='Verdict|Growth|Thinning|Plan|Hold'
-#                                 scripts/mutation.sh --diff main soak
-#                                 (a mutant only the soaks would kill then
-#                                 shows as lived: read it as not covered)
+#                                 by these tests only. soak/ has one by default
+#                                 (SOAK_RUN below): its whole suite soaks for
+#                                 minutes, so its judging files are mutated
+#                                 against the tests that judge recorded
+#                                 samples; other packages run all their tests.
+#                                 A mutant only a soak would kill shows as
+#                                 lived under a pattern: read it as a test gap.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -69,15 +70,23 @@ while [ $# -gt 0 ]; do
 done
 
 # The default packages: subconn, trace, each policy under balancer/ (a new policy
-# is picked up by itself), leaktest, internal/procfs.
+# is picked up by itself), leaktest, internal/procfs, soak.
 if [ ${#dirs[@]} -eq 0 ]; then
   dirs=(subconn trace)
   for d in balancer/*/; do
     d=${d%/}
     ls "$d"/*.go 2>/dev/null | grep -qv '_test\.go$' && dirs+=("$d")
   done
-  dirs+=(leaktest internal/procfs)
+  dirs+=(leaktest internal/procfs soak)
 fi
+
+# The soak's judge: the files of soak/ that turn what a run recorded into its
+# verdict, mutated when soak/ is named without MUTATION_FILES or --diff. The
+# rest of soak/ drives the run (backends, faults, load) and is tested by soaks.
+SOAK_JUDGE="verdict.go result.go closed.go limit.go inrun.go growth.go removals.go fdbooks.go"
+# The tests that judge recorded values, one run of which takes seconds: every
+# test of the judging files is named to match.
+SOAK_RUN='Verdict|Baseline|RPCCheck|RemovalCheck|ClosedCheck|LimitCheck|Judge'
 
 # A mutant is killed by its first failing test: stop there. Without it a
 # mutant that breaks the /proc parser runs every leak check of the package
@@ -86,9 +95,6 @@ fi
 # go vet, which go test runs first, is left to CI: a mutant is judged by the
 # tests alone.
 export GOFLAGS="${GOFLAGS:+$GOFLAGS }-failfast -vet=off"
-if [ -n "${MUTATION_RUN:-}" ]; then
-  export GOFLAGS="$GOFLAGS -run=$MUTATION_RUN"
-fi
 
 workers=${MUTATION_WORKERS:-1}
 coef=${MUTATION_TIMEOUT_COEFFICIENT:-5}
@@ -134,10 +140,16 @@ for d in "${dirs[@]}"; do
   # packages of their own (each is named on its own if it is to be mutated)
   # and are left out.
   exclude=(-E '/')
-  if [ -n "$changed" ] || [ -n "$diff_ref" ]; then
+  want=$changed
+  if [ -z "$changed" ] && [ -z "$diff_ref" ] && [ "$d" = soak ]; then
+    want=$(for f in $SOAK_JUDGE; do echo "soak/$f"; done)
+  fi
+  run=${MUTATION_RUN:-}
+  if [ -z "$run" ] && [ "$d" = soak ]; then run=$SOAK_RUN; fi
+  if [ -n "$want" ] || [ -n "$diff_ref" ]; then
     keep=0
     for f in $(sources "$d"); do
-      if grep -qxF "$d/$f" <<<"$changed"; then
+      if grep -qxF "$d/$f" <<<"$want"; then
         keep=1
       else
         exclude+=(-E "^${f//./\\.}\$")
@@ -147,13 +159,13 @@ for d in "${dirs[@]}"; do
       echo "mutation: $d: none of its non-test Go files is to be mutated (${diff_ref:+changed since $diff_ref}${MUTATION_FILES:+MUTATION_FILES}); skipped"
       continue
     fi
-    echo "mutation: $d: mutating $(grep "^$d/[^/]*$" <<<"$changed" | tr '\n' ' ')"
+    echo "mutation: $d: mutating $(grep "^$d/[^/]*$" <<<"$want" | tr '\n' ' ')"
   fi
   name=${d//\//_}
-  echo "mutation: $d: gremlins (workers $workers, timeout coefficient $coef); log in $out/$name.log"
+  echo "mutation: $d: gremlins (workers $workers, timeout coefficient $coef${run:+, tests -run=$run}); log in $out/$name.log"
   t0=$SECONDS
   rm -f "$out/$name.json" # gremlins writes none when there is no mutant: never report an older run's
-  if ! (cd "$snap" && "$bin/gremlins" unleash --workers "$workers" --timeout-coefficient "$coef" \
+  if ! (cd "$snap" && GOFLAGS="$GOFLAGS${run:+ -run=$run}" "$bin/gremlins" unleash --workers "$workers" --timeout-coefficient "$coef" \
       -S lt -o "$out/$name.json" "${exclude[@]}" "./$d") 2>&1 | tee "$out/$name.log"; then
     echo "mutation: gremlins failed on $d (see $out/$name.log)" >&2
     exit 1
@@ -171,7 +183,10 @@ if [ ${#results[@]} -eq 0 ]; then
   exit 0
 fi
 
-report_flags=(-allow "$allow" -min subconn=95/90 -min trace=95/90)
+report_flags=(-allow "$allow")
+for m in subconn trace leaktest balancer/guard balancer/roundrobin soak; do
+  report_flags+=(-min "$m=95/90")
+done
 [ -n "$diff_ref" ] && report_flags+=(-no-lived)
 echo
 echo "mutation: results ($((SECONDS - start))s in all)"
