@@ -81,3 +81,30 @@ func TestCheckPassesAfterClientConnClose(t *testing.T) {
 	verify()
 	rt.wantNoError(t)
 }
+
+// TestFindListsOnlyChannelsOpenedSinceTheBaseline: a channel open at the
+// baseline and still open is the test binary's, not one the test forgot to
+// close; Find names only the channel opened since.
+func TestFindListsOnlyChannelsOpenedSinceTheBaseline(t *testing.T) {
+	kept := dialReady(t, serveGRPC(t))
+	defer kept.Close()
+	base, err := leaktest.Take()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serveGRPC(t)
+	cc := dialReady(t, addr)
+	defer cc.Close()
+
+	l := leaktest.Find(base, leaktest.Deadline(failDeadline))
+	if l == nil {
+		t.Fatal("Find = nil with a channel opened since the baseline")
+	}
+	var targets []string
+	for _, c := range l.Channels {
+		targets = append(targets, c.Target)
+	}
+	if want := "passthrough:///" + addr; len(targets) != 1 || targets[0] != want {
+		t.Errorf("channels %q, want only %q", targets, want)
+	}
+}
