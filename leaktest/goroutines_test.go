@@ -2,6 +2,8 @@ package leaktest
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -122,5 +124,36 @@ func TestGoroutinesReadsADumpLargerThanItsFirstBuffer(t *testing.T) {
 	}
 	if count < n {
 		t.Errorf("Goroutines lists %d goroutines in blockUntil, want at least %d", count, n)
+	}
+}
+
+// TestGroupStacksOrdersLargestGroupsFirstThenByFirstID: the report reads
+// from the largest group down, and groups of one size come in the order of
+// their first goroutine, whatever order the map of groups gives.
+func TestGroupStacksOrdersLargestGroupsFirstThenByFirstID(t *testing.T) {
+	var b strings.Builder
+	for _, g := range []struct {
+		fn  string
+		ids []int
+	}{
+		{"a", []int{20}},
+		{"b", []int{30, 5, 6}},
+		{"c", []int{3}},
+		{"d", []int{41, 40}},
+		{"e", []int{10}},
+	} {
+		for _, id := range g.ids {
+			fmt.Fprintf(&b, "goroutine %d [select]:\nexample.com/p.%s()\n\t/src/p.go:1 +0x1\n\n", id, g.fn)
+		}
+	}
+	want := []string{"example.com/p.b", "example.com/p.d", "example.com/p.c", "example.com/p.e", "example.com/p.a"}
+	for range 5 { // the groups come out of a map: try more than one order
+		var got []string
+		for _, g := range groupStacks([]byte(b.String()), nil) {
+			got = append(got, g.Top)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("groups %q, want %q", got, want)
+		}
 	}
 }
