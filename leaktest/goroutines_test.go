@@ -157,3 +157,24 @@ func TestGroupStacksOrdersLargestGroupsFirstThenByFirstID(t *testing.T) {
 		}
 	}
 }
+
+// TestShortStackCutsOnlyPastMaxFrames: a stack of maxFrames frames and its
+// creator is shown whole; one frame more is cut to maxFrames, "..." and the
+// creator.
+func TestShortStackCutsOnlyPastMaxFrames(t *testing.T) {
+	stack := func(frames int) string {
+		var lines []string
+		for i := range frames {
+			lines = append(lines, "f"+strconv.Itoa(i)+"(...)", "\tfile.go:"+strconv.Itoa(i))
+		}
+		return strings.Join(append(lines, "created by g", "\tg.go:1"), "\n")
+	}
+	if s := stack(maxFrames); shortStack(s) != s {
+		t.Errorf("a stack of %d frames changed:\n%s", maxFrames, shortStack(s))
+	}
+	got := strings.Split(shortStack(stack(maxFrames+1)), "\n")
+	want := append(strings.Split(stack(maxFrames), "\n")[:2*maxFrames], "...", "created by g", "\tg.go:1")
+	if !slices.Equal(got, want) {
+		t.Errorf("a stack of %d frames cut to:\n%s\nwant:\n%s", maxFrames+1, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
