@@ -32,6 +32,7 @@ func TestJudgeFailureRate(t *testing.T) {
 		{RPCStats{OK: 3, Failed: 1}, 0.25},
 		{RPCStats{Failed: 2}, 1},
 		{RPCStats{OK: 7}, 0},
+		{RPCStats{OK: 2, Failed: 2}, 0.5},
 	} {
 		if got := tt.s.FailureRate(); got != tt.want {
 			t.Errorf("%+v.FailureRate() = %v, want %v", tt.s, got, tt.want)
@@ -806,6 +807,38 @@ func TestJudgeBaselineEvidence(t *testing.T) {
 				if c.Pass == fails || c.Detail != want {
 					t.Errorf("%s: pass %v, detail:\n%s\nwant pass %v, detail:\n%s", c.Name, c.Pass, c.Detail, !fails, want)
 				}
+			}
+		})
+	}
+}
+
+// The removal check's whole detail: the counts it states, and nothing of a
+// kind it has none of.
+func TestJudgeRemovalCheckDetail(t *testing.T) {
+	const bound = 2 * time.Second
+	for _, tt := range []struct {
+		name string
+		rs   Removals
+		pass bool
+		want string
+	}{
+		{"none", Removals{}, true, "0 removal(s); bound 2s"},
+		{"each outcome", Removals{Released: 1, Readded: 2, Open: 3, Unasked: 4, SlowestRelease: secs(0.0454)}, true,
+			"10 removal(s), 1 released (the slowest after 45ms), 2 re-added before release, 3 still within the bound when the run ended, " +
+				"4 never learned (the channel did not ask DNS while the backend was removed: not a leak of the policy; cure: the policy's reresolveInterval, or the servers' MaxConnectionAge); bound 2s"},
+		{"unasked within the bound", Removals{Unasked: 1, List: []Removal{{Backend: "b1", Outcome: RemovalUnasked, After: secs(1)}}}, true,
+			"1 removal(s), 1 never learned (the channel did not ask DNS while the backend was removed: not a leak of the policy; cure: the policy's reresolveInterval, or the servers' MaxConnectionAge); bound 2s"},
+		{"leaked", Removals{Leaked: 2, List: []Removal{
+			{Backend: "b1", Addr: "127.0.0.1:1", Outcome: RemovalLeaked, RemovedAt: secs(1), After: secs(2.5), Sockets: 1},
+			{Backend: "b2", Addr: "127.0.0.1:2", Outcome: RemovalLeaked, RemovedAt: secs(2), After: secs(3), Sockets: 2},
+		}}, false,
+			"2 leaked: backend b1 (127.0.0.1:1): 1 socket(s) still open 2.5s after the resolver removed it at 1.00s, channel still open; bound 2s; " +
+				"backend b2 (127.0.0.1:2): 2 socket(s) still open 3s after the resolver removed it at 2.00s, channel still open; bound 2s; 2 removal(s); bound 2s"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := removalCheck(CheckRemovals, tt.rs, bound)
+			if c.Name != CheckRemovals || c.Pass != tt.pass || c.Detail != tt.want {
+				t.Errorf("removalCheck = %q pass %v:\n%s\nwant pass %v:\n%s", c.Name, c.Pass, c.Detail, tt.pass, tt.want)
 			}
 		})
 	}
