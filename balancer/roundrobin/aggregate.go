@@ -39,12 +39,13 @@ type aggregate struct {
 // rules: READY if any endpoint is READY, else CONNECTING if any is
 // connecting, else IDLE if any is idle, else TRANSIENT_FAILURE.
 func (a *aggregate) state() connectivity.State {
-	switch {
-	case len(a.sets[connectivity.Ready]) > 0:
+	if len(a.sets[connectivity.Ready]) > 0 {
 		return connectivity.Ready
-	case len(a.sets[connectivity.Connecting]) > 0:
+	}
+	if len(a.sets[connectivity.Connecting]) > 0 {
 		return connectivity.Connecting
-	case len(a.sets[connectivity.Idle]) > 0:
+	}
+	if len(a.sets[connectivity.Idle]) > 0 {
 		return connectivity.Idle
 	}
 	return connectivity.TransientFailure
@@ -213,10 +214,10 @@ func (p *readyPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) 
 	}
 	slots := *v
 	e := slots[p.next.Add(1)%uint32(len(slots))].Load()
-	switch {
-	case e == nil:
+	if e == nil {
 		return balancer.PickResult{}, balancer.ErrNoSubConnAvailable
-	case e.picker != nil:
+	}
+	if e.picker != nil {
 		return e.picker.Pick(info)
 	}
 	return e.res, nil
