@@ -2,13 +2,18 @@ package soak
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/leakproof/leakproof/jsontime"
+	"github.com/leakproof/leakproof/leaktest"
+	"github.com/leakproof/leakproof/testbackend"
 )
 
 // TestJudgeSamplesArePreallocatedAndSpared: the run makes its kept samples'
@@ -88,6 +93,14 @@ func TestJudgeKeptSamplesThinEvenly(t *testing.T) {
 	take(maxKept + 3)
 	if len(r.samples) != maxKept/2+3 || int(r.samples[len(r.samples)-2].At) != maxKept+2 {
 		t.Fatalf("after %d: %d kept, want %d", maxKept+3, len(r.samples), maxKept/2+3)
+	}
+	// At stride 2 the kept samples fill up again by sample 2*maxKept-2: the
+	// next sample thins them at once, off the stride as it is.
+	for i := maxKept + 4; i < 2*maxKept; i++ {
+		take(i)
+	}
+	if len(r.samples) != maxKept/2+1 || r.sampling.stride != 4 || int(r.samples[maxKept/2-1].At) != 2*maxKept-4 || int(r.samples[maxKept/2].At) != 2*maxKept-1 {
+		t.Fatalf("after %d samples: %d kept at stride %d", 2*maxKept, len(r.samples), r.sampling.stride)
 	}
 }
 
@@ -400,25 +413,31 @@ func TestJudgeGrownNamesTheGroupsThatGrew(t *testing.T) {
 	start(1, parkedC)
 	start(3, parkedD)
 	defer func() { close(stop); wg.Wait() }()
-	want := []string{"+5 goroutines in chan receive in github.com/leakproof/leakproof/soak.parkedB", "+3 goroutines in chan receive in github.com/leakproof/leakproof/soak.parkedD", "+2 goroutines in chan receive in github.com/leakproof/leakproof/soak.parkedA"}
-	for {
-		g := w.grown()
-		ok := strings.HasPrefix(g, "; grown since the start: ")
-		last := -1
-		for _, x := range want {
-			i := strings.Index(g, x)
-			ok = ok && i > last
-			last = i
-		}
-		if ok {
-			if strings.Contains(g, "parkedC") || strings.Count(g, "; +") != 2 {
-				t.Fatalf("grown lists more than the %d that grew most: %q", maxGrown, g)
+	// The goroutines park at their own pace: wait until every one has.
+	waitFor(t, "the goroutines to park", func() bool {
+		n := 0
+		for _, g := range leaktest.Goroutines() {
+			if strings.Contains(g.Top, "soak.parked") && g.State == "chan receive" {
+				n += g.Count
 			}
-			break
 		}
-		// The goroutines park at their own pace: read again until they
-		// all have (the test's deadline bounds a failure).
-		time.Sleep(time.Millisecond)
+		return n == 11
+	})
+	g := w.grown()
+	want := "; grown since the start: +5 goroutines in chan receive in github.com/leakproof/leakproof/soak.parkedB"
+	if !strings.HasPrefix(g, want) {
+		t.Fatalf("grown = %q, want it to start with %q", g, want)
+	}
+	last := 0
+	for _, x := range []string{"+3 goroutines in chan receive in github.com/leakproof/leakproof/soak.parkedD", "+2 goroutines in chan receive in github.com/leakproof/leakproof/soak.parkedA"} {
+		i := strings.Index(g, x)
+		if i < last {
+			t.Fatalf("grown = %q: %q missing or out of order", g, x)
+		}
+		last = i
+	}
+	if strings.Contains(g, "parkedC") || strings.Count(g, "; +") != 2 {
+		t.Fatalf("grown lists more than the %d that grew most: %q", maxGrown, g)
 	}
 }
 
@@ -426,3 +445,49 @@ func parkedA(stop chan struct{}) { <-stop }
 func parkedB(stop chan struct{}) { <-stop }
 func parkedC(stop chan struct{}) { <-stop }
 func parkedD(stop chan struct{}) { <-stop }
+
+// TestJudgeBackendNamesTheProcessHoldingItsConnection: a backend keeping a
+// connection open because a child process inherited the client's socket
+// names that process (a real child, as the exec fault makes).
+func TestJudgeBackendNamesTheProcessHoldingItsConnection(t *testing.T) {
+	b, err := testbackend.Start(testbackend.Name("b0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	conn, err := net.Dial("tcp4", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := conn.(*net.TCPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, _, env, err := childCommand("idle", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command(exe)
+	child.Env = env
+	child.ExtraFiles = []*os.File{f}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	f.Close()
+	conn.Close()
+
+	o := newObserver()
+	o.r.names = map[netip.AddrPort]string{netip.MustParseAddrPort(b.Addr()): "b0"}
+	sc := &socketCount{total: map[string]int{}}
+	for i := range o.r.openStreak() {
+		s := sample(float64(i), "")
+		s.BackendConns["b0"] = 1 + openSlack
+		o.r.observe(s, sc, 0)
+	}
+	want := fmt.Sprintf("backend b0 has 3 connection(s) open at %.1fs, its clients 0 socket(s), 1 of them held by other processes (", float64(o.r.openStreak()-1))
+	c := o.r.inRun.backendCheck()
+	if c.Pass || !strings.HasPrefix(c.Detail, want) || !strings.Contains(c.Detail, fmt.Sprintf("held by process %d", child.Process.Pid)) {
+		t.Errorf("detail %q, want %q naming process %d", c.Detail, want, child.Process.Pid)
+	}
+}
