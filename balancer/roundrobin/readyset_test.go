@@ -3,6 +3,7 @@ package roundrobin
 import (
 	"encoding/json"
 	"errors"
+	"sync/atomic"
 	"testing"
 
 	"github.com/leakproof/leakproof/internal/policy"
@@ -26,7 +27,7 @@ func (p donePicker) Pick(balancer.PickInfo) (balancer.PickResult, error) {
 // empty READY set makes picks wait too.
 func TestReadyPickerOverEntriesThatAreNotASubConn(t *testing.T) {
 	var empty readySet
-	if _, err := (&readyPicker{set: &empty, next: start(0)}).Pick(balancer.PickInfo{}); !errors.Is(err, balancer.ErrNoSubConnAvailable) {
+	if _, err := (&readyPicker{set: &empty, next: new(atomic.Uint32)}).Pick(balancer.PickInfo{}); !errors.Is(err, balancer.ErrNoSubConnAvailable) {
 		t.Errorf("Pick on a READY set never filled: %v, want ErrNoSubConnAvailable", err)
 	}
 
