@@ -254,6 +254,23 @@ func TestJudgeBackendsHoldOnlyWhatThePhaseAllows(t *testing.T) {
 	}
 }
 
+// TestJudgeBackendMayKeepItsSlackOpen: a backend may keep openSlack
+// connections beyond its clients' sockets for as long as it likes (accepts
+// racing the reading), a held one beyond the frozen backend's allowance
+// never.
+func TestJudgeBackendMayKeepItsSlackOpen(t *testing.T) {
+	o := newObserver()
+	sc := &socketCount{total: map[string]int{"b0": 2}}
+	for i := range 3 * o.r.openStreak() {
+		s := sample(float64(i), "")
+		s.BackendConns["b0"] = 2 + openSlack
+		o.r.observe(s, sc, 1)
+	}
+	if c := o.r.inRun.backendCheck(); !c.Pass {
+		t.Errorf("%d connections open to 2 client sockets for %d samples failed: %s", 2+openSlack, 3*o.r.openStreak(), c.Detail)
+	}
+}
+
 // TestJudgeListsAreBounded: the evidence lists stop at maxListed, and a
 // backend that keeps connections open is not listed past it.
 func TestJudgeListsAreBounded(t *testing.T) {
