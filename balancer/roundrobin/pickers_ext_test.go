@@ -27,6 +27,9 @@ import (
 const (
 	pollTimeout = 5 * time.Second
 	pollEvery   = time.Millisecond
+	// closeTimeout bounds a Close that can only block on a lock a panicked
+	// test still holds; a working Close returns in microseconds.
+	closeTimeout = 10 * time.Second
 )
 
 type fakeCC struct {
@@ -185,7 +188,19 @@ func buildPolicy(t *testing.T, name string) (balancer.Balancer, *fakeCC) {
 	f := newFakeCC()
 	f.asyncShutdown = name != roundrobin.Name
 	b := balancer.Get(name).Build(f, balancer.BuildOptions{})
-	t.Cleanup(b.Close)
+	t.Cleanup(func() {
+		// A test that panics with the balancer's lock held runs this
+		// cleanup before the panic ends the process: a Close that cannot
+		// take the lock must not hold the panic back until the binary's
+		// timeout.
+		done := make(chan struct{})
+		go func() { b.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(closeTimeout):
+			t.Errorf("Close did not return in %v", closeTimeout)
+		}
+	})
 	return b, f
 }
 
