@@ -202,3 +202,31 @@ func TestJudgeGrowthCheckCountsWhatItJudged(t *testing.T) {
 		t.Errorf("String = %q", up.String())
 	}
 }
+
+// TestJudgeHeapRuleNeedsSlopeAndRise: the run's heap climbs only above
+// 1 MiB a minute and by 8 MiB or more: 0.9 MiB a minute for 10 minutes
+// (9 MiB) and 1.5 MiB a minute for 5 minutes (7.5 MiB) are not climbs,
+// 1.5 MiB a minute for 6 minutes is.
+func TestJudgeHeapRuleNeedsSlopeAndRise(t *testing.T) {
+	heap := func(perMinute float64, d time.Duration) []point {
+		var out []point
+		for at := time.Duration(0); at <= d; at += 3 * time.Second {
+			out = append(out, point{at, 20*mib + perMinute*at.Minutes()})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		perMinute float64
+		d         time.Duration
+		climbing  bool
+	}{
+		{0.9 * mib, 10 * time.Minute, false},
+		{1.5 * mib, 5 * time.Minute, false},
+		{1.5 * mib, 6 * time.Minute, true},
+	} {
+		s := runHeapRule.judge("heap in use", "bytes", heap(tc.perMinute, tc.d))
+		if !s.Judged || s.Climbing != tc.climbing {
+			t.Errorf("%.1f MiB a minute for %v: judged %v climbing %v, want climbing %v", tc.perMinute/mib, tc.d, s.Judged, s.Climbing, tc.climbing)
+		}
+	}
+}
