@@ -435,7 +435,9 @@ func Example() {
 		return
 	}
 	defer cc.Close()
-	resp, err := echov1.NewEchoServiceClient(cc).Echo(context.Background(), &echov1.EchoRequest{Message: "hello"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := echov1.NewEchoServiceClient(cc).Echo(ctx, &echov1.EchoRequest{Message: "hello"})
 	if err != nil {
 		fmt.Println(err)
 		return
