@@ -93,7 +93,20 @@ func TestSeesASubchannelWithoutASocket(t *testing.T) {
 		t.Errorf("Target(%q) = %+v, %v; want the one channel with its two subchannels", target, byTarget, err)
 	}
 	cc.Close()
-	if c, ok := channel(t, target); ok {
-		t.Fatalf("channelz still lists the closed channel: %+v", c)
+	// Close returns before a connection attempt in flight ends: a transport
+	// that attempt made while the subchannel was torn down is closed by the
+	// attempt itself (addrConn.createTransport), and channelz drops the
+	// socket, then the subchannel, then the channel when it does. So the
+	// channel leaves channelz soon after Close, not always by its return.
+	deadline = time.Now().Add(timeout)
+	for {
+		c, ok := channel(t, target)
+		if !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("channelz still lists the closed channel %s after it was closed: %+v", timeout, c)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
